@@ -1,0 +1,1 @@
+"""One-shot adaptation: exemplar teacher, student generator, style packs."""

@@ -1,0 +1,1 @@
+"""Where stylized frames go: files, virtual cameras, network streams, memory (tests)."""

@@ -1,0 +1,44 @@
+"""What the pipeline knows of a stylizer: aligned crops in, stylized crops out.
+
+The pipeline never imports ``models``; anything with this shape can stylize (the classical
+cartoon filter in :mod:`pipeline.cartoon`, a one-shot style pack from ``models``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from pipeline.frame import AlignedCrop
+
+__all__ = ["Stylizer"]
+
+
+@runtime_checkable
+class Stylizer(Protocol):
+    """Turns aligned face crops into stylized crops of the same size.
+
+    Attributes:
+        name: a short human name for summaries and ``facestyle packs``.
+        crop_size: side ``S`` of the square crops it expects.
+    """
+
+    name: str
+    crop_size: int
+
+    def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
+        """Stylize a batch of crops.
+
+        Args:
+            crops: ``N`` crops, each ``(S, S, 3)`` ``uint8`` RGB with its landmarks.
+
+        Returns:
+            ``(N, S, S, 3)`` ``uint8`` RGB, stylized crop ``i`` for ``crops[i]``.
+        """
+        ...
+
+    def reset(self) -> None:
+        """Forget any per-track state (call between unrelated clips)."""
+        ...

@@ -1,0 +1,1 @@
+"""The public API a host program calls, and the ``facestyle`` command line."""

@@ -1,0 +1,1 @@
+"""One module per ``facestyle`` subcommand: ``add_parser(subparsers)`` and ``run(args)``."""
