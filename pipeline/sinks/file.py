@@ -1,0 +1,191 @@
+"""Encode frames into a video file with PyAV, copying the input's audio through untouched.
+
+What a user gets out equals what went in apart from the faces: the same size, the same number
+of frames with the same timestamps (each frame's ``pts`` is written in the input's time base,
+so variable frame rate survives), and the same audio packets, remuxed without re-encoding.
+
+The file is written under a temporary name in the output's own folder (so the final rename is
+atomic) and renamed only when everything is flushed; :meth:`FileSink.abort`, which the context
+manager calls on any exception including Ctrl-C, removes the temporary file, so a failed
+render never leaves a broken file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from pipeline.errors import OutputError
+from pipeline.frame import Frame
+from pipeline.sinks.base import Sink
+
+__all__ = ["FileSink"]
+
+
+class FileSink(Sink):
+    """Writes RGB frames to a video file.
+
+    Args:
+        path: final output file; the container follows its suffix (``.mp4``, ``.mkv``,
+            ``.mov``, ``.webm`` with ``codec="libvpx-vp9"``).
+        width, height: frame size; odd sizes are kept exactly by encoding 4:4:4 chroma
+            (4:2:0 needs even sides), which every FFmpeg-based player shows but some hardware
+            decoders do not.
+        fps: nominal frame rate (rate control, and the time base of frames without ``pts``).
+        time_base: unit of the frames' ``pts``; give the source's so timestamps are copied
+            exactly. ``None`` means ``1/fps``.
+        audio_from: a media file whose audio streams are copied into the output.
+        crf: x264 constant-rate factor, 0 (lossless) to 51; 18 looks visually lossless.
+        preset: x264 speed/size trade-off, ``ultrafast`` ... ``veryslow``.
+        codec: FFmpeg encoder name.
+
+    Raises:
+        OutputError: the folder does not exist or cannot be written, the suffix names no
+            container FFmpeg knows, or the disk fills up.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        width: int,
+        height: int,
+        *,
+        fps: float = 25.0,
+        time_base: Fraction | None = None,
+        audio_from: str | Path | None = None,
+        crf: int = 18,
+        preset: str = "medium",
+        codec: str = "libx264",
+    ) -> None:
+        self.path = Path(path)
+        self.width, self.height = width, height
+        self.fps = fps
+        self.time_base = time_base or Fraction(1) / Fraction(fps).limit_denominator(100_000)
+        self.frames_written = 0
+        self._audio_input: av.container.InputContainer | None = None
+        self._tmp = self._make_temp()
+        try:
+            self._container = av.open(str(self._tmp), "w")
+            self._video = self._add_video(codec, crf, preset)
+            self._audio = self._add_audio(audio_from) if audio_from is not None else iter(())
+        except BaseException as error:
+            self.abort()
+            if isinstance(error, (OSError, ValueError)):
+                raise OutputError(f"cannot write {self.path}: {error}") from error
+            raise
+
+    def _make_temp(self) -> Path:
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise OutputError(
+                f"cannot write {self.path}: folder {folder} does not exist; create it first"
+            )
+        try:
+            handle, name = tempfile.mkstemp(
+                prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}", dir=folder
+            )
+        except OSError as error:
+            raise OutputError(
+                f"cannot write in {folder} ({error.strerror}); choose a folder you can write to"
+            ) from error
+        os.close(handle)
+        return Path(name)
+
+    def _add_video(self, codec: str, crf: int, preset: str) -> av.VideoStream:
+        even = self.width % 2 == 0 and self.height % 2 == 0
+        options = {"crf": str(crf), "preset": preset} if codec == "libx264" else {}
+        rate = Fraction(self.fps).limit_denominator(100_000)
+        stream = self._container.add_stream(codec, rate=rate, options=options)
+        stream.width, stream.height = self.width, self.height
+        stream.pix_fmt = "yuv420p" if even else "yuv444p"
+        stream.time_base = self.time_base
+        stream.codec_context.time_base = self.time_base
+        return stream
+
+    def _add_audio(self, source: str | Path) -> Iterator[av.Packet]:
+        """Add one output stream per input audio stream; return their packets in file order."""
+        self._audio_input = av.open(str(source))
+        inputs = self._audio_input.streams.audio
+        outputs = {s.index: self._container.add_stream_from_template(s) for s in inputs}
+        return (
+            _retarget(packet, outputs[packet.stream.index])
+            for packet in self._audio_input.demux(*inputs)
+            if packet.dts is not None
+        )
+
+    def write(self, frame: Frame) -> None:
+        """Encode one frame; its ``pts`` is kept when it is in this sink's time base."""
+        if frame.image.shape[:2] != (self.height, self.width):
+            raise ValueError(
+                f"FileSink.write: expected a {self.width}x{self.height} frame, "
+                f"got {frame.width}x{frame.height}"
+            )
+        if frame.pts is not None and frame.time_base == self.time_base:
+            pts = frame.pts
+        else:
+            pts = round(frame.time / self.time_base)
+        picture = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
+        picture.pts = pts
+        picture.time_base = self.time_base
+        try:
+            self._mux_audio_until(frame.time)
+            self._container.mux(self._video.encode(picture))
+        except OSError as error:
+            raise OutputError(f"cannot write {self.path}: {error}") from error
+        self.frames_written += 1
+
+    def _mux_audio_until(self, seconds: float | None) -> None:
+        """Copy audio packets up to ``seconds`` (all if ``None``), keeping streams interleaved
+        so the muxer never has to buffer a whole stream in memory."""
+        for packet in self._audio:
+            ahead = seconds is not None and packet.pts is not None
+            ahead = ahead and float(packet.pts * packet.time_base) >= seconds
+            self._container.mux(packet)
+            if ahead:
+                break
+
+    def close(self) -> None:
+        """Flush the encoder, copy the rest of the audio, and move the file into place."""
+        if self._tmp is None:
+            return
+        try:
+            self._container.mux(self._video.encode())
+            self._mux_audio_until(None)
+            self._container.close()
+            self._close_audio_input()
+            os.replace(self._tmp, self.path)
+        except BaseException as error:
+            self.abort()
+            if isinstance(error, OSError):
+                raise OutputError(f"cannot write {self.path}: {error}") from error
+            raise
+        self._tmp = None
+
+    def abort(self) -> None:
+        """Stop and delete the temporary file; the final name is never touched."""
+        if self._tmp is None:
+            return
+        container = getattr(self, "_container", None)
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.close()
+        self._close_audio_input()
+        self._tmp.unlink(missing_ok=True)
+        self._tmp = None
+
+    def _close_audio_input(self) -> None:
+        if self._audio_input is not None:
+            self._audio_input.close()
+            self._audio_input = None
+
+
+def _retarget(packet: av.Packet, stream: av.stream.Stream) -> av.Packet:
+    """The same packet, addressed to an output stream (``mux`` rescales its timestamps)."""
+    packet.stream = stream
+    return packet

@@ -1,0 +1,154 @@
+"""Frames from any video file FFmpeg reads (mp4, mov, mkv, webm, ...), through PyAV.
+
+Each frame keeps the stream's own ``pts`` and time base, so variable-frame-rate input keeps
+its timing, and rotation metadata (the container's display matrix) is applied to the pixels,
+so a phone clip shot upright comes out upright.
+
+A truncated or damaged file is an error, not a shorter video: decoding stops at the first
+frame that cannot be read, or when the stream ends before the frame count its header
+promises, and :class:`~pipeline.errors.InputError` says so. A renderer writing to a temporary
+file then discards it, so a damaged input never turns into a silently shortened output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from pipeline.errors import InputError, InputNotFoundError
+from pipeline.frame import Frame
+from pipeline.sources.base import Source
+
+__all__ = ["VideoFileSource", "rotate_upright"]
+
+_REPAIR_HINT = "re-export it, or try `ffmpeg -i IN -c copy repaired.mkv`"
+
+
+def rotate_upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a display rotation to decoded pixels.
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8`` RGB as stored in the stream.
+        rotation: counter-clockwise degrees the picture must be turned to be shown upright,
+            as PyAV reports it in ``VideoFrame.rotation`` (a multiple of 90).
+
+    Returns:
+        ``(H, W, 3)`` or ``(W, H, 3)`` ``uint8`` RGB, C-contiguous.
+    """
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
+
+
+def _stream_duration(stream: av.VideoStream) -> float | None:
+    """The video stream's duration in seconds as its header states it, if it does."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    # Matroska keeps per-stream durations as an "HH:MM:SS.nnnnnnnnn" tag.
+    tag = stream.metadata.get("DURATION")
+    if tag:
+        hours, minutes, seconds = tag.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return None
+
+
+class VideoFileSource(Source):
+    """Decodes the first video stream of a file into RGB :class:`Frame` objects.
+
+    Args:
+        path: the video file.
+
+    Raises:
+        InputNotFoundError: the file does not exist.
+        InputError: the file is empty, not a video, or has no video stream (audio only).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputNotFoundError(f"{self.path}: no such file; check the path")
+        if self.path.is_dir():
+            raise InputError(f"{self.path} is a folder, not a video file")
+        if self.path.stat().st_size == 0:
+            raise InputError(f"{self.path} is empty (0 bytes); give a video file with frames in it")
+        try:
+            self._container = av.open(str(self.path))
+        except av.error.FFmpegError as error:
+            raise InputError(
+                f"{self.path} is not a video FFmpeg can read ({error.strerror}); "
+                f"give an mp4, mov, mkv or webm file, or {_REPAIR_HINT} if it is damaged"
+            ) from error
+        if not self._container.streams.video:
+            kinds = sorted({s.type for s in self._container.streams}) or ["no"]
+            self._container.close()
+            raise InputError(
+                f"{self.path} has no video stream (it has {', '.join(kinds)} streams); "
+                "give a file with video in it"
+            )
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        self._stream = stream
+        self.time_base: Fraction | None = stream.time_base
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        self.fps = float(rate) if rate else 25.0
+        self.frame_count = stream.frames or None
+        self._duration = _stream_duration(stream)
+        self.width, self.height = self._display_size()
+
+    def _display_size(self) -> tuple[int, int]:
+        """``(width, height)`` after rotation, read from the first frame (then rewound)."""
+        width, height = self._stream.codec_context.width, self._stream.codec_context.height
+        rotation = 0
+        for frame in self._container.decode(self._stream):
+            rotation = frame.rotation
+            width, height = frame.width, frame.height
+            break
+        self._container.seek(0, stream=self._stream)
+        if round(rotation / 90) % 2:
+            width, height = height, width
+        return width, height
+
+    @property
+    def has_audio(self) -> bool:
+        """Whether the file carries at least one audio stream (for a sink to copy)."""
+        return bool(self._container.streams.audio)
+
+    def __iter__(self) -> Iterator[Frame]:
+        index, end = 0, 0.0
+        frames = self._container.decode(self._stream)
+        while True:
+            try:
+                decoded = next(frames)
+            except StopIteration:
+                break
+            except av.error.FFmpegError as error:
+                raise InputError(
+                    f"{self.path} is damaged or truncated: decoding stopped after {index} "
+                    f"frames ({error.strerror}); {_REPAIR_HINT}"
+                ) from error
+            image = rotate_upright(decoded.to_ndarray(format="rgb24"), decoded.rotation)
+            time = float(decoded.time) if decoded.time is not None else index / self.fps
+            yield Frame(image, time, index, decoded.pts, self.time_base)
+            index += 1
+            shown = decoded.duration * self.time_base if decoded.duration else 1 / self.fps
+            end = time + float(shown)
+        if index == 0:
+            raise InputError(f"{self.path} has a video stream but no frame decodes; {_REPAIR_HINT}")
+        if self.frame_count is not None and index < self.frame_count:
+            raise InputError(
+                f"{self.path} is truncated: {index} of the {self.frame_count} frames its "
+                f"header lists decode; {_REPAIR_HINT}"
+            )
+        # Containers without a frame count (mkv, webm) still state the stream's duration; a
+        # margin of two frames keeps rounding in real files from being taken for damage.
+        if self._duration is not None and end < self._duration - 2.0 / self.fps:
+            raise InputError(
+                f"{self.path} is truncated: video ends at {end:.2f} s of the "
+                f"{self._duration:.2f} s its header states; {_REPAIR_HINT}"
+            )
+
+    def close(self) -> None:
+        self._container.close()
