@@ -1,0 +1,147 @@
+"""The style exemplar: one portrait, found, aligned to the canonical crop, with its guides.
+
+dlib's detector finds most painted and drawn portraits; for the ones it misses (strong
+cartoons, profiles of a sort) the user gives five points — eye centres, nose tip, mouth
+corners — and the other landmarks are fitted from the mean face by an affine transform, which
+also absorbs a cartoon's stretched proportions better than a similarity would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.align import CROP_SIZE, align_face, canonical_landmarks
+from pipeline.errors import InputError, InputNotFoundError, NoFaceError
+from pipeline.guides import GuideReference, Guides, compute_guides, guide_reference
+from pipeline.landmarks import detect_landmarks
+
+__all__ = [
+    "FIVE_POINTS",
+    "Exemplar",
+    "landmarks_from_points",
+    "load_image",
+    "parse_points",
+    "prepare_exemplar",
+]
+
+FIVE_POINTS = ("left eye", "right eye", "nose tip", "left mouth corner", "right mouth corner")
+"""The five points a user gives for an undetected face, in order, as seen in the image
+(the "left eye" is the one on the image's left)."""
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """A style portrait ready for synthesis.
+
+    Attributes:
+        image: ``(S, S, 3)`` ``uint8`` RGB canonical crop of the portrait.
+        landmarks: ``(68, 2)`` ``float32`` its landmarks in crop pixels.
+        reference: the exemplar-only part of every content crop's guides.
+        guides: the exemplar crop's own guides (positional is the identity grid).
+        fitted: True when the landmarks were fitted from five user points, not detected.
+    """
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    reference: GuideReference
+    guides: Guides
+    fitted: bool = False
+
+    @property
+    def size(self) -> int:
+        return int(self.image.shape[0])
+
+
+def _five(landmarks: np.ndarray) -> np.ndarray:
+    """The five user points of a 68-point face, ``(5, 2)``, in :data:`FIVE_POINTS` order."""
+    pts = np.asarray(landmarks, np.float64)
+    return np.stack([pts[36:42].mean(axis=0), pts[42:48].mean(axis=0), pts[30], pts[48], pts[54]])
+
+
+def landmarks_from_points(points: np.ndarray) -> np.ndarray:
+    """68 landmarks fitted to five points by a least-squares affine of the mean face.
+
+    Args:
+        points: ``(5, 2)`` image pixels ``x, y`` in :data:`FIVE_POINTS` order.
+
+    Returns:
+        ``(68, 2)`` ``float32`` image pixels.
+    """
+    points = np.asarray(points, np.float64)
+    if points.shape != (5, 2):
+        raise InputError(
+            f"expected five points (eyes, nose tip, mouth corners), got {points.shape}"
+        )
+    mean = canonical_landmarks().astype(np.float64)
+    source = np.hstack([_five(mean), np.ones((5, 1))])
+    solution, *_ = np.linalg.lstsq(source, points, rcond=None)
+    if abs(np.linalg.det(solution[:2])) < 1e-6 or points[1, 0] <= points[0, 0]:
+        raise InputError(
+            "the five points do not make a face: give left eye, right eye, nose tip, left and "
+            "right mouth corner, as x,y image pixels, left eye first"
+        )
+    return (np.hstack([mean, np.ones((68, 1))]) @ solution).astype(np.float32)
+
+
+def parse_points(text: str) -> np.ndarray:
+    """``"x,y,x,y,..."`` (10 numbers) as ``(5, 2)`` ``float64``; :class:`InputError` otherwise."""
+    try:
+        values = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+    except ValueError as error:
+        raise InputError(f"--points: expected 10 comma-separated numbers, got {text!r}") from error
+    if len(values) != 10:
+        raise InputError(
+            f"--points: expected 10 numbers (x,y for {', '.join(FIVE_POINTS)}), got {len(values)}"
+        )
+    return np.array(values, np.float64).reshape(5, 2)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """An image file as ``(H, W, 3)`` ``uint8`` RGB."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError(f"image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(f"cannot read {path} as an image (PNG, JPEG, ...)")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def prepare_exemplar(
+    image: np.ndarray, points: np.ndarray | None = None, size: int = CROP_SIZE
+) -> Exemplar:
+    """Find the portrait's face, align it and precompute its guides.
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8`` RGB style portrait.
+        points: optional ``(5, 2)`` image pixels in :data:`FIVE_POINTS` order; used instead
+            of detection (for faces the detector misses).
+        size: crop side ``S``.
+
+    Raises:
+        NoFaceError: no face found and no points given.
+    """
+    if points is not None:
+        landmarks, fitted = landmarks_from_points(points), True
+    else:
+        found = detect_landmarks(image, upsample=1)
+        if not found:
+            raise NoFaceError(
+                "no face found in the style image; give its five points with "
+                "--points x,y,x,y,... (left eye, right eye, nose tip, left and right mouth "
+                "corner, in image pixels)"
+            )
+        landmarks, fitted = found[0], False
+    crop = align_face(image, landmarks, size)
+    reference = guide_reference(crop.image, crop.landmarks)
+    return Exemplar(
+        image=crop.image,
+        landmarks=crop.landmarks,
+        reference=reference,
+        guides=compute_guides(crop.image, crop.landmarks, reference),
+        fitted=fitted,
+    )

@@ -1,0 +1,218 @@
+"""The teacher: guided patch-based synthesis of a content face in the exemplar's style.
+
+Every pixel of the output is painted with the exemplar's own patches, chosen where the
+guides agree (StyLit / FaceStyle): multi-scale PatchMatch over colour + guide features, patch
+voting, and a few EM iterations per level, so the output is the exemplar's texture laid out
+as the content face. Slow (about a second a crop) and not temporally stable on its own; it
+makes the training targets of the student.
+
+The appearance guide stays on every pixel with a weight that lets the content's own
+structure win (its eyes, its open mouth, a microphone at its lips); a positional-dominant
+version pasted the exemplar's features on every face (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from models.exemplar import Exemplar
+from models.patchmatch import occupancy, pad_features, patchmatch, vote
+from pipeline.frame import AlignedCrop
+from pipeline.guides import REGIONS, Guides, compute_guides
+
+__all__ = ["Synthesis", "TeacherParams", "TeacherStylizer", "stylize_face", "synthesize"]
+
+
+@dataclass(frozen=True)
+class TeacherParams:
+    """Settings of the teacher.
+
+    Attributes:
+        levels: pyramid levels; the coarsest is ``S / 2**(levels - 1)`` pixels a side.
+        em_iterations: EM iterations (match, then vote) per level, coarse to fine.
+        pm_iterations: PatchMatch scans per EM iteration.
+        patch: patch side in pixels (odd).
+        color: weight of the colour term (the current estimate against the exemplar).
+        positional: weight of the positional guide (where on the face).
+        regions: weight of the region masks (which part of the face).
+        appearance: weight of the appearance guide (the content's own shading) — keep it
+            high enough that the content's eyes and mouth survive.
+        edges: weight of the edge guide.
+        uniformity: occupancy penalty per already-matched patch, as a fraction of a patch
+            whose every pixel is off by 1 in one unit-weight channel; 0 turns it off.
+        seed: random seed of PatchMatch.
+    """
+
+    levels: int = 3
+    em_iterations: tuple[int, ...] = (4, 3, 2)
+    pm_iterations: int = 2
+    patch: int = 5
+    color: float = 1.0
+    positional: float = 10.0
+    regions: float = 1.0
+    appearance: float = 3.0
+    edges: float = 0.5
+    uniformity: float = 0.005
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.em_iterations) != self.levels:
+            raise ValueError(
+                f"TeacherParams: expected {self.levels} em_iterations, got {self.em_iterations}"
+            )
+        if self.patch < 3 or self.patch % 2 == 0:
+            raise ValueError(f"TeacherParams.patch: expected an odd size >= 3, got {self.patch}")
+
+    def guide_weights(self) -> np.ndarray:
+        """``(2 + len(REGIONS) + 2,)`` ``float32`` weights in :meth:`Guides.stack` order."""
+        return np.array(
+            [self.positional] * 2 + [self.regions] * len(REGIONS) + [self.appearance, self.edges],
+            np.float32,
+        )
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """The teacher's output with what it was made from.
+
+    Attributes:
+        image: ``(S, S, 3)`` ``uint8`` RGB stylized crop.
+        nnf: ``(S, S, 2)`` ``int32`` for each output pixel, the exemplar pixel ``y, x`` at
+            the centre of its matched patch.
+        distance: ``(S, S)`` ``float32`` each patch's final guided distance.
+    """
+
+    image: np.ndarray
+    nnf: np.ndarray
+    distance: np.ndarray = field(repr=False)
+
+
+def _resize(array: np.ndarray, size: int) -> np.ndarray:
+    if array.shape[0] == size:
+        return array
+    channels = array.shape[2]
+    # cv2.resize handles at most 4 channels per call in every interpolation mode.
+    parts = [
+        cv2.resize(array[..., c : c + 4], (size, size), interpolation=cv2.INTER_AREA)
+        for c in range(0, channels, 4)
+    ]
+    return np.dstack([p.reshape(size, size, -1) for p in parts])
+
+
+def _upsample(nnf: np.ndarray, source_size: int) -> np.ndarray:
+    """A field at twice the resolution: each match doubled, children offset like their pixel."""
+    size = nnf.shape[0] * 2
+    grid = np.indices((size, size)).transpose(1, 2, 0)
+    doubled = np.repeat(np.repeat(nnf, 2, axis=0), 2, axis=1) * 2 + grid % 2
+    return np.clip(doubled, 0, source_size - 1).astype(np.int32)
+
+
+def _initial_field(positional: np.ndarray, size: int, source_size: int) -> np.ndarray:
+    """Each target pixel matched where the positional guide says it lands."""
+    scaled = _resize(positional, size) * (size / positional.shape[0])
+    yx = np.rint(scaled[..., ::-1]).astype(np.int32)
+    return np.ascontiguousarray(np.clip(yx, 0, source_size - 1))
+
+
+def synthesize(
+    exemplar: Exemplar, content: Guides, params: TeacherParams | None = None
+) -> Synthesis:
+    """Paint the content crop (known by its guides) with the exemplar's patches.
+
+    Args:
+        exemplar: the prepared style portrait.
+        content: the content crop's guides, from :func:`compute_guides` against
+            ``exemplar.reference`` (same size as the exemplar crop).
+        params: settings; defaults if ``None``.
+    """
+    params = params or TeacherParams()
+    size = exemplar.size
+    radius = params.patch // 2
+    weights = np.sqrt(params.guide_weights())
+    source_guides = exemplar.guides.stack() * weights
+    target_guides = content.stack() * weights
+    style = exemplar.image.astype(np.float32) / np.float32(255.0)
+    color = np.float32(np.sqrt(params.color))
+    penalty = params.uniformity * params.patch**2
+    nnf = None
+    for level in range(params.levels):
+        side = size >> (params.levels - 1 - level)
+        level_style = _resize(style, side)
+        source = pad_features(
+            np.concatenate([level_style * color, _resize(source_guides, side)], axis=2), radius
+        )
+        level_target = _resize(target_guides, side)
+        if nnf is None:
+            nnf = _initial_field(content.positional, side, side)
+            search = side // 2
+        else:
+            nnf = _upsample(nnf, side)
+            # Finer levels refine what the coarse level found; long jumps rarely pay.
+            search = max(side // 8, 4)
+        used = occupancy(nnf, (side, side))
+        estimate = vote(level_style, nnf, radius)
+        for iteration in range(params.em_iterations[level]):
+            target = pad_features(np.concatenate([estimate * color, level_target], axis=2), radius)
+            distance = patchmatch(
+                source,
+                target,
+                nnf,
+                used,
+                radius,
+                penalty,
+                params.pm_iterations,
+                search,
+                params.seed + 101 * level + iteration,
+            )
+            estimate = vote(level_style, nnf, radius)
+    image = np.clip(estimate * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Synthesis(image=image, nnf=nnf, distance=distance)
+
+
+def stylize_face(
+    exemplar: Exemplar,
+    content_crop: np.ndarray,
+    content_landmarks: np.ndarray,
+    params: TeacherParams | None = None,
+) -> np.ndarray:
+    """One content face in the exemplar's style.
+
+    Args:
+        exemplar: the prepared style portrait (crop side ``S``).
+        content_crop: ``(S, S, 3)`` ``uint8`` RGB aligned content crop.
+        content_landmarks: ``(68, 2)`` its landmarks in crop pixels.
+        params: teacher settings; defaults if ``None``.
+
+    Returns:
+        ``(S, S, 3)`` ``uint8`` RGB.
+    """
+    guides = compute_guides(content_crop, content_landmarks, exemplar.reference)
+    return synthesize(exemplar, guides, params).image
+
+
+class TeacherStylizer:
+    """The teacher as a :class:`pipeline.stylizer.Stylizer` (about a second per crop).
+
+    Used to judge an exemplar on a clip (``facestyle eval --teacher``) and to measure how
+    much the teacher flickers when run frame by frame.
+    """
+
+    name = "teacher"
+
+    def __init__(self, exemplar: Exemplar, params: TeacherParams | None = None) -> None:
+        self.exemplar = exemplar
+        self.params = params or TeacherParams()
+        self.crop_size = exemplar.size
+
+    def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
+        out = np.empty((len(crops), self.crop_size, self.crop_size, 3), np.uint8)
+        for i, crop in enumerate(crops):
+            out[i] = stylize_face(self.exemplar, crop.image, crop.landmarks, self.params)
+        return out
+
+    def reset(self) -> None:
+        """Nothing to forget: every crop is synthesized on its own."""

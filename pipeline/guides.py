@@ -1,0 +1,317 @@
+"""Guides for patch-based face synthesis, in the canonical crop.
+
+A guide is an image that says, for every pixel of a crop, *what it is*: where it sits on the
+face (positional guide), which facial part it belongs to (region masks), how bright its
+neighbourhood is (appearance guide) and how strong its edges are (edge guide). The teacher
+matches content pixels to exemplar pixels whose guides agree; the student reads the same
+guides as extra input channels, so everything per-frame here is cheap (a few ms at 256²).
+
+Conventions stated once: crops are square, ``S`` pixels a side; landmarks are ``(68, 2)``
+``float32`` ``x, y`` crop pixels in iBUG-300W order; every guide is ``float32``.
+
+What depends only on the exemplar (its landmarks and its luminance distribution) is computed
+once into a :class:`GuideReference`; :func:`compute_guides` is the per-frame part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import cv2
+import numpy as np
+from scipy.interpolate import RBFInterpolator
+
+__all__ = [
+    "REGIONS",
+    "GuideReference",
+    "Guides",
+    "appearance_guide",
+    "compute_guides",
+    "edge_guide",
+    "guide_reference",
+    "luminance",
+    "positional_guide",
+    "region_labels",
+    "region_masks",
+]
+
+REGIONS = ("background", "hair", "skin", "nose", "brows", "eyes", "lips", "mouth")
+"""Region mask channels, in order. ``hair`` is the band above the brows (forehead and hair),
+``mouth`` the inside of the lips (teeth, tongue, dark gap), ``lips`` the lips themselves."""
+
+_FACE_REGIONS = tuple(REGIONS.index(name) for name in REGIONS if name not in ("background", "hair"))
+
+# Quantiles at which luminance distributions are compared for histogram matching.
+_QUANTILES = np.linspace(0.0, 1.0, 65)
+
+# TPS is smooth, so it is evaluated on a coarse grid (this many cells a side) and resampled.
+_TPS_GRID = 32
+
+
+@dataclass(frozen=True)
+class GuideReference:
+    """What the guides of every content crop are measured against: the exemplar's side.
+
+    Attributes:
+        landmarks: ``(68, 2)`` ``float32`` the exemplar's landmarks in its crop.
+        luminance_quantiles: ``(65,)`` ``float32`` quantiles 0, 1/64, ..., 1 of the
+            exemplar's blurred luminance (0-1) inside its face, increasing.
+        size: crop side ``S``.
+    """
+
+    landmarks: np.ndarray
+    luminance_quantiles: np.ndarray
+    size: int
+
+
+@dataclass(frozen=True)
+class Guides:
+    """The guides of one crop.
+
+    Attributes:
+        positional: ``(S, S, 2)`` ``float32`` for each pixel, the exemplar crop coordinate
+            ``x, y`` (pixels) that corresponds to it; the identity grid for the exemplar itself.
+        regions: ``(S, S, len(REGIONS))`` ``float32`` 0-1 soft masks, channels in
+            :data:`REGIONS` order, summing to 1 at every pixel.
+        appearance: ``(S, S)`` ``float32`` 0-1 blurred luminance, histogram-matched inside the
+            face to the exemplar's.
+        edges: ``(S, S)`` ``float32`` 0-1 gradient magnitude of the blurred luminance.
+    """
+
+    positional: np.ndarray
+    regions: np.ndarray
+    appearance: np.ndarray
+    edges: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.appearance.shape[0])
+
+    def stack(self) -> np.ndarray:
+        """All guides as one ``(S, S, 2 + len(REGIONS) + 2)`` ``float32`` array, about 0-1.
+
+        Channel order: positional ``x / S``, ``y / S``, the region masks, appearance, edges.
+        """
+        return np.concatenate(
+            [
+                self.positional / np.float32(self.size),
+                self.regions,
+                self.appearance[..., None],
+                self.edges[..., None],
+            ],
+            axis=2,
+        )
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of ``(S, S, 3)`` ``uint8`` RGB as ``(S, S)`` ``float32`` 0-1."""
+    weights = np.array([0.299, 0.587, 0.114], np.float32) / np.float32(255.0)
+    return image.astype(np.float32) @ weights
+
+
+def _polygon(labels: np.ndarray, points: np.ndarray, value: int) -> None:
+    # 4 fractional bits: landmarks are sub-pixel and the crops are small.
+    cv2.fillPoly(labels, [np.round(points * 16).astype(np.int32)], value, cv2.LINE_8, shift=4)
+
+
+def _scaled(points: np.ndarray, factor: float) -> np.ndarray:
+    centre = points.mean(axis=0)
+    return centre + (points - centre) * factor
+
+
+def region_labels(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """Hard region map: ``(S, S)`` ``uint8``, each pixel the index of its region in
+    :data:`REGIONS`.
+
+    Regions are painted from the landmarks, back to front: a head ellipse (hair), the face
+    (jaw line closed over the brows, skin), then nose, brows, eyes, lips and the inner mouth.
+    """
+    pts = np.asarray(landmarks, np.float64)
+    labels = np.zeros((size, size), np.uint8)
+    brows = pts[17:27]
+    chin = pts[8]
+    brow_centre = brows.mean(axis=0)
+    up = brow_centre - chin
+    height = float(np.linalg.norm(up)) or 1.0
+    up /= height
+    # The band above the brows up to about two thirds of the brow-chin distance, widened at
+    # the temples: forehead and hair, as far as the landmarks can tell.
+    top = _scaled(brows, 1.15) + up * 0.65 * height
+    head = np.concatenate([pts[0:17], top[::-1]])
+    _polygon(labels, _scaled(head, 1.08), REGIONS.index("hair"))
+    face = np.concatenate([pts[0:17], brows[::-1] + up * 0.06 * height])
+    _polygon(labels, face, REGIONS.index("skin"))
+    nose = pts[[27, 31, 32, 33, 34, 35]]
+    _polygon(labels, _scaled(nose, 1.1), REGIONS.index("nose"))
+    thickness = 0.035 * height
+    for brow in (pts[17:22], pts[22:27]):
+        outline = np.concatenate([brow + up * thickness, brow[::-1] - up * thickness])
+        _polygon(labels, outline, REGIONS.index("brows"))
+    for eye in (pts[36:42], pts[42:48]):
+        _polygon(labels, _scaled(eye, 1.35), REGIONS.index("eyes"))
+    _polygon(labels, pts[48:60], REGIONS.index("lips"))
+    _polygon(labels, pts[60:68], REGIONS.index("mouth"))
+    return labels
+
+
+def region_masks(landmarks: np.ndarray, size: int, sigma: float | None = None) -> np.ndarray:
+    """Soft region masks: ``(S, S, len(REGIONS))`` ``float32`` 0-1, summing to 1 per pixel.
+
+    Args:
+        landmarks: ``(68, 2)`` crop pixels.
+        size: crop side ``S``.
+        sigma: Gaussian blur in pixels; default ``S / 80`` (3.2 px at 256), enough that the
+            masks of neighbouring parts overlap where the landmarks are uncertain.
+    """
+    labels = region_labels(landmarks, size)
+    one_hot = (labels[..., None] == np.arange(len(REGIONS), dtype=np.uint8)).astype(np.float32)
+    sigma = size / 80.0 if sigma is None else sigma
+    return cv2.GaussianBlur(one_hot, (0, 0), sigma).reshape(size, size, len(REGIONS))
+
+
+def _border_anchors(size: int) -> np.ndarray:
+    """``(16, 2)`` points along the crop border that the TPS keeps in place."""
+    ticks = np.linspace(0, size - 1, 5)
+    edge = np.concatenate(
+        [
+            np.stack([ticks, np.zeros(5)], 1),
+            np.stack([ticks, np.full(5, size - 1.0)], 1),
+            np.stack([np.zeros(3), ticks[1:4]], 1),
+            np.stack([np.full(3, size - 1.0), ticks[1:4]], 1),
+        ]
+    )
+    return edge
+
+
+@cache
+def _coarse_grid(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coarse evaluation points and the remap tables that spread them over the crop."""
+    ticks = np.linspace(0.0, size - 1.0, _TPS_GRID + 1)
+    gx, gy = np.meshgrid(ticks, ticks)
+    points = np.stack([gx.ravel(), gy.ravel()], 1)
+    scale = _TPS_GRID / (size - 1.0)
+    xs = np.arange(size, dtype=np.float32) * np.float32(scale)
+    map_x, map_y = np.meshgrid(xs, xs)
+    return points, map_x, map_y
+
+
+def positional_guide(
+    content_landmarks: np.ndarray, exemplar_landmarks: np.ndarray, size: int
+) -> np.ndarray:
+    """Where each content pixel lands on the exemplar: a thin-plate-spline warp.
+
+    The spline maps the content's 68 landmarks exactly onto the exemplar's and keeps 16
+    points on the crop border in place, so the background does not swing with the face.
+
+    Args:
+        content_landmarks: ``(68, 2)`` the content face in its crop, pixels.
+        exemplar_landmarks: ``(68, 2)`` the exemplar face in its crop, pixels.
+        size: crop side ``S`` (both crops).
+
+    Returns:
+        ``(S, S, 2)`` ``float32`` exemplar ``x, y`` pixel for each content pixel.
+    """
+    anchors = _border_anchors(size)
+    source = np.concatenate([np.asarray(content_landmarks, np.float64), anchors])
+    target = np.concatenate([np.asarray(exemplar_landmarks, np.float64), anchors])
+    # A little smoothing: landmark noise should bend the warp, not fold it.
+    spline = RBFInterpolator(source, target, kernel="thin_plate_spline", smoothing=1.0)
+    points, map_x, map_y = _coarse_grid(size)
+    coarse = spline(points).astype(np.float32).reshape(_TPS_GRID + 1, _TPS_GRID + 1, 2)
+    return cv2.remap(coarse, map_x, map_y, cv2.INTER_LINEAR)
+
+
+def _blurred_luminance(image: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(luminance(image), (0, 0), sigma)
+
+
+def _face_weight(regions: np.ndarray) -> np.ndarray:
+    return regions[..., list(_FACE_REGIONS)].sum(axis=2)
+
+
+def _luminance_quantiles(blurred: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    inside = blurred[_face_weight(regions) > 0.5]
+    if inside.size == 0:
+        inside = blurred.ravel()
+    return np.quantile(inside, _QUANTILES).astype(np.float32)
+
+
+def appearance_guide(
+    image: np.ndarray, regions: np.ndarray, reference: GuideReference
+) -> np.ndarray:
+    """Blurred luminance, histogram-matched inside the face to the exemplar's.
+
+    This is the guide that carries the content person's own structure (eyes, open mouth,
+    a held microphone) into the synthesis; matching the histogram makes the content's shading
+    comparable with the exemplar's, so a dark painting and a bright photo still pair up.
+
+    Args:
+        image: ``(S, S, 3)`` ``uint8`` RGB crop.
+        regions: ``(S, S, len(REGIONS))`` its :func:`region_masks`.
+        reference: the exemplar's side.
+
+    Returns:
+        ``(S, S)`` ``float32`` 0-1.
+    """
+    size = image.shape[0]
+    blurred = _blurred_luminance(image, size / 128.0)
+    source = _luminance_quantiles(blurred, regions)
+    # Ties (flat regions) would make np.interp's x non-increasing; nudge them apart.
+    source = source + np.arange(source.size, dtype=np.float32) * np.float32(1e-6)
+    return np.interp(blurred, source, reference.luminance_quantiles).astype(np.float32)
+
+
+def edge_guide(image: np.ndarray) -> np.ndarray:
+    """Gradient magnitude of the lightly blurred luminance, ``(S, S)`` ``float32`` 0-1.
+
+    Normalised by the crop's own 98th percentile, so a soft painting and a crisp photo both
+    span the range.
+    """
+    size = image.shape[0]
+    blurred = _blurred_luminance(image, size / 256.0)
+    gx = cv2.Sobel(blurred, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(blurred, cv2.CV_32F, 0, 1, ksize=3)
+    magnitude = cv2.magnitude(gx, gy)
+    top = float(np.percentile(magnitude, 98.0)) or 1.0
+    return np.minimum(magnitude / np.float32(top), np.float32(1.0))
+
+
+def guide_reference(image: np.ndarray, landmarks: np.ndarray) -> GuideReference:
+    """The exemplar-only part of the guides, computed once per style.
+
+    Args:
+        image: ``(S, S, 3)`` ``uint8`` RGB exemplar crop.
+        landmarks: ``(68, 2)`` its landmarks, crop pixels.
+    """
+    size = image.shape[0]
+    regions = region_masks(landmarks, size)
+    blurred = _blurred_luminance(image, size / 128.0)
+    return GuideReference(
+        landmarks=np.asarray(landmarks, np.float32),
+        luminance_quantiles=_luminance_quantiles(blurred, regions),
+        size=size,
+    )
+
+
+def compute_guides(image: np.ndarray, landmarks: np.ndarray, reference: GuideReference) -> Guides:
+    """All guides of one crop (per frame; a few ms at 256²).
+
+    Args:
+        image: ``(S, S, 3)`` ``uint8`` RGB aligned crop.
+        landmarks: ``(68, 2)`` its landmarks, crop pixels.
+        reference: from :func:`guide_reference` on the exemplar (same ``S``).
+    """
+    size = image.shape[0]
+    if image.shape != (size, size, 3) or reference.size != size:
+        raise ValueError(
+            f"compute_guides: expected an ({reference.size}, {reference.size}, 3) crop, "
+            f"got {image.shape}"
+        )
+    regions = region_masks(landmarks, size)
+    return Guides(
+        positional=positional_guide(landmarks, reference.landmarks, size),
+        regions=regions,
+        appearance=appearance_guide(image, regions, reference),
+        edges=edge_guide(image),
+    )
