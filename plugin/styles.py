@@ -1,0 +1,78 @@
+"""Turn what a user types after ``--style`` into a :class:`~pipeline.stylizer.Stylizer`.
+
+A style is ``"cartoon"`` (the built-in classical filter), the name of a style pack bundled
+with facestyle, or the path to a ``.safetensors`` style pack made by ``facestyle adapt``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.errors import StyleError
+from pipeline.stylizer import Stylizer
+
+__all__ = ["BUILTIN_STYLES", "DEFAULT_STYLE", "available_styles", "resolve_style"]
+
+BUILTIN_STYLES = ("cartoon",)
+
+# The style `facestyle render` and the API use when none is given.
+DEFAULT_STYLE = "cartoon"
+
+_PACK_SUFFIX = ".safetensors"
+
+
+def _bundled_packs() -> dict[str, Path]:
+    """Bundled pack names and files; empty while this build has no pack support."""
+    try:
+        from models.pack import bundled_packs
+    except ModuleNotFoundError as error:
+        if error.name not in {"models.pack", "models"}:
+            raise
+        return {}
+    return bundled_packs()
+
+
+def available_styles() -> list[str]:
+    """Every style name ``resolve_style`` accepts besides a pack path, built-ins first."""
+    return [*BUILTIN_STYLES, *sorted(_bundled_packs())]
+
+
+def _load_pack(path: Path) -> Stylizer:
+    try:
+        from models.pack_stylizer import PackStylizer
+
+        from models.pack import load_pack
+    except ModuleNotFoundError as error:
+        raise StyleError(
+            f"cannot load style pack {path}: this build of facestyle has no style-pack support "
+            f"yet; use --style {DEFAULT_STYLE}"
+        ) from error
+    return PackStylizer(load_pack(path))
+
+
+def resolve_style(spec: str | Path) -> Stylizer:
+    """The stylizer a style spec names.
+
+    Args:
+        spec: ``"cartoon"``, a bundled pack name, or a path to a ``.safetensors`` pack.
+
+    Raises:
+        StyleError: the name is unknown, the pack file is missing, or the pack is invalid.
+    """
+    text = str(spec)
+    if text == "cartoon":
+        from pipeline.cartoon import CartoonStylizer
+
+        return CartoonStylizer()
+    path = Path(text)
+    if text.endswith(_PACK_SUFFIX) or path.exists():
+        if not path.is_file():
+            raise StyleError(f"style pack {path} does not exist; check the path")
+        return _load_pack(path)
+    bundled = _bundled_packs()
+    if text in bundled:
+        return _load_pack(bundled[text])
+    raise StyleError(
+        f"unknown style {text!r}; choose one of {', '.join(available_styles())} "
+        f"or give the path to a {_PACK_SUFFIX} style pack"
+    )
