@@ -1,0 +1,293 @@
+"""Put stylized face crops back into the frame: inverse warp, feathered mask, weighted blend.
+
+Conventions: an :class:`~pipeline.frame.AlignedCrop`'s ``matrix`` maps frame pixels to crop
+pixels. Warping a crop back into the frame therefore uses that matrix as it is, as the
+*inverse map* of the warp (for each frame pixel, where in the crop to read); only the
+bounding rectangle is found through the inverse. The mask is drawn in crop pixels, so its feather is the same fraction of the
+face at every distance from the camera, and it travels through the same warp as the colours.
+
+Only the face's bounding region of the frame is touched; every pixel outside the warped
+mask keeps its exact input value. The blend is written once against an array module
+(:mod:`pipeline.xp`): NumPy here, CuPy on a CUDA machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from pipeline.frame import AlignedCrop, Face
+from pipeline.xp import ArrayBackend, Device, select_backend
+
+__all__ = [
+    "Compositor",
+    "blend",
+    "crop_mask",
+    "face_mask",
+    "warp_crop_ndimage",
+    "warp_crop_opencv",
+]
+
+Mode = Literal["face", "crop"]
+
+# iBUG-300W landmark indices.
+_JAW = slice(0, 17)
+_BROWS = slice(17, 27)
+_CHIN = 8
+
+
+def _feather(solid: np.ndarray, width: int) -> np.ndarray:
+    """Shrink a 0/255 mask by ``width`` px, then soften its edge over the same ``width``.
+
+    The blur's kernel is cut at ``width`` px, so the soft edge never reaches past the
+    original mask: pixels outside it stay exactly 0.
+    """
+    # Zeroing the border first makes the crop's own edge feather like any other edge.
+    solid[0, :] = solid[-1, :] = solid[:, 0] = solid[:, -1] = 0
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    shrunk = cv2.erode(solid, kernel)
+    return cv2.GaussianBlur(shrunk, (2 * width + 1, 2 * width + 1), width / 2)
+
+
+def face_mask(landmarks: np.ndarray, size: int, feather: float, forehead: float) -> np.ndarray:
+    """Feathered mask of the face in crop pixels.
+
+    The outline is the convex hull of the jaw line and the eyebrows, plus the eyebrows
+    raised toward the hairline (landmarks stop at the brows, a cartoon should not).
+
+    Args:
+        landmarks: ``(68, 2)`` ``float32`` ``x, y`` in crop pixels, iBUG-300W order.
+        size: crop side ``S``.
+        feather: width of the soft edge as a fraction of ``S``.
+        forehead: how far the brows are raised, as a fraction of the brow-to-chin distance.
+
+    Returns:
+        ``(S, S)`` ``uint8``, 255 inside the face, 0 outside, a soft ramp between.
+    """
+    points = np.asarray(landmarks, np.float64)
+    brows = points[_BROWS]
+    up = brows.mean(axis=0) - points[_CHIN]
+    raised = brows + forehead * up
+    outline = cv2.convexHull(np.concatenate([points[_JAW], brows, raised]).astype(np.float32))
+    solid = np.zeros((size, size), np.uint8)
+    # 4 fractional bits: the outline moves smoothly with sub-pixel landmark motion.
+    cv2.fillConvexPoly(solid, np.rint(outline * 16).astype(np.int32), 255, cv2.LINE_8, 4)
+    return _feather(solid, max(1, round(feather * size)))
+
+
+def crop_mask(size: int, feather: float) -> np.ndarray:
+    """Feathered mask of the whole crop: ``(S, S)`` ``uint8``, 255 inside, 0 at the border."""
+    return _feather(np.full((size, size), 255, np.uint8), max(1, round(feather * size)))
+
+
+def _region_matrix(matrix: np.ndarray, region: tuple[int, int, int, int]) -> np.ndarray:
+    """The frame -> crop matrix re-based so region pixel ``(0, 0)`` is frame ``(x0, y0)``."""
+    shifted = np.asarray(matrix, np.float64).copy()
+    shifted[:, 2] += shifted[:, :2] @ np.array(region[:2], np.float64)
+    return shifted
+
+
+def warp_crop_opencv(
+    rgba: np.ndarray, matrix: np.ndarray, region: tuple[int, int, int, int]
+) -> np.ndarray:
+    """Warp a crop (colour + mask) into a rectangle of the frame, on the CPU.
+
+    Args:
+        rgba: ``(S, S, 4)`` ``uint8`` RGB + mask.
+        matrix: ``(2, 3)`` ``float64`` frame -> crop affine, as in ``AlignedCrop.matrix``.
+        region: ``x0, y0, width, height`` of the frame rectangle to fill.
+
+    Returns:
+        ``(height, width, 4)`` ``uint8``; 0 where the rectangle reads outside the crop.
+    """
+    return cv2.warpAffine(
+        rgba,
+        _region_matrix(matrix, region),
+        region[2:],
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+
+
+def warp_crop_ndimage(
+    backend: ArrayBackend, rgba: Any, matrix: np.ndarray, region: tuple[int, int, int, int]
+) -> Any:
+    """:func:`warp_crop_opencv` for any array backend, through ``ndimage.affine_transform``.
+
+    The GPU path (``cupyx.scipy.ndimage``); on NumPy it runs with ``scipy.ndimage``, which
+    is how the CPU tests check it against OpenCV.
+
+    Args:
+        backend: where ``rgba`` lives.
+        rgba: ``(S, S, 4)`` ``uint8`` ``backend`` array, RGB + mask.
+        matrix, region: as for :func:`warp_crop_opencv`.
+
+    Returns:
+        ``(height, width, 4)`` ``uint8`` ``backend`` array.
+    """
+    m = _region_matrix(matrix, region)
+    # ndimage indexes (row, column, channel): swap x and y, keep the channel axis fixed.
+    transform = np.array(
+        [
+            [m[1, 1], m[1, 0], 0.0, m[1, 2]],
+            [m[0, 1], m[0, 0], 0.0, m[0, 2]],
+            [0.0, 0.0, 1.0, 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]
+    )
+    xp = backend.xp
+    warped = backend.ndimage.affine_transform(
+        rgba.astype(xp.float32),
+        backend.to_device(transform),
+        output_shape=(region[3], region[2], 4),
+        order=1,
+        mode="constant",
+        cval=0.0,
+    )
+    return xp.clip(xp.rint(warped), 0, 255).astype(xp.uint8)
+
+
+def blend(xp: Any, base: Any, warped: Any, weight: float) -> Any:
+    """Blend warped colour over ``base`` by the warped mask times ``weight``.
+
+    Args:
+        xp: ``numpy`` or ``cupy``.
+        base: ``(H, W, 3)`` ``uint8`` RGB frame region.
+        warped: ``(H, W, 4)`` ``uint8`` RGB + mask (255 = fully stylized).
+        weight: 0-1 overall opacity (the face's visibility).
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB; exactly ``base`` where the mask or ``weight`` is 0,
+        exactly the warped colour where both are full.
+    """
+    alpha = warped[:, :, 3:].astype(xp.float32) * xp.float32(weight / 255.0)
+    below = base.astype(xp.float32)
+    mixed = below + (warped[:, :, :3].astype(xp.float32) - below) * alpha
+    return xp.rint(mixed).astype(xp.uint8)
+
+
+class Compositor:
+    """Blends stylized face crops back into their frame.
+
+    Args:
+        mode: ``"face"`` blends inside the face outline (jaw, brows, forehead); ``"crop"``
+            blends the whole square crop.
+        feather: soft-edge width as a fraction of the crop side.
+        forehead: in ``"face"`` mode, how far above the brows the outline reaches, as a
+            fraction of the brow-to-chin distance.
+        device: ``"auto"`` (CuPy on a CUDA device, else NumPy), ``"cpu"`` or ``"cuda"``.
+    """
+
+    def __init__(
+        self,
+        mode: Mode = "face",
+        *,
+        feather: float = 0.04,
+        forehead: float = 0.3,
+        device: Device = "auto",
+    ) -> None:
+        if mode not in ("face", "crop"):
+            raise ValueError(f"Compositor: mode must be 'face' or 'crop', got {mode!r}")
+        if not 0.0 < feather < 0.25:
+            raise ValueError(f"Compositor: feather must be in (0, 0.25), got {feather}")
+        self.mode = mode
+        self.feather = feather
+        self.forehead = forehead
+        self.backend = select_backend(device)
+        self._crop_masks: dict[int, np.ndarray] = {}
+
+    def process(
+        self,
+        image: np.ndarray,
+        crops: Sequence[AlignedCrop],
+        stylized: np.ndarray,
+        faces: Sequence[Face],
+    ) -> np.ndarray:
+        """Composite every stylized crop into the frame.
+
+        Args:
+            image: ``(H, W, 3)`` ``uint8`` RGB frame; not modified.
+            crops: ``N`` aligned crops the stylized ones were made from (matrix, landmarks).
+            stylized: ``(N, S, S, 3)`` ``uint8`` RGB, stylized crop ``i`` for ``crops[i]``.
+            faces: ``N`` faces; ``faces[i].visibility`` scales crop ``i``'s opacity.
+
+        Returns:
+            ``(H, W, 3)`` ``uint8`` RGB: a new frame, or ``image`` itself when nothing is
+            blended in (no faces, or all invisible).
+        """
+        if not len(crops) == len(stylized) == len(faces):
+            raise ValueError(
+                "Compositor.process: expected as many crops, stylized crops and faces, "
+                f"got {len(crops)}, {len(stylized)} and {len(faces)}"
+            )
+        out = image
+        for crop, styled, face in zip(crops, stylized, faces, strict=True):
+            if face.visibility <= 0.0:
+                continue
+            if styled.shape != crop.image.shape:
+                raise ValueError(
+                    f"Compositor.process: stylized crop is {styled.shape}, "
+                    f"its aligned crop {crop.image.shape}"
+                )
+            mask = self._mask(crop)
+            region = _frame_region(mask, crop.matrix, image.shape[1], image.shape[0])
+            if region is None:
+                continue
+            if out is image:
+                out = image.copy()
+            self._blend_one(out, np.dstack([styled, mask]), crop.matrix, region, face.visibility)
+        return out
+
+    def reset(self) -> None:
+        """Nothing carries over between frames; kept for the stage interface."""
+
+    def _mask(self, crop: AlignedCrop) -> np.ndarray:
+        if self.mode == "face":
+            return face_mask(crop.landmarks, crop.size, self.feather, self.forehead)
+        if crop.size not in self._crop_masks:
+            self._crop_masks[crop.size] = crop_mask(crop.size, self.feather)
+        return self._crop_masks[crop.size]
+
+    def _blend_one(
+        self,
+        out: np.ndarray,
+        rgba: np.ndarray,
+        matrix: np.ndarray,
+        region: tuple[int, int, int, int],
+        weight: float,
+    ) -> None:
+        backend = self.backend
+        x0, y0, width, height = region
+        window = out[y0 : y0 + height, x0 : x0 + width]
+        if backend.name == "numpy":
+            warped = warp_crop_opencv(rgba, matrix, region)
+        else:
+            warped = warp_crop_ndimage(backend, backend.to_device(rgba), matrix, region)
+        mixed = blend(backend.xp, backend.to_device(window), warped, weight)
+        window[...] = backend.to_numpy(mixed)
+
+
+def _frame_region(
+    mask: np.ndarray, matrix: np.ndarray, width: int, height: int
+) -> tuple[int, int, int, int] | None:
+    """``x0, y0, w, h`` of the frame rectangle the mask's support lands in, or ``None``."""
+    ys, xs = np.nonzero(mask[::4, ::4])
+    if len(xs) == 0:
+        return None
+    # Sub-sampled support, widened by the step so no edge pixel is lost.
+    lo = np.array([xs.min() * 4 - 4, ys.min() * 4 - 4], np.float64)
+    hi = np.array([xs.max() * 4 + 4, ys.max() * 4 + 4], np.float64)
+    corners = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [lo[0], hi[1]], [hi[0], hi[1]]])
+    linear, shift = matrix[:, :2].astype(np.float64), matrix[:, 2].astype(np.float64)
+    in_frame = (corners - shift) @ np.linalg.inv(linear).T
+    x0 = max(int(np.floor(in_frame[:, 0].min())) - 1, 0)
+    y0 = max(int(np.floor(in_frame[:, 1].min())) - 1, 0)
+    x1 = min(int(np.ceil(in_frame[:, 0].max())) + 2, width)
+    y1 = min(int(np.ceil(in_frame[:, 1].max())) + 2, height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1 - x0, y1 - y0

@@ -1,0 +1,55 @@
+"""The identity <-> style lever: put the content's fine luminance detail back on a stylized crop.
+
+A stylized face loses the small structure that makes a person recognisable (the exact shape
+of the eyelids, lip line, wrinkles). Adding the content crop's high-frequency luminance (its
+luminance minus a Gaussian blur of it) back on top, times a strength ``k``, restores that
+structure while leaving the style's colours and large shapes alone. Measured on real
+artist/photo pairs, ``k = 0.5`` and ``k = 1`` lowered the dlib identity distance markedly with
+the style still plain to see; larger ``k`` looks more photographic.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["restore_detail"]
+
+
+def restore_detail(
+    stylized: np.ndarray, content: np.ndarray, strength: float, sigma: float = 3.0
+) -> np.ndarray:
+    """Add ``strength`` times the content's high-frequency luminance to the stylized crops.
+
+    Args:
+        stylized: ``(N, S, S, 3)`` ``uint8`` RGB, the stylizer's output.
+        content: ``(N, S, S, 3)`` ``uint8`` RGB, the aligned crops it was made from.
+        strength: ``k >= 0``; 0 returns ``stylized`` itself, untouched.
+        sigma: Gaussian blur that separates detail from shape, in pixels at ``S = 256``
+            (scaled with ``S``).
+
+    Returns:
+        ``(N, S, S, 3)`` ``uint8`` RGB.
+    """
+    if stylized.shape != content.shape or stylized.ndim != 4 or stylized.shape[3] != 3:
+        raise ValueError(
+            "restore_detail: expected stylized and content of the same (N, S, S, 3) shape, "
+            f"got {stylized.shape} and {content.shape}"
+        )
+    if stylized.dtype != np.uint8 or content.dtype != np.uint8:
+        raise ValueError(
+            f"restore_detail: expected uint8 crops, got {stylized.dtype} and {content.dtype}"
+        )
+    if not strength >= 0:
+        raise ValueError(f"restore_detail: strength must be >= 0, got {strength}")
+    if strength == 0:
+        return stylized
+    sigma = sigma * stylized.shape[1] / 256
+    out = np.empty_like(stylized)
+    for i, (styled, source) in enumerate(zip(stylized, content, strict=True)):
+        luminance = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        detail = luminance - cv2.GaussianBlur(luminance, (0, 0), sigma)
+        # Adding the same amount to R, G and B changes luminance only, not hue.
+        lifted = styled.astype(np.float32) + strength * detail[:, :, None]
+        out[i] = np.clip(np.rint(lifted), 0, 255).astype(np.uint8)
+    return out
