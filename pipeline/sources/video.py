@@ -79,14 +79,16 @@ class VideoFileSource(Source):
         except av.error.FFmpegError as error:
             raise InputError(
                 f"{self.path} is not a video FFmpeg can read ({error.strerror}); "
-                f"give an mp4, mov, mkv or webm file, or {_REPAIR_HINT} if it is damaged"
+                f"give an mp4, mov, mkv or webm file, or if it is damaged, {_REPAIR_HINT}"
             ) from error
         if not self._container.streams.video:
-            kinds = sorted({s.type for s in self._container.streams}) or ["no"]
+            audio_only = bool(self._container.streams.audio)
             self._container.close()
+            if audio_only:
+                raise InputError(f"{self.path} is audio only; give a file with a video stream")
             raise InputError(
-                f"{self.path} has no video stream (it has {', '.join(kinds)} streams); "
-                "give a file with video in it"
+                f"{self.path} has no video stream FFmpeg can find: it is not a video, or it is "
+                f"damaged ({_REPAIR_HINT})"
             )
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -96,20 +98,14 @@ class VideoFileSource(Source):
         self.fps = float(rate) if rate else 25.0
         self.frame_count = stream.frames or None
         self._duration = _stream_duration(stream)
-        self.width, self.height = self._display_size()
-
-    def _display_size(self) -> tuple[int, int]:
-        """``(width, height)`` after rotation, read from the first frame (then rewound)."""
-        width, height = self._stream.codec_context.width, self._stream.codec_context.height
-        rotation = 0
-        for frame in self._container.decode(self._stream):
-            rotation = frame.rotation
-            width, height = frame.width, frame.height
-            break
-        self._container.seek(0, stream=self._stream)
-        if round(rotation / 90) % 2:
-            width, height = height, width
-        return width, height
+        self._decoded = self._decode()
+        # The first frame tells the displayed size (rotation is per-frame side data); it is
+        # kept and yielded first rather than re-read, since damaged files may not seek.
+        self._first = next(self._decoded, None)
+        if self._first is None:
+            self._container.close()
+            raise InputError(f"{self.path} has a video stream but no frame decodes; {_REPAIR_HINT}")
+        self.height, self.width = self._first.image.shape[:2]
 
     @property
     def has_audio(self) -> bool:
@@ -117,6 +113,13 @@ class VideoFileSource(Source):
         return bool(self._container.streams.audio)
 
     def __iter__(self) -> Iterator[Frame]:
+        if self._first is None:
+            raise RuntimeError(f"VideoFileSource({self.path}) can be iterated only once")
+        first, self._first = self._first, None
+        yield first
+        yield from self._decoded
+
+    def _decode(self) -> Iterator[Frame]:
         index, end = 0, 0.0
         frames = self._container.decode(self._stream)
         while True:
@@ -135,8 +138,6 @@ class VideoFileSource(Source):
             index += 1
             shown = decoded.duration * self.time_base if decoded.duration else 1 / self.fps
             end = time + float(shown)
-        if index == 0:
-            raise InputError(f"{self.path} has a video stream but no frame decodes; {_REPAIR_HINT}")
         if self.frame_count is not None and index < self.frame_count:
             raise InputError(
                 f"{self.path} is truncated: {index} of the {self.frame_count} frames its "
