@@ -1,0 +1,46 @@
+"""Geometry option: warp a face part-way toward the exemplar's proportions (toonification).
+
+A cartoon's big eyes or an El Greco's long face are part of the style; ``strength`` 0 keeps
+the person's own shape, 1 gives them the exemplar's landmark layout. Pure functions on
+aligned crops; the warp is a thin-plate spline through the landmarks with the crop border
+held still (the same spline as :func:`pipeline.guides.positional_guide`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from pipeline.guides import positional_guide
+
+__all__ = ["toward_exemplar"]
+
+
+def toward_exemplar(
+    image: np.ndarray, landmarks: np.ndarray, exemplar_landmarks: np.ndarray, strength: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Warp one aligned crop so its landmarks move ``strength`` of the way to the exemplar's.
+
+    Args:
+        image: ``(S, S, 3)`` ``uint8`` RGB aligned crop.
+        landmarks: ``(68, 2)`` ``float32`` its landmarks, crop pixels.
+        exemplar_landmarks: ``(68, 2)`` ``float32`` the exemplar's, crop pixels.
+        strength: 0..1.
+
+    Returns:
+        The warped ``(S, S, 3)`` ``uint8`` crop and its ``(68, 2)`` ``float32`` landmarks.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"geometry strength: expected 0..1, got {strength}")
+    landmarks = np.asarray(landmarks, np.float32)
+    if strength == 0.0:
+        return image, landmarks
+    target = landmarks + np.float32(strength) * (
+        np.asarray(exemplar_landmarks, np.float32) - landmarks
+    )
+    # For every pixel of the reshaped face, where to read the content crop.
+    source = positional_guide(target, landmarks, image.shape[0])
+    warped = cv2.remap(
+        image, source[..., 0], source[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return warped, target.astype(np.float32)

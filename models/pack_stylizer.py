@@ -1,0 +1,101 @@
+"""A style pack as a :class:`pipeline.stylizer.Stylizer`: the trained student, run per frame."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from models.generator import StudentGenerator
+from models.geometry import toward_exemplar
+from models.pack import StylePack
+from models.student_input import student_guides, to_unit_rgb
+from pipeline.errors import DeviceError, StyleError
+from pipeline.frame import AlignedCrop
+
+__all__ = ["PackStylizer", "build_generator", "default_dtype"]
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """float16 on CUDA; bfloat16 on a CPU with native bf16 support; float32 otherwise."""
+    if device.type == "cuda":
+        return torch.float16
+    if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def build_generator(pack: StylePack) -> StudentGenerator:
+    """The pack's student as a float32 module in eval mode (CPU)."""
+    net = StudentGenerator(pack.config)
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in pack.weights.items()})
+    return net.eval()
+
+
+class PackStylizer:
+    """Stylizes aligned crops with a pack's student.
+
+    Args:
+        pack: a loaded, validated pack.
+        device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
+        dtype: compute precision; default :func:`default_dtype` for the device.
+    """
+
+    def __init__(
+        self, pack: StylePack, device: str = "cpu", dtype: torch.dtype | None = None
+    ) -> None:
+        self.pack = pack
+        self.name = pack.name
+        self.crop_size = pack.crop_size
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise DeviceError(
+                "device 'cuda' requested but PyTorch sees no CUDA GPU; use device='cpu'"
+            )
+        self.dtype = dtype or default_dtype(self.device)
+        self._net = (
+            build_generator(pack).to(self.device, self.dtype).to(memory_format=torch.channels_last)
+        )
+        self._reference = pack.reference
+
+    def inputs(self, crops: Sequence[AlignedCrop]) -> tuple[np.ndarray, np.ndarray]:
+        """The student's inputs: ``(N, 3, S, S)`` RGB -1..1 and ``(N, G, S/4, S/4)`` guides,
+        both ``float32``, after the pack's geometry warp."""
+        images, guides = [], []
+        for crop in crops:
+            if crop.size != self.crop_size:
+                raise StyleError(
+                    f"pack {self.name!r} stylizes {self.crop_size}px crops, got {crop.size}px"
+                )
+            image, landmarks = toward_exemplar(
+                crop.image, crop.landmarks, self.pack.exemplar_landmarks, self.pack.geometry
+            )
+            images.append(image)
+            guides.append(student_guides(image, landmarks, self._reference, self.pack.guides))
+        return to_unit_rgb(np.stack(images)), np.stack(guides)
+
+    def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
+        """``N`` aligned crops → ``(N, S, S, 3)`` ``uint8`` RGB stylized crops."""
+        if not crops:
+            return np.zeros((0, self.crop_size, self.crop_size, 3), np.uint8)
+        rgb, guides = self.inputs(crops)
+        return self.run(rgb, guides)
+
+    def run(self, rgb: np.ndarray, guides: np.ndarray) -> np.ndarray:
+        """The student on prepared inputs (see :meth:`inputs`) → ``(N, S, S, 3)`` ``uint8``."""
+
+        def tensor(array: np.ndarray) -> torch.Tensor:
+            return (
+                torch.from_numpy(array)
+                .to(self.device, self.dtype)
+                .contiguous(memory_format=torch.channels_last)
+            )
+
+        with torch.inference_mode():
+            out = self._net(tensor(rgb), tensor(guides)).float()
+        out = ((out + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+        return np.ascontiguousarray(out.permute(0, 2, 3, 1).cpu().numpy())
+
+    def reset(self) -> None:
+        """Nothing to forget: each frame is stylized on its own."""

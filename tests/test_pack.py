@@ -1,0 +1,204 @@
+"""Style packs: bit-exact round trips, and hostile or broken files refused with a clear error."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import safetensors.numpy
+import torch
+
+from models.generator import GeneratorConfig, StudentGenerator
+from models.pack import FORMAT_VERSION, StylePack, bundled_packs, load_pack, save_pack
+from models.pack_stylizer import PackStylizer
+from models.student_input import DEFAULT_GUIDES, guide_channels
+from pipeline.align import align_face, canonical_landmarks
+from pipeline.errors import StyleError
+from pipeline.landmarks import detect_landmarks
+
+
+def make_pack(seed: int = 0) -> StylePack:
+    torch.manual_seed(seed)
+    config = GeneratorConfig(guide_channels(DEFAULT_GUIDES), widths=(8, 16, 24), blocks=1)
+    net = StudentGenerator(config)
+    # Non-zero output layer so the pack's weights all matter.
+    torch.nn.init.normal_(net.out.weight, std=0.05)
+    weights = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
+    rng = np.random.default_rng(seed)
+    return StylePack(
+        name="test",
+        config=config,
+        weights=weights,
+        crop_size=64,
+        guides=DEFAULT_GUIDES,
+        exemplar_landmarks=canonical_landmarks(64),
+        luminance_quantiles=np.linspace(0.1, 0.9, 65, dtype=np.float32),
+        thumbnail=rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
+        identity=0.5,
+        geometry=0.25,
+        training={"steps": 10, "seconds": 1.5, "note": "test"},
+    )
+
+
+@pytest.fixture
+def pack_file(tmp_path: Path) -> Path:
+    return save_pack(make_pack(), tmp_path / "style.safetensors")
+
+
+def _resave(
+    path: Path, tensors: dict, meta: dict | None = None, raw_meta: dict | None = None
+) -> None:
+    header = raw_meta if raw_meta is not None else {"facestyle": json.dumps(meta, sort_keys=True)}
+    path.write_bytes(safetensors.numpy.save(tensors, header))
+
+
+def _contents(path: Path) -> tuple[dict, dict]:
+    tensors = safetensors.numpy.load(path.read_bytes())
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    meta = json.loads(json.loads(data[8 : 8 + size])["__metadata__"]["facestyle"])
+    return tensors, meta
+
+
+def test_round_trip_is_bit_exact(pack_file: Path, tmp_path: Path) -> None:
+    original = make_pack()
+    loaded = load_pack(pack_file)
+    assert loaded.name == original.name and loaded.config == original.config
+    assert loaded.guides == original.guides and loaded.crop_size == original.crop_size
+    assert (loaded.identity, loaded.geometry, loaded.training) == (
+        original.identity,
+        original.geometry,
+        original.training,
+    )
+    for key, value in original.weights.items():
+        assert loaded.weights[key].tobytes() == value.tobytes()
+    assert loaded.thumbnail.tobytes() == original.thumbnail.tobytes()
+    assert loaded.exemplar_landmarks.tobytes() == original.exemplar_landmarks.tobytes()
+    again = save_pack(loaded, tmp_path / "again.safetensors")
+    assert again.read_bytes() == pack_file.read_bytes()
+
+
+def _flip_header_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[12] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _pickle(path: Path) -> None:
+    path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+
+
+def _zip(path: Path) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"a": 1}))
+
+
+def _wrong_version(path: Path) -> None:
+    tensors, meta = _contents(path)
+    _resave(path, tensors, {**meta, "format_version": FORMAT_VERSION + 1})
+
+
+def _wrong_architecture(path: Path) -> None:
+    tensors, meta = _contents(path)
+    _resave(path, tensors, {**meta, "architecture": "mystery-net"})
+
+
+def _wrong_shape(path: Path) -> None:
+    tensors, meta = _contents(path)
+    tensors["generator.enc1.0.weight"] = np.zeros((8, 3, 5, 5), np.float32)
+    _resave(path, tensors, meta)
+
+
+def _wrong_dtype(path: Path) -> None:
+    tensors, meta = _contents(path)
+    tensors["generator.out.bias"] = tensors["generator.out.bias"].astype(np.float64)
+    _resave(path, tensors, meta)
+
+
+def _missing_weight(path: Path) -> None:
+    tensors, meta = _contents(path)
+    del tensors["generator.out.bias"]
+    _resave(path, tensors, meta)
+
+
+def _nan_weight(path: Path) -> None:
+    tensors, meta = _contents(path)
+    tensors["generator.out.bias"] = np.full_like(tensors["generator.out.bias"], np.nan)
+    _resave(path, tensors, meta)
+
+
+def _bad_metadata_type(path: Path) -> None:
+    tensors, meta = _contents(path)
+    _resave(path, tensors, {**meta, "crop_size": "sixty-four"})
+
+
+def _foreign_safetensors(path: Path) -> None:
+    tensors, _ = _contents(path)
+    _resave(path, tensors, raw_meta={"format": "pt"})
+
+
+def _empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (_flip_header_byte, "header"),
+        (_truncate, "truncated"),
+        (_pickle, "pickle"),
+        (_zip, "zip"),
+        (_wrong_version, "format version"),
+        (_wrong_architecture, "unknown architecture"),
+        (_wrong_shape, "enc1.0.weight"),
+        (_wrong_dtype, "out.bias"),
+        (_missing_weight, "missing"),
+        (_nan_weight, "NaN"),
+        (_bad_metadata_type, "crop_size"),
+        (_foreign_safetensors, "no facestyle metadata"),
+        (_empty, "empty"),
+    ],
+)
+def test_broken_or_hostile_packs_are_refused(pack_file: Path, damage, message: str) -> None:
+    damage(pack_file)
+    with pytest.raises(StyleError, match=message) as raised:
+        load_pack(pack_file)
+    assert str(pack_file) in str(raised.value)
+
+
+def test_missing_pack_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StyleError, match="not found"):
+        load_pack(tmp_path / "nope.safetensors")
+
+
+def test_pack_fields_are_validated_on_construction() -> None:
+    with pytest.raises(StyleError, match="geometry"):
+        replace(make_pack(), geometry=3.0)
+    with pytest.raises(StyleError, match="guide channels"):
+        replace(make_pack(), guides=("regions",))
+
+
+def test_at_least_three_bundled_packs() -> None:
+    assert len(bundled_packs()) >= 3
+
+
+@pytest.mark.parametrize("name", sorted(bundled_packs()))
+def test_bundled_pack_loads_and_stylizes_a_real_face(name: str, astronaut: np.ndarray) -> None:
+    pack = load_pack(bundled_packs()[name])
+    assert bundled_packs()[name].stat().st_size < 5 * 1024 * 1024
+    crop = align_face(astronaut, detect_landmarks(astronaut)[0], pack.crop_size)
+    for dtype in (torch.float32, torch.bfloat16):
+        out = PackStylizer(pack, dtype=dtype).stylize([crop])
+        assert out.shape == (1, pack.crop_size, pack.crop_size, 3) and out.dtype == np.uint8
+        # A style changes the face, and is not a blank or a different picture altogether.
+        change = np.abs(out[0].astype(np.float32) - crop.image).mean()
+        assert 3.0 < change < 100.0
