@@ -1,0 +1,125 @@
+"""File sink: frames, timestamps, size and audio survive a decode → encode round trip;
+failures leave nothing under the final name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from videoclips import audio_packets, level, picture, video_timestamps, write_clip
+
+from pipeline.errors import OutputError
+from pipeline.frame import Frame
+from pipeline.sinks.file import FileSink
+from pipeline.sinks.memory import MemorySink
+from pipeline.sources import open_source
+
+
+def _copy(src: Path, dst: Path, **options: object) -> list[Frame]:
+    """Decode ``src`` and encode every frame unchanged to ``dst``; return the input frames."""
+    with open_source(src) as source:
+        frames = []
+        sink = FileSink(
+            dst,
+            source.width,
+            source.height,
+            fps=source.fps,
+            time_base=source.time_base,
+            audio_from=src if source.has_audio else None,
+            **options,
+        )
+        with sink:
+            for frame in source:
+                frames.append(frame)
+                sink.write(frame)
+    return frames
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"])
+def test_round_trip_keeps_frames_timestamps_and_audio(tmp_path: Path, suffix: str) -> None:
+    stamps = [0, 40, 80, 150, 160, 240, 400, 440, 480, 520]  # variable frame rate
+    src = write_clip(tmp_path / f"in{suffix}", len(stamps), pts=stamps, audio=True)
+    dst = tmp_path / f"out{suffix}"
+    _copy(src, dst)
+    assert video_timestamps(dst) == pytest.approx(video_timestamps(src), abs=1e-3)
+    assert len(video_timestamps(dst)) == len(stamps)
+    src_audio, dst_audio = audio_packets(src), audio_packets(dst)
+    assert len(dst_audio) == len(src_audio) > 0
+    assert [p for _, p in dst_audio] == [p for _, p in src_audio]  # bytes copied, not re-encoded
+    assert [t for t, _ in dst_audio] == pytest.approx([t for t, _ in src_audio], abs=1e-3)
+    assert not list(tmp_path.glob(".*part*")), "temporary file left behind"
+
+
+def test_pixels_survive_within_codec_noise(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "in.mp4", 6)
+    _copy(src, tmp_path / "out.mp4", crf=12)
+    with open_source(tmp_path / "out.mp4") as source:
+        for frame in source:
+            expected = picture(frame.index, (64, 48)).astype(int)
+            assert np.abs(frame.image.astype(int) - expected).mean() < 3
+            assert abs(int(np.median(frame.image)) - level(frame.index)) <= 3
+
+
+def test_odd_size_output_has_the_input_size(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "odd.mp4", 3, size=(63, 47))
+    _copy(src, tmp_path / "out.mp4")
+    with open_source(tmp_path / "out.mp4") as source:
+        assert (source.width, source.height) == (63, 47)
+        assert sum(1 for _ in source) == 3
+
+
+def test_frames_without_pts_are_timed_by_fps(tmp_path: Path) -> None:
+    dst = tmp_path / "out.mkv"
+    with FileSink(dst, 32, 24, fps=10) as sink:
+        for index in range(5):
+            sink.write(Frame(picture(index, (32, 24)), index / 10, index))
+    assert video_timestamps(dst) == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4], abs=1e-3)
+
+
+def test_failure_mid_write_leaves_no_file(tmp_path: Path) -> None:
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(RuntimeError, match="stop here"), FileSink(dst, 32, 24) as sink:
+        sink.write(Frame(picture(0, (32, 24)), 0.0, 0))
+        raise RuntimeError("stop here")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wrong_frame_size_is_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    dst = tmp_path / "out.mp4"
+    with pytest.raises(ValueError, match="expected a 32x24 frame"), FileSink(dst, 32, 24) as sink:
+        sink.write(Frame(picture(0, (64, 48)), 0.0, 0))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("make", "pattern"),
+    [
+        (lambda d: d / "missing" / "out.mp4", "does not exist"),
+        (lambda d: _file(d / "plain") / "out.mp4", "does not exist"),
+        (lambda d: d / "out.notacontainer", "cannot write"),
+    ],
+    ids=["missing folder", "parent is a file", "unknown suffix"],
+)
+def test_unwritable_output_is_an_output_error(tmp_path: Path, make, pattern: str) -> None:
+    dst = make(tmp_path)
+    with pytest.raises(OutputError, match=pattern) as caught:
+        FileSink(dst, 32, 24)
+    assert "\n" not in str(caught.value)
+    assert not dst.exists()
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def _file(path: Path) -> Path:
+    path.write_text("a file, not a folder")
+    return path
+
+
+def test_memory_sink_keeps_frames_and_records_how_it_ended() -> None:
+    frame = Frame(picture(0, (8, 8)), 0.0, 0)
+    with MemorySink() as sink:
+        sink.write(frame)
+    assert sink.frames == [frame] and sink.closed and not sink.aborted
+    with pytest.raises(KeyError), MemorySink() as failed:
+        raise KeyError("x")
+    assert failed.aborted and not failed.closed
