@@ -1,0 +1,132 @@
+"""End to end on a real clip with known truth: only the faces change; frames, timing and
+audio are the input's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from videoclips import audio_packets, video_timestamps
+
+from pipeline.cartoon import CartoonStylizer
+from pipeline.frame import Frame
+from pipeline.restyle import Restyler
+from pipeline.samples import ClipTruth, FacePath, Pose, write_moving_face_clip
+from pipeline.sources import open_source
+from plugin.api import render
+
+N_FRAMES = 30
+AWAY = 8  # the face is off screen for the first AWAY frames
+
+
+def _pose(index: int) -> Pose:
+    if index < AWAY:
+        return Pose(cx=-400, cy=240, scale=1.4)  # far outside: a frame with no face
+    return Pose(cx=260 + 4 * (index - AWAY), cy=240 + 2 * (index - AWAY), scale=1.4, angle=5)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ClipTruth]:
+    path = tmp_path_factory.mktemp("render") / "walk.mp4"
+    truth = write_moving_face_clip(path, [FacePath("astronaut", _pose)], N_FRAMES)
+    return path, truth
+
+
+@pytest.fixture(scope="module")
+def rendered(clip: tuple[Path, ClipTruth]) -> Path:
+    path, _ = clip
+    output = path.with_name("walk-styled.mp4")
+    summary = render(path, output, style="cartoon", crf=12, preset="ultrafast")
+    assert summary.output == output and summary.frames == N_FRAMES
+    assert summary.faces_tracked == 1
+    return output
+
+
+def _face_region(truth: ClipTruth, index: int, shape: tuple[int, int]) -> np.ndarray:
+    """Pixels near the true face (box grown to cover hair line, chin and the feather)."""
+    region = np.zeros(shape, bool)
+    box = truth.boxes[index][0]
+    if box is None:
+        return region
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half = 1.1 * (box[2] - box[0])
+    y0, y1 = int(max(cy - half, 0)), int(cy + half)
+    x0, x1 = int(max(cx - half, 0)), int(cx + half)
+    region[y0:y1, x0:x1] = True
+    return region
+
+
+def _frames(path: Path) -> list[Frame]:
+    with open_source(path) as source:
+        return list(source)
+
+
+def test_output_has_the_input_frames_timestamps_and_audio(
+    clip: tuple[Path, ClipTruth], rendered: Path
+) -> None:
+    source, _ = clip
+    assert video_timestamps(rendered) == pytest.approx(video_timestamps(source), abs=1e-4)
+    assert len(video_timestamps(rendered)) == N_FRAMES
+    assert audio_packets(rendered) == audio_packets(source)
+    assert audio_packets(source), "the test clip should carry audio"
+
+
+def test_only_the_faces_change(clip: tuple[Path, ClipTruth], rendered: Path) -> None:
+    source, truth = clip
+    changed_inside = []
+    for before, after in zip(_frames(source), _frames(rendered), strict=True):
+        diff = np.abs(before.image.astype(np.int16) - after.image.astype(np.int16)).max(axis=2)
+        face = _face_region(truth, before.index, diff.shape)
+        # Outside the faces: the same picture up to the second encode's noise.
+        assert diff[~face].mean() < 2.0, f"frame {before.index}"
+        assert np.percentile(diff[~face], 99.9) < 24, f"frame {before.index}"
+        box = truth.boxes[before.index][0]
+        if box is not None:
+            x0, y0, x1, y1 = box.astype(int)
+            changed_inside.append(diff[y0:y1, x0:x1].mean())
+    # Once the face has faded in, it is clearly restyled.
+    assert np.median(changed_inside) > 8.0, changed_inside
+
+
+def test_frames_without_a_face_pass_through_unchanged(
+    clip: tuple[Path, ClipTruth], rendered: Path
+) -> None:
+    source, _ = clip
+    for before, after in list(zip(_frames(source), _frames(rendered), strict=True))[:AWAY]:
+        diff = np.abs(before.image.astype(np.int16) - after.image.astype(np.int16))
+        assert diff.mean() < 2.0  # the second encode's noise only
+
+
+def test_restyler_returns_a_faceless_frame_itself_and_leaves_the_rest_exact(
+    clip: tuple[Path, ClipTruth],
+) -> None:
+    source, truth = clip
+    restyler = Restyler(CartoonStylizer())
+    for frame in _frames(source)[: AWAY + 10]:
+        result = restyler.process(frame)
+        if frame.index < AWAY:
+            assert result is frame
+            continue
+        assert (result.index, result.time, result.pts) == (frame.index, frame.time, frame.pts)
+        outside = ~_face_region(truth, frame.index, (frame.height, frame.width))
+        assert np.array_equal(result.image[outside], frame.image[outside])
+    assert restyler.track_ids == {next(iter(restyler.track_ids))}
+    timings = restyler.timings.ms_per_frame()
+    assert {"track", "align", "stylize", "composite"} <= timings.keys()
+    restyler.reset()
+    assert not restyler.track_ids and restyler.timings.frames == 0
+
+
+def test_preview_sheet_is_written(clip: tuple[Path, ClipTruth], tmp_path: Path) -> None:
+    import cv2
+
+    source, _ = clip
+    sheet = tmp_path / "sheet.png"
+    summary = render(source, tmp_path / "out.mkv", preview=sheet, preset="ultrafast")
+    assert summary.preview == sheet
+    image = cv2.imread(str(sheet))
+    # Three rows of before|after at 480 px per side, plus the header.
+    assert image.shape[1] == 960 and image.shape[0] == 36 + 3 * 360
+    assert (tmp_path / "out.mkv").is_file()
+    assert summary.stage_ms.keys() >= {"decode", "track", "stylize", "composite", "encode"}
