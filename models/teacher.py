@@ -54,8 +54,8 @@ class TeacherParams:
     color: float = 1.0
     positional: float = 10.0
     regions: float = 1.0
-    appearance: float = 3.0
-    edges: float = 0.5
+    appearance: float = 8.0
+    edges: float = 2.0
     uniformity: float = 0.005
     seed: int = 0
 
