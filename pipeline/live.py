@@ -115,10 +115,11 @@ class LiveStats:
 
     def line(self) -> str:
         """One short status line, e.g. ``29.8 fps  latency p50 41 ms  p95 55 ms  dropped 3``."""
-        return (
-            f"{self.fps:5.1f} fps  latency p50 {self.latency_p50 * 1000:4.0f} ms  "
-            f"p95 {self.latency_p95 * 1000:4.0f} ms  dropped {self.dropped}"
+        p50, p95 = (
+            "  --" if np.isnan(value) else f"{value * 1000:4.0f}"
+            for value in (self.latency_p50, self.latency_p95)
         )
+        return f"{self.fps:5.1f} fps  latency p50 {p50} ms  p95 {p95} ms  dropped {self.dropped}"
 
 
 @dataclass(frozen=True)

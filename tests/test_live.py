@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import glob
+import json
+import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from live_support import ListSink, write_small_clip
 
+from pipeline.cartoon import CartoonStylizer
+from pipeline.errors import StyleError
 from pipeline.frame import Frame
 from pipeline.live import LatestQueue, LiveRunner, LiveStats
+from pipeline.restyle import Restyler
 from pipeline.sources.paced import PacedSource
 from pipeline.sources.video import VideoFileSource
+from plugin.cli import main
+from plugin.live_control import StyleSwitch
 
 N_FRAMES = 24
 
@@ -137,3 +147,127 @@ def test_stop_from_another_thread_ends_an_endless_source(clip: Path) -> None:
     assert summary.interrupted
     assert 0 < summary.stats.written <= summary.stats.captured
     assert _live_threads() == []
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("facestyle: error: ")
+    return lines[0]
+
+
+def test_cli_missing_camera_is_one_line_and_nonzero(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["live", "--camera", "7", "--style", "cartoon"]) == 1
+    _, err = capfd.readouterr()
+    assert "camera 7 could not be opened" in _one_error_line(err)
+
+
+def test_cli_missing_video_file_is_one_line(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["live", "--camera", str(tmp_path / "gone.mp4")]) == 1
+    assert "no such file" in _one_error_line(capfd.readouterr().err)
+
+
+def test_cli_vcam_without_virtual_camera_names_the_fix(
+    clip: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    if glob.glob("/dev/video*"):
+        pytest.skip("this machine has video devices; a virtual camera may exist")
+    assert main(["live", "--camera", str(clip), "--vcam"]) == 1
+    line = _one_error_line(capfd.readouterr().err)
+    assert "sudo modprobe v4l2loopback exclusive_caps=1 card_label=facestyle" in line
+
+
+def _request(port: int, method: str, path: str, body: str | None = None) -> tuple[int, dict]:
+    data = body.encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_cli_records_streams_and_obeys_its_control_endpoint(
+    clip: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    port = _free_port()
+    record = tmp_path / "live.mp4"
+    answers: dict[str, tuple[int, dict]] = {}
+
+    def operator() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                status = _request(port, "GET", "/status")
+            except OSError:
+                time.sleep(0.1)
+                continue
+            if status[1]["written"]:
+                break
+            time.sleep(0.1)
+        answers["status"] = status
+        answers["bad"] = _request(port, "POST", "/style", "no-such-style")
+        answers["good"] = _request(port, "POST", "/style", "cartoon")
+        answers["nowhere"] = _request(port, "GET", "/nowhere")
+        answers["stop"] = _request(port, "POST", "/stop")
+
+    helper = threading.Thread(target=operator)
+    helper.start()
+    code = main(
+        [
+            "live",
+            "--camera",
+            str(clip),
+            "--loop",
+            "--style",
+            "cartoon",
+            "--record",
+            str(record),
+            "--stream",
+            f"udp://127.0.0.1:{_free_port(socket.SOCK_DGRAM)}",
+            "--control",
+            str(port),
+        ]
+    )
+    helper.join()
+    out, _ = capfd.readouterr()
+    assert code == 0
+    status = answers["status"]
+    assert status[0] == 200 and status[1]["style"] == "cartoon" and status[1]["written"] > 0
+    assert answers["bad"][0] == 400 and "unknown style" in answers["bad"][1]["error"]
+    assert answers["good"] == (200, {"style": "cartoon"})
+    assert answers["nowhere"][0] == 404
+    assert answers["stop"] == (200, {"stopping": True})
+    assert out.startswith("Live: ") and "recording" in out
+    with VideoFileSource(record) as recorded:
+        frames = list(recorded)
+    assert frames and frames[0].image.shape == (240, 320, 3)
+
+
+def test_style_switch_takes_effect_between_frames(clip: Path) -> None:
+    made: list[CartoonStylizer] = []
+
+    def resolve(name: str) -> CartoonStylizer:
+        if name not in ("cartoon", "other"):
+            raise StyleError(f"unknown style {name!r}")
+        made.append(CartoonStylizer())
+        return made[-1]
+
+    switch = StyleSwitch(Restyler(resolve("cartoon")), "cartoon", resolve, ["cartoon", "other"])
+    with pytest.raises(StyleError):
+        switch.request("missing")
+    assert switch.style == "cartoon" and len(made) == 1
+    assert switch.cycle() == "other"
+    assert switch.restyler.stylizer is made[0]  # not yet: the process thread swaps
+    with VideoFileSource(clip) as source:
+        switch.process(next(iter(source)))
+    assert switch.restyler.stylizer is made[1]
+    assert switch.cycle() == "cartoon"

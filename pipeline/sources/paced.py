@@ -13,6 +13,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
+
 from pipeline.frame import Frame
 from pipeline.sources.base import Source
 from pipeline.sources.video import VideoFileSource
@@ -29,6 +31,8 @@ class PacedSource(Source):
         speed: playback rate; 2.0 releases frames twice as fast as recorded.
         max_frames: stop after this many frames (``None``: the file's length, or forever when
             looping).
+        size: ``(width, height)`` to resize frames to, as a camera asked for a size would
+            deliver; ``None`` keeps the file's size.
 
     Raises:
         InputNotFoundError, InputError: as :class:`~pipeline.sources.video.VideoFileSource`.
@@ -41,6 +45,7 @@ class PacedSource(Source):
         loop: bool = False,
         speed: float = 1.0,
         max_frames: int | None = None,
+        size: tuple[int, int] | None = None,
     ) -> None:
         if speed <= 0:
             raise ValueError(f"PacedSource: expected speed > 0, got {speed}")
@@ -49,7 +54,8 @@ class PacedSource(Source):
         self.speed = speed
         self.max_frames = max_frames
         self._file = VideoFileSource(self.path)
-        self.width, self.height, self.fps = self._file.width, self._file.height, self._file.fps
+        self.width, self.height = size or (self._file.width, self._file.height)
+        self.fps = self._file.fps
         self.frame_count = None if loop else self._file.frame_count
         if max_frames is not None:
             self.frame_count = min(self.frame_count or max_frames, max_frames)
@@ -71,7 +77,12 @@ class PacedSource(Source):
                 # Waiting on the close event rather than sleeping lets close() end a pause.
                 if self._closed.wait(max(0.0, due - time.monotonic())):
                     return
-                yield Frame(frame.image, time.monotonic() - start, index)
+                image = frame.image
+                if (frame.width, frame.height) != (self.width, self.height):
+                    image = cv2.resize(
+                        image, (self.width, self.height), interpolation=cv2.INTER_AREA
+                    )
+                yield Frame(image, time.monotonic() - start, index)
                 index += 1
             if not self.loop or index == 0:
                 return
