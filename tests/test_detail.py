@@ -1,0 +1,81 @@
+"""restore_detail: the identity <-> style lever on real stylized crops."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+from face_crops import photo_face
+
+from pipeline.cartoon import CartoonStylizer
+from pipeline.detail import restore_detail
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    """Cartoon-stylized crops and their content crops, ``(2, 256, 256, 3)`` ``uint8`` each."""
+    crops = [photo_face(name, i)[2] for i, name in enumerate(("astronaut", "grace_hopper"))]
+    return CartoonStylizer().stylize(crops), np.stack([c.image for c in crops])
+
+
+def _high_pass(image: np.ndarray) -> np.ndarray:
+    y = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return (y - cv2.GaussianBlur(y, (0, 0), 3.0)).ravel()
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(_high_pass(a), _high_pass(b))[0, 1])
+
+
+def test_strength_zero_returns_the_stylized_crops_untouched(pair):
+    stylized, content = pair
+    before = stylized.copy()
+    out = restore_detail(stylized, content, 0.0)
+    assert out is stylized
+    np.testing.assert_array_equal(out, before)
+
+
+def test_more_strength_brings_the_output_detail_closer_to_the_content(pair):
+    stylized, content = pair
+    for i in range(len(content)):
+        scores = [
+            _correlation(restore_detail(stylized, content, k)[i], content[i])
+            for k in (0.0, 0.5, 1.0, 2.0)
+        ]
+        assert all(a < b for a, b in itertools.pairwise(scores)), scores
+        assert scores[2] > scores[0] + 0.05, scores
+
+
+def test_each_crop_gets_its_own_content_detail(pair):
+    stylized, content = pair
+    out = restore_detail(stylized, content, 1.0)
+    for i in range(2):
+        own = _correlation(out[i], content[i])
+        other = _correlation(out[i], content[1 - i])
+        assert own > other + 0.2
+
+
+def test_colours_and_large_shapes_stay_the_style(pair):
+    stylized, content = pair
+    out = restore_detail(stylized, content, 1.0)
+    low_out = cv2.GaussianBlur(out[0].astype(np.float32), (0, 0), 6.0)
+    low_style = cv2.GaussianBlur(stylized[0].astype(np.float32), (0, 0), 6.0)
+    low_content = cv2.GaussianBlur(content[0].astype(np.float32), (0, 0), 6.0)
+    assert np.abs(low_out - low_style).mean() < 0.25 * np.abs(low_content - low_style).mean()
+
+
+@pytest.mark.parametrize(
+    ("stylized", "content", "strength", "message"),
+    [
+        (np.zeros((1, 8, 8, 3), np.uint8), np.zeros((1, 8, 4, 3), np.uint8), 1.0, "same"),
+        (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8), 1.0, "same"),
+        (np.zeros((1, 8, 8, 3), np.float32), np.zeros((1, 8, 8, 3), np.uint8), 1.0, "uint8"),
+        (np.zeros((1, 8, 8, 3), np.uint8), np.zeros((1, 8, 8, 3), np.uint8), -0.5, ">= 0"),
+        (np.zeros((1, 8, 8, 3), np.uint8), np.zeros((1, 8, 8, 3), np.uint8), np.nan, ">= 0"),
+    ],
+)
+def test_bad_arguments_are_refused(stylized, content, strength, message):
+    with pytest.raises(ValueError, match=message):
+        restore_detail(stylized, content, strength)
