@@ -16,7 +16,8 @@ Every function is pure (arrays in, numbers out); the dlib model is loaded once p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import cache
 
@@ -24,14 +25,22 @@ import cv2
 import dlib
 import numpy as np
 
+from pipeline.align import align_face
+from pipeline.frame import AlignedCrop, Frame
 from pipeline.landmarks import detect_landmarks, model_path
 from pipeline.samples import FACE_PHOTOS, face_photo
+from pipeline.stylizer import Stylizer
+from pipeline.tracker import FaceTracker
 
 __all__ = [
     "SAME_PERSON",
     "IdentityReport",
+    "StylizerReport",
     "TemporalReport",
+    "TrackCrops",
+    "clip_tracks",
     "descriptor_distance",
+    "evaluate_stylizer",
     "face_descriptor",
     "face_descriptors",
     "identity_report",
@@ -126,28 +135,29 @@ class IdentityReport:
 def identity_report(
     sources: np.ndarray,
     stylized: np.ndarray,
-    others: np.ndarray | None = None,
+    others: Sequence[np.ndarray] | None = None,
 ) -> IdentityReport:
     """Identity from descriptors.
 
     Args:
         sources: ``(N, 128)`` descriptors of the input faces.
         stylized: ``(N, 128)`` descriptors of their stylized faces, row for row.
-        others: ``(N, M, 128)`` for each face, the descriptors of ``M`` *other* people (other
-            tracks of the clip, shipped public-domain faces of someone else); ``None`` or
-            ``M == 0`` leaves the margin undefined.
+        others: for each face, ``(M_i, 128)`` descriptors of *other* people (other tracks of
+            the clip, shipped public-domain faces of someone else). Faces with ``M_i == 0``
+            are left out of the margin; ``None`` leaves it undefined (``nan``).
     """
     sources, stylized = np.asarray(sources), np.asarray(stylized)
     distances = np.linalg.norm(sources - stylized, axis=1)
-    share_closest = float("nan")
-    if others is not None and np.asarray(others).size:
-        to_others = np.linalg.norm(np.asarray(others) - stylized[:, None, :], axis=2)
-        share_closest = float(np.mean(distances < to_others.min(axis=1)))
+    closest = [
+        distances[i] < np.linalg.norm(np.asarray(o) - stylized[i], axis=1).min()
+        for i, o in enumerate(others or [])
+        if len(o)
+    ]
     return IdentityReport(
         distances=distances,
         mean_distance=float(distances.mean()) if distances.size else float("nan"),
         share_same=float(np.mean(distances < SAME_PERSON)) if distances.size else float("nan"),
-        share_closest=share_closest,
+        share_closest=float(np.mean(closest)) if closest else float("nan"),
     )
 
 
@@ -270,3 +280,171 @@ def temporal_report(inputs: np.ndarray, outputs: np.ndarray) -> TemporalReport:
     """Warping error of ``outputs`` relative to ``inputs`` (both ``(T, H, W, 3)`` ``uint8``)."""
     own, out = (float(e.mean()) for e in warping_errors(inputs, [inputs, outputs]))
     return TemporalReport(output_error=out, input_error=own, ratio=out / max(own, 1e-6))
+
+
+@dataclass(frozen=True)
+class TrackCrops:
+    """One tracked face through a clip, as the aligned crops a stylizer receives.
+
+    Attributes:
+        track_id: the tracker's id.
+        frames: ``(T,)`` ``int`` index of the frame of each crop, increasing.
+        crops: ``T`` aligned crops, row for row with ``frames``.
+    """
+
+    track_id: int
+    frames: np.ndarray
+    crops: tuple[AlignedCrop, ...]
+
+
+def clip_tracks(frames: Iterable[Frame], tracker: FaceTracker | None = None) -> list[TrackCrops]:
+    """Track, smooth and align every face of a clip, as a stylizer in the pipeline sees them.
+
+    Args:
+        frames: the clip's frames in order.
+        tracker: defaults to a fresh :class:`pipeline.tracker.FaceTracker`.
+
+    Returns:
+        One entry per track, in order of first appearance.
+    """
+    tracker = tracker or FaceTracker()
+    indices: dict[int, list[int]] = {}
+    crops: dict[int, list[AlignedCrop]] = {}
+    for frame in frames:
+        for face in tracker.process(frame):
+            if face.visibility <= 0.0:
+                continue
+            indices.setdefault(face.track_id, []).append(frame.index)
+            crops.setdefault(face.track_id, []).append(align_face(frame.image, face))
+    return [TrackCrops(t, np.array(indices[t]), tuple(crops[t])) for t in indices]
+
+
+@dataclass(frozen=True)
+class StylizerReport:
+    """The three quality figures of one stylizer on one clip.
+
+    Attributes:
+        name: the stylizer's name.
+        faces: stylized crops in all.
+        seconds_per_crop: wall time of ``stylize`` per crop.
+        identity: see :class:`IdentityReport` (on every ``every``-th crop of each track).
+        style: mean :func:`style_distance` of the stylized crops to the exemplar, or ``None``
+            without an exemplar.
+        style_input: the same for the unstylized input crops (the figure to beat).
+        temporal: warping error of the stylized crop sequences relative to the input's.
+    """
+
+    name: str
+    faces: int
+    seconds_per_crop: float
+    identity: IdentityReport
+    style: float | None
+    style_input: float | None
+    temporal: TemporalReport
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "faces": self.faces,
+            "seconds_per_crop": self.seconds_per_crop,
+            "identity": self.identity.as_dict(),
+            "style": self.style,
+            "style_input": self.style_input,
+            "temporal": self.temporal.as_dict(),
+        }
+
+
+def _stylize_clip(
+    stylizer: Stylizer, tracks: Sequence[TrackCrops]
+) -> tuple[list[np.ndarray], float]:
+    """Stylized crops per track, fed frame by frame (all faces of a frame in one batch)."""
+    by_frame: dict[int, list[tuple[int, int]]] = {}
+    for k, track in enumerate(tracks):
+        for row, index in enumerate(track.frames):
+            by_frame.setdefault(int(index), []).append((k, row))
+    out = [np.empty((len(t.crops), *t.crops[0].image.shape), np.uint8) for t in tracks]
+    stylizer.reset()
+    start = time.perf_counter()
+    for index in sorted(by_frame):
+        batch = by_frame[index]
+        styled = stylizer.stylize([tracks[k].crops[row] for k, row in batch])
+        for (k, row), image in zip(batch, styled, strict=True):
+            out[k][row] = image
+    elapsed = time.perf_counter() - start
+    return out, elapsed / max(sum(len(t.crops) for t in tracks), 1)
+
+
+def _temporal(tracks: Sequence[TrackCrops], stylized: Sequence[np.ndarray]) -> TemporalReport:
+    """Warping error over every run of consecutive frames of every track, pooled."""
+    own, out = [], []
+    for track, styled in zip(tracks, stylized, strict=True):
+        breaks = np.flatnonzero(np.diff(track.frames) != 1) + 1
+        for run in np.split(np.arange(len(track.frames)), breaks):
+            if len(run) < 2:
+                continue
+            inputs = np.stack([track.crops[i].image for i in run])
+            errors = warping_errors(inputs, [inputs, styled[run]])
+            own.extend(errors[0])
+            out.extend(errors[1])
+    if not own:
+        return TemporalReport(float("nan"), float("nan"), float("nan"))
+    own_mean, out_mean = float(np.mean(own)), float(np.mean(out))
+    return TemporalReport(out_mean, own_mean, out_mean / max(own_mean, 1e-6))
+
+
+def evaluate_stylizer(
+    stylizer: Stylizer,
+    tracks: Sequence[TrackCrops],
+    exemplar: np.ndarray | None = None,
+    *,
+    every: int = 4,
+) -> StylizerReport:
+    """Identity, style fidelity and temporal stability of a stylizer on a tracked clip.
+
+    Args:
+        stylizer: run on every crop, frame by frame, after ``reset()``.
+        tracks: from :func:`clip_tracks`.
+        exemplar: ``(S, S, 3)`` ``uint8`` RGB exemplar crop for style fidelity, or ``None``.
+        every: identity and style are measured on every ``every``-th crop of each track
+            (a dlib descriptor costs about 100 ms).
+
+    Raises:
+        ValueError: no tracked face.
+    """
+    tracks = [t for t in tracks if len(t.crops)]
+    if not tracks:
+        raise ValueError("evaluate_stylizer: the clip has no tracked face")
+    stylized, seconds = _stylize_clip(stylizer, tracks)
+    means = {t.track_id: _track_descriptor(t) for t in tracks}
+    references = list(reference_descriptors().values())
+    sources, results, others, style, style_input = [], [], [], [], []
+    for track, styled in zip(tracks, stylized, strict=True):
+        own = means[track.track_id]
+        strangers = [means[t] for t in means if t != track.track_id]
+        # A shipped photo of this very person is not "someone else".
+        strangers += [r for r in references if descriptor_distance(r, own) >= SAME_PERSON]
+        for row in range(0, len(track.crops), every):
+            crop = track.crops[row]
+            sources.append(face_descriptor(crop.image, crop.landmarks))
+            results.append(face_descriptor(styled[row], crop.landmarks))
+            others.append(np.array(strangers).reshape(-1, 128))
+            if exemplar is not None:
+                style.append(style_distance(styled[row], exemplar))
+                style_input.append(style_distance(crop.image, exemplar))
+    return StylizerReport(
+        name=stylizer.name,
+        faces=sum(len(t.crops) for t in tracks),
+        seconds_per_crop=seconds,
+        identity=identity_report(np.array(sources), np.array(results), others),
+        style=float(np.mean(style)) if style else None,
+        style_input=float(np.mean(style_input)) if style_input else None,
+        temporal=_temporal(tracks, stylized),
+    )
+
+
+def _track_descriptor(track: TrackCrops) -> np.ndarray:
+    """``(128,)`` mean descriptor of a track's input face (first, middle and last crop)."""
+    rows = sorted({0, len(track.crops) // 2, len(track.crops) - 1})
+    return np.mean(
+        [face_descriptor(track.crops[r].image, track.crops[r].landmarks) for r in rows], axis=0
+    )

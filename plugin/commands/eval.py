@@ -1,0 +1,178 @@
+"""``facestyle eval``: the quality yardstick — identity, style fidelity, temporal stability.
+
+Runs one or more stylizers on the same tracked clip (default: a generated clip of the
+public-domain faces) and reports, per stylizer, the three figures of :mod:`models.metrics`
+as text or ``--json``. ``--teacher STYLE_IMAGE`` runs the patch-synthesis teacher on every
+frame (slow, and expected to flicker: that is what the student is for).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from models.exemplar import load_image, parse_points, prepare_exemplar
+from models.metrics import SAME_PERSON, StylizerReport, TrackCrops, clip_tracks, evaluate_stylizer
+from models.teacher import TeacherStylizer
+from pipeline.errors import InputError
+from pipeline.samples import FacePath, Pose, write_moving_face_clip
+from pipeline.sources import open_source
+from pipeline.stylizer import Stylizer
+from plugin.styles import resolve_style
+
+__all__ = ["add_parser", "format_report", "generated_clip", "run"]
+
+DEFAULT_FRAMES = 24
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="measure identity, style fidelity and temporal stability of styles on a clip",
+        description=(
+            "Run each style on the same clip and report identity (dlib descriptor distance "
+            "and margin), style fidelity (nearest exemplar patch distance) and temporal "
+            "stability (flow warping error relative to the input's)."
+        ),
+    )
+    parser.add_argument(
+        "clip", nargs="?", help="video, image folder or glob (default: a generated clip)"
+    )
+    parser.add_argument(
+        "--style",
+        action="append",
+        default=[],
+        metavar="NAME|PACK",
+        help="a style to judge: 'cartoon', a bundled pack or a .safetensors file (repeatable)",
+    )
+    parser.add_argument(
+        "--teacher", type=Path, metavar="STYLE_IMAGE", help="also run the teacher per frame"
+    )
+    parser.add_argument(
+        "--points", metavar="X,Y,...", help="five points of the teacher's style image"
+    )
+    parser.add_argument(
+        "--exemplar",
+        type=Path,
+        metavar="STYLE_IMAGE",
+        help="exemplar for style fidelity (default: the teacher's style image, if any)",
+    )
+    parser.add_argument(
+        "--frames",
+        type=_positive,
+        default=DEFAULT_FRAMES,
+        help=f"frames to use from the clip ({DEFAULT_FRAMES})",
+    )
+    parser.add_argument(
+        "--every",
+        type=_positive,
+        default=4,
+        help="measure identity and style on every Nth crop of a face (4)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(run=run)
+
+
+def _path_a(index: int) -> Pose:
+    return Pose(cx=190 + 3.0 * index, cy=250 + 2.0 * math.sin(index / 4), angle=0.3 * index)
+
+
+def _path_b(index: int) -> Pose:
+    return Pose(cx=470 - 2.0 * index, cy=230, scale=0.8 + 0.004 * index)
+
+
+def generated_clip(path: Path, frames: int) -> Path:
+    """A short H.264 clip of the two public-domain faces drifting, turning and zooming."""
+    faces = [FacePath("astronaut", _path_a), FacePath("grace_hopper", _path_b)]
+    write_moving_face_clip(path, faces, frames, audio=False)
+    return path
+
+
+def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], np.ndarray | None]:
+    stylizers = [resolve_style(spec) for spec in args.style]
+    exemplar = None
+    if args.exemplar:
+        exemplar = prepare_exemplar(load_image(args.exemplar)).image
+    if args.teacher:
+        points = parse_points(args.points) if args.points else None
+        teacher = prepare_exemplar(load_image(args.teacher), points)
+        stylizers.append(TeacherStylizer(teacher))
+        exemplar = teacher.image if exemplar is None else exemplar
+    if not stylizers:
+        stylizers.append(resolve_style("cartoon"))
+    return stylizers, exemplar
+
+
+def _tracks(clip: str | Path, frames: int) -> list[TrackCrops]:
+    with open_source(clip) as source:
+        tracks = clip_tracks(itertools.islice(source, frames))
+    if not tracks:
+        raise InputError(f"no face was found in the first {frames} frames of {clip}")
+    return tracks
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def format_report(report: StylizerReport) -> str:
+    """Human-readable lines for one stylizer."""
+    identity, temporal = report.identity, report.temporal
+    style = (
+        "n/a (no exemplar; give --exemplar)"
+        if report.style is None
+        else f"{report.style:.1f} (input {_number(report.style_input, 1)}; lower is closer)"
+    )
+    return "\n".join(
+        [
+            f"{report.name}: {report.faces} crops, {report.seconds_per_crop * 1000:.0f} ms/crop",
+            f"  identity  mean distance {_number(identity.mean_distance)}, "
+            f"under {SAME_PERSON} {_number(identity.share_same * 100, 0)}%, "
+            f"closest to own face {_number(identity.share_closest * 100, 0)}%",
+            f"  style     patch distance to exemplar {style}",
+            f"  temporal  warping error {_number(temporal.output_error, 2)} "
+            f"(input {_number(temporal.input_error, 2)}, ratio {_number(temporal.ratio, 2)})",
+        ]
+    )
+
+
+def _json_safe(value: object) -> object:
+    """NaN (an undefined figure) as JSON ``null``, so strict parsers accept the output."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    stylizers, exemplar = _stylizers(args)
+    with tempfile.TemporaryDirectory(prefix="facestyle-eval-") as scratch:
+        clip = args.clip or generated_clip(Path(scratch) / "clip.mp4", args.frames)
+        tracks = _tracks(clip, args.frames)
+    reports = [evaluate_stylizer(s, tracks, exemplar, every=args.every) for s in stylizers]
+    if args.json:
+        data = {
+            "clip": str(args.clip or "generated"),
+            "faces": len(tracks),
+            "styles": [_json_safe(r.as_dict()) for r in reports],
+        }
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"clip: {args.clip or 'generated'}, {len(tracks)} tracked faces")
+        for report in reports:
+            print(format_report(report))
+    return 0
