@@ -112,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         source, output = args.input, args.output
 
-    with tqdm(unit="frame", disable=args.quiet, dynamic_ncols=True, leave=False) as bar:
+    # disable=None: no bar when stderr is not a terminal (logs, pipes, tests).
+    quiet = True if args.quiet else None
+    with tqdm(unit="frame", disable=quiet, dynamic_ncols=True, leave=False) as bar:
 
         def progress(step) -> None:
             if bar.total is None and step.total:
