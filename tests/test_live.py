@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import glob
 import json
 import socket
@@ -22,6 +23,7 @@ from pipeline.live import LatestQueue, LiveRunner, LiveStats
 from pipeline.restyle import Restyler
 from pipeline.sources.paced import PacedSource
 from pipeline.sources.video import VideoFileSource
+from plugin.bench_live import format_live_bench, run_live_bench
 from plugin.cli import main
 from plugin.live_control import StyleSwitch
 
@@ -271,3 +273,22 @@ def test_style_switch_takes_effect_between_frames(clip: Path) -> None:
         switch.process(next(iter(source)))
     assert switch.restyler.stylizer is made[1]
     assert switch.cycle() == "cartoon"
+
+
+@pytest.mark.slow
+def test_live_bench_reports_every_size_against_its_baseline() -> None:
+    result = run_live_bench(argparse.Namespace(style="cartoon", live_seconds=1.0))
+    assert result["style"] == "cartoon"
+    assert set(result["sizes"]) == {"640x480", "1280x720"}
+    for row in result["sizes"].values():
+        for measured in (row, row["baseline"]):
+            assert measured["captured"] == 30
+            assert measured["written"] + measured["dropped"] == 30
+            assert measured["fps"] > 0 and measured["p95_ms"] >= measured["p50_ms"] > 0
+        assert set(row["stage_ms"]) >= {"track", "stylize", "composite"}
+        assert row["meets_target"] == (
+            row["fps"] >= row["target_fps"]
+            and (row["target_p95_ms"] is None or row["p95_ms"] <= row["target_p95_ms"])
+        )
+    text = format_live_bench(result)
+    assert "640x480" in text and "1280x720" in text and "baseline" in text
