@@ -42,12 +42,12 @@ _CHIN = 8
 def _feather(solid: np.ndarray, width: int) -> np.ndarray:
     """Shrink a 0/255 mask by ``width`` px, then soften its edge over the same ``width``.
 
-    The blur's kernel is cut at ``width`` px, so the soft edge never reaches past the
-    original mask: pixels outside it stay exactly 0.
+    The blur's kernel is a square cut at ``width`` px and the erosion uses the same square,
+    so the soft edge never reaches past the original mask: pixels outside it stay exactly 0.
     """
     # Zeroing the border first makes the crop's own edge feather like any other edge.
     solid[0, :] = solid[-1, :] = solid[:, 0] = solid[:, -1] = 0
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1))
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * width + 1, 2 * width + 1))
     shrunk = cv2.erode(solid, kernel)
     return cv2.GaussianBlur(shrunk, (2 * width + 1, 2 * width + 1), width / 2)
 
@@ -145,7 +145,8 @@ def warp_crop_ndimage(
         backend.to_device(transform),
         output_shape=(region[3], region[2], 4),
         order=1,
-        mode="constant",
+        # Like OpenCV's BORDER_CONSTANT: blend toward 0 across the crop's edge.
+        mode="grid-constant",
         cval=0.0,
     )
     return xp.clip(xp.rint(warped), 0, 255).astype(xp.uint8)
@@ -186,7 +187,7 @@ class Compositor:
         self,
         mode: Mode = "face",
         *,
-        feather: float = 0.04,
+        feather: float = 0.03,
         forehead: float = 0.3,
         device: Device = "auto",
     ) -> None:
