@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import overload
 
 import numpy as np
-from pipeline.tracker import FaceTracker
 
 from pipeline.composite import Compositor
 from pipeline.errors import OutputError
 from pipeline.frame import Frame
 from pipeline.restyle import Restyler
 from pipeline.runner import Progress, run_pipeline
-from pipeline.sinks.file import FileSink
+from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET, FileSink
 from pipeline.sources import VideoFileSource, open_source
 from pipeline.sources.images import IMAGE_SUFFIXES
 from pipeline.stylizer import Stylizer
+from pipeline.tracker import FaceTracker
 from plugin.sample import SAMPLE_NAME, sample_clip
 from plugin.sheet import pick_sheet_indices, save_sheet
 from plugin.styles import DEFAULT_STYLE, resolve_style
@@ -150,8 +150,8 @@ def render(
     max_faces: int = 4,
     detect_every: int = 10,
     mask: str = "face",
-    crf: int = 18,
-    preset: str = "medium",
+    crf: int = DEFAULT_CRF,
+    preset: str = DEFAULT_PRESET,
     preview: str | Path | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> RenderSummary:

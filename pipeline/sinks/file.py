@@ -25,7 +25,13 @@ from pipeline.errors import OutputError
 from pipeline.frame import Frame
 from pipeline.sinks.base import Sink
 
-__all__ = ["FileSink"]
+__all__ = ["DEFAULT_CRF", "DEFAULT_PRESET", "FileSink"]
+
+# CRF fixes the quality; the preset trades encoding time for file size. 18 looks visually
+# lossless, and "veryfast" costs a fraction of "medium"'s time on a 2-core CPU for files
+# about a third larger: the render's speed matters more here than its size.
+DEFAULT_CRF = 18
+DEFAULT_PRESET = "veryfast"
 
 
 class FileSink(Sink):
@@ -42,7 +48,8 @@ class FileSink(Sink):
             exactly. ``None`` means ``1/fps``.
         audio_from: a media file whose audio streams are copied into the output.
         crf: x264 constant-rate factor, 0 (lossless) to 51; 18 looks visually lossless.
-        preset: x264 speed/size trade-off, ``ultrafast`` ... ``veryslow``.
+        preset: x264 speed/size trade-off, ``ultrafast`` ... ``veryslow``; slower presets
+            give smaller files of the same quality.
         codec: FFmpeg encoder name.
 
     Raises:
@@ -59,8 +66,8 @@ class FileSink(Sink):
         fps: float = 25.0,
         time_base: Fraction | None = None,
         audio_from: str | Path | None = None,
-        crf: int = 18,
-        preset: str = "medium",
+        crf: int = DEFAULT_CRF,
+        preset: str = DEFAULT_PRESET,
         codec: str = "libx264",
     ) -> None:
         self.path = Path(path)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
 from plugin.styles import DEFAULT_STYLE
 
 __all__ = ["add_parser", "run"]
@@ -85,8 +86,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="K",
         help="keep the person's fine detail: 0 pure style (default), about 1 clearly them",
     )
-    parser.add_argument("--crf", type=_crf, default=18, help="x264 quality, 0-51 (18)")
-    parser.add_argument("--preset", choices=PRESETS, default="medium", help="x264 speed (medium)")
+    parser.add_argument(
+        "--crf", type=_crf, default=DEFAULT_CRF, help=f"x264 quality, 0-51 ({DEFAULT_CRF})"
+    )
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default=DEFAULT_PRESET,
+        help=f"x264 speed: slower presets make smaller files ({DEFAULT_PRESET})",
+    )
     parser.add_argument(
         "--preview", type=Path, metavar="SHEET.png", help="also write a before/after sheet"
     )

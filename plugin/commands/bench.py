@@ -1,0 +1,60 @@
+"""``facestyle bench``: per-stage speed of a render beside the I/O floor of the same run."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+
+from pipeline.sinks.file import DEFAULT_PRESET
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure render speed per stage",
+        description=(
+            "Render a generated 640x480 one-face clip; print ms/frame per stage and end-to-end "
+            "fps beside the decode+encode floor measured in the same run."
+        ),
+    )
+    parser.add_argument("--frames", type=int, default=150, help="clip length in frames (150)")
+    parser.add_argument(
+        "--style", default=None, help="style to render with (default: cartoon, the classical one)"
+    )
+    parser.add_argument(
+        "--preset", default=DEFAULT_PRESET, help=f"x264 preset of both runs ({DEFAULT_PRESET})"
+    )
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="also measure the live path (sustained fps and added latency)",
+    )
+    parser.add_argument(
+        "--live-seconds", type=float, default=None, help="length of each live run (8)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from plugin.bench import format_bench, run_bench
+
+    result = run_bench(args.frames, args.style or "cartoon", args.preset)
+    live_module = None
+    if args.live:
+        if importlib.util.find_spec("plugin.bench_live") is None:
+            print("facestyle bench: --live is not available in this build")
+            return 1
+        live_module = importlib.import_module("plugin.bench_live")
+        result["live"] = live_module.run_live_bench(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(format_bench(result))
+    if live_module is not None:
+        print()
+        print(live_module.format_live_bench(result["live"]))
+    return 0
