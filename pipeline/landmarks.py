@@ -32,6 +32,7 @@ __all__ = [
     "detection_scale",
     "model_path",
     "predict_landmarks",
+    "preload_models",
 ]
 
 MIN_DETECTABLE_FACE = 60
@@ -68,6 +69,13 @@ def _detector() -> dlib.fhog_object_detector:
 @cache
 def _predictor() -> dlib.shape_predictor:
     return dlib.shape_predictor(str(model_path("shape_predictor_68_face_landmarks")))
+
+
+def preload_models() -> None:
+    """Load the detector and the 68-point predictor now (about a second, once per process)
+    rather than inside the first frame, where it would stall a live stream and skew timings."""
+    _detector()
+    _predictor()
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

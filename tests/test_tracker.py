@@ -1,0 +1,229 @@
+"""The face tracker on real H.264 clips of public-domain faces moving along known paths.
+
+A clip's truth box is the photo's dlib box carried along the path. The tracker's boxes are
+estimated from landmarks, which sit a little off dlib's box in a way that depends on the face
+(dlib's box side comes in pyramid steps). So the truth is compared like with like: the
+tracker's box for the still photo, carried along the same path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.frame import Face, Frame
+from pipeline.landmarks import detect_faces, predict_landmarks
+from pipeline.samples import FacePath, Pose, face_photo, write_moving_face_clip
+from pipeline.tracker import FaceTracker, box_from_landmarks, iou_matrix
+
+Path_ = Callable[[int], Pose]
+
+# name: (faces as (photo, pose), frames)
+CLIPS: dict[str, tuple[list[tuple[str, Path_]], int]] = {
+    "translation": ([("astronaut", lambda i: Pose(150 + 6 * i, 240 + 40 * math.sin(i / 8)))], 50),
+    "zoom": ([("astronaut", lambda i: Pose(320, 240, 0.9 + 0.9 * i / 50))], 50),
+    "rotation": ([("grace_hopper", lambda i: Pose(320, 240, 0.6, 15 * math.sin(i / 5)))], 50),
+    "occlusion": ([("astronaut", lambda i: Pose(250 + 2 * i, 240, occluded=20 <= i < 26))], 50),
+    "two_faces": (
+        [
+            ("astronaut", lambda i: Pose(170 + i, 200)),
+            ("grace_hopper", lambda i: Pose(470 - i, 280, 0.55)),
+        ],
+        40,
+    ),
+    # Leaves to the right at frame ~23, gone from 27, back from the left at 30.
+    "leave_and_enter": (
+        [("astronaut", lambda i: Pose(320 + 14 * i if i < 30 else -100 + 14 * (i - 30), 240))],
+        60,
+    ),
+    "no_face": ([("astronaut", lambda i: Pose(-1000, 240))], 10),
+}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[list, list]]:
+    """``clips(name)`` -> (decoded frames, truth boxes per frame), written once per module."""
+    folder = tmp_path_factory.mktemp("tracker_clips")
+
+    @cache
+    def load(name: str) -> tuple[list[Frame], list[list[np.ndarray | None]]]:
+        faces, n_frames = CLIPS[name]
+        path = folder / f"{name}.mp4"
+        truth = write_moving_face_clip(
+            path, [FacePath(p, pose) for p, pose in faces], n_frames, audio=False
+        )
+        return _decode(path), truth.boxes
+
+    return load
+
+
+def _decode(path: Path) -> list[Frame]:
+    with av.open(str(path)) as container:
+        return [
+            Frame(f.to_ndarray(format="rgb24"), float(f.time), i)
+            for i, f in enumerate(container.decode(video=0))
+        ]
+
+
+def _run(tracker: FaceTracker, frames: list[Frame]) -> list[list[Face]]:
+    return [tracker.process(frame) for frame in frames]
+
+
+@cache
+def _landmark_box_offset(photo: str) -> tuple[np.ndarray, float]:
+    """Where the tracker's box sits relative to dlib's on the still photo: the centre shift
+    in photo pixels and the ratio of the sides."""
+    image = face_photo(photo)
+    (dlib_box,) = detect_faces(image)
+    box = box_from_landmarks(predict_landmarks(image, dlib_box))
+    shift = (box[:2] + box[2:] - dlib_box[:2] - dlib_box[2:]) / 2
+    return shift, float((box[2] - box[0]) / (dlib_box[2] - dlib_box[0]))
+
+
+def _expected_box(photo: str, pose: Pose, truth: np.ndarray) -> np.ndarray:
+    shift, ratio = _landmark_box_offset(photo)
+    # The same similarity the clip drew the photo with: rotate and scale the shift.
+    centre = (truth[:2] + truth[2:]) / 2 + cv2.getRotationMatrix2D((0, 0), pose.angle, pose.scale)[
+        :, :2
+    ] @ shift
+    half = (truth[2] - truth[0]) * ratio / 2
+    return np.array([*(centre - half), *(centre + half)])
+
+
+def _best(faces: list[Face], box: np.ndarray) -> tuple[float, int | None]:
+    if not faces:
+        return 0.0, None
+    overlaps = iou_matrix([box], [f.box for f in faces])[0]
+    k = int(overlaps.argmax())
+    return float(overlaps[k]), faces[k].track_id
+
+
+@pytest.mark.parametrize(
+    "name", ["translation", "zoom", "rotation", "occlusion", "two_faces", "leave_and_enter"]
+)
+def test_tracked_boxes_overlap_the_truth_with_stable_ids(clips: Callable, name: str) -> None:
+    frames, truth = clips(name)
+    output = _run(FaceTracker(), frames)
+    faces = CLIPS[name][0]
+    hits = total = 0
+    ids: dict[int, list[int | None]] = {k: [] for k in range(len(faces))}
+    for index, (found, boxes) in enumerate(zip(output, truth, strict=True)):
+        assert len({f.track_id for f in found}) == len(found)
+        for k, ((photo, pose), box) in enumerate(zip(faces, boxes, strict=True)):
+            if box is None:
+                continue
+            overlap, track_id = _best(found, _expected_box(photo, pose(index), box))
+            total += 1
+            hits += overlap >= 0.7
+            ids[k].append(track_id if overlap >= 0.7 else None)
+    assert hits >= 0.95 * total, f"{hits} of {total} frames overlap the truth"
+    for k, seen in ids.items():
+        tracked = [i for i in seen if i is not None]
+        # One id per face for as long as it stays in view; a face that left and came back
+        # is a new track (there is no re-identification).
+        expected_ids = 2 if name == "leave_and_enter" else 1
+        assert len(set(tracked)) == expected_ids, f"face {k} had ids {seen}"
+    if name == "two_faces":
+        assert set(ids[0]).isdisjoint(set(ids[1]) - {None})
+
+
+def test_a_face_fades_in_and_out_and_a_short_occlusion_keeps_its_id(clips: Callable) -> None:
+    frames, truth = clips("occlusion")
+    output = _run(FaceTracker(ramp_frames=5), frames)
+    visibility = [[f.visibility for f in found] for found in output]
+    # First frame: a tentative detection, nothing shown; then a 5-frame ramp.
+    assert visibility[0] == []
+    assert visibility[1:7] == [[pytest.approx(v)] for v in (0.2, 0.4, 0.6, 0.8, 1.0, 1.0)]
+    occluded = [i for i, boxes in enumerate(truth) if boxes[0] is None]
+    assert occluded == list(range(20, 26))
+    # The card is noticed on its first frame; the face fades out, then back in after it.
+    during = [v[0] if v else 0.0 for v in visibility[20:32]]
+    expected = [0.8, 0.6, 0.4, 0.2, 0.0, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
+    assert during == [pytest.approx(v) for v in expected]
+    assert {f.track_id for found in output for f in found} == {1}
+
+
+def test_frames_without_a_face_give_no_faces(clips: Callable) -> None:
+    frames, _ = clips("no_face")
+    assert all(found == [] for found in _run(FaceTracker(), frames))
+    frames, truth = clips("leave_and_enter")
+    output = _run(FaceTracker(ramp_frames=4), frames)
+    gone = [i for i, boxes in enumerate(truth) if boxes[0] is None]
+    # Out of view from ~23 to ~38: the face fades out within the ramp, then nothing is left.
+    assert output[gone[0] + 4] == [] and all(output[i] == [] for i in gone[4:] if i < 30)
+
+
+def test_max_faces_keeps_the_largest(clips: Callable) -> None:
+    frames, truth = clips("two_faces")
+    output = _run(FaceTracker(max_faces=1), frames)
+    assert all(len(found) <= 1 for found in output)
+    larger = max(truth[-1], key=lambda box: box[2] - box[0])
+    assert _best(output[-1], larger)[0] > 0.5
+
+
+def test_smoothing_steadies_a_still_face_without_lagging_a_moving_one(
+    tmp_path: Path,
+) -> None:
+    # A nearly still face: sub-pixel drift, so dlib's whole-pixel landmarks flicker.
+    still = tmp_path / "still.mp4"
+    write_moving_face_clip(
+        still, [FacePath("astronaut", lambda i: Pose(300 + 0.15 * i, 240))], 40, audio=False
+    )
+    moving = tmp_path / "moving.mp4"
+    speed = 5.0  # px per frame
+    write_moving_face_clip(
+        moving, [FacePath("astronaut", lambda i: Pose(150 + speed * i, 240))], 40, audio=False
+    )
+
+    def landmarks(path: Path, smoothing: tuple[float, float] | None) -> np.ndarray:
+        output = _run(FaceTracker(smoothing=smoothing), _decode(path))
+        return np.array([found[0].landmarks for found in output[10:]], np.float64)
+
+    raw, smooth = landmarks(still, None), landmarks(still, (1.0, 4.0))
+    # Jitter: frame-to-frame acceleration of each point (the drift itself has none).
+    raw_jitter = np.abs(np.diff(raw, 2, axis=0)).mean()
+    smooth_jitter = np.abs(np.diff(smooth, 2, axis=0)).mean()
+    assert raw_jitter > 0.05, "the still clip should make raw landmarks flicker"
+    assert smooth_jitter < raw_jitter / 3
+
+    raw, smooth = landmarks(moving, None), landmarks(moving, (1.0, 4.0))
+    lag = (raw[:, :, 0] - smooth[:, :, 0]).mean() / speed
+    assert 0 <= lag < 1.0, f"smoothed landmarks lag {lag:.2f} frames behind"
+
+
+def test_reset_restarts_ids_and_timings_are_counted(clips: Callable) -> None:
+    frames, _ = clips("translation")
+    tracker = FaceTracker()
+    first = _run(tracker, frames[:8])
+    assert tracker.timings.frames == 8
+    assert set(tracker.timings.ms_per_frame()) == {"detect", "landmarks", "track"}
+    tracker.reset()
+    assert tracker.timings.frames == 0
+    again = _run(tracker, frames[:8])
+    assert [f.track_id for f in first[-1]] == [f.track_id for f in again[-1]] == [1]
+
+
+def test_box_from_landmarks_matches_the_detector(grace_hopper: np.ndarray) -> None:
+    (dlib_box,) = detect_faces(grace_hopper)
+    box = box_from_landmarks(predict_landmarks(grace_hopper, dlib_box))
+    assert box.shape == (4,) and box.dtype == np.float32
+    assert iou_matrix([box], [dlib_box])[0, 0] > 0.75
+
+
+def test_iou_matrix() -> None:
+    a = np.array([[0, 0, 10, 10], [100, 100, 110, 110]])
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10]])
+    np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 50 / 150], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("setting", [{"detect_every": 0}, {"max_faces": 0}, {"ramp_frames": 0}])
+def test_bad_settings_are_refused(setting: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="must be at least 1"):
+        FaceTracker(**setting)
