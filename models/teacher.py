@@ -52,10 +52,10 @@ class TeacherParams:
     pm_iterations: int = 2
     patch: int = 5
     color: float = 1.0
-    positional: float = 10.0
+    positional: float = 3.0
     regions: float = 1.0
-    appearance: float = 8.0
-    edges: float = 2.0
+    appearance: float = 15.0
+    edges: float = 4.0
     uniformity: float = 0.005
     seed: int = 0
 
@@ -142,8 +142,10 @@ def synthesize(
     for level in range(params.levels):
         side = size >> (params.levels - 1 - level)
         level_style = _resize(style, side)
-        source = pad_features(
-            np.concatenate([level_style * color, _resize(source_guides, side)], axis=2), radius
+        level_guides = _resize(source_guides, side)
+        source = pad_features(np.concatenate([level_style * color, level_guides], axis=2), radius)
+        source_guides_only = pad_features(
+            np.concatenate([level_style * 0, level_guides], axis=2), radius
         )
         level_target = _resize(target_guides, side)
         if nnf is None:
@@ -156,9 +158,14 @@ def synthesize(
         used = occupancy(nnf, (side, side))
         estimate = vote(level_style, nnf, radius)
         for iteration in range(params.em_iterations[level]):
-            target = pad_features(np.concatenate([estimate * color, level_target], axis=2), radius)
+            # The first match is made on the guides alone: an estimate voted from the
+            # positional start is the exemplar's own face reshaped (its eyes, its glasses),
+            # and a colour term would hold on to it.
+            guides_only = level == 0 and iteration == 0
+            weight = np.float32(0.0) if guides_only else color
+            target = pad_features(np.concatenate([estimate * weight, level_target], axis=2), radius)
             distance = patchmatch(
-                source,
+                source_guides_only if guides_only else source,
                 target,
                 nnf,
                 used,

@@ -1,0 +1,143 @@
+"""Guides on real aligned faces: regions where the landmarks say, TPS that hits its landmarks,
+appearance matched to the exemplar's histogram, and cheap per-frame work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline.align import align_face
+from pipeline.frame import AlignedCrop
+from pipeline.guides import (
+    REGIONS,
+    Guides,
+    compute_guides,
+    edge_guide,
+    guide_reference,
+    positional_guide,
+    region_labels,
+    region_masks,
+)
+from pipeline.landmarks import detect_landmarks
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def crops(astronaut: np.ndarray, grace_hopper: np.ndarray) -> dict[str, AlignedCrop]:
+    return {
+        name: align_face(photo, detect_landmarks(photo)[0], SIZE)
+        for name, photo in (("astronaut", astronaut), ("grace_hopper", grace_hopper))
+    }
+
+
+def _at(image: np.ndarray, point: np.ndarray) -> np.ndarray:
+    x, y = np.rint(point).astype(int)
+    return image[y, x]
+
+
+@pytest.mark.parametrize(
+    ("region", "points"),
+    [
+        ("eyes", slice(36, 42)),
+        ("eyes", slice(42, 48)),
+        ("nose", slice(30, 34)),
+        ("brows", slice(18, 21)),
+    ],
+)
+def test_region_labels_put_each_part_on_its_landmarks(
+    crops: dict[str, AlignedCrop], region: str, points: slice
+) -> None:
+    crop = crops["astronaut"]
+    labels = region_labels(crop.landmarks, SIZE)
+    assert _at(labels, crop.landmarks[points].mean(axis=0)) == REGIONS.index(region)
+
+
+def test_region_labels_open_mouth_lips_skin_and_background(
+    crops: dict[str, AlignedCrop],
+) -> None:
+    crop = crops["astronaut"]  # smiling with teeth showing: an inner-mouth region exists
+    labels = region_labels(crop.landmarks, SIZE)
+    assert _at(labels, crop.landmarks[60:68].mean(axis=0)) == REGIONS.index("mouth")
+    upper_lip = (crop.landmarks[51] + crop.landmarks[62]) / 2
+    assert _at(labels, upper_lip) == REGIONS.index("lips")
+    cheek = (crop.landmarks[2] + crop.landmarks[31]) / 2
+    assert _at(labels, cheek) == REGIONS.index("skin")
+    above_brows = crop.landmarks[19] + (crop.landmarks[19] - crop.landmarks[8]) * 0.3
+    assert _at(labels, above_brows) == REGIONS.index("hair")
+    assert labels[0, 0] == labels[0, -1] == REGIONS.index("background")
+
+
+def test_region_masks_are_soft_and_sum_to_one(crops: dict[str, AlignedCrop]) -> None:
+    masks = region_masks(crops["grace_hopper"].landmarks, SIZE)
+    assert masks.shape == (SIZE, SIZE, len(REGIONS)) and masks.dtype == np.float32
+    np.testing.assert_allclose(masks.sum(axis=2), 1.0, atol=1e-4)
+    assert masks.min() >= 0.0 and masks.max() <= 1.0 + 1e-6
+    # Blurred: somewhere between eye and skin the two masks share a pixel.
+    eyes, skin = masks[..., REGIONS.index("eyes")], masks[..., REGIONS.index("skin")]
+    assert ((eyes > 0.2) & (skin > 0.2)).any()
+
+
+def test_positional_guide_is_identity_for_the_same_face(crops: dict[str, AlignedCrop]) -> None:
+    landmarks = crops["astronaut"].landmarks
+    guide = positional_guide(landmarks, landmarks, SIZE)
+    grid = np.stack(np.meshgrid(np.arange(SIZE), np.arange(SIZE)), axis=2)
+    assert guide.shape == (SIZE, SIZE, 2) and guide.dtype == np.float32
+    assert np.abs(guide - grid).max() < 1.0
+
+
+def test_positional_guide_carries_content_landmarks_onto_the_exemplars(
+    crops: dict[str, AlignedCrop],
+) -> None:
+    content = crops["grace_hopper"].landmarks
+    # A cartoon's proportions: eyes twice as large, a much wider mouth.
+    exemplar = content.copy()
+    for part, factor in ((slice(36, 42), 2.0), (slice(42, 48), 2.0), (slice(48, 68), 1.6)):
+        centre = exemplar[part].mean(axis=0)
+        exemplar[part] = centre + (exemplar[part] - centre) * factor
+    guide = positional_guide(content, exemplar, SIZE)
+    landed = np.array([_at(guide, p) for p in content])
+    error = np.linalg.norm(landed - exemplar, axis=1)
+    unwarped = np.linalg.norm(content - exemplar, axis=1)
+    # Within about a pixel (sampled at rounded positions, lightly smoothed), where doing
+    # nothing would be several pixels off on the eyes and mouth.
+    assert np.median(error[36:68]) < 1.0
+    assert error[36:68].mean() < 0.35 * unwarped[36:68].mean()
+    # The border stays put, so the background does not swing with the face.
+    np.testing.assert_allclose(guide[0, 0], (0, 0), atol=0.5)
+    np.testing.assert_allclose(guide[-1, -1], (SIZE - 1, SIZE - 1), atol=0.5)
+
+
+def test_appearance_is_histogram_matched_to_the_exemplar(crops: dict[str, AlignedCrop]) -> None:
+    exemplar, content = crops["astronaut"], crops["grace_hopper"]
+    # A much darker exemplar: the content's shading must move down to its range.
+    dark = (exemplar.image * 0.4).astype(np.uint8)
+    reference = guide_reference(dark, exemplar.landmarks)
+    guides = compute_guides(content.image, content.landmarks, reference)
+    face = guides.regions[..., [REGIONS.index(n) for n in ("skin", "nose", "eyes")]].sum(axis=2)
+    inside = guides.appearance[face > 0.5]
+    assert abs(np.median(inside) - np.median(reference.luminance_quantiles)) < 0.05
+    assert inside.max() <= reference.luminance_quantiles[-1] + 1e-6
+
+
+def test_edge_guide_is_high_on_edges_and_low_on_flat(crops: dict[str, AlignedCrop]) -> None:
+    image = np.full((SIZE, SIZE, 3), 90, np.uint8)
+    image[:, SIZE // 2 :] = 200
+    edges = edge_guide(image)
+    assert edges.shape == (SIZE, SIZE) and edges.min() >= 0.0 and edges.max() <= 1.0
+    assert edges[:, SIZE // 2 - 1 : SIZE // 2 + 1].mean() > 0.9
+    assert edges[:, : SIZE // 4].max() < 0.05
+
+
+def test_compute_guides_stacks_every_guide_and_checks_size(
+    crops: dict[str, AlignedCrop],
+) -> None:
+    exemplar, content = crops["astronaut"], crops["grace_hopper"]
+    reference = guide_reference(exemplar.image, exemplar.landmarks)
+    guides = compute_guides(content.image, content.landmarks, reference)
+    assert isinstance(guides, Guides) and guides.size == SIZE
+    stacked = guides.stack()
+    assert stacked.shape == (SIZE, SIZE, 2 + len(REGIONS) + 2) and stacked.dtype == np.float32
+    assert stacked.min() > -0.2 and stacked.max() < 1.2
+    with pytest.raises(ValueError, match="expected an \\(128, 128, 3\\) crop"):
+        compute_guides(np.zeros((64, 64, 3), np.uint8), content.landmarks, reference)

@@ -1,0 +1,157 @@
+"""The teacher on public-domain faces with exemplars made by a known filter.
+
+The exemplar is a photo posterised to 4 levels per channel with its channels rotated, so its
+palette (64 colours) is known exactly: the teacher's output must be made of those colours,
+keep the content person's identity and own features, and spread its patch use when the
+uniformity term is on.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from models.exemplar import (
+    FIVE_POINTS,
+    Exemplar,
+    landmarks_from_points,
+    parse_points,
+    prepare_exemplar,
+)
+from models.metrics import descriptor_distance, face_descriptor
+from models.teacher import TeacherParams, TeacherStylizer, stylize_face, synthesize
+from pipeline.align import align_face
+from pipeline.errors import InputError, NoFaceError
+from pipeline.frame import AlignedCrop
+from pipeline.guides import REGIONS, compute_guides, luminance
+from pipeline.landmarks import detect_landmarks
+
+LEVELS = np.array([32, 96, 160, 224], np.uint8)
+PALETTE = np.stack(np.meshgrid(LEVELS, LEVELS, LEVELS, indexing="ij"), -1).reshape(-1, 3)
+
+
+def posterise(image: np.ndarray) -> np.ndarray:
+    """4 levels per channel, channels rotated (R<-B, G<-R, B<-G): a palette of 64 colours."""
+    return np.ascontiguousarray(LEVELS[image // 64][:, :, [2, 0, 1]])
+
+
+def palette_distance(image: np.ndarray) -> float:
+    """Mean distance of each pixel to its nearest palette colour, 0-255 units."""
+    pixels = image.reshape(-1, 1, 3).astype(np.float32)
+    return float(np.linalg.norm(pixels - PALETTE[None].astype(np.float32), axis=2).min(1).mean())
+
+
+def _crop(photo: np.ndarray, size: int) -> AlignedCrop:
+    return align_face(photo, detect_landmarks(photo)[0], size)
+
+
+@pytest.fixture(scope="module")
+def small(astronaut: np.ndarray, grace_hopper: np.ndarray) -> tuple[Exemplar, AlignedCrop]:
+    """A 128 px exemplar (posterised Grace Hopper) and content crop (Eileen Collins)."""
+    return prepare_exemplar(posterise(grace_hopper), size=128), _crop(astronaut, 128)
+
+
+def test_output_uses_the_exemplars_palette(small: tuple[Exemplar, AlignedCrop]) -> None:
+    exemplar, content = small
+    out = stylize_face(exemplar, content.image, content.landmarks)
+    assert out.shape == (128, 128, 3) and out.dtype == np.uint8
+    # Voting averages neighbouring patches, so colours are mixed, never exact; still much
+    # nearer the palette than the photo is.
+    assert palette_distance(out) < 0.7 * palette_distance(content.image)
+
+
+def test_content_features_survive_rather_than_the_exemplars(
+    small: tuple[Exemplar, AlignedCrop],
+) -> None:
+    """On eyes, brows and mouth the output follows the content's own structure (her open
+    smile), not the exemplar's features reshaped to her face; a positional-only teacher
+    does the opposite, which is the failure this guards against."""
+    exemplar, content = small
+    guides = compute_guides(content.image, content.landmarks, exemplar.reference)
+    features = guides.regions[..., [REGIONS.index(n) for n in ("eyes", "brows", "lips", "mouth")]]
+    inside = features.sum(axis=2) > 0.5
+    pasted = cv2.remap(
+        exemplar.image, guides.positional[..., 0], guides.positional[..., 1], cv2.INTER_LINEAR
+    )
+
+    def correlations(out: np.ndarray) -> tuple[float, float]:
+        y = luminance(out)[inside]
+        return tuple(
+            float(np.corrcoef(y, luminance(ref)[inside])[0, 1]) for ref in (content.image, pasted)
+        )
+
+    to_content, to_exemplar = correlations(synthesize(exemplar, guides).image)
+    assert to_content > to_exemplar
+    positional_only = TeacherParams(appearance=0.0, edges=0.0, positional=10.0)
+    to_content, to_exemplar = correlations(synthesize(exemplar, guides, positional_only).image)
+    assert to_content < to_exemplar
+
+
+def test_uniformity_term_spreads_patch_use(small: tuple[Exemplar, AlignedCrop]) -> None:
+    exemplar, content = small
+    guides = compute_guides(content.image, content.landmarks, exemplar.reference)
+
+    def distinct(uniformity: float) -> int:
+        nnf = synthesize(exemplar, guides, TeacherParams(uniformity=uniformity)).nnf
+        return len(np.unique(nnf[..., 0] * exemplar.size + nnf[..., 1]))
+
+    assert distinct(0.005) > 1.2 * distinct(0.0)
+
+
+def test_same_seed_same_output_and_stylizer_batches(small: tuple[Exemplar, AlignedCrop]) -> None:
+    exemplar, content = small
+    params = TeacherParams(em_iterations=(2, 1, 1))
+    first = stylize_face(exemplar, content.image, content.landmarks, params)
+    stylizer = TeacherStylizer(exemplar, params)
+    batch = stylizer.stylize([content, content])
+    assert batch.shape == (2, 128, 128, 3)
+    np.testing.assert_array_equal(batch[0], first)
+    np.testing.assert_array_equal(batch[1], first)
+
+
+def test_identity_survives_at_full_size(astronaut: np.ndarray, grace_hopper: np.ndarray) -> None:
+    exemplar = prepare_exemplar(posterise(astronaut))
+    content = _crop(grace_hopper, 256)
+    out = stylize_face(exemplar, content.image, content.landmarks)
+    own = face_descriptor(content.image, content.landmarks)
+    result = face_descriptor(out, content.landmarks)
+    exemplar_person = face_descriptor(_crop(astronaut, 256).image, _crop(astronaut, 256).landmarks)
+    assert descriptor_distance(own, result) < 0.6
+    assert descriptor_distance(own, result) < descriptor_distance(exemplar_person, result)
+
+
+def test_five_points_fit_close_to_detected_landmarks(astronaut: np.ndarray) -> None:
+    detected = detect_landmarks(astronaut)[0]
+    eyes = detected[36:48].reshape(2, 6, 2).mean(axis=1)
+    points = np.vstack([eyes, detected[[30, 48, 54]]])
+    fitted = landmarks_from_points(points)
+    eye_distance = np.linalg.norm(eyes[1] - eyes[0])
+    error = np.linalg.norm(fitted - detected, axis=1) / eye_distance
+    assert np.median(error) < 0.15
+    text = ",".join(f"{v:.1f}" for v in points.ravel())
+    np.testing.assert_allclose(parse_points(text), points, atol=0.06)
+    exemplar = prepare_exemplar(astronaut, points=points, size=128)
+    assert exemplar.fitted and exemplar.image.shape == (128, 128, 3)
+
+
+def test_faceless_style_image_names_the_points_option() -> None:
+    blank = np.full((200, 200, 3), 128, np.uint8)
+    with pytest.raises(NoFaceError, match="--points"):
+        prepare_exemplar(blank)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("1,2,3", "expected 10 numbers"), ("a,b", "comma-separated"), ("", "expected 10")],
+)
+def test_bad_points_are_refused(text: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        parse_points(text)
+
+
+def test_five_points_in_the_wrong_order_are_refused() -> None:
+    points = np.array([[140, 100], [100, 100], [120, 130], [105, 150], [135, 150]], float)
+    assert len(FIVE_POINTS) == len(points)
+    with pytest.raises(InputError, match="left eye first"):
+        landmarks_from_points(points)
