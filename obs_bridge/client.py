@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import logging
 import os
 import socket
 import sys
@@ -57,6 +58,10 @@ class ObsBridge:
             raise DeviceError(
                 "the OBS bridge needs obsws-python: `pip install 'facestyle[obs]'`"
             ) from error
+        # obsws-python logs every failed request with a traceback; facestyle raises instead.
+        quiet = logging.getLogger("obsws_python")
+        if not quiet.handlers:
+            quiet.addHandler(logging.NullHandler())
         where = f"{host}:{port}"
         # Probe first: obsws-python logs a full traceback for a refused connection.
         try:
