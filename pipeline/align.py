@@ -94,11 +94,14 @@ def _similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Least-squares similarity (Umeyama 1991) taking ``source`` points onto ``target``."""
     mean_s, mean_t = source.mean(axis=0), target.mean(axis=0)
     s, t = source - mean_s, target - mean_t
+    spread = float((s**2).sum(axis=1).mean())
+    if spread < 1e-6:
+        raise ValueError("alignment: the landmarks are all at one point; expected a face")
     u, sigma, vt = np.linalg.svd(t.T @ s / len(s))
     # Force a rotation (det +1): a mirrored face must not be "aligned" by a reflection.
     d = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
     rotation = u @ d @ vt
-    scale = float(np.trace(np.diag(sigma) @ d) / (s**2).sum(axis=1).mean())
+    scale = float(np.trace(np.diag(sigma) @ d) / spread)
     matrix = np.empty((2, 3))
     matrix[:, :2] = scale * rotation
     matrix[:, 2] = mean_t - scale * rotation @ mean_s

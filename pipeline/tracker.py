@@ -3,14 +3,15 @@
 How a frame is processed (measured at 640x480 with one face, see the bench):
 
 1. Landmarks track. Each track's 68 landmarks are predicted inside its box from the last
-   frame, moved by the track's velocity (about 2 ms on the grey frame). The new landmarks give
+   frame, moved by the track's velocity (2-3 ms on the grey frame). The new landmarks give
    the new box, so the box re-centres on the face every frame and does not drift.
 2. Verification. A small grey patch of the face, aligned by the landmarks, is compared with
    the track's running template by normalised cross-correlation. A card over the face, a face
    that left, or landmarks that slid off the face fail it and the track is *lost* for the frame.
 3. Fallback. A confirmed track that just failed is handed to an OpenCV CSRT tracker started
    on the previous frame at the last good box; its box seeds the landmarks once more. CSRT
-   costs 10-30 ms a frame, against 2 ms for landmarks, so it only runs while a track is lost.
+   costs about 30 ms a frame, against 2-3 ms for landmarks, so it only runs for the first
+   few frames of a loss: it catches a face that moved too fast, not one that is gone.
 4. Detection. dlib's HOG detector runs on a shrunk grey frame every ``detect_every`` frames,
    and on every frame while any track is tentative or lost, or no face is tracked at all.
    Detections are matched to tracks by IoU (Hungarian assignment); a match re-seeds a track

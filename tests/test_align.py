@@ -102,3 +102,5 @@ def test_align_face_takes_a_face_and_keeps_its_track(grace_hopper: np.ndarray) -
 def test_alignment_rejects_wrong_landmarks() -> None:
     with pytest.raises(ValueError, match=r"expected \(68, 2\)"):
         alignment_matrix(np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="all at one point"):
+        alignment_matrix(np.full((68, 2), 7.0))

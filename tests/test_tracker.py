@@ -227,3 +227,26 @@ def test_iou_matrix() -> None:
 def test_bad_settings_are_refused(setting: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="must be at least 1"):
         FaceTracker(**setting)
+
+
+def test_csrt_fallback_catches_a_face_that_jumps(tmp_path: Path) -> None:
+    # 4 px a frame, then five frames of 44: too far for the landmarks' box to follow.
+    def pose(i: int) -> Pose:
+        return Pose(120 + 4 * i + 40 * min(max(i - 15, 0), 5), 240)
+
+    path = tmp_path / "burst.mp4"
+    truth = write_moving_face_clip(path, [FacePath("astronaut", pose)], 26, audio=False)
+    frames = _decode(path)
+    burst = range(15, 22)
+
+    def overlaps(fallback_frames: int) -> tuple[list[float], set[int]]:
+        output = _run(FaceTracker(fallback_frames=fallback_frames), frames)
+        best = [
+            _best(output[i], _expected_box("astronaut", pose(i), truth.boxes[i][0])) for i in burst
+        ]
+        return [b[0] for b in best], {f.track_id for found in output for f in found}
+
+    with_csrt, ids = overlaps(3)
+    assert min(with_csrt) >= 0.7 and ids == {1}
+    without, _ = overlaps(0)
+    assert min(without) < 0.5  # the landmarks alone lose it: the fallback is what held on
