@@ -123,3 +123,14 @@ def test_memory_sink_keeps_frames_and_records_how_it_ended() -> None:
     with pytest.raises(KeyError), MemorySink() as failed:
         raise KeyError("x")
     assert failed.aborted and not failed.closed
+
+
+def test_webm_is_encoded_vp9_and_refuses_audio_it_cannot_hold(tmp_path: Path) -> None:
+    src = write_clip(tmp_path / "in.mkv", 5, pts=[0, 40, 100, 140, 200])
+    _copy(src, tmp_path / "out.webm")
+    assert video_timestamps(tmp_path / "out.webm") == pytest.approx(video_timestamps(src), abs=1e-3)
+    with_aac = write_clip(tmp_path / "aac.mkv", 5, audio=True)
+    with pytest.raises(OutputError, match=r"cannot copy the input's aac audio.*\.mkv"):
+        _copy(with_aac, tmp_path / "aac.webm")
+    assert not (tmp_path / "aac.webm").exists()
+    assert not list(tmp_path.glob(".*part*"))

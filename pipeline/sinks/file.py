@@ -39,7 +39,7 @@ class FileSink(Sink):
 
     Args:
         path: final output file; the container follows its suffix (``.mp4``, ``.mkv``,
-            ``.mov``, ``.webm`` with ``codec="libvpx-vp9"``).
+            ``.mov``; ``.webm`` is encoded VP9, the rest H.264).
         width, height: frame size; odd sizes are kept exactly by encoding 4:4:4 chroma
             (4:2:0 needs even sides), which every FFmpeg-based player shows but some hardware
             decoders do not.
@@ -50,7 +50,7 @@ class FileSink(Sink):
         crf: x264 constant-rate factor, 0 (lossless) to 51; 18 looks visually lossless.
         preset: x264 speed/size trade-off, ``ultrafast`` ... ``veryslow``; slower presets
             give smaller files of the same quality.
-        codec: FFmpeg encoder name.
+        codec: FFmpeg encoder name; ``None`` picks by suffix (see :func:`encoder_for`).
 
     Raises:
         OutputError: the folder does not exist or cannot be written, the suffix names no
@@ -68,7 +68,7 @@ class FileSink(Sink):
         audio_from: str | Path | None = None,
         crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
-        codec: str = "libx264",
+        codec: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.width, self.height = width, height
@@ -79,11 +79,11 @@ class FileSink(Sink):
         self._tmp = self._make_temp()
         try:
             self._container = av.open(str(self._tmp), "w")
-            self._video = self._add_video(codec, crf, preset)
+            self._video = self._add_video(codec or encoder_for(self.path), crf, preset)
             self._audio = self._add_audio(audio_from) if audio_from is not None else iter(())
         except BaseException as error:
             self.abort()
-            if isinstance(error, (OSError, ValueError)):
+            if isinstance(error, (OSError, ValueError)) and not isinstance(error, OutputError):
                 raise OutputError(f"cannot write {self.path}: {error}") from error
             raise
 
@@ -106,7 +106,7 @@ class FileSink(Sink):
 
     def _add_video(self, codec: str, crf: int, preset: str) -> av.VideoStream:
         even = self.width % 2 == 0 and self.height % 2 == 0
-        options = {"crf": str(crf), "preset": preset} if codec == "libx264" else {}
+        options = _encoder_options(codec, crf, preset)
         rate = Fraction(self.fps).limit_denominator(100_000)
         stream = self._container.add_stream(codec, rate=rate, options=options)
         stream.width, stream.height = self.width, self.height
@@ -119,6 +119,12 @@ class FileSink(Sink):
         """Add one output stream per input audio stream; return their packets in file order."""
         self._audio_input = av.open(str(source))
         inputs = self._audio_input.streams.audio
+        for stream in inputs:
+            if stream.codec_context.name not in self._container.supported_codecs:
+                raise OutputError(
+                    f"cannot copy the input's {stream.codec_context.name} audio into a "
+                    f"{self.path.suffix} file; name the output .mkv (it takes any audio)"
+                )
         outputs = {s.index: self._container.add_stream_from_template(s) for s in inputs}
         return (
             _retarget(packet, outputs[packet.stream.index])
@@ -190,6 +196,27 @@ class FileSink(Sink):
         if self._audio_input is not None:
             self._audio_input.close()
             self._audio_input = None
+
+
+def encoder_for(path: Path) -> str:
+    """The video encoder a file name calls for: VP9 for WebM (it allows nothing else worth
+    using), H.264 for every other container."""
+    return "libvpx-vp9" if path.suffix.lower() == ".webm" else "libx264"
+
+
+def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    if codec == "libx264":
+        return {"crf": str(crf), "preset": preset}
+    if codec == "libvpx-vp9":
+        # VP9's quality scale runs 0-63 and needs a zero bitrate to mean "quality only";
+        # realtime with cpu-used 8 is its fast mode, close to x264 veryfast in cost.
+        return {
+            "crf": str(round(crf * 63 / 51)),
+            "b:v": "0",
+            "deadline": "realtime",
+            "cpu-used": "8",
+        }
+    return {}
 
 
 def _retarget(packet: av.Packet, stream: av.stream.Stream) -> av.Packet:
