@@ -153,6 +153,10 @@ def _write(path: Path, image: np.ndarray) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    for path in (args.output, args.sheet):
+        # Before a second of synthesis, not after it.
+        if path is not None and not cv2.haveImageWriter(str(path)):
+            raise OutputError(f"cannot write {path}: unknown image type; use a .png or .jpg name")
     points = parse_points(args.points) if args.points else None
     exemplar = prepare_exemplar(load_image(args.style), points)
     photo = load_image(args.content)
