@@ -134,3 +134,12 @@ def test_webm_is_encoded_vp9_and_refuses_audio_it_cannot_hold(tmp_path: Path) ->
         _copy(with_aac, tmp_path / "aac.webm")
     assert not (tmp_path / "aac.webm").exists()
     assert not list(tmp_path.glob(".*part*"))
+
+
+def test_timestamps_that_do_not_increase_are_nudged_not_fatal(tmp_path: Path) -> None:
+    dst = tmp_path / "out.mkv"
+    with FileSink(dst, 32, 24, fps=10) as sink:
+        for index, time in enumerate([0.0, 0.1, 0.1, 0.05, 0.3]):  # a damaged input's times
+            sink.write(Frame(picture(index, (32, 24)), time, index))
+    times = video_timestamps(dst)
+    assert len(times) == 5 and times == sorted(times) and len(set(times)) == 5

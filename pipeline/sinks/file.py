@@ -75,6 +75,7 @@ class FileSink(Sink):
         self.fps = fps
         self.time_base = time_base or Fraction(1) / Fraction(fps).limit_denominator(100_000)
         self.frames_written = 0
+        self._last_pts: int | None = None
         self._audio_input: av.container.InputContainer | None = None
         self._tmp = self._make_temp()
         try:
@@ -143,13 +144,18 @@ class FileSink(Sink):
             pts = frame.pts
         else:
             pts = round(frame.time / self.time_base)
+        # Encoders refuse a timestamp that does not increase; only a damaged input (or
+        # rounding of frames without pts) can produce one, and one tick later is the fix.
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
         picture = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
         picture.pts = pts
         picture.time_base = self.time_base
         try:
             self._mux_audio_until(frame.time)
             self._container.mux(self._video.encode(picture))
-        except OSError as error:
+        except (OSError, av.error.FFmpegError) as error:
             raise OutputError(f"cannot write {self.path}: {error}") from error
         self.frames_written += 1
 
