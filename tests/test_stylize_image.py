@@ -41,11 +41,9 @@ def test_restyles_the_face_and_writes_a_sheet(
     result = _read(out)
     assert result.shape == grace_hopper.shape
     changed = np.abs(result.astype(int) - grace_hopper).sum(axis=2) > 30
-    x0, y0, x1, y1 = (
-        detect_landmarks(grace_hopper)[0].min(0).tolist()
-        + detect_landmarks(grace_hopper)[0].max(0).tolist()
-    )
-    inside = changed[int(y0) : int(y1), int(x0) : int(x1)].mean()
+    landmarks = detect_landmarks(grace_hopper)[0]
+    (x0, y0), (x1, y1) = landmarks.min(axis=0).astype(int), landmarks.max(axis=0).astype(int)
+    inside = changed[y0:y1, x0:x1].mean()
     assert inside > 0.5  # the face is repainted
     assert changed[-100:, :].mean() < 0.01  # the uniform and the flag are not
     rows = _read(sheet)
