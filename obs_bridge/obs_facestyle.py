@@ -14,9 +14,10 @@ does not find it on PATH).
 
 from __future__ import annotations
 
+import ctypes
 import json
-import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,16 @@ def live_command(
     return command + extra.split()
 
 
+def _stop_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM (a clean stop) if OBS dies.
+
+    Without it a crashed or killed OBS would leave facestyle holding the camera.
+    """
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class _Session:
     """The facestyle process this script started, if any."""
 
@@ -81,7 +92,9 @@ class _Session:
         self.stop()
         self.port = port
         with self.log.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_stop_with_parent
+            )
         print(f"facestyle: started {' '.join(command)} (log: {self.log})")
 
     def stop(self) -> None:
@@ -208,8 +221,14 @@ def script_load(settings) -> None:
     global _settings
     _settings = settings
     obs.timer_add(_session.check, 1000)
-    if obs.obs_data_get_bool(settings, "autostart") or os.environ.get("FACESTYLE_OBS_AUTOSTART"):
-        _start()
+    if obs.obs_data_get_bool(settings, "autostart"):
+        # Scripts load while the scene collection is still loading: start once it is up.
+        obs.timer_add(_autostart, 1000)
+
+
+def _autostart() -> None:
+    obs.remove_current_callback()
+    _start()
 
 
 def script_unload() -> None:

@@ -8,10 +8,13 @@ streams a clip to it over loopback UDP.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +24,7 @@ import numpy as np
 import pytest
 from live_support import write_small_clip
 
+from obs_bridge import obs_facestyle
 from obs_bridge.client import ObsBridge, main
 from obs_bridge.obs_facestyle import live_command
 from obs_bridge.settings import MEDIA_SOURCE_KIND, media_source_settings, stream_url
@@ -97,15 +101,25 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="module")
-def obs_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A real OBS Studio under Xvfb with obs-websocket on the returned port."""
+@contextlib.contextmanager
+def _running_obs(home: Path, collection: dict | None = None) -> Iterator[int]:
+    """OBS Studio under Xvfb with obs-websocket on the yielded port, stopped on exit.
+
+    Args:
+        home: an empty folder used as OBS's home (its config lives there).
+        collection: a scene collection to load (e.g. with a script in it), or the default.
+    """
     missing = [tool for tool in ("obs", "Xvfb") if shutil.which(tool) is None]
     if missing:
         pytest.skip(f"{' and '.join(missing)} not installed (apt-get install obs-studio xvfb)")
-    home = tmp_path_factory.mktemp("obs-home")
     port = _free_port()
     _write_obs_config(home, port)
+    command = ["obs", "--disable-shutdown-check", "--multi"]
+    if collection is not None:
+        scenes = home / ".config" / "obs-studio" / "basic" / "scenes"
+        scenes.mkdir(parents=True)
+        (scenes / f"{collection['name']}.json").write_text(json.dumps(collection))
+        command += ["--collection", collection["name"]]
     display = _free_display()
     xvfb = subprocess.Popen(
         ["Xvfb", f":{display}", "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
@@ -117,34 +131,36 @@ def obs_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     env = {
         **inherited,
         "HOME": str(home),
+        "TMPDIR": str(home),
         "DISPLAY": f":{display}",
         "LIBGL_ALWAYS_SOFTWARE": "1",
         "QT_QPA_PLATFORM": "xcb",
     }
-    log = (home / "obs.log").open("wb")
-    obs = subprocess.Popen(
-        ["obs", "--disable-shutdown-check", "--multi"],
-        cwd=home,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + OBS_START_SECONDS
-        while True:
-            try:
-                ObsBridge(port=port, timeout=2).close()
-                break
-            except DeviceError:
-                if obs.poll() is not None or time.monotonic() > deadline:
-                    tail = (home / "obs.log").read_text(errors="replace")[-2000:]
-                    pytest.fail(f"OBS did not open its websocket on port {port}:\n{tail}")
-                time.sleep(0.5)
+    log_path = home / "obs.log"
+    with log_path.open("wb") as log:
+        obs = subprocess.Popen(command, cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + OBS_START_SECONDS
+            while True:
+                try:
+                    ObsBridge(port=port, timeout=2).close()
+                    break
+                except DeviceError:
+                    if obs.poll() is not None or time.monotonic() > deadline:
+                        tail = log_path.read_text(errors="replace")[-2000:]
+                        pytest.fail(f"OBS did not open its websocket on port {port}:\n{tail}")
+                    time.sleep(0.5)
+            yield port
+        finally:
+            _stop(obs)
+            _stop(xvfb)
+
+
+@pytest.fixture(scope="module")
+def obs_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real OBS Studio under Xvfb with obs-websocket on the returned port."""
+    with _running_obs(tmp_path_factory.mktemp("obs-home")) as port:
         yield port
-    finally:
-        _stop(obs)
-        _stop(xvfb)
-        log.close()
 
 
 @pytest.fixture
@@ -202,3 +218,47 @@ def test_obs_shows_facestyles_stream(obs_port: int, streaming: str) -> None:
         while "facestyle" in bridge.inputs() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert "facestyle" not in bridge.inputs()
+
+
+@pytest.mark.obs
+def test_obs_script_runs_facestyle_live_and_shows_it(tmp_path: Path) -> None:
+    clip = write_small_clip(tmp_path / "camera.mp4", 30)
+    stream_port = _free_port(socket.SOCK_DGRAM)
+    script = Path(obs_facestyle.__file__).resolve()
+    executable = Path(sys.executable).with_name("facestyle")
+    settings = {
+        "executable": str(executable),
+        "camera": str(clip),
+        "style": "cartoon",
+        "port": stream_port,
+        "size": "",
+        "extra": "--loop",
+        "autostart": True,
+    }
+    collection = {
+        "name": "facestyle-test",
+        "current_scene": "Scene",
+        "current_program_scene": "Scene",
+        "scene_order": [{"name": "Scene"}],
+        "sources": [
+            {"id": "scene", "versioned_id": "scene", "name": "Scene", "settings": {"items": []}}
+        ],
+        "modules": {"scripts-tool": [{"path": str(script), "settings": settings}]},
+    }
+    home = tmp_path / "home"
+    home.mkdir()
+    with _running_obs(home, collection) as port, ObsBridge(port=port) as bridge:
+        deadline = time.monotonic() + 30
+        while "facestyle" not in bridge.inputs() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert bridge.input_settings()["input"] == stream_url(stream_port)
+        # facestyle starts in its own process (model loading, warm-up): allow it time.
+        picture = _first_picture(bridge, seconds=90)
+        assert picture.shape == (240, 320, 3)
+    # Closing OBS stops facestyle cleanly (the script's unload, or the parent-death signal it
+    # set up): facestyle logs its summary as it exits.
+    log = home / "facestyle-obs.log"
+    deadline = time.monotonic() + 20
+    while "Live: " not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "Live: " in log.read_text(), log.read_text()
