@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.errors import OutputError
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 
-__all__ = ["SAMPLE_FRAMES", "SAMPLE_NAME", "cache_dir", "sample_clip"]
+__all__ = ["SAMPLE_FRAMES", "SAMPLE_NAME", "cache_dir", "sample_clip", "sample_path"]
 
 SAMPLE_NAME = "sample"
 SAMPLE_FRAMES = 175  # 7 s at 25 fps
@@ -53,13 +53,18 @@ def _hopper(index: int) -> Pose:
     )
 
 
+def sample_path() -> Path:
+    """Where the sample clip is cached (it may not exist yet)."""
+    return cache_dir() / f"sample-v{_VERSION}.mp4"
+
+
 def sample_clip() -> Path:
-    """The sample clip's path, generating it (about 10 s) if it is not cached yet.
+    """The sample clip's path, generating it (10-20 s) if it is not cached yet.
 
     Raises:
         OutputError: the cache folder cannot be written.
     """
-    path = cache_dir() / f"sample-v{_VERSION}.mp4"
+    path = sample_path()
     if path.is_file():
         return path
     try:

@@ -106,11 +106,13 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from plugin.api import render
-    from plugin.sample import SAMPLE_NAME
+    from plugin.sample import SAMPLE_NAME, sample_path
 
     if args.sample or args.input == SAMPLE_NAME:
         source = SAMPLE_NAME
         output = args.output or Path(SAMPLE_OUTPUT)
+        if not sample_path().is_file():
+            print(f"Generating the sample clip into {sample_path().parent} (first use only)...")
     elif args.input is None:
         print("facestyle render: error: give an input video (or --sample)", file=sys.stderr)
         return 2
