@@ -94,13 +94,7 @@ class Synthesis:
 def _resize(array: np.ndarray, size: int) -> np.ndarray:
     if array.shape[0] == size:
         return array
-    channels = array.shape[2]
-    # cv2.resize handles at most 4 channels per call in every interpolation mode.
-    parts = [
-        cv2.resize(array[..., c : c + 4], (size, size), interpolation=cv2.INTER_AREA)
-        for c in range(0, channels, 4)
-    ]
-    return np.dstack([p.reshape(size, size, -1) for p in parts])
+    return cv2.resize(array, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def _upsample(nnf: np.ndarray, source_size: int) -> np.ndarray:

@@ -164,10 +164,13 @@ def region_masks(landmarks: np.ndarray, size: int, sigma: float | None = None) -
         sigma: Gaussian blur in pixels; default ``S / 80`` (3.2 px at 256), enough that the
             masks of neighbouring parts overlap where the landmarks are uncertain.
     """
-    labels = region_labels(landmarks, size)
-    one_hot = (labels[..., None] == np.arange(len(REGIONS), dtype=np.uint8)).astype(np.float32)
     sigma = size / 80.0 if sigma is None else sigma
-    return cv2.GaussianBlur(one_hot, (0, 0), sigma).reshape(size, size, len(REGIONS))
+    # Blurred masks have no detail finer than sigma: paint and blur at half size (4x cheaper).
+    half = size // 2
+    labels = region_labels(np.asarray(landmarks, np.float64) * (half / size), half)
+    one_hot = (labels[..., None] == np.arange(len(REGIONS), dtype=np.uint8)).astype(np.float32)
+    blurred = cv2.GaussianBlur(one_hot, (0, 0), sigma / 2)
+    return cv2.resize(blurred, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def _border_anchors(size: int) -> np.ndarray:
@@ -231,9 +234,12 @@ def _face_weight(regions: np.ndarray) -> np.ndarray:
 
 
 def _luminance_quantiles(blurred: np.ndarray, regions: np.ndarray) -> np.ndarray:
-    inside = blurred[_face_weight(regions) > 0.5]
+    # Every other pixel each way: the image is blurred, so this sorts 4x less for the same
+    # distribution.
+    sample, weight = blurred[::2, ::2], _face_weight(regions[::2, ::2])
+    inside = sample[weight > 0.5]
     if inside.size == 0:
-        inside = blurred.ravel()
+        inside = sample.ravel()
     return np.quantile(inside, _QUANTILES).astype(np.float32)
 
 
@@ -265,7 +271,7 @@ def appearance_guide(
 def edge_guide(image: np.ndarray) -> np.ndarray:
     """Gradient magnitude of the lightly blurred luminance, ``(S, S)`` ``float32`` 0-1.
 
-    Normalised by the crop's own 98th percentile, so a soft painting and a crisp photo both
+    Normalised by the crop's own 98th percentile (of every other pixel), so a soft painting and a crisp photo both
     span the range.
     """
     size = image.shape[0]
@@ -273,7 +279,7 @@ def edge_guide(image: np.ndarray) -> np.ndarray:
     gx = cv2.Sobel(blurred, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(blurred, cv2.CV_32F, 0, 1, ksize=3)
     magnitude = cv2.magnitude(gx, gy)
-    top = float(np.percentile(magnitude, 98.0)) or 1.0
+    top = float(np.percentile(magnitude[::2, ::2], 98.0)) or 1.0
     return np.minimum(magnitude / np.float32(top), np.float32(1.0))
 
 
