@@ -84,13 +84,13 @@ class CartoonStylizer:
         crop_size: int = 256,
         *,
         levels: int = 5,
-        sharpness: float = 6.0,
+        sharpness: float = 4.0,
         smoothing: int = 3,
-        line_sigma: float = 1.4,
+        line_sigma: float = 1.8,
         line_threshold: float = -1.0,
-        line_softness: float = 0.3,
+        line_softness: float = 0.2,
         saturation: float = 1.2,
-        tone_memory: float = 0.9,
+        tone_memory: float = 0.95,
     ) -> None:
         if crop_size < 64 or crop_size % 2:
             raise ValueError(f"CartoonStylizer: crop_size must be even and >= 64, got {crop_size}")
