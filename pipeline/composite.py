@@ -180,7 +180,8 @@ class Compositor:
         feather: soft-edge width as a fraction of the crop side.
         forehead: in ``"face"`` mode, how far above the brows the outline reaches, as a
             fraction of the brow-to-chin distance.
-        device: ``"auto"`` (CuPy on a CUDA device, else NumPy), ``"cpu"`` or ``"cuda"``.
+        device: ``"auto"`` (CuPy on a CUDA device, else NumPy), ``"cpu"`` or ``"cuda"``; or
+            an :class:`~pipeline.xp.ArrayBackend` to use as it is.
     """
 
     def __init__(
@@ -189,7 +190,7 @@ class Compositor:
         *,
         feather: float = 0.03,
         forehead: float = 0.3,
-        device: Device = "auto",
+        device: Device | ArrayBackend = "auto",
     ) -> None:
         if mode not in ("face", "crop"):
             raise ValueError(f"Compositor: mode must be 'face' or 'crop', got {mode!r}")
@@ -198,7 +199,7 @@ class Compositor:
         self.mode = mode
         self.feather = feather
         self.forehead = forehead
-        self.backend = select_backend(device)
+        self.backend = device if isinstance(device, ArrayBackend) else select_backend(device)
         self._crop_masks: dict[int, np.ndarray] = {}
 
     def process(

@@ -27,7 +27,8 @@ class ArrayBackend:
     """An array module and its matching ``ndimage`` module.
 
     Attributes:
-        name: ``"numpy"`` or ``"cupy"``.
+        name: ``"numpy"`` or ``"cupy"``; any other name over ``numpy`` runs the GPU code path
+            on the CPU (``ndimage`` warps instead of OpenCV), which is how it is tested.
         xp: ``numpy`` or ``cupy``.
         ndimage: ``scipy.ndimage`` or ``cupyx.scipy.ndimage`` (same API).
     """
@@ -42,14 +43,18 @@ class ArrayBackend:
 
     def to_numpy(self, array: Any) -> np.ndarray:
         """This backend's array as a NumPy array (a copy from the GPU for CuPy)."""
-        return array.get() if self.name == "cupy" else np.asarray(array)
+        return np.asarray(array) if self.xp is np else array.get()
 
 
 def cuda_available() -> bool:
     """Whether CuPy is installed and sees at least one CUDA device."""
     if importlib.util.find_spec("cupy") is None:
         return False
-    cupy = importlib.import_module("cupy")
+    try:
+        cupy = importlib.import_module("cupy")
+    except ImportError:
+        # Installed but broken (a wheel for another CUDA version): treat as absent.
+        return False
     try:
         return int(cupy.cuda.runtime.getDeviceCount()) > 0
     except cupy.cuda.runtime.CUDARuntimeError:

@@ -11,6 +11,7 @@ import scipy.ndimage
 from face_crops import photo_face
 
 from pipeline.align import align_face, canonical_landmarks, invert_affine, transform_points
+from pipeline.cartoon import CartoonStylizer
 from pipeline.composite import (
     Compositor,
     blend,
@@ -202,6 +203,20 @@ def test_the_gpu_warp_matches_opencv_when_run_on_numpy(astronaut_face):
     assert np.abs(by_ndimage - by_opencv).max() <= 1
     np.testing.assert_array_equal(by_ndimage[..., 3] == 0, by_opencv[..., 3] == 0)
     assert (by_opencv[..., 3] > 0).sum() > 5000
+
+
+@pytest.mark.parametrize("mode", ["face", "crop"])
+def test_the_gpu_code_path_run_on_numpy_composites_like_the_cpu_path(mode):
+    photo, face, crop = photo_face("grace_hopper")
+    stylized = CartoonStylizer().stylize([crop])
+    half = Face(face.track_id, face.box, face.landmarks, visibility=0.6)
+    on_cpu = Compositor(mode).process(photo, [crop], stylized, [half])
+    gpu_path = Compositor(mode, device=ArrayBackend("numpy-ndimage", np, scipy.ndimage))
+    on_gpu_path = gpu_path.process(photo, [crop], stylized, [half])
+    assert np.abs(on_gpu_path.astype(np.int16) - on_cpu).max() <= 1
+    untouched = np.all(on_cpu == photo, axis=2)
+    np.testing.assert_array_equal(on_gpu_path[untouched], photo[untouched])
+    assert (~untouched).sum() > 10000
 
 
 def test_blend_is_exact_at_both_ends():
