@@ -39,9 +39,8 @@ def available_styles() -> list[str]:
 
 def _load_pack(path: Path) -> Stylizer:
     try:
-        from models.pack_stylizer import PackStylizer
-
         from models.pack import load_pack
+        from models.pack_stylizer import PackStylizer
     except ModuleNotFoundError as error:
         raise StyleError(
             f"cannot load style pack {path}: this build of facestyle has no style-pack support "
