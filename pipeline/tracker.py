@@ -250,9 +250,14 @@ class FaceTracker:
 
     def _fall_back(self, track: _Track, image: np.ndarray, grey: np.ndarray) -> bool:
         if track.fallback is None:
-            x0, y0, x1, y1 = track.box
+            height, width = grey.shape
+            x0, y0 = np.maximum(track.box[:2], 0).astype(int)
+            x1, y1 = np.minimum(track.box[2:], (width - 1, height - 1)).astype(int)
+            # CSRT refuses a box outside the frame; a face mostly outside is gone anyway.
+            if (x1 - x0) * (y1 - y0) < 0.5 * _side(track.box) ** 2:
+                return False
             track.fallback = cv2.TrackerCSRT.create()
-            track.fallback.init(self._previous, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
+            track.fallback.init(self._previous, (x0, y0, x1 - x0, y1 - y0))
         ok, (x, y, w, h) = track.fallback.update(image)
         if not ok:
             return False

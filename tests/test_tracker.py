@@ -44,6 +44,8 @@ CLIPS: dict[str, tuple[list[tuple[str, Path_]], int]] = {
         60,
     ),
     "no_face": ([("astronaut", lambda i: Pose(-1000, 240))], 10),
+    # Out through the top at 40 px a frame, growing: boxes past the frame edge.
+    "fast_exit": ([("astronaut", lambda i: Pose(320, 240 - 40 * i, 1 + 0.1 * i))], 18),
 }
 
 
@@ -153,6 +155,10 @@ def test_a_face_fades_in_and_out_and_a_short_occlusion_keeps_its_id(clips: Calla
 def test_frames_without_a_face_give_no_faces(clips: Callable) -> None:
     frames, _ = clips("no_face")
     assert all(found == [] for found in _run(FaceTracker(), frames))
+    frames, truth = clips("fast_exit")
+    output = _run(FaceTracker(ramp_frames=5), frames)
+    last_seen = max(i for i, boxes in enumerate(truth) if boxes[0] is not None)
+    assert output[last_seen] != [] and all(found == [] for found in output[last_seen + 6 :])
     frames, truth = clips("leave_and_enter")
     output = _run(FaceTracker(ramp_frames=4), frames)
     gone = [i for i, boxes in enumerate(truth) if boxes[0] is None]
