@@ -57,7 +57,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs="?",
         help="video file, image folder, glob pattern or image; 'sample' for the bundled clip",
     )
-    parser.add_argument("-o", "--output", type=Path, help="output video (.mp4, .mkv, .mov)")
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="OUT", help="output video (.mp4, .mkv, .mov)"
+    )
     parser.add_argument(
         "--sample",
         action="store_true",
@@ -69,9 +71,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME|PACK",
         help=f"style name or .safetensors pack (default: {DEFAULT_STYLE})",
     )
-    parser.add_argument("--max-faces", type=_positive, default=4, help="faces per frame (4)")
     parser.add_argument(
-        "--detect-every", type=_positive, default=10, help="run the detector every N frames (10)"
+        "--max-faces", type=_positive, default=4, metavar="N", help="faces per frame (4)"
+    )
+    parser.add_argument(
+        "--detect-every",
+        type=_positive,
+        default=10,
+        metavar="N",
+        help="run the detector every N frames (10)",
     )
     parser.add_argument(
         "--mask",
@@ -87,13 +95,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="keep the person's fine detail: 0 pure style (default), about 1 clearly them",
     )
     parser.add_argument(
-        "--crf", type=_crf, default=DEFAULT_CRF, help=f"x264 quality, 0-51 ({DEFAULT_CRF})"
+        "--crf",
+        type=_crf,
+        default=DEFAULT_CRF,
+        metavar="N",
+        help=f"x264 quality, 0-51 ({DEFAULT_CRF})",
     )
     parser.add_argument(
         "--preset",
         choices=PRESETS,
         default=DEFAULT_PRESET,
-        help=f"x264 speed: slower presets make smaller files ({DEFAULT_PRESET})",
+        metavar="P",
+        help=f"x264 speed, {PRESETS[0]} ... {PRESETS[-1]}; slower makes smaller files "
+        f"({DEFAULT_PRESET})",
     )
     parser.add_argument(
         "--preview", type=Path, metavar="SHEET.png", help="also write a before/after sheet"
