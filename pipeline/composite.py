@@ -3,8 +3,9 @@
 Conventions: an :class:`~pipeline.frame.AlignedCrop`'s ``matrix`` maps frame pixels to crop
 pixels. Warping a crop back into the frame therefore uses that matrix as it is, as the
 *inverse map* of the warp (for each frame pixel, where in the crop to read); only the
-bounding rectangle is found through the inverse. The mask is drawn in crop pixels, so its feather is the same fraction of the
-face at every distance from the camera, and it travels through the same warp as the colours.
+bounding rectangle is found through the inverse. The mask is drawn in crop pixels, so its
+feather is the same fraction of the face at every distance from the camera, and it travels
+through the same warp as the colours.
 
 Only the face's bounding region of the frame is touched; every pixel outside the warped
 mask keeps its exact input value. The blend is written once against an array module
@@ -19,6 +20,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from pipeline.align import invert_affine, transform_points
 from pipeline.frame import AlignedCrop, Face
 from pipeline.xp import ArrayBackend, Device, select_backend
 
@@ -73,8 +75,9 @@ def face_mask(landmarks: np.ndarray, size: int, feather: float, forehead: float)
     raised = brows + forehead * up
     outline = cv2.convexHull(np.concatenate([points[_JAW], brows, raised]).astype(np.float32))
     solid = np.zeros((size, size), np.uint8)
-    # 4 fractional bits: the outline moves smoothly with sub-pixel landmark motion.
-    cv2.fillConvexPoly(solid, np.rint(outline * 16).astype(np.int32), 255, cv2.LINE_8, 4)
+    # Anti-aliased, with 4 fractional bits: the outline follows sub-pixel landmark motion
+    # instead of jumping a whole pixel at a time (a shaking mask edge is plain to see).
+    cv2.fillConvexPoly(solid, np.rint(outline * 16).astype(np.int32), 255, cv2.LINE_AA, 4)
     return _feather(solid, max(1, round(feather * size)))
 
 
@@ -284,8 +287,7 @@ def _frame_region(
     lo = np.array([xs.min() * 4 - 4, ys.min() * 4 - 4], np.float64)
     hi = np.array([xs.max() * 4 + 4, ys.max() * 4 + 4], np.float64)
     corners = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [lo[0], hi[1]], [hi[0], hi[1]]])
-    linear, shift = matrix[:, :2].astype(np.float64), matrix[:, 2].astype(np.float64)
-    in_frame = (corners - shift) @ np.linalg.inv(linear).T
+    in_frame = transform_points(invert_affine(matrix), corners)
     x0 = max(int(np.floor(in_frame[:, 0].min())) - 1, 0)
     y0 = max(int(np.floor(in_frame[:, 1].min())) - 1, 0)
     x1 = min(int(np.ceil(in_frame[:, 0].max())) + 2, width)
