@@ -130,3 +130,21 @@ def test_preview_sheet_is_written(clip: tuple[Path, ClipTruth], tmp_path: Path) 
     assert image.shape[1] == 960 and image.shape[0] == 36 + 3 * 360
     assert (tmp_path / "out.mkv").is_file()
     assert summary.stage_ms.keys() >= {"decode", "track", "stylize", "composite", "encode"}
+
+
+def test_sample_keyword_renders_the_cached_sample_clip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from plugin.cli import main
+    from plugin.sample import sample_path
+
+    # A short stand-in already in the cache: generating the real 7 s clip is the demo's job.
+    monkeypatch.setenv("FACESTYLE_CACHE", str(tmp_path / "cache"))
+    sample_path().parent.mkdir()
+    write_moving_face_clip(sample_path(), [FacePath("astronaut", _pose)], 3, audio=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", "--sample", "-q"]) == 0
+    assert (tmp_path / "sample-styled.mp4").is_file()
+    assert main(["render", "sample", "-o", "named.mkv"]) == 0
+    out = capsys.readouterr().out
+    assert "Rendered 3 frames" in out and str(tmp_path / "named.mkv") in out
