@@ -101,10 +101,15 @@ class VideoFileSource(Source):
         self._decoded = self._decode()
         # The first frame tells the displayed size (rotation is per-frame side data); it is
         # kept and yielded first rather than re-read, since damaged files may not seek.
-        self._first = next(self._decoded, None)
-        if self._first is None:
+        try:
+            self._first = next(self._decoded, None)
+            if self._first is None:
+                raise InputError(
+                    f"{self.path} has a video stream but no frame decodes; {_REPAIR_HINT}"
+                )
+        except BaseException:
             self._container.close()
-            raise InputError(f"{self.path} has a video stream but no frame decodes; {_REPAIR_HINT}")
+            raise
         self.height, self.width = self._first.image.shape[:2]
 
     @property
