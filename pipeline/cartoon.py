@@ -16,7 +16,7 @@ or a line flipping on and off:
 Every luminance threshold (the bilateral range, the ink threshold) is scaled by the same
 track's contrast, so a dim or low-contrast face is drawn like a well-lit one. On the
 generated evaluation clip (``facestyle eval --style cartoon``) its flow warping error is
-about 1.1x the input's own, against 1.6x with hard band edges.
+about 1.1x the input's own, against 1.45x with hard band edges.
 
 It is also the baseline the one-shot style packs are measured against.
 """
