@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -62,8 +63,12 @@ def model_path(name: str) -> Path:
 
 
 @cache
-def _detector() -> dlib.fhog_object_detector:
-    return dlib.get_frontal_face_detector()
+def _detector() -> tuple[dlib.fhog_object_detector, threading.Lock]:
+    # The HOG detector keeps its image pyramid inside the object and dlib releases the GIL
+    # while it runs, so one instance must not run on two threads at once (dlib issue #340).
+    # A second instance would cost a second or so to build; detection is rare, so share one
+    # behind a lock. The shape predictor's call is const in dlib: it needs no lock.
+    return dlib.get_frontal_face_detector(), threading.Lock()
 
 
 @cache
@@ -118,7 +123,9 @@ def detect_faces(
     small = image
     if scale != 1.0:
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    rects, _, _ = _detector().run(small, upsample, min_score)
+    detector, lock = _detector()
+    with lock:
+        rects, _, _ = detector.run(small, upsample, min_score)
     boxes = [
         np.array([r.left(), r.top(), r.right(), r.bottom()], np.float32) / np.float32(scale)
         for r in rects

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 import pytest
@@ -125,3 +127,24 @@ def test_one_euro_filter_keeps_up_with_motion_and_resets() -> None:
     assert 0 < lag < speed / 25 * 1.5  # under a frame and a half behind
     smoother.reset()
     np.testing.assert_array_equal(smoother.process(np.array([5.0]), 0.0), [5.0])
+
+
+def test_detection_from_two_threads_matches_serial(
+    astronaut: np.ndarray, grace_hopper: np.ndarray
+) -> None:
+    images = [astronaut, grace_hopper]
+    serial = [detect_faces(image) for image in images]
+    results: dict[int, list[list[np.ndarray]]] = {0: [], 1: []}
+
+    def work(k: int) -> None:
+        for _ in range(4):
+            results[k].append(detect_faces(images[k]))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k in (0, 1):
+        for found in results[k]:
+            np.testing.assert_array_equal(np.array(found), np.array(serial[k]))
