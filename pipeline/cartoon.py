@@ -199,8 +199,7 @@ class CartoonStylizer:
     def _lines(self, luminance: np.ndarray, gain: float) -> np.ndarray:
         """``(S, S)`` ``uint8`` ink mask: 255 = no ink, 0 = full black line."""
         # A small bilateral pass first, so skin texture and noise do not draw lines.
-        base = cv2.bilateralFilter(luminance, 5, 12.0 / gain, 3)
-        base = cv2.bilateralFilter(base, 5, 12.0 / gain, 3).astype(np.float32)
+        base = cv2.bilateralFilter(luminance, 5, 12.0 / gain, 3).astype(np.float32)
         narrow = cv2.GaussianBlur(base, (0, 0), self.line_sigma)
         wide = cv2.GaussianBlur(base, (0, 0), self.line_sigma * 1.6)
         dog = gain * (narrow - 0.98 * wide)
