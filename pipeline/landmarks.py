@@ -150,17 +150,23 @@ def predict_landmarks(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
 
-def detect_landmarks(image: np.ndarray, *, upsample: int = 1) -> list[np.ndarray]:
+def detect_landmarks(
+    image: np.ndarray, *, upsample: int = 1, max_side: int = 800
+) -> list[np.ndarray]:
     """Landmarks of every face in a still image, largest face first.
 
     Args:
         image: ``(H, W, 3)`` ``uint8`` RGB, values 0-255.
         upsample: detector upsampling (1 finds faces down to about 30 px).
+        max_side: a larger image is shrunk to this longest side for detection only, so a
+            camera photo costs what a screen-sized one does (landmarks use full resolution).
 
     Returns:
         One ``(68, 2)`` ``float32`` array of ``x, y`` image pixels per face.
     """
-    return [predict_landmarks(image, box) for box in detect_faces(image, upsample=upsample)]
+    scale = min(1.0, max_side / max(image.shape[:2]))
+    boxes = detect_faces(image, upsample=upsample, scale=scale)
+    return [predict_landmarks(image, box) for box in boxes]
 
 
 class OneEuroFilter:
