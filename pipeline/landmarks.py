@@ -151,20 +151,21 @@ def predict_landmarks(image: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 
 def detect_landmarks(
-    image: np.ndarray, *, upsample: int = 1, max_side: int = 800
+    image: np.ndarray, *, upsample: int = 1, max_side: int = 1600
 ) -> list[np.ndarray]:
     """Landmarks of every face in a still image, largest face first.
 
     Args:
         image: ``(H, W, 3)`` ``uint8`` RGB, values 0-255.
         upsample: detector upsampling (1 finds faces down to about 30 px).
-        max_side: a larger image is shrunk to this longest side for detection only, so a
-            camera photo costs what a screen-sized one does (landmarks use full resolution).
+        max_side: longest side the detector works on, after upsampling; a larger image is
+            shrunk for detection only (landmarks use full resolution), so a 4000 px camera
+            photo costs what a 800 px one does, about 0.2 s.
 
     Returns:
         One ``(68, 2)`` ``float32`` array of ``x, y`` image pixels per face.
     """
-    scale = min(1.0, max_side / max(image.shape[:2]))
+    scale = min(1.0, max_side / (max(image.shape[:2]) * 2**upsample))
     boxes = detect_faces(image, upsample=upsample, scale=scale)
     return [predict_landmarks(image, box) for box in boxes]
 
