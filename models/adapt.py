@@ -1,0 +1,384 @@
+"""One-shot adaptation: one style portrait in, a real-time style pack out.
+
+Stages (each reports progress, so a command line can draw a bar per stage):
+
+1. ``faces``: the exemplar is found and aligned; content faces are gathered, from the user's
+   footage (frames picked for variety of pose and expression) or from the public-domain
+   photos facestyle ships, augmented (flips, small rotations and scales, colour jitter,
+   smooth expression-free warps), and optionally warped part-way toward the exemplar's
+   proportions (``geometry``).
+2. ``teacher``: guided patch synthesis (:mod:`models.teacher`) stylizes every content face.
+3. ``training``: the student (:mod:`models.generator`) learns to do the same in
+   milliseconds (:mod:`models.train`).
+
+Nothing is written here; :func:`adapt` returns the pack and the pictures of a preview sheet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from models.exemplar import Exemplar, prepare_exemplar
+from models.generator import GeneratorConfig
+from models.geometry import toward_exemplar
+from models.pack import StylePack
+from models.pack_stylizer import PackStylizer
+from models.student_input import (
+    DEFAULT_GUIDES,
+    StudentReference,
+    guide_channels,
+    student_guides,
+    to_unit_rgb,
+)
+from models.teacher import TeacherParams, stylize_face
+from models.train import TrainingSet, TrainSettings, train_student
+from pipeline.align import CROP_SIZE, align_face
+from pipeline.errors import InputError, NoFaceError
+from pipeline.frame import AlignedCrop
+from pipeline.landmarks import detect_landmarks
+from pipeline.samples import FACE_PHOTOS, face_photo
+from pipeline.sources import open_source
+
+__all__ = [
+    "QUALITIES",
+    "AdaptResult",
+    "AdaptSettings",
+    "Progress",
+    "adapt",
+    "footage_faces",
+    "preview_sheet",
+    "sample_faces",
+]
+
+Progress = Callable[[str, float, float], None]
+"""``progress(stage, done, total)`` with stage ``"faces"``, ``"teacher"`` or ``"training"``."""
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    """Everything that decides what ``adapt`` makes.
+
+    Attributes:
+        faces: content faces to stylize with the teacher and train on.
+        teacher: teacher settings.
+        train: student training settings (its ``seconds`` bounds the training time).
+        student: the student's hyper-parameters (``guide_channels`` is set from ``guides``).
+        guides: the student's guide channels.
+        crop_size: side of the aligned crops.
+        geometry: 0..1, how far faces are warped toward the exemplar's proportions.
+        identity: the pack's default identity <-> style strength.
+        seed: augmentation and training seed.
+    """
+
+    faces: int = 24
+    teacher: TeacherParams = field(default_factory=TeacherParams)
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=3000, seconds=100))
+    student: GeneratorConfig = field(default_factory=GeneratorConfig)
+    guides: tuple[str, ...] = DEFAULT_GUIDES
+    crop_size: int = CROP_SIZE
+    geometry: float = 0.0
+    identity: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.faces < 1:
+            raise ValueError(f"faces: expected >= 1, got {self.faces}")
+        if not 0.0 <= self.geometry <= 1.0:
+            raise InputError(f"--geometry: expected a value in 0..1, got {self.geometry}")
+
+
+QUALITIES = {
+    "fast": AdaptSettings(
+        faces=10,
+        teacher=TeacherParams(em_iterations=(2, 2, 1)),
+        train=TrainSettings(steps=1000, seconds=35),
+    ),
+    "default": AdaptSettings(),
+    "best": AdaptSettings(
+        faces=48,
+        teacher=TeacherParams(em_iterations=(6, 4, 3)),
+        train=TrainSettings(steps=12000, seconds=900, batch=12),
+    ),
+}
+"""``--quality`` presets. ``default`` stays within about 3 minutes on a 2-core CPU."""
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    """What adaptation made.
+
+    Attributes:
+        pack: the trained style pack.
+        exemplar: ``(S, S, 3)`` ``uint8`` RGB aligned exemplar.
+        content: ``(N, S, S, 3)`` ``uint8`` RGB content crops (after the geometry warp).
+        teacher: ``(N, S, S, 3)`` ``uint8`` RGB the teacher's stylizations of them.
+        student: ``(N, S, S, 3)`` ``uint8`` RGB the trained student's.
+    """
+
+    pack: StylePack
+    exemplar: np.ndarray
+    content: np.ndarray
+    teacher: np.ndarray
+    student: np.ndarray
+
+
+def _jitter_colour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast, saturation and hue jitter of ``(H, W, 3)`` ``uint8`` RGB."""
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-5, 5)) % 180
+    hsv[..., 1] *= rng.uniform(0.8, 1.2)
+    rgb = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB)
+    contrast, brightness = rng.uniform(0.85, 1.15), rng.uniform(-20, 20)
+    mean = rgb.mean()
+    return np.clip((rgb - mean) * contrast + mean + brightness, 0, 255).astype(np.uint8)
+
+
+def _smooth_warp(image: np.ndarray, rng: np.random.Generator, amplitude: float) -> np.ndarray:
+    """A low-frequency random displacement (a few pixels): a slightly different face shape,
+    the same expression."""
+    height, width = image.shape[:2]
+    coarse = rng.normal(0, amplitude, (2, 4, 4)).astype(np.float32)
+    dx, dy = (cv2.resize(c, (width, height), interpolation=cv2.INTER_CUBIC) for c in coarse)
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(image, xs + dx, ys + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _augment(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    height, width = photo.shape[:2]
+    image = photo[:, ::-1] if rng.random() < 0.5 else photo
+    matrix = cv2.getRotationMatrix2D(
+        (width / 2, height / 2), rng.uniform(-12, 12), rng.uniform(0.9, 1.1)
+    )
+    matrix[:, 2] += rng.uniform(-0.04, 0.04, 2) * (width, height)
+    image = cv2.warpAffine(
+        np.ascontiguousarray(image), matrix, (width, height), borderMode=cv2.BORDER_REFLECT
+    )
+    image = _smooth_warp(image, rng, amplitude=0.006 * max(width, height))
+    return _jitter_colour(image, rng)
+
+
+def sample_faces(
+    count: int,
+    size: int = CROP_SIZE,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[AlignedCrop]:
+    """Aligned crops of the bundled public-domain faces, each an augmented variant.
+
+    The first crop of each photo is unaugmented; the rest are flipped, rotated, scaled,
+    shifted, gently reshaped and colour-jittered at random.
+    """
+    rng = np.random.default_rng(seed)
+    crops: list[AlignedCrop] = []
+    attempts = 0
+    while len(crops) < count and attempts < 4 * count + 10:
+        name = FACE_PHOTOS[attempts % len(FACE_PHOTOS)]
+        photo = face_photo(name)
+        image = photo if attempts < len(FACE_PHOTOS) else _augment(photo, rng)
+        attempts += 1
+        found = detect_landmarks(image, upsample=0)
+        if found:
+            crops.append(align_face(image, found[0], size))
+            if progress is not None:
+                progress(len(crops), count)
+    return crops
+
+
+def _spread(landmarks: np.ndarray, count: int) -> list[int]:
+    """Indices of ``count`` rows of ``(N, 68, 2)`` far apart from each other (farthest-point
+    sampling on aligned landmarks: varied pose and expression)."""
+    flat = landmarks.reshape(len(landmarks), -1)
+    chosen = [0]
+    distance = np.linalg.norm(flat - flat[0], axis=1)
+    while len(chosen) < min(count, len(flat)):
+        best = int(distance.argmax())
+        chosen.append(best)
+        distance = np.minimum(distance, np.linalg.norm(flat - flat[best], axis=1))
+    return chosen
+
+
+def footage_faces(
+    specs: Sequence[str | Path],
+    count: int,
+    size: int = CROP_SIZE,
+    candidates: int = 120,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[AlignedCrop]:
+    """Aligned faces from videos or images, ``count`` of them picked for variety.
+
+    Up to ``candidates`` frames spread evenly over the inputs are searched for faces (every
+    face of a frame counts); from those, the ones whose aligned landmarks differ the most are
+    kept.
+
+    Raises:
+        NoFaceError: no face in any searched frame.
+    """
+    found: list[AlignedCrop] = []
+    per_spec = max(candidates // max(len(specs), 1), 1)
+    searched = 0
+    for spec in specs:
+        with open_source(spec) as source:
+            stride = max((source.frame_count or per_spec * 5) // per_spec, 1)
+            for index, frame in enumerate(source):
+                if index % stride:
+                    continue
+                for landmarks in detect_landmarks(frame.image, upsample=0):
+                    found.append(align_face(frame.image, landmarks, size))
+                searched += 1
+                if progress is not None:
+                    progress(searched, per_spec * len(specs))
+                if index // stride + 1 >= per_spec:
+                    break
+    if not found:
+        raise NoFaceError(
+            f"no face found in {searched} frames of the --content input; give footage where "
+            "faces are frontal and at least about 80 pixels wide"
+        )
+    picked = _spread(np.stack([c.landmarks for c in found]), count)
+    return [found[i] for i in picked]
+
+
+def preview_sheet(result: AdaptResult, columns: int = 6, tile: int = 128) -> np.ndarray:
+    """One picture to judge a pack by: the exemplar, then content / teacher / student rows.
+
+    Returns:
+        ``(3 * tile, (columns + 1) * tile, 3)`` ``uint8`` RGB.
+    """
+
+    def small(image: np.ndarray) -> np.ndarray:
+        return cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA)
+
+    picks = np.linspace(0, len(result.content) - 1, min(columns, len(result.content))).astype(int)
+    blank = np.full((tile, tile, 3), 255, np.uint8)
+    rows = []
+    for row, images in enumerate((result.content, result.teacher, result.student)):
+        first = small(result.exemplar) if row == 0 else blank
+        tiles = [small(images[i]) for i in picks]
+        tiles += [blank] * (columns - len(tiles))
+        rows.append(np.hstack([first, *tiles]))
+    sheet = np.vstack(rows)
+    for row, label in enumerate(("content", "teacher", "student")):
+        cv2.putText(
+            sheet,
+            label,
+            (6, row * tile + tile - 8),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.45,
+            (40, 40, 40),
+            1,
+            cv2.LINE_AA,
+        )
+    return sheet
+
+
+def _prepare(image: np.ndarray, points: np.ndarray | None, settings: AdaptSettings) -> Exemplar:
+    try:
+        return prepare_exemplar(image, points, settings.crop_size)
+    except NoFaceError as error:
+        raise NoFaceError(f"style image: {error}") from error
+
+
+def adapt(
+    style_image: np.ndarray,
+    settings: AdaptSettings | None = None,
+    *,
+    content: Sequence[str | Path] = (),
+    points: np.ndarray | None = None,
+    name: str = "style",
+    progress: Progress | None = None,
+) -> AdaptResult:
+    """Make a style pack from one style portrait.
+
+    Args:
+        style_image: ``(H, W, 3)`` ``uint8`` RGB portrait in the wanted style.
+        settings: what to make; ``QUALITIES["default"]`` if ``None``.
+        content: videos, image folders or images whose faces to train on; the bundled
+            public-domain faces (augmented) if empty.
+        points: ``(5, 2)`` five points of the exemplar's face if the detector misses it
+            (see :func:`models.exemplar.prepare_exemplar`).
+        name: the pack's name.
+        progress: called as stages advance.
+
+    Raises:
+        NoFaceError: no face in the style image (and no points) or in the content.
+        KeyboardInterrupt: passes through untouched; nothing has been written.
+    """
+    settings = settings or QUALITIES["default"]
+    report = progress or (lambda stage, done, total: None)
+    started = time.perf_counter()
+    exemplar = _prepare(style_image, points, settings)
+    count = settings.faces
+    if content:
+        crops = footage_faces(
+            content, count, settings.crop_size, progress=lambda d, t: report("faces", d, t)
+        )
+    else:
+        crops = sample_faces(
+            count, settings.crop_size, settings.seed, progress=lambda d, t: report("faces", d, t)
+        )
+    reference = StudentReference.from_guides(exemplar.reference)
+    images, landmarks = [], []
+    for crop in crops:
+        image, points_ = toward_exemplar(
+            crop.image, crop.landmarks, exemplar.landmarks, settings.geometry
+        )
+        images.append(image)
+        landmarks.append(points_)
+    faces_seconds = time.perf_counter() - started
+
+    targets = []
+    for i, (image, points_) in enumerate(zip(images, landmarks, strict=True)):
+        targets.append(stylize_face(exemplar, image, points_, settings.teacher))
+        report("teacher", i + 1, len(images))
+    teacher_seconds = time.perf_counter() - started - faces_seconds
+
+    config = replace(settings.student, guide_channels=guide_channels(settings.guides))
+    guides = np.stack(
+        [
+            student_guides(im, lm, reference, settings.guides)
+            for im, lm in zip(images, landmarks, strict=True)
+        ]
+    )
+    data = TrainingSet(to_unit_rgb(np.stack(images)), guides, to_unit_rgb(np.stack(targets)))
+    train = replace(settings.train, seed=settings.seed)
+    student, figures = train_student(
+        data, config, train, progress=lambda done, losses: report("training", done, 1.0)
+    )
+    figures = {
+        **figures,
+        "faces": len(images),
+        "faces_seconds": round(faces_seconds, 2),
+        "teacher_seconds": round(teacher_seconds, 2),
+        "total_seconds": round(time.perf_counter() - started, 2),
+        "content": "footage" if content else "bundled photos",
+    }
+    pack = StylePack(
+        name=name,
+        config=config,
+        weights={k: v.detach().float().numpy().copy() for k, v in student.state_dict().items()},
+        crop_size=settings.crop_size,
+        guides=tuple(settings.guides),
+        exemplar_landmarks=exemplar.landmarks.astype(np.float32),
+        luminance_quantiles=exemplar.reference.luminance_quantiles.astype(np.float32),
+        thumbnail=cv2.resize(exemplar.image, (128, 128), interpolation=cv2.INTER_AREA),
+        identity=float(settings.identity),
+        geometry=float(settings.geometry),
+        training=figures,
+    )
+    # The preview shows the student exactly as a pack runs it: float32, from the crops.
+    stylizer = PackStylizer(replace(pack, geometry=0.0), dtype=torch.float32)
+    student_out = stylizer.run(data.rgb, data.guides)
+    return AdaptResult(
+        pack=pack,
+        exemplar=exemplar.image,
+        content=np.stack(images),
+        teacher=np.stack(targets),
+        student=student_out,
+    )

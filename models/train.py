@@ -1,0 +1,295 @@
+"""Training the student on the teacher's crops: random patches, L1 + a tiny LSGAN patch
+discriminator + a consistency term.
+
+What each term is for (DESIGN.md, step 4):
+
+- L1 to the teacher's crop: the colours and large shapes. Alone it is blurry (it averages
+  what it cannot place exactly): ghosted eyes, weaker style than the teacher.
+- A tiny least-squares patch discriminator (two strided convs) on output vs teacher patches:
+  keeps the strokes and texture sharp.
+- Consistency: the same input slightly warped (sub-pixel shift, small rotation and scale)
+  and with a little noise must give the same output warped; this is what keeps the student
+  steady on video, where the aligned crop jitters by a fraction of a pixel every frame.
+
+Tensors here follow :mod:`models.generator`: RGB ``(N, 3, S, S)`` in -1..1, guides
+``(N, G, S/4, S/4)`` about -1..1.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional
+
+from models.generator import GeneratorConfig, StudentGenerator
+from models.student_input import GUIDE_SCALE
+
+__all__ = [
+    "PatchDiscriminator",
+    "TrainSettings",
+    "TrainingSet",
+    "free_cores",
+    "train_student",
+]
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Aligned content crops with their guides and the teacher's stylized crops.
+
+    Attributes:
+        rgb: ``(N, 3, S, S)`` ``float32`` content RGB, -1..1.
+        guides: ``(N, G, S/4, S/4)`` ``float32`` their guides.
+        targets: ``(N, 3, S, S)`` ``float32`` the teacher's output, -1..1.
+    """
+
+    rgb: np.ndarray
+    guides: np.ndarray
+    targets: np.ndarray
+
+    def __post_init__(self) -> None:
+        n, _, s, _ = self.rgb.shape
+        if self.targets.shape != self.rgb.shape or self.rgb.shape[1] != 3 or s % GUIDE_SCALE:
+            raise ValueError(
+                f"TrainingSet: expected rgb and targets (N, 3, S, S) with S divisible by "
+                f"{GUIDE_SCALE}, got {self.rgb.shape} and {self.targets.shape}"
+            )
+        small = s // GUIDE_SCALE
+        if self.guides.shape[0] != n or self.guides.shape[2:] != (small, small):
+            raise ValueError(
+                f"TrainingSet.guides: expected ({n}, G, {small}, {small}), got {self.guides.shape}"
+            )
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train.
+
+    Attributes:
+        steps: optimisation steps.
+        batch: patches per step.
+        patch: patch side in pixels (a multiple of 4, at most the crop side).
+        lr: Adam learning rate of both networks.
+        l1: weight of the L1 term.
+        adversarial: weight of the LSGAN term; 0 trains with L1 (and consistency) alone.
+        consistency: weight of the warp-consistency term; 0 turns it off.
+        seed: random seed (patches, warps, initial weights).
+        seconds: stop early after this much wall time, if set.
+        threads: PyTorch CPU threads while training; ``None`` for :func:`free_cores`.
+    """
+
+    steps: int = 1500
+    batch: int = 8
+    patch: int = 96
+    lr: float = 2e-3
+    l1: float = 4.0
+    adversarial: float = 0.5
+    consistency: float = 2.0
+    seed: int = 0
+    seconds: float | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.patch % (4 * GUIDE_SCALE) or self.patch < 16:
+            raise ValueError(f"patch: expected a multiple of 16, >= 16, got {self.patch}")
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError(f"steps and batch must be >= 1, got {self.steps}, {self.batch}")
+
+
+def free_cores() -> int:
+    """CPU cores not busy with other work (at least 1), from the 1-minute load average.
+
+    PyTorch's CPU threads wait for each other at every op; when another process holds one of
+    them, a step can take ten times longer than on fewer threads (measured on 2 busy cores:
+    190 ms a step on 1 thread, 0.1-1.5 s on 2), so training uses only the free cores.
+    """
+    cores = os.cpu_count() or 1
+    # The caller itself (faces, teacher) accounts for about one unit of the load.
+    busy = max(os.getloadavg()[0] - 1.0, 0.0)
+    return max(1, min(cores, round(cores - busy)))
+
+
+class PatchDiscriminator(nn.Module):
+    """Two strided convs (12 and 24 filters) and a 1-channel head: one score per ~10 px patch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 12, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(12, 24, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(24, 1, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _sample_patches(
+    data: TrainingSet, count: int, patch: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random patches at positions on the guides' grid, so guides and RGB stay aligned."""
+    n, _, s, _ = data.rgb.shape
+    small = patch // GUIDE_SCALE
+    index = rng.integers(0, n, count)
+    ys = rng.integers(0, (s - patch) // GUIDE_SCALE + 1, count)
+    xs = rng.integers(0, (s - patch) // GUIDE_SCALE + 1, count)
+    rgb = np.stack(
+        [
+            data.rgb[
+                i,
+                :,
+                y * GUIDE_SCALE : y * GUIDE_SCALE + patch,
+                x * GUIDE_SCALE : x * GUIDE_SCALE + patch,
+            ]
+            for i, y, x in zip(index, ys, xs, strict=True)
+        ]
+    )
+    target = np.stack(
+        [
+            data.targets[
+                i,
+                :,
+                y * GUIDE_SCALE : y * GUIDE_SCALE + patch,
+                x * GUIDE_SCALE : x * GUIDE_SCALE + patch,
+            ]
+            for i, y, x in zip(index, ys, xs, strict=True)
+        ]
+    )
+    guides = np.stack(
+        [
+            data.guides[i, :, y : y + small, x : x + small]
+            for i, y, x in zip(index, ys, xs, strict=True)
+        ]
+    )
+    # channels_last: several times faster for these thin convs on a CPU, training included.
+    return tuple(
+        torch.from_numpy(a).contiguous(memory_format=torch.channels_last)
+        for a in (rgb, guides, target)
+    )  # type: ignore[return-value]
+
+
+def _random_warps(count: int, patch: int, generator: torch.Generator) -> torch.Tensor:
+    """``(count, 2, 3)`` small affine warps in ``affine_grid``'s normalised coordinates:
+    up to 2 degrees, 2 % scale and 1.5 px shift, what landmark jitter does to a crop."""
+    angle = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(2.0)
+    scale = 1 + (torch.rand(count, generator=generator) * 2 - 1) * 0.02
+    shift = (torch.rand(count, 2, generator=generator) * 2 - 1) * (1.5 * 2 / patch)
+    cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+    return torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
+
+
+def _warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    grid = functional.affine_grid(theta, list(images.shape), align_corners=False)
+    return functional.grid_sample(
+        images, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
+
+
+def train_student(
+    data: TrainingSet,
+    config: GeneratorConfig,
+    settings: TrainSettings,
+    progress: Callable[[float, dict[str, float]], None] | None = None,
+) -> tuple[StudentGenerator, dict[str, float | int]]:
+    """Train a student from scratch to match the teacher.
+
+    Args:
+        data: content crops, guides and teacher targets.
+        config: the student's hyper-parameters (``guide_channels`` must match ``data``).
+        settings: steps, batch, loss weights.
+        progress: called after every step with the fraction done (0..1, by steps or by
+            ``settings.seconds``, whichever runs out first) and the running losses.
+
+    Returns:
+        The trained student (eval mode, float32) and training figures (steps, seconds,
+        final smoothed losses).
+    """
+    if data.guides.shape[1] != config.guide_channels:
+        raise ValueError(
+            f"the data has {data.guides.shape[1]} guide channels, the student takes "
+            f"{config.guide_channels}"
+        )
+    previous = torch.get_num_threads()
+    torch.set_num_threads(settings.threads or free_cores())
+    try:
+        return _train(data, config, settings, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(
+    data: TrainingSet,
+    config: GeneratorConfig,
+    settings: TrainSettings,
+    progress: Callable[[float, dict[str, float]], None] | None,
+) -> tuple[StudentGenerator, dict[str, float | int]]:
+    patch = min(settings.patch, data.rgb.shape[2])
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed)
+    student = StudentGenerator(config).train().to(memory_format=torch.channels_last)
+    critic = PatchDiscriminator().train().to(memory_format=torch.channels_last)
+    opt_g = torch.optim.Adam(student.parameters(), lr=settings.lr, betas=(0.5, 0.99))
+    opt_d = torch.optim.Adam(critic.parameters(), lr=settings.lr, betas=(0.5, 0.99))
+    margin = 6  # pixels at the patch border where a warped input has no true counterpart
+    running: dict[str, float] = {}
+    start = time.perf_counter()
+    step, done = 0, 0.0
+    while done < 1.0:
+        step += 1
+        # Cosine decay to a tenth over the budget (steps or seconds, whichever ends first):
+        # the last steps polish instead of hopping between minima.
+        lr = settings.lr * (0.55 + 0.45 * math.cos(math.pi * done))
+        for optimizer in (opt_g, opt_d):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        rgb, guides, target = _sample_patches(data, settings.batch, patch, rng)
+        output = student(rgb, guides)
+        losses = {"l1": functional.l1_loss(output, target)}
+        total = settings.l1 * losses["l1"]
+        if settings.adversarial > 0:
+            losses["adversarial"] = ((critic(output) - 1) ** 2).mean()
+            total = total + settings.adversarial * losses["adversarial"]
+        if settings.consistency > 0:
+            theta = _random_warps(settings.batch, patch, generator)
+            noise = torch.randn(rgb.shape, generator=generator) * (2.0 / 255.0)
+            moved = student(_warp(rgb, theta) + noise, _warp(guides, theta))
+            expected = _warp(output.detach(), theta)
+            inner = (slice(None), slice(None), slice(margin, -margin), slice(margin, -margin))
+            losses["consistency"] = functional.l1_loss(moved[inner], expected[inner])
+            total = total + settings.consistency * losses["consistency"]
+        opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        opt_g.step()
+        if settings.adversarial > 0:
+            real, fake = critic(target), critic(output.detach())
+            loss_d = ((real - 1) ** 2).mean() + (fake**2).mean()
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            losses["critic"] = loss_d
+        for key, value in losses.items():
+            running[key] = 0.95 * running.get(key, value.item()) + 0.05 * value.item()
+        done = step / settings.steps
+        if settings.seconds is not None:
+            done = max(done, (time.perf_counter() - start) / settings.seconds)
+        if progress is not None:
+            progress(min(done, 1.0), running)
+    figures: dict[str, float | int] = {
+        "steps": step,
+        "train_seconds": round(time.perf_counter() - start, 2),
+        "train_threads": torch.get_num_threads(),
+        **{f"loss_{k}": round(v, 5) for k, v in running.items()},
+    }
+    return student.eval(), figures

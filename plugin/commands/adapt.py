@@ -1,0 +1,153 @@
+"""``facestyle adapt STYLE_IMAGE -o NAME.safetensors``: make a style pack from one portrait."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.errors import OutputError
+
+__all__ = ["add_parser", "run"]
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
+    return value
+
+
+def _strength(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 2.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 2, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "adapt",
+        help="make a style pack from one style portrait",
+        description=(
+            "Make a real-time style pack from ONE portrait: the teacher stylizes content faces "
+            "by guided patch synthesis, then a small student network learns to do it in "
+            "milliseconds. Writes NAME.safetensors and NAME.preview.png beside it."
+        ),
+    )
+    parser.add_argument("style_image", help="the style portrait (PNG, JPEG, ...)")
+    parser.add_argument("-o", "--output", required=True, help="pack to write, NAME.safetensors")
+    parser.add_argument(
+        "--content",
+        nargs="+",
+        default=[],
+        metavar="VIDEO|IMAGES",
+        help="faces to train on: videos, image folders, globs or images (default: the "
+        "public-domain faces facestyle ships, augmented)",
+    )
+    parser.add_argument(
+        "--quality",
+        choices=("fast", "default", "best"),
+        default="default",
+        help="fast: about a minute; default: about 3 minutes; best: about 20 minutes",
+    )
+    parser.add_argument(
+        "--geometry",
+        type=_fraction,
+        default=0.0,
+        help="0..1: warp faces part-way toward the exemplar's proportions (default 0)",
+    )
+    parser.add_argument(
+        "--points",
+        help="x,y,... the style face's left eye, right eye, nose tip, left and right mouth "
+        "corner in image pixels, when the face is not found automatically",
+    )
+    parser.add_argument(
+        "--identity",
+        type=_strength,
+        default=0.5,
+        help="the pack's default identity <-> style strength, 0 (all style) to 2 (default 0.5)",
+    )
+    parser.add_argument("--name", help="the pack's name (default: the output file's stem)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.set_defaults(run=run)
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    """Write ``(H, W, 3)`` ``uint8`` RGB as PNG via a temporary file and a rename."""
+    _, data = cv2.imencode(".png", image[:, :, ::-1])
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(data.tobytes())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from models.adapt import QUALITIES, adapt, preview_sheet
+    from models.exemplar import load_image, parse_points
+    from models.pack import save_pack
+
+    output = Path(args.output)
+    if output.suffix != ".safetensors":
+        raise OutputError(f"the pack must be a .safetensors file, got {output}")
+    if not output.parent.is_dir():
+        raise OutputError(f"cannot write {output}: folder {output.parent} does not exist")
+    style = load_image(args.style_image)
+    points = parse_points(args.points) if args.points else None
+    settings = replace(
+        QUALITIES[args.quality], geometry=args.geometry, identity=args.identity, seed=args.seed
+    )
+    with contextlib.ExitStack() as stack:
+        bars: dict[str, tqdm] = {}
+
+        def progress(stage: str, done: float, total: float) -> None:
+            bar = bars.get(stage)
+            if bar is None:
+                for other in bars.values():
+                    other.refresh()
+                unit = "%" if stage == "training" else stage
+                bar = stack.enter_context(
+                    tqdm(
+                        total=100 if stage == "training" else int(total),
+                        desc=stage,
+                        unit=unit,
+                        file=sys.stderr,
+                        dynamic_ncols=True,
+                    )
+                )
+                bars[stage] = bar
+            value = done / total * 100 if stage == "training" else done
+            bar.update(round(value, 1) - bar.n)
+
+        result = adapt(
+            style,
+            settings,
+            content=args.content,
+            points=points,
+            name=args.name or output.stem,
+            progress=progress,
+        )
+    save_pack(result.pack, output)
+    preview = output.with_suffix(".preview.png")
+    _write_png(preview, preview_sheet(result))
+    figures = result.pack.training
+    print(
+        f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) and {preview}: "
+        f"{figures['faces']} faces, teacher {figures['teacher_seconds']:.0f} s, "
+        f"{figures['steps']} training steps in {figures['train_seconds']:.0f} s, "
+        f"total {figures['total_seconds']:.0f} s"
+    )
+    return 0
