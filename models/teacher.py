@@ -64,6 +64,10 @@ class TeacherParams:
             raise ValueError(
                 f"TeacherParams: expected {self.levels} em_iterations, got {self.em_iterations}"
             )
+        if min(self.em_iterations) < 1:
+            raise ValueError(
+                f"TeacherParams.em_iterations: expected at least 1 per level, got {self.em_iterations}"
+            )
         if self.patch < 3 or self.patch % 2 == 0:
             raise ValueError(f"TeacherParams.patch: expected an odd size >= 3, got {self.patch}")
 
@@ -139,7 +143,7 @@ def synthesize(
         level_guides = _resize(source_guides, side)
         source = pad_features(np.concatenate([level_style * color, level_guides], axis=2), radius)
         source_guides_only = pad_features(
-            np.concatenate([level_style * 0, level_guides], axis=2), radius
+            np.concatenate([np.zeros_like(level_style), level_guides], axis=2), radius
         )
         level_target = _resize(target_guides, side)
         if nnf is None:
