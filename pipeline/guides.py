@@ -124,8 +124,9 @@ def region_labels(landmarks: np.ndarray, size: int) -> np.ndarray:
     """Hard region map: ``(S, S)`` ``uint8``, each pixel the index of its region in
     :data:`REGIONS`.
 
-    Regions are painted from the landmarks, back to front: a head ellipse (hair), the face
-    (jaw line closed over the brows, skin), then nose, brows, eyes, lips and the inner mouth.
+    Regions are painted from the landmarks, back to front: the head (jaw line plus a band
+    above the brows, slightly enlarged: hair), the face (jaw line closed over the brows:
+    skin), then nose, brows, eyes, lips and the inner mouth; the rest is background.
     """
     pts = np.asarray(landmarks, np.float64)
     labels = np.zeros((size, size), np.uint8)
