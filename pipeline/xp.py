@@ -86,7 +86,8 @@ def select_backend(device: Device = "auto") -> ArrayBackend:
         )
     if not cuda_available():
         raise DeviceError(
-            "CuPy is installed but sees no CUDA device; check the driver or use the CPU"
+            "CuPy is installed but cannot use a CUDA device (no driver, no device, or a CuPy "
+            "built for another CUDA version); check nvidia-smi, or use the CPU"
         )
     return ArrayBackend(
         "cupy", importlib.import_module("cupy"), importlib.import_module("cupyx.scipy.ndimage")
