@@ -113,6 +113,7 @@ class _Track:
     level: int = 0  # visibility in steps of 1 / ramp_frames; integers so 0 is exactly 0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
     fallback: cv2.Tracker | None = None
+    found: bool = True  # on the face in the current frame
 
 
 class FaceTracker:
@@ -196,15 +197,16 @@ class FaceTracker:
         image = frame.image
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         with timings.measure("landmarks"):
-            found = {id(t): self._follow(t, grey) for t in self._tracks}
+            for track in self._tracks:
+                track.found = self._follow(track, grey)
         with timings.measure("track"):
             for track in self._tracks:
-                if not found[id(track)] and self._can_fall_back(track):
-                    found[id(track)] = self._fall_back(track, image, grey)
+                if not track.found and self._can_fall_back(track):
+                    track.found = self._fall_back(track, image, grey)
         due = (
             self._count % self.detect_every == 0
             or not self._tracks
-            or any(t.state != "confirmed" or not found[id(t)] for t in self._tracks)
+            or any(t.state != "confirmed" or not t.found for t in self._tracks)
         )
         detections: list[np.ndarray] | None = None
         if due:
@@ -213,8 +215,8 @@ class FaceTracker:
                 detections = detect_faces(grey, scale=detection_scale(min_face))
         with timings.measure("track"):
             if detections is not None:
-                self._associate(detections, grey, found)
-            self._advance(found, frame.time)
+                self._associate(detections, grey)
+            self._advance(frame.time)
         self._previous = image
         self._count += 1
         return [
@@ -278,9 +280,7 @@ class FaceTracker:
         )
         self._next_id += 1
 
-    def _associate(
-        self, detections: list[np.ndarray], grey: np.ndarray, found: dict[int, bool]
-    ) -> None:
+    def _associate(self, detections: list[np.ndarray], grey: np.ndarray) -> None:
         tracks = self._tracks
         matched: set[int] = set()
         matched_tracks: set[int] = set()
@@ -294,12 +294,12 @@ class FaceTracker:
                 matched_tracks.add(row)
                 if track.state == "tentative":
                     track.hits += 1
-                if not found[id(track)] or overlap[row, col] < self.reseed_iou:
+                if not track.found or overlap[row, col] < self.reseed_iou:
                     # The detector is the stronger evidence: re-seed from it and trust its
                     # appearance as the new template.
                     landmarks = predict_landmarks(grey, box)
                     track.template = _patch(grey, landmarks)
-                    found[id(track)] = self._verified(track, grey, landmarks)
+                    track.found = self._verified(track, grey, landmarks)
         # A tentative track gets one chance: the detection pass on the frame after its birth.
         self._tracks = [
             t for i, t in enumerate(tracks) if t.state != "tentative" or i in matched_tracks
@@ -309,13 +309,12 @@ class FaceTracker:
                 continue
             if not self._tracks or iou_matrix([box], [t.box for t in self._tracks]).max() < 0.3:
                 self._new_track(box, grey)
-                found[id(self._tracks[-1])] = True
 
-    def _advance(self, found: dict[int, bool], time: float) -> None:
+    def _advance(self, time: float) -> None:
         """Move every track one step through its lifecycle and its visibility ramp."""
         kept: list[_Track] = []
         for track in self._tracks:
-            if found[id(track)]:
+            if track.found:
                 if track.state == "lost" and track.smoother is not None:
                     track.smoother.reset()  # it may be back somewhere else: do not sweep there
                 track.fallback = None
