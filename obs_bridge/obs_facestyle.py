@@ -42,7 +42,7 @@ from obs_bridge.settings import (
 )
 
 CONTROL_PORT_OFFSET = 1  # the control endpoint listens on the stream port + 1
-STOP_SECONDS = 5.0
+STOP_SECONDS = 10.0
 
 
 def live_command(

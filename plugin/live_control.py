@@ -31,7 +31,8 @@ class StyleSwitch:
         restyler: does the work; its tracker and compositor are kept across switches.
         style: the name (or path) of the style it starts with.
         resolve: turns a style name into a stylizer (:func:`plugin.styles.resolve_style`).
-        styles: the names :meth:`cycle` steps through.
+        styles: lists the names :meth:`cycle` steps through (called when cycling, so that
+            listing bundled packs costs nothing at start-up).
 
     Attributes:
         style: the name of the style frames are being restyled with (or are about to be).
@@ -42,12 +43,12 @@ class StyleSwitch:
         restyler: Restyler,
         style: str,
         resolve: Callable[[str], Stylizer],
-        styles: Sequence[str] = (),
+        styles: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self.restyler = restyler
         self.style = style
         self.resolve = resolve
-        self.styles = list(styles)
+        self.styles = styles
         self._pending: Stylizer | None = None
         self._lock = threading.Lock()
 
@@ -64,10 +65,11 @@ class StyleSwitch:
 
     def cycle(self) -> str:
         """Switch to the style after the current one in ``styles`` and return its name."""
-        if not self.styles:
+        styles = list(self.styles())
+        if not styles:
             return self.style
-        position = self.styles.index(self.style) + 1 if self.style in self.styles else 0
-        self.request(self.styles[position % len(self.styles)])
+        position = styles.index(self.style) + 1 if self.style in styles else 0
+        self.request(styles[position % len(styles)])
         return self.style
 
     def process(self, frame: Frame) -> Frame:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -263,7 +266,9 @@ def test_style_switch_takes_effect_between_frames(clip: Path) -> None:
         made.append(CartoonStylizer())
         return made[-1]
 
-    switch = StyleSwitch(Restyler(resolve("cartoon")), "cartoon", resolve, ["cartoon", "other"])
+    switch = StyleSwitch(
+        Restyler(resolve("cartoon")), "cartoon", resolve, lambda: ["cartoon", "other"]
+    )
     with pytest.raises(StyleError):
         switch.request("missing")
     assert switch.style == "cartoon" and len(made) == 1
@@ -292,3 +297,41 @@ def test_live_bench_reports_every_size_against_its_baseline() -> None:
         )
     text = format_live_bench(result)
     assert "640x480" in text and "1280x720" in text and "baseline" in text
+
+
+def test_ctrl_c_ends_a_live_session_cleanly_and_keeps_the_recording(
+    clip: Path, tmp_path: Path
+) -> None:
+    port = _free_port()
+    record = tmp_path / "kept.mp4"
+    command = [
+        str(Path(sys.executable).with_name("facestyle")),
+        "live",
+        "--camera",
+        str(clip),
+        "--loop",
+        "--record",
+        str(record),
+        "--control",
+        str(port),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if _request(port, "GET", "/status")[1]["written"] > 10:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert out.startswith("Live: ") and "Traceback" not in err
+    with VideoFileSource(record) as recorded:
+        assert len(list(recorded)) > 10

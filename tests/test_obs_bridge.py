@@ -95,7 +95,7 @@ def _free_display() -> int:
 def _stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
-        process.wait(10)
+        process.wait(30)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

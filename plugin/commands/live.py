@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.errors import StyleError
 from pipeline.frame import Frame
-from pipeline.live import LiveStats
+from pipeline.live import LiveRunner, LiveStats, LiveSummary
 from pipeline.sinks.base import Sink
 from pipeline.sources.base import Source
 from plugin.commands.render import _identity, _positive
@@ -238,22 +238,26 @@ def _status(stats: LiveStats, switch: StyleSwitch) -> dict:
         key: None if isinstance(value, float) and math.isnan(value) else value
         for key, value in dataclasses.asdict(stats).items()
     }
-    return {**numbers, "style": switch.style, "styles": switch.styles}
+    return {**numbers, "style": switch.style, "styles": list(switch.styles())}
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.live import LiveRunner
     from pipeline.restyle import Restyler
-    from plugin.live_control import ControlServer, StyleSwitch
+    from plugin.live_control import StyleSwitch
     from plugin.styles import available_styles, resolve_style
 
     switch = StyleSwitch(
         Restyler(resolve_style(args.style), identity=args.identity),
         args.style,
         resolve_style,
-        available_styles(),
+        available_styles,
     )
-    status = _StatusLine(lambda: switch.style, args.quiet)
+    runners: list[LiveRunner] = []  # the session's runner, once the camera is open
+
+    def stop() -> None:
+        if not runners:
+            raise KeyboardInterrupt  # nothing is running yet: stop as Ctrl-C would
+        runners[0].stop()
 
     def cycle() -> None:
         try:
@@ -261,6 +265,22 @@ def run(args: argparse.Namespace) -> int:
         except StyleError as error:
             print(f"\nfacestyle: cannot switch style: {error}", file=sys.stderr)
 
+    # The handlers stay until the summary is out: a second SIGTERM while closing the outputs
+    # must not kill the process half-way.
+    with _signals(stop, cycle):
+        summary = _session(args, switch, runners)
+        print(_summary_line(summary.stats, args), flush=True)
+    return 0
+
+
+def _session(
+    args: argparse.Namespace, switch: StyleSwitch, runners: list[LiveRunner]
+) -> LiveSummary:
+    """Open camera and outputs, run until stopped, close everything; the runner goes in
+    ``runners`` as soon as it exists so signal handlers can stop it."""
+    from plugin.live_control import ControlServer
+
+    status = _StatusLine(lambda: switch.style, args.quiet)
     with (
         open_camera(args.camera, size=args.size, fps=args.fps, loop=args.loop) as source,
         contextlib.ExitStack() as stack,
@@ -268,6 +288,7 @@ def run(args: argparse.Namespace) -> int:
         # The preview window's quit key needs the runner, made once the sinks are open.
         sinks = _open_sinks(args, source, stack, lambda: runner.stop())
         runner = LiveRunner(source, switch.process, sinks, on_status=status)
+        runners.append(runner)
         warm_up(switch.restyler)
         if args.control is not None:
             server = stack.enter_context(
@@ -279,12 +300,13 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
             print(f"control: http://127.0.0.1:{server.port}", file=sys.stderr, flush=True)
-        with _signals(runner.stop, cycle):
-            try:
-                summary = runner.run()
-            finally:
-                status.end()
-    stats = summary.stats
+        try:
+            return runner.run()
+        finally:
+            status.end()
+
+
+def _summary_line(stats: LiveStats, args: argparse.Namespace) -> str:
     outputs = ", ".join(
         text
         for text, wanted in (
@@ -294,10 +316,9 @@ def run(args: argparse.Namespace) -> int:
         )
         if wanted
     )
-    print(
+    return (
         f"Live: {stats.written} frames out of {stats.captured} captured in {stats.elapsed:.1f} s "
         f"({stats.fps:.1f} fps), {stats.dropped} dropped, added latency p50 "
         f"{stats.latency_p50 * 1000:.0f} ms p95 {stats.latency_p95 * 1000:.0f} ms"
         + (f"; to {outputs}" if outputs else "")
     )
-    return 0
