@@ -182,8 +182,8 @@ def write_moving_face_clip(
                 if pose.occluded:
                     x0, y0, x1, y1 = (int(v) for v in box)
                     canvas[max(y0 - 10, 0) : y1 + 10, max(x0 - 10, 0) : x1 + 10] = 128.0
-                inside = (min(box[2], width) - max(box[0], 0)) * (
-                    min(box[3], height) - max(box[1], 0)
+                inside = max(0.0, min(box[2], width) - max(box[0], 0)) * max(
+                    0.0, min(box[3], height) - max(box[1], 0)
                 )
                 visible = not pose.occluded and inside > 0.5 * (2 * half) ** 2
                 boxes.append(box if visible else None)
