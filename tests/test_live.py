@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,10 +22,11 @@ import pytest
 from live_support import ListSink, write_small_clip
 
 from pipeline.cartoon import CartoonStylizer
-from pipeline.errors import StyleError
+from pipeline.errors import DeviceError, StyleError
 from pipeline.frame import Frame
 from pipeline.live import LatestQueue, LiveRunner, LiveStats
 from pipeline.restyle import Restyler
+from pipeline.sinks.preview import PreviewSink
 from pipeline.sources.paced import PacedSource
 from pipeline.sources.video import VideoFileSource
 from plugin.bench_live import format_live_bench, run_live_bench
@@ -335,3 +338,45 @@ def test_ctrl_c_ends_a_live_session_cleanly_and_keeps_the_recording(
     assert out.startswith("Live: ") and "Traceback" not in err
     with VideoFileSource(record) as recorded:
         assert len(list(recorded)) > 10
+
+
+def test_preview_without_a_display_is_a_device_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(DeviceError, match="needs a display"):
+        PreviewSink()
+
+
+def test_preview_window_shows_frames_on_a_real_x_server(clip: Path) -> None:
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb not installed (apt-get install xvfb)")
+    display = next(n for n in range(150, 250) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    server = subprocess.Popen(
+        ["Xvfb", f":{display}", "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    code = (
+        "import sys; from pipeline.sinks.preview import PreviewSink; "
+        "from pipeline.sources.video import VideoFileSource\n"
+        "with VideoFileSource(sys.argv[1]) as source, PreviewSink('facestyle test') as sink:\n"
+        "    for frame in source: sink.write(frame)\n"
+        "print('shown', source.frame_count)"
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not Path(f"/tmp/.X11-unix/X{display}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # HighGUI keeps per-process window state: a child process leaves this one untouched.
+        shown = subprocess.run(
+            [sys.executable, "-c", code, str(clip)],
+            env={**os.environ, "DISPLAY": f":{display}"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        server.terminate()
+        server.wait()
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == f"shown {N_FRAMES}"
