@@ -191,7 +191,6 @@ class LiveRunner:
         """Forget the previous session's queues, counters and error."""
         self.captured_queue: LatestQueue[_Captured] = LatestQueue(self.queue_size)
         self.processed_queue: LatestQueue[_Captured] = LatestQueue(self.queue_size)
-        self._stop.clear()
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
         self._captured = 0
@@ -201,7 +200,10 @@ class LiveRunner:
         self._written: list[tuple[float, float, int]] = []
 
     def stop(self) -> None:
-        """Ask every thread to finish; safe from any thread and from signal handlers."""
+        """Ask every thread to finish; safe from any thread and from signal handlers.
+
+        A stop asked for before :meth:`run` (e.g. Ctrl-C while models load) makes the next
+        run return at once."""
         self._stop.set()
 
     def run(self) -> LiveSummary:
@@ -243,6 +245,7 @@ class LiveRunner:
             for thread in downstream:
                 thread.join()
             capture.join(_CAPTURE_JOIN_SECONDS)
+            self._stop.clear()
         if self._error is not None:
             raise self._error
         written = np.asarray(self._written, np.float64).reshape(-1, 3)

@@ -380,3 +380,16 @@ def test_preview_window_shows_frames_on_a_real_x_server(clip: Path) -> None:
         server.wait()
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip() == f"shown {N_FRAMES}"
+
+
+def test_a_stop_before_run_is_honoured_and_a_later_run_starts_fresh(clip: Path) -> None:
+    sink = ListSink()
+    with PacedSource(clip, speed=4.0) as source:
+        runner = LiveRunner(source, lambda f: f, [sink])
+        runner.stop()
+        first = runner.run()
+    assert first.interrupted and first.stats.written <= 1
+    with PacedSource(clip, speed=4.0) as source:
+        runner.source = source
+        second = runner.run()
+    assert not second.interrupted and second.stats.captured == N_FRAMES
