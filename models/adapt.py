@@ -102,12 +102,13 @@ QUALITIES = {
     ),
     "default": AdaptSettings(),
     "best": AdaptSettings(
-        faces=48,
-        teacher=TeacherParams(em_iterations=(6, 4, 3)),
-        train=TrainSettings(steps=12000, seconds=900, batch=12),
+        faces=40,
+        train=TrainSettings(steps=6000, seconds=600),
     ),
 }
-"""``--quality`` presets. ``default`` stays within about 3 minutes on a 2-core CPU."""
+"""``--quality`` presets. Training stops at its step count or its time budget, whichever
+comes first, so ``default`` stays within about 3 minutes on a 2-core CPU (fewer steps when
+the CPU is shared)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class AdaptResult:
         pack: the trained style pack.
         exemplar: ``(S, S, 3)`` ``uint8`` RGB aligned exemplar.
         content: ``(N, S, S, 3)`` ``uint8`` RGB content crops (after the geometry warp).
+        landmarks: ``(N, 68, 2)`` ``float32`` their landmarks, crop pixels.
         teacher: ``(N, S, S, 3)`` ``uint8`` RGB the teacher's stylizations of them.
         student: ``(N, S, S, 3)`` ``uint8`` RGB the trained student's.
     """
@@ -125,6 +127,7 @@ class AdaptResult:
     pack: StylePack
     exemplar: np.ndarray
     content: np.ndarray
+    landmarks: np.ndarray
     teacher: np.ndarray
     student: np.ndarray
 
@@ -379,6 +382,7 @@ def adapt(
         pack=pack,
         exemplar=exemplar.image,
         content=np.stack(images),
+        landmarks=np.stack(landmarks).astype(np.float32),
         teacher=np.stack(targets),
         student=student_out,
     )

@@ -12,37 +12,13 @@ import numpy as np
 import pytest
 import safetensors.numpy
 import torch
+from pack_factory import make_pack
 
-from models.generator import GeneratorConfig, StudentGenerator
-from models.pack import FORMAT_VERSION, StylePack, bundled_packs, load_pack, save_pack
+from models.pack import FORMAT_VERSION, bundled_packs, load_pack, save_pack
 from models.pack_stylizer import PackStylizer
-from models.student_input import DEFAULT_GUIDES, guide_channels
-from pipeline.align import align_face, canonical_landmarks
+from pipeline.align import align_face
 from pipeline.errors import StyleError
 from pipeline.landmarks import detect_landmarks
-
-
-def make_pack(seed: int = 0) -> StylePack:
-    torch.manual_seed(seed)
-    config = GeneratorConfig(guide_channels(DEFAULT_GUIDES), widths=(8, 16, 24), blocks=1)
-    net = StudentGenerator(config)
-    # Non-zero output layer so the pack's weights all matter.
-    torch.nn.init.normal_(net.out.weight, std=0.05)
-    weights = {k: v.detach().numpy().copy() for k, v in net.state_dict().items()}
-    rng = np.random.default_rng(seed)
-    return StylePack(
-        name="test",
-        config=config,
-        weights=weights,
-        crop_size=64,
-        guides=DEFAULT_GUIDES,
-        exemplar_landmarks=canonical_landmarks(64),
-        luminance_quantiles=np.linspace(0.1, 0.9, 65, dtype=np.float32),
-        thumbnail=rng.integers(0, 256, (32, 32, 3), dtype=np.uint8),
-        identity=0.5,
-        geometry=0.25,
-        training={"steps": 10, "seconds": 1.5, "note": "test"},
-    )
 
 
 @pytest.fixture

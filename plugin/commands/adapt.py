@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--quality",
         choices=("fast", "default", "best"),
         default="default",
-        help="fast: about a minute; default: about 3 minutes; best: about 20 minutes",
+        help="fast: about a minute; default: about 3 minutes; best: about 13 minutes",
     )
     parser.add_argument(
         "--geometry",

@@ -1,0 +1,150 @@
+"""One-shot adaptation end to end on a tiny budget, content gathering, and the commands."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from models.adapt import AdaptSettings, adapt, footage_faces, preview_sheet, sample_faces
+from models.generator import GeneratorConfig
+from models.make_exemplars import cartoon
+from models.pack import load_pack, save_pack
+from models.pack_stylizer import PackStylizer
+from models.teacher import TeacherParams
+from models.train import TrainSettings
+from pipeline.errors import NoFaceError
+from pipeline.frame import AlignedCrop
+from pipeline.samples import FacePath, Pose, write_moving_face_clip
+from plugin.cli import main
+
+TINY = AdaptSettings(
+    faces=3,
+    teacher=TeacherParams(levels=2, em_iterations=(2, 1)),
+    train=TrainSettings(steps=150, batch=4, patch=32, threads=1),
+    student=GeneratorConfig(widths=(8, 16, 24), blocks=1),
+    crop_size=64,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_result(grace_hopper: np.ndarray):
+    return adapt(cartoon(grace_hopper), TINY, name="tiny")
+
+
+def test_tiny_adaptation_makes_a_pack_closer_to_the_teacher(tiny_result, tmp_path: Path) -> None:
+    result = tiny_result
+    path = save_pack(result.pack, tmp_path / "tiny.safetensors")
+    pack = load_pack(path)
+    assert pack.name == "tiny" and pack.crop_size == 64
+    assert pack.training["steps"] == 150 and pack.training["faces"] == 3
+    crops = [
+        AlignedCrop(image, np.eye(2, 3), landmarks)
+        for image, landmarks in zip(result.content, result.landmarks, strict=True)
+    ]
+    student = PackStylizer(pack).stylize(crops).astype(np.float32)
+    teacher = result.teacher.astype(np.float32)
+    before = np.abs(result.content.astype(np.float32) - teacher).mean()
+    after = np.abs(student - teacher).mean()
+    assert after < 0.8 * before, (before, after)
+
+
+def test_preview_sheet_shows_exemplar_teacher_and_student(tiny_result) -> None:
+    sheet = preview_sheet(tiny_result, columns=3, tile=32)
+    assert sheet.shape == (96, 128, 3) and sheet.dtype == np.uint8
+    exemplar = cv2.resize(tiny_result.exemplar, (32, 32), interpolation=cv2.INTER_AREA)
+    # Below its label, the first tile is the exemplar itself.
+    assert np.abs(sheet[24:32, :32].astype(int) - exemplar[24:32]).mean() < 1.0
+
+
+def test_sample_faces_are_varied_aligned_crops() -> None:
+    crops = sample_faces(4, size=64, seed=3)
+    assert len(crops) == 4 and all(c.image.shape == (64, 64, 3) for c in crops)
+    images = np.stack([c.image for c in crops]).astype(np.float32)
+    assert np.abs(images[2] - images[0]).mean() > 5.0  # augmented, not copies
+
+
+def test_footage_faces_pick_varied_frames(tmp_path: Path) -> None:
+    clip = tmp_path / "two.mp4"
+    write_moving_face_clip(
+        clip,
+        [
+            FacePath("astronaut", lambda i: Pose(170, 200, 0.55, angle=-12 + 2 * i)),
+            FacePath("grace_hopper", lambda i: Pose(470, 240, 0.5)),
+        ],
+        n_frames=12,
+        audio=False,
+    )
+    crops = footage_faces([clip], count=3, size=64, candidates=6)
+    assert len(crops) == 3
+    tilts = [np.degrees(np.arctan2(*(c.landmarks[45] - c.landmarks[36])[::-1])) for c in crops]
+    assert np.ptp(tilts) < 40  # aligned crops: the tilt is removed
+    assert len({c.image.tobytes() for c in crops}) == 3
+
+
+def test_footage_without_faces_is_refused(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((120, 160, 3), 90, np.uint8))
+    with pytest.raises(NoFaceError, match="no face found"):
+        footage_faces([blank], count=2)
+
+
+def test_adapt_command_refuses_bad_inputs(tmp_path: Path, capsys) -> None:
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((120, 160, 3), 90, np.uint8))
+    assert main(["adapt", str(blank), "-o", str(tmp_path / "x.safetensors")]) == 1
+    assert "no face found in the style image" in capsys.readouterr().err
+    assert main(["adapt", str(blank), "-o", str(tmp_path / "x.pt")]) == 1
+    assert ".safetensors" in capsys.readouterr().err
+    assert main(["adapt", str(tmp_path / "nope.png"), "-o", str(tmp_path / "x.safetensors")]) == 1
+    assert "not found" in capsys.readouterr().err
+    assert (
+        main(["adapt", str(blank), "-o", str(tmp_path / "x.safetensors"), "--points", "1,2"]) == 1
+    )
+    assert "10 numbers" in capsys.readouterr().err
+    assert not list(tmp_path.glob("x.*"))
+
+
+def test_ctrl_c_stops_adapt_and_writes_nothing(tmp_path: Path) -> None:
+    output = tmp_path / "stopped.safetensors"
+    exemplar = Path(__file__).resolve().parents[1] / "models" / "exemplars" / "cartoon.png"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "plugin.cli",
+            "adapt",
+            str(exemplar),
+            "-o",
+            str(output),
+            "--quality",
+            "fast",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Wait until the teacher is at work, then interrupt as a terminal's Ctrl-C would.
+    deadline = time.monotonic() + 120
+    seen = ""
+    while "teacher" not in seen and time.monotonic() < deadline:
+        seen += process.stderr.read(64)
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "nothing was written" in seen + rest
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_packs_command_lists_bundled_packs(capsys) -> None:
+    from models.pack import bundled_packs
+
+    assert main(["packs"]) == 0
+    out = capsys.readouterr().out
+    for name in bundled_packs():
+        assert name in out

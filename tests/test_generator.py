@@ -1,0 +1,113 @@
+"""The student network, its inputs, the geometry warp and the stylizer that runs a pack."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pack_factory import make_pack
+from torch.utils.flop_counter import FlopCounterMode
+
+from models.generator import GeneratorConfig, StudentGenerator, count_flops
+from models.geometry import toward_exemplar
+from models.pack_stylizer import PackStylizer, default_dtype
+from models.student_input import DEFAULT_GUIDES, StudentReference, guide_channels, student_guides
+from models.train import _random_warps, _warp
+from pipeline.align import align_face, canonical_landmarks
+from pipeline.errors import DeviceError, StyleError
+from pipeline.landmarks import detect_landmarks
+
+
+def test_flop_count_matches_pytorch_and_is_about_one_gigamac() -> None:
+    config = GeneratorConfig(guide_channels(DEFAULT_GUIDES))
+    net = StudentGenerator(config)
+    rgb, guides = torch.zeros(1, 3, 256, 256), torch.zeros(1, config.guide_channels, 64, 64)
+    with FlopCounterMode(display=False) as counter:
+        net(rgb, guides)
+    assert counter.get_total_flops() == count_flops(config)
+    assert 0.7e9 < count_flops(config) / 2 < 1.3e9
+
+
+def test_untrained_student_is_the_identity_and_keeps_shape() -> None:
+    config = GeneratorConfig(5, widths=(8, 16, 24))
+    rgb = torch.rand(2, 3, 64, 64) * 2 - 1
+    out = StudentGenerator(config)(rgb, torch.zeros(2, 5, 16, 16))
+    assert out.shape == rgb.shape
+    torch.testing.assert_close(out, rgb)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"guide_channels": 3, "widths": [8, 16], "blocks": 1},
+        {"guide_channels": "3", "widths": [8, 16, 24], "blocks": 1},
+        {"guide_channels": 3, "widths": [8, 16, 24], "blocks": 1, "extra": 0},
+        {"guide_channels": 3, "widths": [8, 16, 24], "blocks": 99},
+    ],
+)
+def test_config_from_metadata_refuses_bad_values(values: dict) -> None:
+    with pytest.raises(ValueError):
+        GeneratorConfig.from_dict(values)
+
+
+def test_config_round_trips_through_metadata() -> None:
+    config = GeneratorConfig(11, widths=(12, 24, 48), blocks=2)
+    assert GeneratorConfig.from_dict(config.to_dict()) == config
+
+
+def test_guides_are_quarter_size_and_in_range(astronaut: np.ndarray) -> None:
+    crop = align_face(astronaut, detect_landmarks(astronaut)[0], 128)
+    reference = StudentReference(
+        canonical_landmarks(128), np.linspace(0, 1, 65, dtype=np.float32), 128
+    )
+    guides = student_guides(crop.image, crop.landmarks, reference)
+    assert guides.shape == (guide_channels(DEFAULT_GUIDES), 32, 32)
+    assert guides.dtype == np.float32 and guides.min() >= -1.05 and guides.max() <= 1.05
+
+
+def test_identity_warp_changes_nothing() -> None:
+    images = torch.rand(2, 3, 32, 32)
+    theta = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]]).repeat(2, 1, 1)
+    torch.testing.assert_close(_warp(images, theta), images, atol=1e-5, rtol=0)
+    warps = _random_warps(4, 32, torch.Generator().manual_seed(0))
+    assert warps.shape == (4, 2, 3) and (warps[:, :, :2] - torch.eye(2)).abs().max() < 0.06
+
+
+def test_geometry_moves_features_toward_the_exemplar() -> None:
+    size = 128
+    content = canonical_landmarks(size)
+    exemplar = content.copy()
+    exemplar[36:48] = (exemplar[36:48] - exemplar[36:48].mean(0)) * 1.3 + exemplar[36:48].mean(0)
+    exemplar[48:68, 1] += 6.0  # a lower mouth
+    image = np.zeros((size, size, 3), np.uint8)
+    x, y = np.rint(content[57]).astype(int)  # lower lip centre, marked with a dot
+    image[y - 1 : y + 2, x - 1 : x + 2] = 255
+    unchanged, same = toward_exemplar(image, content, exemplar, 0.0)
+    assert unchanged is image and np.array_equal(same, content)
+    warped, moved = toward_exemplar(image, content, exemplar, 1.0)
+    np.testing.assert_allclose(moved, exemplar, atol=1e-4)
+    ys, xs = np.nonzero(warped[..., 0] > 100)
+    assert abs(ys.mean() - exemplar[57, 1]) < 1.5 and abs(xs.mean() - exemplar[57, 0]) < 1.5
+    with pytest.raises(ValueError, match=r"0\.\.1"):
+        toward_exemplar(image, content, exemplar, 1.5)
+
+
+def test_bfloat16_and_float32_agree(astronaut: np.ndarray) -> None:
+    pack = make_pack()
+    crop = align_face(astronaut, detect_landmarks(astronaut)[0], pack.crop_size)
+    full = PackStylizer(pack, dtype=torch.float32).stylize([crop, crop])
+    half = PackStylizer(pack, dtype=torch.bfloat16).stylize([crop])
+    assert full.shape == (2, 64, 64, 3) and np.array_equal(full[0], full[1])
+    assert np.abs(full[0].astype(int) - half[0]).mean() < 3.0
+    assert PackStylizer(pack).stylize([]).shape == (0, 64, 64, 3)
+
+
+def test_stylizer_refuses_wrong_crop_size_and_missing_gpu(astronaut: np.ndarray) -> None:
+    pack = make_pack()
+    crop = align_face(astronaut, detect_landmarks(astronaut)[0], 128)
+    with pytest.raises(StyleError, match="64px"):
+        PackStylizer(pack).stylize([crop])
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA"):
+            PackStylizer(pack, device="cuda")
+        assert default_dtype(torch.device("cpu")) in (torch.float32, torch.bfloat16)
