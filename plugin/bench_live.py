@@ -105,7 +105,8 @@ def run_live_bench(args: argparse.Namespace) -> dict:
 
     Args:
         args: reads ``style`` (default: the first bundled pack, else ``"cartoon"``),
-            ``identity`` (0) and ``live_seconds`` (length of each run, 8).
+            ``identity`` (0), ``detect_every`` (10) and ``live_seconds`` (length of each
+            run, 8).
 
     Returns:
         ``{"style": name, "seconds": s, "sizes": {"640x480": {...}, ...}}`` where each size
@@ -113,20 +114,20 @@ def run_live_bench(args: argparse.Namespace) -> dict:
         ``stage_ms`` (per face stage), ``baseline`` (the same numbers for a pass-through
         stage), ``fps_vs_baseline``, the targets and ``meets_target``.
     """
-    from pipeline.restyle import Restyler
-    from plugin.commands.live import warm_up
+    from plugin.commands.live import live_restyler, warm_up
     from plugin.styles import available_styles, resolve_style
 
     styles = available_styles()
     style = getattr(args, "style", None) or (styles[1] if len(styles) > 1 else styles[0])
     identity = float(getattr(args, "identity", 0.0) or 0.0)
     seconds = float(getattr(args, "live_seconds", None) or 8.0)
-    result: dict = {"style": style, "seconds": seconds, "sizes": {}}
+    detect_every = int(getattr(args, "detect_every", None) or 10)
+    result: dict = {"style": style, "seconds": seconds, "detect_every": detect_every, "sizes": {}}
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-live-") as folder:
         for size, (target_fps, target_p95) in LIVE_TARGETS.items():
             clip = _clip(Path(folder), size, seconds)
             baseline = _measure(_run(clip, lambda frame: frame))
-            restyler = Restyler(resolve_style(style), identity=identity)
+            restyler = live_restyler(resolve_style(style), identity, detect_every)
             warm_up(restyler)
             measured = _measure(_run(clip, restyler.process))
             meets = measured["fps"] >= target_fps and (

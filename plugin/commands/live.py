@@ -37,9 +37,10 @@ from plugin.styles import DEFAULT_STYLE
 
 if TYPE_CHECKING:
     from pipeline.restyle import Restyler
+    from pipeline.stylizer import Stylizer
     from plugin.live_control import StyleSwitch
 
-__all__ = ["add_parser", "open_camera", "run", "warm_up"]
+__all__ = ["add_parser", "live_restyler", "open_camera", "run", "warm_up"]
 
 # Seconds between status lines when stderr is not a terminal (a log file, OBS's script log).
 _LOG_EVERY = 10.0
@@ -105,6 +106,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=0.0,
         metavar="K",
         help="keep the person's fine detail: 0 pure style (default), about 1 clearly them",
+    )
+    parser.add_argument("--max-faces", type=_positive, default=4, help="faces per frame (4)")
+    parser.add_argument(
+        "--detect-every",
+        type=_positive,
+        default=10,
+        help="run the face detector every N frames (10); higher: fewer latency spikes, "
+        "new faces found later",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no status line")
     parser.set_defaults(run=run)
@@ -219,6 +228,16 @@ def _signals(stop: Callable[[], None], cycle: Callable[[], None]):
             signal.signal(number, handler)
 
 
+def live_restyler(
+    stylizer: Stylizer, identity: float = 0.0, detect_every: int = 10, max_faces: int = 4
+) -> Restyler:
+    """The face stages of a live session (call :func:`warm_up` before the camera runs)."""
+    from pipeline.restyle import Restyler
+    from pipeline.tracker import FaceTracker
+
+    return Restyler(stylizer, FaceTracker(detect_every, max_faces), identity=identity)
+
+
 def warm_up(restyler: Restyler) -> None:
     """Run a public-domain portrait through ``restyler`` once, then forget it.
 
@@ -242,12 +261,11 @@ def _status(stats: LiveStats, switch: StyleSwitch) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.restyle import Restyler
     from plugin.live_control import StyleSwitch
     from plugin.styles import available_styles, resolve_style
 
     switch = StyleSwitch(
-        Restyler(resolve_style(args.style), identity=args.identity),
+        live_restyler(resolve_style(args.style), args.identity, args.detect_every, args.max_faces),
         args.style,
         resolve_style,
         available_styles,
