@@ -19,7 +19,7 @@ import numpy as np
 
 from pipeline.samples import face_photo
 
-__all__ = ["EXEMPLARS", "cartoon", "painterly", "pencil", "write_exemplars"]
+__all__ = ["EXEMPLARS", "comic", "painterly", "pencil", "write_exemplars"]
 
 EXEMPLARS_DIR = Path(__file__).resolve().parent / "exemplars"
 
@@ -93,7 +93,7 @@ def pencil(image: np.ndarray) -> np.ndarray:
     return np.clip(rgb * 255, 0, 255).astype(np.uint8)
 
 
-def cartoon(image: np.ndarray) -> np.ndarray:
+def comic(image: np.ndarray) -> np.ndarray:
     """Flat-colour cartoon: smoothed, quantised to a few colours, with bold dark outlines.
 
     Args:
@@ -127,7 +127,7 @@ def cartoon(image: np.ndarray) -> np.ndarray:
 EXEMPLARS: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "painterly": ("astronaut", painterly),
     "pencil": ("grace_hopper", pencil),
-    "cartoon": ("astronaut", cartoon),
+    "comic": ("astronaut", comic),
 }
 """Style name → (public-domain photo it is made from, filter)."""
 

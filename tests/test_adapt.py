@@ -14,7 +14,7 @@ import pytest
 
 from models.adapt import AdaptSettings, adapt, footage_faces, preview_sheet, sample_faces
 from models.generator import GeneratorConfig
-from models.make_exemplars import cartoon
+from models.make_exemplars import comic
 from models.pack import load_pack, save_pack
 from models.pack_stylizer import PackStylizer
 from models.teacher import TeacherParams
@@ -35,7 +35,7 @@ TINY = AdaptSettings(
 
 @pytest.fixture(scope="module")
 def tiny_result(grace_hopper: np.ndarray):
-    return adapt(cartoon(grace_hopper), TINY, name="tiny")
+    return adapt(comic(grace_hopper), TINY, name="tiny")
 
 
 def test_tiny_adaptation_makes_a_pack_closer_to_the_teacher(tiny_result, tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_adapt_command_refuses_bad_inputs(tmp_path: Path, capsys) -> None:
 
 def test_ctrl_c_stops_adapt_and_writes_nothing(tmp_path: Path) -> None:
     output = tmp_path / "stopped.safetensors"
-    exemplar = Path(__file__).resolve().parents[1] / "models" / "exemplars" / "cartoon.png"
+    exemplar = Path(__file__).resolve().parents[1] / "models" / "exemplars" / "comic.png"
     process = subprocess.Popen(
         [
             sys.executable,
