@@ -150,7 +150,8 @@ def run_live_bench(args: argparse.Namespace) -> dict:
 def format_live_bench(result: dict) -> str:
     """The result of :func:`run_live_bench` as a few aligned lines for the terminal."""
     lines = [
-        f"live ({result['style']}, {result['seconds']:g} s per size, camera {CAMERA_FPS} fps):"
+        f"live ({result['style']}, {result['seconds']:g} s per size, camera {CAMERA_FPS} fps, "
+        f"detector every {result['detect_every']} frames):"
     ]
     for name, row in result["sizes"].items():
         target = f">= {row['target_fps']:g} fps" + (
