@@ -328,6 +328,11 @@ def test_ctrl_c_ends_a_live_session_cleanly_and_keeps_the_recording(
             except OSError:
                 pass
             time.sleep(0.2)
+        # SIGUSR1 steps to the next style (there may be only one): the session carries on.
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
+        code, status = _request(port, "GET", "/status")
+        assert code == 200 and status["style"] in status["styles"]
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:
