@@ -26,6 +26,7 @@ import dlib
 import numpy as np
 
 from pipeline.align import align_face
+from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop, Frame
 from pipeline.landmarks import detect_landmarks, model_path
 from pipeline.samples import FACE_PHOTOS, face_photo
@@ -199,28 +200,6 @@ def style_distance(
     return float(np.sqrt(nearest / query.shape[1]).mean())
 
 
-@cache
-def _flow_estimator() -> cv2.DISOpticalFlow:
-    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-
-
-def _flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    grey = [np.ascontiguousarray(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)) for x in (a, b)]
-    return _flow_estimator().calc(grey[0], grey[1], None)
-
-
-def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(
-        image,
-        grid_x + flow[..., 0],
-        grid_y + flow[..., 1],
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-
-
 def warping_errors(inputs: np.ndarray, outputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Per frame pair, warping error of each output sequence under the input's flow.
 
@@ -243,8 +222,8 @@ def warping_errors(inputs: np.ndarray, outputs: Sequence[np.ndarray]) -> list[np
     h, w = inputs.shape[1:3]
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     for t in range(len(inputs) - 1):
-        forward = _flow(inputs[t], inputs[t + 1])
-        backward = _warp(_flow(inputs[t + 1], inputs[t]), forward)
+        forward = optical_flow(inputs[t], inputs[t + 1])
+        backward = warp_by_flow(optical_flow(inputs[t + 1], inputs[t]), forward)
         mismatch = ((forward + backward) ** 2).sum(axis=2)
         scale = (forward**2).sum(axis=2) + (backward**2).sum(axis=2)
         x, y = grid_x + forward[..., 0], grid_y + forward[..., 1]
@@ -252,7 +231,7 @@ def warping_errors(inputs: np.ndarray, outputs: Sequence[np.ndarray]) -> list[np
         if not valid.any():
             continue
         for k, sequence in enumerate(outputs):
-            warped = _warp(np.asarray(sequence[t + 1]), forward).astype(np.float32)
+            warped = warp_by_flow(np.asarray(sequence[t + 1]), forward).astype(np.float32)
             diff = np.abs(warped - np.asarray(sequence[t], np.float32)).mean(axis=2)
             errors[k, t] = float(diff[valid].mean())
     return list(errors)

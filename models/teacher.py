@@ -21,6 +21,7 @@ import numpy as np
 
 from models.exemplar import Exemplar
 from models.patchmatch import occupancy, pad_features, patchmatch, vote
+from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop
 from pipeline.guides import REGIONS, Guides, compute_guides
 
@@ -44,6 +45,9 @@ class TeacherParams:
         edges: weight of the edge guide.
         uniformity: occupancy penalty per already-matched patch, as a fraction of a patch
             whose every pixel is off by 1 in one unit-weight channel; 0 turns it off.
+        temporal: weight of the temporal guide — the previous output warped onto this frame
+            by optical flow — when a sequence is synthesized (:class:`TeacherStylizer`);
+            0 paints every frame on its own (and it flickers).
         seed: random seed of PatchMatch.
     """
 
@@ -57,6 +61,7 @@ class TeacherParams:
     appearance: float = 15.0
     edges: float = 4.0
     uniformity: float = 0.005
+    temporal: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -117,7 +122,10 @@ def _initial_field(positional: np.ndarray, size: int, source_size: int) -> np.nd
 
 
 def synthesize(
-    exemplar: Exemplar, content: Guides, params: TeacherParams | None = None
+    exemplar: Exemplar,
+    content: Guides,
+    params: TeacherParams | None = None,
+    previous: np.ndarray | None = None,
 ) -> Synthesis:
     """Paint the content crop (known by its guides) with the exemplar's patches.
 
@@ -126,6 +134,9 @@ def synthesize(
         content: the content crop's guides, from :func:`compute_guides` against
             ``exemplar.reference`` (same size as the exemplar crop).
         params: settings; defaults if ``None``.
+        previous: ``(S, S, 3)`` ``uint8`` RGB, the previous frame's output warped onto this
+            crop; with ``params.temporal > 0`` it guides the output to stay like it
+            (the temporal guide of Jamriška et al. 2019). ``None`` for a single image.
     """
     params = params or TeacherParams()
     size = exemplar.size
@@ -134,6 +145,12 @@ def synthesize(
     source_guides = exemplar.guides.stack() * weights
     target_guides = content.stack() * weights
     style = exemplar.image.astype(np.float32) / np.float32(255.0)
+    if previous is not None and params.temporal > 0:
+        # Exemplar colours on one side, the expected colours on the other.
+        temporal = np.float32(np.sqrt(params.temporal))
+        source_guides = np.concatenate([source_guides, style * temporal], axis=2)
+        expected = previous.astype(np.float32) / np.float32(255.0) * temporal
+        target_guides = np.concatenate([target_guides, expected], axis=2)
     color = np.float32(np.sqrt(params.color))
     penalty = params.uniformity * params.patch**2
     nnf = None
@@ -203,7 +220,9 @@ class TeacherStylizer:
     """The teacher as a :class:`pipeline.stylizer.Stylizer` (about a second per crop).
 
     Used to judge an exemplar on a clip (``facestyle eval --teacher``) and to measure how
-    much the teacher flickers when run frame by frame.
+    much the teacher flickers when run frame by frame. With ``params.temporal > 0`` each
+    track's previous output, warped onto the new crop by optical flow between the input
+    crops, guides the next one.
     """
 
     name = "teacher"
@@ -212,12 +231,21 @@ class TeacherStylizer:
         self.exemplar = exemplar
         self.params = params or TeacherParams()
         self.crop_size = exemplar.size
+        self.reset()
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
         out = np.empty((len(crops), self.crop_size, self.crop_size, 3), np.uint8)
         for i, crop in enumerate(crops):
-            out[i] = stylize_face(self.exemplar, crop.image, crop.landmarks, self.params)
+            guides = compute_guides(crop.image, crop.landmarks, self.exemplar.reference)
+            expected = None
+            if self.params.temporal > 0 and crop.track_id in self._last:
+                last_input, last_output = self._last[crop.track_id]
+                flow = optical_flow(crop.image, last_input)
+                expected = warp_by_flow(last_output, flow)
+            out[i] = synthesize(self.exemplar, guides, self.params, expected).image
+            self._last[crop.track_id] = (crop.image, out[i].copy())
         return out
 
     def reset(self) -> None:
-        """Nothing to forget: every crop is synthesized on its own."""
+        """Forget every track's previous crop and output."""
+        self._last: dict[int, tuple[np.ndarray, np.ndarray]] = {}

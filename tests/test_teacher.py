@@ -19,9 +19,9 @@ from models.exemplar import (
     parse_points,
     prepare_exemplar,
 )
-from models.metrics import descriptor_distance, face_descriptor
+from models.metrics import descriptor_distance, face_descriptor, temporal_report
 from models.teacher import TeacherParams, TeacherStylizer, stylize_face, synthesize
-from pipeline.align import align_face
+from pipeline.align import align_face, transform_points
 from pipeline.errors import InputError, NoFaceError
 from pipeline.frame import AlignedCrop
 from pipeline.guides import REGIONS, compute_guides, luminance
@@ -155,3 +155,25 @@ def test_five_points_in_the_wrong_order_are_refused() -> None:
     assert len(FIVE_POINTS) == len(points)
     with pytest.raises(InputError, match="left eye first"):
         landmarks_from_points(points)
+
+
+def test_temporal_guide_steadies_the_teacher_on_a_moving_face(
+    small: tuple[Exemplar, AlignedCrop], astronaut: np.ndarray
+) -> None:
+    exemplar, _ = small
+    landmarks = detect_landmarks(astronaut)[0]
+    start = align_face(astronaut, landmarks, 128).matrix
+    crops = []
+    for i in range(4):
+        # The face drifts 1.5 crop pixels a frame while the crop stays put.
+        matrix = start + np.array([[0, 0, 1.5 * i], [0, 0, 0.5 * i]])
+        image = cv2.warpAffine(astronaut, matrix, (128, 128), borderMode=cv2.BORDER_REPLICATE)
+        crops.append(AlignedCrop(image, matrix, transform_points(matrix, landmarks), 1))
+    inputs = np.stack([c.image for c in crops])
+
+    def flicker(temporal: float) -> float:
+        stylizer = TeacherStylizer(exemplar, TeacherParams(temporal=temporal))
+        outputs = np.concatenate([stylizer.stylize([c]) for c in crops])
+        return temporal_report(inputs, outputs).ratio
+
+    assert flicker(8.0) < 0.8 * flicker(0.0)

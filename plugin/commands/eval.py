@@ -19,7 +19,7 @@ import numpy as np
 
 from models.exemplar import load_image, parse_points, prepare_exemplar
 from models.metrics import SAME_PERSON, StylizerReport, TrackCrops, clip_tracks, evaluate_stylizer
-from models.teacher import TeacherStylizer
+from models.teacher import TeacherParams, TeacherStylizer
 from pipeline.errors import InputError
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
@@ -63,6 +63,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--points", metavar="X,Y,...", help="five points of the teacher's style image"
+    )
+    parser.add_argument(
+        "--temporal",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="teacher: weight of the previous output warped by flow; 0 paints every frame on "
+        "its own (0)",
     )
     parser.add_argument(
         "--exemplar",
@@ -109,7 +117,7 @@ def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], np.ndarray | N
     if args.teacher:
         points = parse_points(args.points) if args.points else None
         teacher = prepare_exemplar(load_image(args.teacher), points)
-        stylizers.append(TeacherStylizer(teacher))
+        stylizers.append(TeacherStylizer(teacher, TeacherParams(temporal=args.temporal)))
         exemplar = teacher.image if exemplar is None else exemplar
     if not stylizers:
         stylizers.append(resolve_style("cartoon"))
