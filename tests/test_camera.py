@@ -7,14 +7,19 @@ that fails mid-stream for real.
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 from live_support import write_small_clip
 
 from pipeline.errors import DeviceError
+from pipeline.live import LiveRunner
+from pipeline.sinks.stream import StreamSink
 from pipeline.sources.camera import CameraSource, parse_device
+from pipeline.sources.paced import PacedSource
 
 N_FRAMES = 12
 
@@ -99,3 +104,48 @@ def test_a_camera_that_never_comes_back_is_an_error(clip: Path, tmp_path: Path) 
         with pytest.raises(DeviceError, match=r"did not come back within 0\.5 s"):
             for _ in frames:
                 pass
+
+
+class _Sender:
+    """facestyle streaming a looping clip to ``url`` on a thread, until stopped."""
+
+    def __init__(self, clip: Path, url: str) -> None:
+        self._source = PacedSource(clip, loop=True)
+        self._sink = StreamSink(url, self._source.width, self._source.height, self._source.fps)
+        self._runner = LiveRunner(self._source, lambda frame: frame, [self._sink])
+        self._thread = threading.Thread(target=self._runner.run)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._runner.stop()
+        self._thread.join()
+        self._sink.close()
+        self._source.close()
+
+
+def test_a_network_stream_that_drops_is_reopened(clip: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        url = f"udp://127.0.0.1:{probe.getsockname()[1]}"
+    senders = [_Sender(clip, url)]
+    try:
+        camera = CameraSource(url, stream_timeout=1.0, backoff=(0.2, 0.5), reopen_timeout=20)
+        frames = []
+        with camera:
+            for frame in camera:
+                frames.append(frame)
+                if len(frames) == 10:
+                    senders[0].stop()  # the stream drops; it comes back 1.5 s later
+                    restart = threading.Timer(1.5, lambda: senders.append(_Sender(clip, url)))
+                    restart.start()
+                if camera.reopens and len(frames) >= 30:
+                    break
+        restart.join()
+    finally:
+        for sender in senders:
+            sender.stop()
+    assert camera.reopens >= 1
+    assert [f.index for f in frames] == list(range(len(frames)))
+    gaps = np.diff([f.time for f in frames])
+    assert gaps.max() >= 1.0  # the silence, bridged without ending the session
+    assert frames[-1].image.shape == (240, 320, 3)

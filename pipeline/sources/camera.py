@@ -65,6 +65,8 @@ class CameraSource(Source):
             to it, so downstream sinks get what was asked for.
         fps: frame rate to ask the camera for.
         reopen_timeout: seconds a lost camera may stay away before giving up.
+        stream_timeout: for URLs, seconds a stream may stay silent (or take to open) before
+            it counts as lost; without it a dropped network stream blocks reading for long.
         backoff: ``(first, longest)`` wait in seconds between reopen attempts; the wait doubles
             after each failed attempt.
 
@@ -83,11 +85,13 @@ class CameraSource(Source):
         fps: float | None = None,
         reopen_timeout: float = 10.0,
         backoff: tuple[float, float] = (0.1, 2.0),
+        stream_timeout: float = 2.0,
     ) -> None:
         self.device = parse_device(device)
         self.requested_size = size
         self.requested_fps = fps
         self.reopen_timeout = reopen_timeout
+        self.stream_timeout = stream_timeout
         self.backoff = backoff
         self.reopens = 0
         self._closed = threading.Event()
@@ -109,8 +113,17 @@ class CameraSource(Source):
             api = cv2.CAP_V4L2  # skip slower backends that cannot open a local index anyway
         else:
             api = cv2.CAP_ANY
+        params: list[int] = []
+        if isinstance(self.device, str) and "://" in self.device:
+            milliseconds = round(self.stream_timeout * 1000)
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                milliseconds,
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                milliseconds,
+            ]
         with _quiet_opencv():
-            capture = cv2.VideoCapture(self.device, api)
+            capture = cv2.VideoCapture(self.device, api, params)
             if not capture.isOpened():
                 capture.release()
                 return None
@@ -128,7 +141,8 @@ class CameraSource(Source):
         with self._lock:
             if self._capture is None:
                 return None
-            ok, bgr = self._capture.read()
+            with _quiet_opencv():  # a stream timing out is reported by reopening, not a WARN
+                ok, bgr = self._capture.read()
         if not ok or bgr is None or bgr.ndim != 3:
             return None
         if (bgr.shape[1], bgr.shape[0]) != (self.width, self.height):
