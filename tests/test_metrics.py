@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -157,3 +158,20 @@ def test_eval_command_reports_a_missing_clip(
 ) -> None:
     assert main(["eval", str(tmp_path / "missing.mp4")]) == 1
     assert "missing.mp4" in capsys.readouterr().err
+
+
+def test_eval_command_text_compares_cartoon_and_teacher(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, astronaut: np.ndarray
+) -> None:
+    style = tmp_path / "style.png"
+    cv2.imwrite(str(style), np.ascontiguousarray((astronaut // 64 * 64 + 32)[:, :, ::-1]))
+    args = ["eval", "--frames", "2", "--every", "2", "--style", "cartoon", "--teacher", str(style)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 tracked faces" in out
+    cartoon, teacher = out.split("cartoon:")[1].split("teacher:")
+    # Both judged against the teacher's exemplar; only the teacher is made of its patches.
+    figures = [float(part.split("exemplar ")[1].split(" ")[0]) for part in (cartoon, teacher)]
+    inputs = [float(part.split("(input ")[1].split(";")[0]) for part in (cartoon, teacher)]
+    assert figures[1] < inputs[1] == inputs[0]
+    assert "ratio" in teacher
