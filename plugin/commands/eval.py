@@ -62,7 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--teacher", type=Path, metavar="STYLE_IMAGE", help="also run the teacher per frame"
     )
     parser.add_argument(
-        "--points", metavar="X,Y,...", help="five points of the teacher's style image"
+        "--points",
+        metavar="X,Y,...",
+        help="five points of the style image (--teacher or --exemplar) if its face is not detected",
     )
     parser.add_argument(
         "--temporal",
@@ -111,11 +113,11 @@ def generated_clip(path: Path, frames: int) -> Path:
 
 def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], np.ndarray | None]:
     stylizers = [resolve_style(spec) for spec in args.style]
+    points = parse_points(args.points) if args.points else None
     exemplar = None
     if args.exemplar:
-        exemplar = prepare_exemplar(load_image(args.exemplar)).image
+        exemplar = prepare_exemplar(load_image(args.exemplar), points).image
     if args.teacher:
-        points = parse_points(args.points) if args.points else None
         teacher = prepare_exemplar(load_image(args.teacher), points)
         stylizers.append(TeacherStylizer(teacher, TeacherParams(temporal=args.temporal)))
         exemplar = teacher.image if exemplar is None else exemplar

@@ -59,6 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--identity",
         type=_non_negative,
+        metavar="K",
         default=0.0,
         help="add back the content's fine detail, 0 (pure style) to 1 or more (0)",
     )
