@@ -17,7 +17,7 @@ import numpy as np
 from pipeline.align import CROP_SIZE, align_face, canonical_landmarks
 from pipeline.errors import InputError, InputNotFoundError, NoFaceError
 from pipeline.guides import GuideReference, Guides, compute_guides, guide_reference
-from pipeline.landmarks import detect_landmarks
+from pipeline.landmarks import detect_faces, predict_landmarks
 
 __all__ = [
     "FIVE_POINTS",
@@ -27,6 +27,8 @@ __all__ = [
     "parse_points",
     "prepare_exemplar",
 ]
+
+_SEARCH_SIDE = 800
 
 FIVE_POINTS = ("left eye", "right eye", "nose tip", "left mouth corner", "right mouth corner")
 """The five points a user gives for an undetected face, in order, as seen in the image
@@ -128,14 +130,17 @@ def prepare_exemplar(
     if points is not None:
         landmarks, fitted = landmarks_from_points(points), True
     else:
-        found = detect_landmarks(image, upsample=1)
-        if not found:
+        # A large portrait is searched at about 800 px (upsampled once, so faces down to
+        # ~30 px there are found); the landmarks are then fitted at full resolution.
+        scale = min(1.0, _SEARCH_SIDE / max(image.shape[:2]))
+        boxes = detect_faces(image, upsample=1, scale=scale)
+        if not boxes:
             raise NoFaceError(
                 "no face found in the style image; give its five points with "
                 "--points x,y,x,y,... (left eye, right eye, nose tip, left and right mouth "
                 "corner, in image pixels)"
             )
-        landmarks, fitted = found[0], False
+        landmarks, fitted = predict_landmarks(image, boxes[0]), False
     crop = align_face(image, landmarks, size)
     reference = guide_reference(crop.image, crop.landmarks)
     return Exemplar(
