@@ -1,8 +1,12 @@
 """The threaded live runner: capture, process and output overlap, latency stays bounded.
 
-Three threads joined by two small queues::
+Threads joined by small queues, one thread per processing stage (one or more)::
 
-    source ──► [capture] ──► LatestQueue ──► [process] ──► LatestQueue ──► [output] ──► sinks
+    source ──► [capture] ──► LatestQueue ──► [stage 1] ──► … ──► LatestQueue ──► [output] ──► sinks
+
+Splitting the per-frame work into stages (e.g. ``Restyler.analyse`` then ``Restyler.render``)
+lets one frame be stylized while the next is tracked: the frame rate then follows the slowest
+stage rather than their sum, on a machine with a core to spare.
 
 The queues keep the *newest* frames: when a stage cannot keep up, the oldest waiting frame is
 dropped (and counted) instead of waiting, so the delay between a frame being captured and it
@@ -21,7 +25,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -144,19 +149,25 @@ class LiveSummary:
 
 
 @dataclass(frozen=True)
-class _Captured:
-    frame: Frame
+class _Item:
+    """What travels between threads: a frame or a stage's partial result, and when the
+    frame it came from was captured."""
+
+    value: Any
     captured_at: float
 
 
 class LiveRunner:
-    """Runs ``source → process → sinks`` on three threads, dropping stale frames.
+    """Runs ``source → process → sinks`` on threads, dropping stale frames.
 
     Args:
         source: frames as they happen (a camera, a paced file); iterated on the capture
             thread. The caller opens and closes it.
-        process: the per-frame work, e.g. ``Restyler.process``; called on the process thread
-            only, one frame at a time, so it need not be thread-safe.
+        process: the per-frame work, e.g. ``Restyler.process``, called on its own thread one
+            frame at a time (so it need not be thread-safe); or a sequence of stages, each on
+            its own thread, the first taking the :class:`Frame`, each next one the previous
+            one's result, the last returning a :class:`Frame` (e.g. ``(restyler.analyse,
+            restyler.render)``).
         sinks: where output frames go, written in order on the output thread. The caller opens
             and closes them (a ``with`` block aborts them when :meth:`run` raises).
         queue_size: frames each queue may hold; 1 gives the lowest latency.
@@ -169,7 +180,7 @@ class LiveRunner:
     def __init__(
         self,
         source: Iterable[Frame],
-        process: Callable[[Frame], Frame],
+        process: Callable[[Frame], Frame] | Sequence[Callable[[Any], Any]],
         sinks: Sequence[Sink],
         *,
         queue_size: int = 1,
@@ -178,7 +189,9 @@ class LiveRunner:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.source = source
-        self.process = process
+        self.stages: list[Callable[[Any], Any]] = [process] if callable(process) else list(process)
+        if not self.stages:
+            raise ValueError("LiveRunner: expected at least one processing stage")
         self.sinks = list(sinks)
         self.queue_size = queue_size
         self.on_status = on_status
@@ -189,8 +202,10 @@ class LiveRunner:
 
     def reset(self) -> None:
         """Forget the previous session's queues, counters and error."""
-        self.captured_queue: LatestQueue[_Captured] = LatestQueue(self.queue_size)
-        self.processed_queue: LatestQueue[_Captured] = LatestQueue(self.queue_size)
+        # queues[0] feeds the first stage; queues[-1] feeds the output thread.
+        self.queues: list[LatestQueue[_Item]] = [
+            LatestQueue(self.queue_size) for _ in range(len(self.stages) + 1)
+        ]
         self._error: BaseException | None = None
         self._error_lock = threading.Lock()
         self._captured = 0
@@ -198,6 +213,16 @@ class LiveRunner:
         # (seconds since start, added latency, source index) per written frame; one list so
         # that a snapshot taken from another thread is consistent.
         self._written: list[tuple[float, float, int]] = []
+
+    @property
+    def captured_queue(self) -> LatestQueue[_Item]:
+        """Frames waiting for the first stage."""
+        return self.queues[0]
+
+    @property
+    def processed_queue(self) -> LatestQueue[_Item]:
+        """Frames waiting for the sinks."""
+        return self.queues[-1]
 
     def stop(self) -> None:
         """Ask every thread to finish; safe from any thread and from signal handlers.
@@ -217,13 +242,14 @@ class LiveRunner:
             Exception: the first error raised by the source, ``process`` or a sink.
         """
         self.reset()
+        bodies = [
+            ("facestyle-capture", self._capture),
+            *((f"facestyle-stage-{i}", partial(self._stage, i)) for i in range(len(self.stages))),
+            ("facestyle-output", self._output),
+        ]
         threads = [
             threading.Thread(target=self._guard, args=(body,), name=name, daemon=True)
-            for name, body in (
-                ("facestyle-capture", self._capture),
-                ("facestyle-process", self._process),
-                ("facestyle-output", self._output),
-            )
+            for name, body in bodies
         ]
         capture, *downstream = threads
         for thread in threads:
@@ -240,8 +266,7 @@ class LiveRunner:
             interrupted = interrupted or (self._stop.is_set() and self._error is None)
             self._stop.set()
             # Unblock a capture thread waiting to put and stages waiting to get.
-            self.captured_queue.close()
-            self.processed_queue.close()
+            self._close_queues()
             for thread in downstream:
                 thread.join()
             capture.join(_CAPTURE_JOIN_SECONDS)
@@ -273,7 +298,7 @@ class LiveRunner:
         return LiveStats(
             captured=self._captured,
             written=written,
-            dropped=self.captured_queue.dropped + self.processed_queue.dropped,
+            dropped=sum(queue.dropped for queue in self.queues),
             elapsed=float(elapsed),
             fps=float(fps),
             latency_p50=float(p50),
@@ -288,31 +313,34 @@ class LiveRunner:
                 if self._error is None:
                     self._error = error
             self._stop.set()
-            self.captured_queue.close()
-            self.processed_queue.close()
+            self._close_queues()
+
+    def _close_queues(self) -> None:
+        for queue in self.queues:
+            queue.close()
 
     def _capture(self) -> None:
         try:
             for frame in self.source:
                 if self._stop.is_set():
                     break
-                if not self.captured_queue.put(_Captured(frame, self._clock())):
+                if not self.captured_queue.put(_Item(frame, self._clock())):
                     break
                 self._captured += 1
         finally:
             self.captured_queue.close()
 
-    def _process(self) -> None:
+    def _stage(self, index: int) -> None:
+        stage, inbox, outbox = self.stages[index], self.queues[index], self.queues[index + 1]
         try:
-            while (item := self.captured_queue.get()) is not None and self._error is None:
-                output = self.process(item.frame)
-                self.processed_queue.put(_Captured(output, item.captured_at))
+            while (item := inbox.get()) is not None and self._error is None:
+                outbox.put(_Item(stage(item.value), item.captured_at))
         finally:
-            self.processed_queue.close()
+            outbox.close()
 
     def _output(self) -> None:
         while (item := self.processed_queue.get()) is not None and self._error is None:
             for sink in self.sinks:
-                sink.write(item.frame)
+                sink.write(item.value)
             now = self._clock()
-            self._written.append((now - self._start, now - item.captured_at, item.frame.index))
+            self._written.append((now - self._start, now - item.captured_at, item.value.index))

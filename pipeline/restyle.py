@@ -6,20 +6,40 @@ live path and the benchmark all call :meth:`Restyler.process`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from pipeline.align import align_face
 from pipeline.composite import Compositor
 from pipeline.detail import restore_detail
-from pipeline.frame import Frame
+from pipeline.frame import AlignedCrop, Face, Frame
 from pipeline.stylizer import Stylizer
 from pipeline.timings import StageTimings
 from pipeline.tracker import FaceTracker
 
-__all__ = ["STAGES", "Restyler"]
+__all__ = ["STAGES", "Analysis", "Restyler"]
 
 # The stages in the order they run, as named in :attr:`Restyler.timings`.
 STAGES = ("track", "align", "stylize", "detail", "composite")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One frame's visible faces, tracked and aligned, waiting to be stylized.
+
+    Attributes:
+        frame: the input frame.
+        faces: the faces to restyle (visibility above 0).
+        crops: ``crops[i]`` is ``faces[i]`` aligned to ``stylizer.crop_size``.
+        stylizer: the stylizer the crops were aligned for (a style switch between the two
+            halves of :meth:`Restyler.process` must not pair crops with the wrong size).
+    """
+
+    frame: Frame
+    faces: tuple[Face, ...]
+    crops: tuple[AlignedCrop, ...]
+    stylizer: Stylizer
 
 
 class Restyler:
@@ -62,17 +82,33 @@ class Restyler:
             A frame with the same time, index and pts; the very same object when no face is
             visible, so faceless frames pass through bit for bit.
         """
+        return self.render(self.analyse(frame))
+
+    def analyse(self, frame: Frame) -> Analysis:
+        """The first half of :meth:`process`: track and align (must see frames in order).
+
+        The live runner calls :meth:`analyse` and :meth:`render` on two threads, so that
+        one frame is stylized while the next is tracked.
+        """
         timings = self.timings
         timings.frames += 1
         with timings.measure("track"):
             faces = [face for face in self.tracker.process(frame) if face.visibility > 0]
+        stylizer = self.stylizer
+        if not faces:
+            return Analysis(frame, (), (), stylizer)
+        with timings.measure("align"):
+            crops = [align_face(frame.image, face, stylizer.crop_size) for face in faces]
+        return Analysis(frame, tuple(faces), tuple(crops), stylizer)
+
+    def render(self, analysis: Analysis) -> Frame:
+        """The second half of :meth:`process`: stylize, restore detail, composite."""
+        frame, faces, crops = analysis.frame, analysis.faces, analysis.crops
         if not faces:
             return frame
-        size = self.stylizer.crop_size
-        with timings.measure("align"):
-            crops = [align_face(frame.image, face, size) for face in faces]
+        timings = self.timings
         with timings.measure("stylize"):
-            stylized = self.stylizer.stylize(crops)
+            stylized = analysis.stylizer.stylize(crops)
         if self.identity > 0:
             with timings.measure("detail"):
                 content = np.stack([crop.image for crop in crops])

@@ -1,8 +1,9 @@
 """``facestyle bench --live``: sustained frame rate and added latency of the live path.
 
 For each size a clip of one public-domain face moving about is generated, played at real time
-(30 fps, as a camera would deliver it) into the live runner, restyled, and streamed as MPEG-TS
-to a loopback UDP port, the way ``facestyle live --stream`` feeds OBS. The same run with a
+(30 fps, as a camera would deliver it) into the live runner, restyled on two threads (track and
+align, then stylize and composite) as ``facestyle live`` does, and streamed as MPEG-TS to a
+loopback UDP port, the way ``facestyle live --stream`` feeds OBS. The same run with a
 pass-through stage is the baseline: capture, colour conversion and encoding alone, measured in
 the same conditions, so the numbers can be read as the cost of restyling.
 
@@ -16,7 +17,7 @@ import argparse
 import math
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,7 @@ def _free_udp_port() -> int:
         return probe.getsockname()[1]
 
 
-def _run(clip: Path, stage: Callable[[Frame], Frame]) -> LiveSummary:
+def _run(clip: Path, stage: Callable[[Frame], Frame] | Sequence[Callable]) -> LiveSummary:
     with (
         PacedSource(clip) as source,
         StreamSink(
@@ -129,7 +130,7 @@ def run_live_bench(args: argparse.Namespace) -> dict:
             baseline = _measure(_run(clip, lambda frame: frame))
             restyler = live_restyler(resolve_style(style), identity, detect_every)
             warm_up(restyler)
-            measured = _measure(_run(clip, restyler.process))
+            measured = _measure(_run(clip, (restyler.analyse, restyler.render)))
             meets = measured["fps"] >= target_fps and (
                 target_p95 is None or measured["p95_ms"] <= target_p95
             )

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from pipeline.errors import FacestyleError, OutputError
 from pipeline.frame import Frame
-from pipeline.restyle import Restyler
+from pipeline.restyle import Analysis, Restyler
 from pipeline.stylizer import Stylizer
 
 __all__ = ["ControlServer", "StyleSwitch"]
@@ -72,13 +72,18 @@ class StyleSwitch:
         self.request(styles[position % len(styles)])
         return self.style
 
-    def process(self, frame: Frame) -> Frame:
-        """Restyle one frame, first taking up a requested style (process thread only)."""
+    def analyse(self, frame: Frame) -> Analysis:
+        """Take up a requested style, then track and align (first stage's thread only)."""
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is not None:
             self.restyler.stylizer = pending
-        return self.restyler.process(frame)
+        return self.restyler.analyse(frame)
+
+    @property
+    def stages(self) -> tuple[Callable[[Frame], Analysis], Callable[[Analysis], Frame]]:
+        """The live runner's two stages: :meth:`analyse`, then the restyler's ``render``."""
+        return (self.analyse, self.restyler.render)
 
 
 class ControlServer:

@@ -9,10 +9,16 @@ from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sinks.base import Sink
 
 
-def write_small_clip(path: Path, n_frames: int = 30, size: tuple[int, int] = (320, 240)) -> Path:
-    """A 30 fps H.264 clip of one public-domain face drifting right, without audio."""
+def write_small_clip(
+    path: Path, n_frames: int = 30, size: tuple[int, int] = (320, 240), scale: float = 0.4
+) -> Path:
+    """A 30 fps H.264 clip of one public-domain face drifting right, without audio.
+
+    At the default ``scale`` the face is too small for the detector (fast tests of the
+    plumbing); ``scale=1.0`` gives a face of about 90 px that is found and restyled.
+    """
     width, height = size
-    face = FacePath("astronaut", lambda i: Pose(width * 0.4 + i, height * 0.5, scale=0.4))
+    face = FacePath("astronaut", lambda i: Pose(width * 0.4 + i, height * 0.5, scale=scale))
     write_moving_face_clip(path, [face], n_frames, size=size, fps=30, audio=False)
     return path
 

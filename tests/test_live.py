@@ -38,7 +38,8 @@ N_FRAMES = 24
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_small_clip(tmp_path_factory.mktemp("live") / "clip.mp4", N_FRAMES)
+    # A face the detector finds, so the CLI tests restyle for real.
+    return write_small_clip(tmp_path_factory.mktemp("live") / "clip.mp4", N_FRAMES, scale=1.0)
 
 
 def _live_threads() -> list[str]:
@@ -278,8 +279,8 @@ def test_style_switch_takes_effect_between_frames(clip: Path) -> None:
     assert switch.cycle() == "other"
     assert switch.restyler.stylizer is made[0]  # not yet: the process thread swaps
     with VideoFileSource(clip) as source:
-        switch.process(next(iter(source)))
-    assert switch.restyler.stylizer is made[1]
+        analysis = switch.analyse(next(iter(source)))
+    assert switch.restyler.stylizer is made[1] and analysis.stylizer is made[1]
     assert switch.cycle() == "cartoon"
 
 
@@ -398,3 +399,37 @@ def test_a_stop_before_run_is_honoured_and_a_later_run_starts_fresh(clip: Path) 
         runner.source = source
         second = runner.run()
     assert not second.interrupted and second.stats.captured == N_FRAMES
+
+
+def test_stages_run_on_their_own_threads_in_order(clip: Path) -> None:
+    seen: dict[str, set[str]] = {"first": set(), "second": set()}
+
+    def first(frame: Frame) -> tuple[Frame, int]:
+        seen["first"].add(threading.current_thread().name)
+        return frame, frame.index
+
+    def second(pair: tuple[Frame, int]) -> Frame:
+        seen["second"].add(threading.current_thread().name)
+        frame, index = pair
+        assert frame.index == index
+        return frame.with_image(255 - frame.image)
+
+    sink = ListSink()
+    with PacedSource(clip, speed=2.0) as source:
+        summary = LiveRunner(source, (first, second), [sink]).run()
+    assert seen == {"first": {"facestyle-stage-0"}, "second": {"facestyle-stage-1"}}
+    indices = [f.index for f in sink.frames]
+    assert indices == sorted(set(indices))
+    assert summary.stats.written + summary.stats.dropped == N_FRAMES
+
+
+def test_restyler_in_two_halves_equals_it_whole(tmp_path: Path) -> None:
+    clip = write_small_clip(tmp_path / "face.mp4", 12, scale=1.0)
+    whole, halves = Restyler(CartoonStylizer()), Restyler(CartoonStylizer())
+    with VideoFileSource(clip) as source:
+        for frame in source:
+            expected = whole.process(frame)
+            analysis = halves.analyse(frame)
+            assert analysis.frame is frame and len(analysis.faces) == len(analysis.crops)
+            assert np.array_equal(halves.render(analysis).image, expected.image)
+    assert whole.track_ids == halves.track_ids and whole.track_ids

@@ -305,7 +305,7 @@ def _session(
     ):
         # The preview window's quit key needs the runner, made once the sinks are open.
         sinks = _open_sinks(args, source, stack, lambda: runner.stop())
-        runner = LiveRunner(source, switch.process, sinks, on_status=status)
+        runner = LiveRunner(source, switch.stages, sinks, on_status=status)
         runners.append(runner)
         warm_up(switch.restyler)
         if args.control is not None:
