@@ -20,6 +20,7 @@ from models.exemplar import (
     prepare_exemplar,
 )
 from models.metrics import descriptor_distance, face_descriptor, temporal_report
+from models.patchmatch import occupancy, pad_features, patchmatch, vote
 from models.teacher import TeacherParams, TeacherStylizer, stylize_face, synthesize
 from pipeline.align import align_face, transform_points
 from pipeline.errors import InputError, NoFaceError
@@ -177,3 +178,22 @@ def test_temporal_guide_steadies_the_teacher_on_a_moving_face(
         return temporal_report(inputs, outputs).ratio
 
     assert flicker(8.0) < 0.8 * flicker(0.0)
+
+
+def test_patchmatch_finds_a_known_shift_and_voting_copies_it() -> None:
+    rng = np.random.default_rng(3)
+    texture = cv2.GaussianBlur(rng.random((64, 64, 3)).astype(np.float32), (0, 0), 1.0)
+    shifted = np.ascontiguousarray(texture[5:53, 3:51])  # target pixel (y, x) = source (y+5, x+3)
+    nnf = np.ascontiguousarray(rng.integers(0, 64, (48, 48, 2)).astype(np.int32))
+    used = occupancy(nnf, (64, 64))
+    distance = patchmatch(
+        pad_features(texture, 2), pad_features(shifted, 2), nnf, used, 2, 0.0, 6, 32, 0
+    )
+    grid = np.indices((48, 48)).transpose(1, 2, 0)
+    inner = (slice(2, -2), slice(2, -2))  # edge padding makes border patches ambiguous
+    found = (nnf - grid)[inner]
+    assert np.mean(np.all(found == (5, 3), axis=2)) > 0.99
+    assert np.median(distance[inner]) < 1e-6
+    np.testing.assert_array_equal(used, occupancy(nnf, (64, 64)))
+    voted = vote(texture, nnf, 2)
+    np.testing.assert_allclose(voted[inner][2:-2, 2:-2], shifted[inner][2:-2, 2:-2], atol=1e-5)
