@@ -10,8 +10,12 @@
 - Temporal stability: warping error — the next output frame warped back onto the current one
   with optical flow computed on the *input* (OpenCV DIS), pixels failing a forward-backward
   check left out — relative to the same error of the input itself (1 = as steady as the input).
+  On a clip (:func:`evaluate_stylizer`) it is measured on each track's sequence of aligned
+  crops, the stylizer's own input and output, so compositing and background do not dilute it.
 
-Every function is pure (arrays in, numbers out); the dlib model is loaded once per process.
+The metric functions are pure (arrays in, numbers out); :func:`clip_tracks` and
+:func:`evaluate_stylizer` run the tracker and a stylizer. The dlib model is loaded once per
+process.
 """
 
 from __future__ import annotations
