@@ -1,7 +1,8 @@
 """One frame through the face stages: track → align → stylize → restore detail → composite.
 
-This is where the per-frame stages are wired, once; the threaded runner, the Python API, the
-live path and the benchmark all call :meth:`Restyler.process`.
+This is where the per-frame stages are wired, once; the threaded runner, the Python API and
+the benchmark call :meth:`Restyler.process`, the live path its two halves
+(:meth:`Restyler.analyse`, :meth:`Restyler.render`) on two threads.
 """
 
 from __future__ import annotations
