@@ -44,6 +44,7 @@ __all__ = [
     "bundled_packs",
     "load_pack",
     "save_pack",
+    "write_atomically",
 ]
 
 FORMAT = "facestyle-pack"
@@ -214,27 +215,40 @@ def _serialize(pack: StylePack) -> bytes:
     return safetensors.numpy.save(tensors, {_METADATA_KEY: json.dumps(meta, sort_keys=True)})
 
 
-def save_pack(pack: StylePack, path: str | Path) -> Path:
-    """Write ``pack`` to ``path`` atomically (temporary file, then rename).
+def write_atomically(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so a crash or a
+    Ctrl-C never leaves a partial file under the final name.
 
     Raises:
         OutputError: the file cannot be written.
     """
     path = Path(path)
-    data = _serialize(pack)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(handle, "wb") as f:
                 f.write(data)
+            # mkstemp makes the file 0600; give it what a normal new file gets.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temp, 0o666 & ~umask)
             os.replace(temp, path)
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
     except OSError as error:
-        raise OutputError(f"cannot write style pack {path}: {error.strerror or error}") from error
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
     return path
+
+
+def save_pack(pack: StylePack, path: str | Path) -> Path:
+    """Write ``pack`` to ``path`` atomically (temporary file, then rename).
+
+    Raises:
+        OutputError: the file cannot be written.
+    """
+    return write_atomically(path, _serialize(pack))
 
 
 def _read_header(path: Path, data: bytes) -> dict[str, object]:

@@ -36,6 +36,10 @@ def build_generator(pack: StylePack) -> StudentGenerator:
 class PackStylizer:
     """Stylizes aligned crops with a pack's student.
 
+    Attributes:
+        default_identity: the pack's suggested identity <-> style strength (for
+            :func:`pipeline.detail.restore_detail`), chosen when the pack was made.
+
     Args:
         pack: a loaded, validated pack.
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
@@ -48,6 +52,7 @@ class PackStylizer:
         self.pack = pack
         self.name = pack.name
         self.crop_size = pack.crop_size
+        self.default_identity = pack.identity
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise DeviceError(

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from pipeline.errors import OutputError
 
@@ -80,25 +77,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _write_png(path: Path, image: np.ndarray) -> None:
-    """Write ``(H, W, 3)`` ``uint8`` RGB as PNG via a temporary file and a rename."""
-    _, data = cv2.imencode(".png", image[:, :, ::-1])
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data.tobytes())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from models.adapt import QUALITIES, adapt, preview_sheet
     from models.exemplar import load_image, parse_points
-    from models.pack import save_pack
+    from models.pack import save_pack, write_atomically
 
     output = Path(args.output)
     if output.suffix != ".safetensors":
@@ -142,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
         )
     save_pack(result.pack, output)
     preview = output.with_suffix(".preview.png")
-    _write_png(preview, preview_sheet(result))
+    _, png = cv2.imencode(".png", preview_sheet(result)[:, :, ::-1])
+    write_atomically(preview, png.tobytes())
     figures = result.pack.training
     print(
         f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) and {preview}: "
