@@ -197,3 +197,23 @@ def test_patchmatch_finds_a_known_shift_and_voting_copies_it() -> None:
     np.testing.assert_array_equal(used, occupancy(nnf, (64, 64)))
     voted = vote(texture, nnf, 2)
     np.testing.assert_allclose(voted[inner][2:-2, 2:-2], shifted[inner][2:-2, 2:-2], atol=1e-5)
+
+
+def test_an_object_held_at_the_lips_is_not_painted_over(
+    small: tuple[Exemplar, AlignedCrop],
+) -> None:
+    """A dark microphone held at the mouth stays dark; a positional-only teacher paints the
+    exemplar's mouth and chin over it (seen on real concert footage, see DESIGN.md)."""
+    exemplar, content = small
+    image, landmarks = content.image.copy(), content.landmarks
+    mic = np.zeros(image.shape[:2], np.uint8)
+    centre, top = landmarks[48:68, 0].mean(), landmarks[48:68, 1].min()
+    cv2.rectangle(mic, (int(centre) - 6, int(top)), (int(centre) + 6, 127), 1, -1)
+    image[mic > 0] = 30
+    guides = compute_guides(image, landmarks, exemplar.reference)
+
+    def darkness(params: TeacherParams) -> float:
+        return float(luminance(synthesize(exemplar, guides, params).image)[mic > 0].mean())
+
+    positional_only = TeacherParams(appearance=0.0, edges=0.0, positional=10.0)
+    assert darkness(TeacherParams()) < darkness(positional_only) - 0.1
