@@ -107,11 +107,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="K",
         help="keep the person's fine detail: 0 pure style (default), about 1 clearly them",
     )
-    parser.add_argument("--max-faces", type=_positive, default=4, help="faces per frame (4)")
+    parser.add_argument(
+        "--max-faces", type=_positive, default=4, metavar="N", help="faces per frame (4)"
+    )
     parser.add_argument(
         "--detect-every",
         type=_positive,
         default=10,
+        metavar="N",
         help="run the face detector every N frames (10); higher: fewer latency spikes, "
         "new faces found later",
     )
