@@ -41,6 +41,8 @@ T = TypeVar("T")
 # returns within a frame or two; past this the thread is left (it is a daemon) and the
 # caller's closing of the source ends it.
 _CAPTURE_JOIN_SECONDS = 5.0
+# How often run()'s thread looks whether it was asked to stop.
+_POLL_SECONDS = 0.1
 
 
 class LatestQueue(Generic[T]):
@@ -197,7 +199,8 @@ class LiveRunner:
         self.on_status = on_status
         self.status_interval = status_interval
         self._clock = clock
-        self._stop = threading.Event()
+        # A plain flag, not an Event: stop() must take no lock (see its docstring).
+        self._stopping = False
         self.reset()
 
     def reset(self) -> None:
@@ -227,9 +230,12 @@ class LiveRunner:
     def stop(self) -> None:
         """Ask every thread to finish; safe from any thread and from signal handlers.
 
-        A stop asked for before :meth:`run` (e.g. Ctrl-C while models load) makes the next
-        run return at once."""
-        self._stop.set()
+        It only sets a flag: a signal handler runs on the main thread in between any two
+        steps of the code it interrupts, so a handler that took a lock (``Event.set`` does)
+        would deadlock if it interrupted that same lock's holder. :meth:`run` notices within
+        a tenth of a second. A stop asked for before :meth:`run` (e.g. while models load)
+        makes the next run return at once."""
+        self._stopping = True
 
     def run(self) -> LiveSummary:
         """Run until the source ends, :meth:`stop` is called, Ctrl-C, or a thread fails.
@@ -255,22 +261,24 @@ class LiveRunner:
         for thread in threads:
             thread.start()
         interrupted = False
+        next_status = self._clock() + self.status_interval
         try:
-            while downstream[-1].is_alive() and not self._stop.is_set():
-                downstream[-1].join(self.status_interval)
-                if self.on_status is not None:
+            while downstream[-1].is_alive() and not self._stopping:
+                downstream[-1].join(_POLL_SECONDS)
+                if self.on_status is not None and self._clock() >= next_status:
+                    next_status += self.status_interval
                     self.on_status(self.stats())
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            interrupted = interrupted or (self._stop.is_set() and self._error is None)
-            self._stop.set()
+            interrupted = interrupted or (self._stopping and self._error is None)
+            self._stopping = True
             # Unblock a capture thread waiting to put and stages waiting to get.
             self._close_queues()
             for thread in downstream:
                 thread.join()
             capture.join(_CAPTURE_JOIN_SECONDS)
-            self._stop.clear()
+            self._stopping = False
         if self._error is not None:
             raise self._error
         written = np.asarray(self._written, np.float64).reshape(-1, 3)
@@ -312,7 +320,7 @@ class LiveRunner:
             with self._error_lock:
                 if self._error is None:
                     self._error = error
-            self._stop.set()
+            self._stopping = True
             self._close_queues()
 
     def _close_queues(self) -> None:
@@ -322,7 +330,7 @@ class LiveRunner:
     def _capture(self) -> None:
         try:
             for frame in self.source:
-                if self._stop.is_set():
+                if self._stopping:
                     break
                 if not self.captured_queue.put(_Item(frame, self._clock())):
                     break

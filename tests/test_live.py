@@ -433,3 +433,26 @@ def test_restyler_in_two_halves_equals_it_whole(tmp_path: Path) -> None:
             assert analysis.frame is frame and len(analysis.faces) == len(analysis.crops)
             assert np.array_equal(halves.render(analysis).image, expected.image)
     assert whole.track_ids == halves.track_ids and whole.track_ids
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs POSIX interval timers")
+def test_stop_is_safe_from_a_signal_handler_that_interrupts_itself(clip: Path) -> None:
+    # A handler firing every 0.2 ms interrupts run(), the stop it calls, and itself; a stop
+    # that took a lock (Event.set) would deadlock here sooner or later.
+    with PacedSource(clip, loop=True) as source:
+        runner = LiveRunner(source, lambda f: f, [ListSink()])
+        calls = []
+
+        def handler(signum: int, stack: object) -> None:
+            calls.append(signum)
+            runner.stop()
+
+        previous = signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.3, 0.0002)
+        try:
+            summary = runner.run()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    assert summary.interrupted and calls
+    assert _live_threads() == []

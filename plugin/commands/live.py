@@ -214,15 +214,18 @@ class _StatusLine:
 
 
 @contextlib.contextmanager
-def _signals(stop: Callable[[], None], cycle: Callable[[], None]):
-    """SIGTERM stops cleanly, SIGUSR1 cycles styles; previous handlers come back after."""
+def _signals(stop: Callable[[], None], next_style: Callable[[], None]):
+    """SIGTERM stops cleanly, SIGUSR1 asks for the next style; old handlers come back after.
+
+    Both callbacks must take no lock (see :meth:`LiveRunner.stop`): they set flags that the
+    session acts on outside the handler.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     wanted = {signal.SIGTERM: lambda *_: stop()}
     if hasattr(signal, "SIGUSR1"):
-        # Loading a pack takes a moment: do it off the signal handler.
-        wanted[signal.SIGUSR1] = lambda *_: threading.Thread(target=cycle, daemon=True).start()
+        wanted[signal.SIGUSR1] = lambda *_: next_style()
     previous = {number: signal.signal(number, handler) for number, handler in wanted.items()}
     try:
         yield
@@ -280,22 +283,34 @@ def run(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt  # nothing is running yet: stop as Ctrl-C would
         runners[0].stop()
 
+    # SIGUSR1 appends here (list.append takes no lock); each status tick loads the next
+    # style on a helper thread, as loading a pack takes a moment.
+    style_requests: list[bool] = []
+
     def cycle() -> None:
         try:
             switch.cycle()
         except StyleError as error:
             print(f"\nfacestyle: cannot switch style: {error}", file=sys.stderr)
 
+    def on_tick() -> None:
+        while style_requests:
+            style_requests.pop()
+            threading.Thread(target=cycle, name="facestyle-style", daemon=True).start()
+
     # The handlers stay until the summary is out: a second SIGTERM while closing the outputs
     # must not kill the process half-way.
-    with _signals(stop, cycle):
-        summary = _session(args, switch, runners)
+    with _signals(stop, lambda: style_requests.append(True)):
+        summary = _session(args, switch, runners, on_tick)
         print(_summary_line(summary.stats, args), flush=True)
     return 0
 
 
 def _session(
-    args: argparse.Namespace, switch: StyleSwitch, runners: list[LiveRunner]
+    args: argparse.Namespace,
+    switch: StyleSwitch,
+    runners: list[LiveRunner],
+    on_tick: Callable[[], None],
 ) -> LiveSummary:
     """Open camera and outputs, run until stopped, close everything; the runner goes in
     ``runners`` as soon as it exists so signal handlers can stop it."""
@@ -308,7 +323,12 @@ def _session(
     ):
         # The preview window's quit key needs the runner, made once the sinks are open.
         sinks = _open_sinks(args, source, stack, lambda: runner.stop())
-        runner = LiveRunner(source, switch.stages, sinks, on_status=status)
+
+        def on_status(stats: LiveStats) -> None:
+            status(stats)
+            on_tick()
+
+        runner = LiveRunner(source, switch.stages, sinks, on_status=on_status)
         runners.append(runner)
         warm_up(switch.restyler)
         if args.control is not None:
