@@ -376,7 +376,8 @@ def adapt(
         geometry=float(settings.geometry),
         training=figures,
     )
-    # The preview shows the student exactly as a pack runs it: float32, from the crops.
+    # The preview shows the student as a pack runs it, in float32, on the same crops (already
+    # warped, hence geometry 0 here).
     stylizer = PackStylizer(replace(pack, geometry=0.0), dtype=torch.float32)
     student_out = stylizer.run(data.rgb, data.guides)
     return AdaptResult(

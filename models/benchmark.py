@@ -38,7 +38,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("pack", nargs="?", help="a .safetensors pack (default: a fresh student)")
     parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--threads", type=int, help="PyTorch CPU threads (default: all cores)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from pipeline.align import align_face
     from pipeline.landmarks import detect_landmarks
     from pipeline.samples import face_photo
