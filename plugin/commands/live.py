@@ -44,6 +44,8 @@ __all__ = ["add_parser", "live_restyler", "open_camera", "run", "warm_up"]
 
 # Seconds between status lines when stderr is not a terminal (a log file, OBS's script log).
 _LOG_EVERY = 10.0
+# Seconds a SIGTERM'd session may take to finish cleanly before the process is ended.
+_STOP_GRACE_SECONDS = 15
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -223,7 +225,15 @@ def _signals(stop: Callable[[], None], next_style: Callable[[], None]):
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    wanted = {signal.SIGTERM: lambda *_: stop()}
+
+    def terminate(*_: object) -> None:
+        if hasattr(signal, "alarm"):
+            # A clean stop takes well under a second. Should it hang, SIGALRM's default
+            # action ends the process rather than leave it running, holding the camera.
+            signal.alarm(_STOP_GRACE_SECONDS)
+        stop()
+
+    wanted = {signal.SIGTERM: terminate}
     if hasattr(signal, "SIGUSR1"):
         wanted[signal.SIGUSR1] = lambda *_: next_style()
     previous = {number: signal.signal(number, handler) for number, handler in wanted.items()}
