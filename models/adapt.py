@@ -259,7 +259,8 @@ def preview_sheet(result: AdaptResult, columns: int = 6, tile: int = 128) -> np.
     def small(image: np.ndarray) -> np.ndarray:
         return cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA)
 
-    picks = np.linspace(0, len(result.content) - 1, min(columns, len(result.content))).astype(int)
+    picks = np.linspace(0, len(result.content) - 1, min(columns, len(result.content))).round()
+    picks = picks.astype(int)
     blank = np.full((tile, tile, 3), 255, np.uint8)
     rows = []
     for row, images in enumerate((result.content, result.teacher, result.student)):
