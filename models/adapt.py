@@ -230,20 +230,25 @@ def footage_faces(
     for spec in specs:
         with open_source(spec) as source:
             stride = max((source.frame_count or per_spec * 5) // per_spec, 1)
+            expected = per_spec
+            if source.frame_count:
+                expected = min(per_spec, -(-source.frame_count // stride))
             for index, frame in enumerate(source):
                 if index % stride:
                     continue
-                for landmarks in detect_landmarks(frame.image, upsample=0):
-                    found.append(align_face(frame.image, landmarks, size))
+                image = frame.image
+                faces = detect_landmarks(image, upsample=0) or detect_landmarks(image, upsample=1)
+                for landmarks in faces:
+                    found.append(align_face(image, landmarks, size))
                 searched += 1
                 if progress is not None:
-                    progress(searched, per_spec * len(specs))
+                    progress(index // stride + 1, expected)
                 if index // stride + 1 >= per_spec:
                     break
     if not found:
         raise NoFaceError(
             f"no face found in {searched} frames of the --content input; give footage where "
-            "faces are frontal and at least about 80 pixels wide"
+            "faces are frontal and at least about 50 pixels wide"
         )
     picked = _spread(np.stack([c.landmarks for c in found]), count)
     return [found[i] for i in picked]
