@@ -142,34 +142,18 @@ def _sample_patches(
     index = rng.integers(0, n, count)
     ys = rng.integers(0, (s - patch) // GUIDE_SCALE + 1, count)
     xs = rng.integers(0, (s - patch) // GUIDE_SCALE + 1, count)
-    rgb = np.stack(
-        [
-            data.rgb[
-                i,
-                :,
-                y * GUIDE_SCALE : y * GUIDE_SCALE + patch,
-                x * GUIDE_SCALE : x * GUIDE_SCALE + patch,
+    picks = list(zip(index, ys * GUIDE_SCALE, xs * GUIDE_SCALE, strict=True))
+
+    def cut(array: np.ndarray, side: int, scale: int = 1) -> np.ndarray:
+        return np.stack(
+            [
+                array[i, :, y // scale : y // scale + side, x // scale : x // scale + side]
+                for i, y, x in picks
             ]
-            for i, y, x in zip(index, ys, xs, strict=True)
-        ]
-    )
-    target = np.stack(
-        [
-            data.targets[
-                i,
-                :,
-                y * GUIDE_SCALE : y * GUIDE_SCALE + patch,
-                x * GUIDE_SCALE : x * GUIDE_SCALE + patch,
-            ]
-            for i, y, x in zip(index, ys, xs, strict=True)
-        ]
-    )
-    guides = np.stack(
-        [
-            data.guides[i, :, y : y + small, x : x + small]
-            for i, y, x in zip(index, ys, xs, strict=True)
-        ]
-    )
+        )
+
+    rgb, target = cut(data.rgb, patch), cut(data.targets, patch)
+    guides = cut(data.guides, small, GUIDE_SCALE)
     # channels_last: several times faster for these thin convs on a CPU, training included.
     return tuple(
         torch.from_numpy(a).contiguous(memory_format=torch.channels_last)
