@@ -117,7 +117,11 @@ class StudentGenerator(nn.Module):
         f3 = self.body(self.fuse(torch.cat([self.enc3(f2), guides], dim=1)))
         d2 = self.dec2(self.up2(f3) + f2)
         d1 = self.dec1(self.up1(d2) + f1)
-        return torch.clamp(rgb + self.out(d1), -1.0, 1.0)
+        styled = rgb + self.out(d1)
+        # Clamping while training would zero the gradient of every saturated pixel; a
+        # student pushed past white on a mostly white style (pencil on paper) then never
+        # comes back. L1 keeps training outputs in range; inference clamps.
+        return styled if self.training else torch.clamp(styled, -1.0, 1.0)
 
 
 def count_flops(config: GeneratorConfig, size: int = 256) -> int:
