@@ -111,3 +111,12 @@ def test_stylizer_refuses_wrong_crop_size_and_missing_gpu(astronaut: np.ndarray)
         with pytest.raises(DeviceError, match="CUDA"):
             PackStylizer(pack, device="cuda")
         assert default_dtype(torch.device("cpu")) in (torch.float32, torch.bfloat16)
+
+
+def test_saturated_outputs_still_get_a_gradient_while_training() -> None:
+    net = StudentGenerator(GeneratorConfig(0, widths=(8, 16, 24)))
+    torch.nn.init.constant_(net.out.bias, 5.0)  # pushed far past white
+    rgb, guides = torch.zeros(1, 3, 32, 32), torch.zeros(1, 0, 8, 8)
+    net.train()(rgb, guides).abs().mean().backward()
+    assert net.out.bias.grad is not None and net.out.bias.grad.abs().sum() > 0
+    assert net.eval()(rgb, guides).max() == 1.0
