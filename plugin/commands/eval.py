@@ -24,18 +24,12 @@ from pipeline.errors import InputError
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
 from pipeline.stylizer import Stylizer
+from plugin.commands._args import number_in
 from plugin.styles import resolve_style
 
 __all__ = ["add_parser", "format_report", "generated_clip", "run"]
 
 DEFAULT_FRAMES = 24
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -82,13 +76,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--frames",
-        type=_positive,
+        type=number_in(int, 1),
         default=DEFAULT_FRAMES,
         help=f"frames to use from the clip ({DEFAULT_FRAMES})",
     )
     parser.add_argument(
         "--every",
-        type=_positive,
+        type=number_in(int, 1),
         default=4,
         help="measure identity and style on every Nth crop of a face (4)",
     )

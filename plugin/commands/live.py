@@ -32,7 +32,7 @@ from pipeline.frame import Frame
 from pipeline.live import LiveRunner, LiveStats, LiveSummary
 from pipeline.sinks.base import Sink
 from pipeline.sources.base import Source
-from plugin.commands.render import _identity, _positive
+from plugin.commands._args import number_in
 from plugin.styles import DEFAULT_STYLE
 
 if TYPE_CHECKING:
@@ -62,13 +62,6 @@ def _size(text: str) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value < 65536:
-        raise argparse.ArgumentTypeError(f"expected a TCP port 0-65535, got {text}")
-    return value
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "live",
@@ -93,28 +86,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--stream", metavar="URL", help="also stream MPEG-TS, e.g. udp://127.0.0.1:9999"
     )
     parser.add_argument("--size", type=_size, metavar="WxH", help="ask the camera for this size")
-    parser.add_argument("--fps", type=_positive, metavar="N", help="ask the camera for this rate")
+    parser.add_argument(
+        "--fps", type=number_in(int, 1), metavar="N", help="ask the camera for this rate"
+    )
     parser.add_argument("--preview", action="store_true", help="show a preview window")
     parser.add_argument(
         "--control",
-        type=_port,
+        type=number_in(int, 0, 65535),
         metavar="PORT",
         help="serve a control endpoint on 127.0.0.1:PORT (POST /style NAME, GET /status, POST /stop)",
     )
     parser.add_argument("--loop", action="store_true", help="loop a video file given as --camera")
     parser.add_argument(
         "--identity",
-        type=_identity,
+        type=number_in(float, 0),
         default=0.0,
         metavar="K",
         help="keep the person's fine detail: 0 pure style (default), about 1 clearly them",
     )
     parser.add_argument(
-        "--max-faces", type=_positive, default=4, metavar="N", help="faces per frame (4)"
+        "--max-faces", type=number_in(int, 1), default=4, metavar="N", help="faces per frame (4)"
     )
     parser.add_argument(
         "--detect-every",
-        type=_positive,
+        type=number_in(int, 1),
         default=10,
         metavar="N",
         help="run the face detector every N frames (10); higher: fewer latency spikes, "

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
+from plugin.commands._args import number_in
 from plugin.styles import DEFAULT_STYLE
 
 __all__ = ["add_parser", "run"]
@@ -23,27 +24,6 @@ PRESETS = (
     "veryslow",
 )
 SAMPLE_OUTPUT = "sample-styled.mp4"
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
-    return value
-
-
-def _crf(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 51:
-        raise argparse.ArgumentTypeError(f"expected 0 (lossless) to 51, got {text}")
-    return value
-
-
-def _identity(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -72,11 +52,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"style name or .safetensors pack (default: {DEFAULT_STYLE})",
     )
     parser.add_argument(
-        "--max-faces", type=_positive, default=4, metavar="N", help="faces per frame (4)"
+        "--max-faces", type=number_in(int, 1), default=4, metavar="N", help="faces per frame (4)"
     )
     parser.add_argument(
         "--detect-every",
-        type=_positive,
+        type=number_in(int, 1),
         default=10,
         metavar="N",
         help="run the detector every N frames (10)",
@@ -89,14 +69,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--identity",
-        type=_identity,
+        type=number_in(float, 0),
         default=0.0,
         metavar="K",
         help="keep the person's fine detail: 0 pure style (default), about 1 clearly them",
     )
     parser.add_argument(
         "--crf",
-        type=_crf,
+        type=number_in(int, 0, 51),
         default=DEFAULT_CRF,
         metavar="N",
         help=f"x264 quality, 0-51 ({DEFAULT_CRF})",

@@ -22,17 +22,11 @@ from pipeline.errors import NoFaceError, OutputError
 from pipeline.frame import AlignedCrop, Face
 from pipeline.landmarks import detect_landmarks
 from pipeline.tracker import box_from_landmarks
+from plugin.commands._args import number_in
 
 __all__ = ["add_parser", "run", "stylize_photo"]
 
 _DEFAULTS = TeacherParams()
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--identity",
-        type=_non_negative,
+        type=number_in(float, 0),
         metavar="K",
         default=0.0,
         help="add back the content's fine detail, 0 (pure style) to 1 or more (0)",
@@ -71,21 +65,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--appearance",
-        type=_non_negative,
+        type=number_in(float, 0),
         default=_DEFAULTS.appearance,
         help=f"weight of the content's own shading; higher keeps more of the person "
         f"({_DEFAULTS.appearance:g})",
     )
     parser.add_argument(
         "--positional",
-        type=_non_negative,
+        type=number_in(float, 0),
         default=_DEFAULTS.positional,
         help=f"weight of where-on-the-face; higher copies the exemplar's layout "
         f"({_DEFAULTS.positional:g})",
     )
     parser.add_argument(
         "--uniformity",
-        type=_non_negative,
+        type=number_in(float, 0),
         default=_DEFAULTS.uniformity,
         help=f"penalty on reusing one exemplar patch; 0 turns it off ({_DEFAULTS.uniformity:g})",
     )
