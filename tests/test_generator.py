@@ -15,6 +15,7 @@ from models.student_input import DEFAULT_GUIDES, StudentReference, guide_channel
 from models.train import _random_warps, _warp
 from pipeline.align import align_face, canonical_landmarks
 from pipeline.errors import DeviceError, StyleError
+from pipeline.frame import AlignedCrop
 from pipeline.landmarks import detect_landmarks
 
 
@@ -120,3 +121,24 @@ def test_saturated_outputs_still_get_a_gradient_while_training() -> None:
     net.train()(rgb, guides).abs().mean().backward()
     assert net.out.bias.grad is not None and net.out.bias.grad.abs().sum() > 0
     assert net.eval()(rgb, guides).max() == 1.0
+
+
+def test_smoothing_steadies_a_still_face_without_ghosting_a_new_one(
+    astronaut: np.ndarray, grace_hopper: np.ndarray
+) -> None:
+    pack = make_pack()
+    first = align_face(astronaut, detect_landmarks(astronaut)[0], 64)
+    rng = np.random.default_rng(0)
+    shimmer = np.clip(first.image + rng.normal(0, 2, first.image.shape), 0, 255).astype(np.uint8)
+    second = AlignedCrop(shimmer, first.matrix, first.landmarks)
+    other = align_face(grace_hopper, detect_landmarks(grace_hopper)[0], 64)
+    plain = PackStylizer(pack, dtype=torch.float32, smoothing=0.0)
+    steady = PackStylizer(pack, dtype=torch.float32, smoothing=0.5)
+    a, b = (plain.stylize([c])[0].astype(int) for c in (first, second))
+    steady.stylize([first])
+    smoothed = steady.stylize([second])[0].astype(int)
+    assert np.abs(smoothed - a).mean() < 0.7 * np.abs(b - a).mean()
+    new_face = steady.stylize([other])[0].astype(int)
+    assert np.abs(new_face - plain.stylize([other])[0]).mean() < 1.0
+    steady.reset()
+    assert np.array_equal(steady.stylize([second])[0], plain.stylize([second])[0])
