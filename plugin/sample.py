@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 
+from pipeline.atomic import partial_path, publish
 from pipeline.errors import OutputError
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 
@@ -69,17 +69,16 @@ def sample_clip() -> Path:
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(prefix=".sample.", suffix=".mp4", dir=path.parent)
+        name = partial_path(path)
     except OSError as error:
         raise OutputError(
             f"cannot create the sample clip in {path.parent} ({error.strerror}); "
             "set FACESTYLE_CACHE to a writable folder"
         ) from error
-    os.close(handle)
     try:
         faces = [FacePath("astronaut", _astronaut), FacePath("grace_hopper", _hopper)]
         write_moving_face_clip(name, faces, SAMPLE_FRAMES, seed=7)
-        os.replace(name, path)
+        publish(name, path)
     finally:
         Path(name).unlink(missing_ok=True)
     return path

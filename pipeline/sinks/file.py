@@ -13,14 +13,13 @@ render never leaves a broken file under the final name.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
+from pipeline.atomic import partial_path, publish
 from pipeline.errors import OutputError
 from pipeline.frame import Frame
 from pipeline.sinks.base import Sink
@@ -95,15 +94,11 @@ class FileSink(Sink):
                 f"cannot write {self.path}: folder {folder} does not exist; create it first"
             )
         try:
-            handle, name = tempfile.mkstemp(
-                prefix=f".{self.path.stem}.", suffix=f".part{self.path.suffix}", dir=folder
-            )
+            return partial_path(self.path)
         except OSError as error:
             raise OutputError(
                 f"cannot write in {folder} ({error.strerror}); choose a folder you can write to"
             ) from error
-        os.close(handle)
-        return Path(name)
 
     def _add_video(self, codec: str, crf: int, preset: str) -> av.VideoStream:
         even = self.width % 2 == 0 and self.height % 2 == 0
@@ -178,7 +173,7 @@ class FileSink(Sink):
             self._mux_audio_until(None)
             self._container.close()
             self._close_audio_input()
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
         except BaseException as error:
             self.abort()
             if isinstance(error, OSError):
