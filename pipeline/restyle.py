@@ -53,7 +53,9 @@ class Restyler:
             ``None``.
         identity: strength of the content's fine luminance detail added back after
             stylizing (0 = pure style, about 1 = clearly the person); see
-            :func:`pipeline.detail.restore_detail`.
+            :func:`pipeline.detail.restore_detail`. ``None`` uses the stylizer's own
+            ``default_identity`` (a style pack's measured default) if it has one, else 0;
+            it follows the stylizer through a style switch.
 
     Attributes:
         timings: seconds spent per stage (:data:`STAGES`) and frames processed.
@@ -65,9 +67,9 @@ class Restyler:
         stylizer: Stylizer,
         tracker: FaceTracker | None = None,
         compositor: Compositor | None = None,
-        identity: float = 0.0,
+        identity: float | None = None,
     ) -> None:
-        if identity < 0:
+        if identity is not None and identity < 0:
             raise ValueError(f"Restyler: identity must be >= 0, got {identity}")
         self.stylizer = stylizer
         self.tracker = tracker if tracker is not None else FaceTracker()
@@ -110,14 +112,21 @@ class Restyler:
         timings = self.timings
         with timings.measure("stylize"):
             stylized = analysis.stylizer.stylize(crops)
-        if self.identity > 0:
+        identity = self.identity_for(analysis.stylizer)
+        if identity > 0:
             with timings.measure("detail"):
                 content = np.stack([crop.image for crop in crops])
-                stylized = restore_detail(stylized, content, self.identity)
+                stylized = restore_detail(stylized, content, identity)
         with timings.measure("composite"):
             image = self.compositor.process(frame.image, crops, stylized, faces)
         self.track_ids.update(face.track_id for face in faces)
         return frame.with_image(image)
+
+    def identity_for(self, stylizer: Stylizer) -> float:
+        """The identity strength used with ``stylizer`` (see the ``identity`` argument)."""
+        if self.identity is not None:
+            return self.identity
+        return float(getattr(stylizer, "default_identity", 0.0))
 
     def reset(self) -> None:
         """Forget tracks, stylizer state and timings (call between unrelated clips)."""

@@ -43,7 +43,8 @@ class FaceStylizer:
 
     Args:
         style: a style spec (see :func:`plugin.styles.resolve_style`) or a ready stylizer.
-        identity: how much of the person's fine detail to keep, 0 (pure style) to about 1.
+        identity: how much of the person's fine detail to keep, 0 (pure style) to about 1;
+            ``None`` uses the style's own default (0.5 for the bundled packs, 0 for cartoon).
         max_faces: most faces restyled per frame.
         detect_every: run the face detector every this many frames (trackers in between).
         mask: ``"face"`` blends only the face inside its landmarks; ``"crop"`` the whole
@@ -58,7 +59,7 @@ class FaceStylizer:
         self,
         style: str | Path | Stylizer = DEFAULT_STYLE,
         *,
-        identity: float = 0.0,
+        identity: float | None = None,
         max_faces: int = 4,
         detect_every: int = 10,
         mask: str = "face",
@@ -146,7 +147,7 @@ def render(
     output: str | Path,
     *,
     style: str | Path | Stylizer = DEFAULT_STYLE,
-    identity: float = 0.0,
+    identity: float | None = None,
     max_faces: int = 4,
     detect_every: int = 10,
     mask: str = "face",

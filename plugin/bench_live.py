@@ -106,7 +106,7 @@ def run_live_bench(args: argparse.Namespace) -> dict:
 
     Args:
         args: reads ``style`` (default: the first bundled pack, else ``"cartoon"``),
-            ``identity`` (0), ``detect_every`` (10) and ``live_seconds`` (length of each
+            ``identity`` (the style's own), ``detect_every`` (10) and ``live_seconds`` (length of each
             run, 8).
 
     Returns:
@@ -120,7 +120,7 @@ def run_live_bench(args: argparse.Namespace) -> dict:
 
     styles = available_styles()
     style = getattr(args, "style", None) or (styles[1] if len(styles) > 1 else styles[0])
-    identity = float(getattr(args, "identity", 0.0) or 0.0)
+    identity = getattr(args, "identity", None)
     seconds = float(getattr(args, "live_seconds", None) or 8.0)
     detect_every = int(getattr(args, "detect_every", None) or 10)
     result: dict = {"style": style, "seconds": seconds, "detect_every": detect_every, "sizes": {}}

@@ -16,19 +16,15 @@ __all__ = ["BUILTIN_STYLES", "DEFAULT_STYLE", "available_styles", "resolve_style
 BUILTIN_STYLES = ("cartoon",)
 
 # The style `facestyle render` and the API use when none is given.
-DEFAULT_STYLE = "cartoon"
+DEFAULT_STYLE = "painterly"
 
 _PACK_SUFFIX = ".safetensors"
 
 
 def _bundled_packs() -> dict[str, Path]:
-    """Bundled pack names and files; empty while this build has no pack support."""
-    try:
-        from models.pack import bundled_packs
-    except ModuleNotFoundError as error:
-        if error.name not in {"models.pack", "models"}:
-            raise
-        return {}
+    """Bundled pack names and files (importing ``models`` only here keeps start-up fast)."""
+    from models.pack import bundled_packs
+
     return bundled_packs()
 
 
@@ -38,14 +34,9 @@ def available_styles() -> list[str]:
 
 
 def _load_pack(path: Path) -> Stylizer:
-    try:
-        from models.pack import load_pack
-        from models.pack_stylizer import PackStylizer
-    except ModuleNotFoundError as error:
-        raise StyleError(
-            f"cannot load style pack {path}: this build of facestyle has no style-pack support "
-            f"yet; use --style {DEFAULT_STYLE}"
-        ) from error
+    from models.pack import load_pack
+    from models.pack_stylizer import PackStylizer
+
     return PackStylizer(load_pack(path))
 
 

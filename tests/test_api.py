@@ -101,7 +101,7 @@ def test_render_reads_an_image_sequence(tmp_path: Path, grace_hopper) -> None:
         cv2.imwrite(str(folder / f"{index}.png"), grace_hopper[:, :, ::-1])
     summary = render(folder, tmp_path / "out.mp4", preset="ultrafast")
     assert summary.frames == 3 and summary.output.is_file()
-    assert summary.mean_fps > 0 and summary.style == "cartoon"
+    assert summary.mean_fps > 0 and summary.style == DEFAULT_STYLE
 
 
 def test_render_refuses_to_overwrite_its_input_or_write_an_image(tmp_path: Path) -> None:
@@ -116,3 +116,19 @@ def test_render_refuses_to_overwrite_its_input_or_write_an_image(tmp_path: Path)
         render(clip, tmp_path / "out.png")
     with pytest.raises(InputError):
         render(tmp_path, tmp_path / "out.mp4")  # a folder with no images
+
+
+def test_without_an_identity_a_pack_uses_its_own_default(astronaut: np.ndarray) -> None:
+    image = _letterboxed(astronaut)
+    pack_default = resolve_style("painterly").default_identity
+    assert pack_default > 0
+
+    def styled(**options) -> np.ndarray:
+        stylizer = FaceStylizer("painterly", **options)
+        for _ in range(8):
+            result = stylizer.process(image)
+        return result
+
+    default = styled()
+    assert np.array_equal(default, styled(identity=pack_default))
+    assert not np.array_equal(default, styled(identity=0.0))

@@ -100,9 +100,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--identity",
         type=number_in(float, 0),
-        default=0.0,
         metavar="K",
-        help="keep the person's fine detail: 0 pure style (default), about 1 clearly them",
+        help="keep the person's fine detail: 0 pure style, about 1 clearly them "
+        "(default: the style's own; 0.5 for the bundled packs, 0 for cartoon)",
     )
     parser.add_argument(
         "--max-faces", type=number_in(int, 1), default=4, metavar="N", help="faces per frame (4)"
@@ -240,7 +240,7 @@ def _signals(stop: Callable[[], None], next_style: Callable[[], None]):
 
 
 def live_restyler(
-    stylizer: Stylizer, identity: float = 0.0, detect_every: int = 10, max_faces: int = 4
+    stylizer: Stylizer, identity: float | None = None, detect_every: int = 10, max_faces: int = 4
 ) -> Restyler:
     """The face stages of a live session (call :func:`warm_up` before the camera runs)."""
     from pipeline.restyle import Restyler

@@ -70,9 +70,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--identity",
         type=number_in(float, 0),
-        default=0.0,
         metavar="K",
-        help="keep the person's fine detail: 0 pure style (default), about 1 clearly them",
+        help="keep the person's fine detail: 0 pure style, about 1 clearly them "
+        "(default: the style's own; 0.5 for the bundled packs, 0 for cartoon)",
     )
     parser.add_argument(
         "--crf",
