@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from safetensors import SafetensorError
 
 from models.generator import ARCHITECTURE, GeneratorConfig, StudentGenerator
 from models.student_input import GUIDE_CHANNELS, StudentReference, guide_channels
+from pipeline.atomic import partial_path, publish
 from pipeline.errors import OutputError, StyleError
 
 __all__ = [
@@ -225,17 +224,12 @@ def write_atomically(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        partial = partial_path(path)
         try:
-            with os.fdopen(handle, "wb") as f:
-                f.write(data)
-            # mkstemp makes the file 0600; give it what a normal new file gets.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temp, 0o666 & ~umask)
-            os.replace(temp, path)
+            partial.write_bytes(data)
+            publish(partial, path)
         except BaseException:
-            Path(temp).unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise
     except OSError as error:
         raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
