@@ -105,8 +105,8 @@ def run_live_bench(args: argparse.Namespace) -> dict:
     """Measure the live path at every size in :data:`LIVE_TARGETS`.
 
     Args:
-        args: reads ``style`` (default: the first bundled pack, else ``"cartoon"``),
-            ``identity`` (the style's own), ``detect_every`` (10) and ``live_seconds`` (length of each
+        args: reads ``style`` (default: :data:`plugin.styles.DEFAULT_STYLE`), ``identity``
+            (the style's own), ``detect_every`` (10) and ``live_seconds`` (length of each
             run, 8).
 
     Returns:
@@ -116,10 +116,9 @@ def run_live_bench(args: argparse.Namespace) -> dict:
         stage), ``fps_vs_baseline``, the targets and ``meets_target``.
     """
     from plugin.commands.live import live_restyler, warm_up
-    from plugin.styles import available_styles, resolve_style
+    from plugin.styles import DEFAULT_STYLE, resolve_style
 
-    styles = available_styles()
-    style = getattr(args, "style", None) or (styles[1] if len(styles) > 1 else styles[0])
+    style = getattr(args, "style", None) or DEFAULT_STYLE
     identity = getattr(args, "identity", None)
     seconds = float(getattr(args, "live_seconds", None) or 8.0)
     detect_every = int(getattr(args, "detect_every", None) or 10)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 
 from pipeline.sinks.file import DEFAULT_PRESET
@@ -22,7 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--frames", type=int, default=150, help="clip length in frames (150)")
     parser.add_argument(
-        "--style", default=None, help="style to render with (default: cartoon, the classical one)"
+        "--style",
+        default=None,
+        help="style to render with (default: cartoon, the classical one; --live: the default pack)",
     )
     parser.add_argument(
         "--preset", default=DEFAULT_PRESET, help=f"x264 preset of both runs ({DEFAULT_PRESET})"
@@ -43,18 +44,17 @@ def run(args: argparse.Namespace) -> int:
     from plugin.bench import format_bench, run_bench
 
     result = run_bench(args.frames, args.style or "cartoon", args.preset)
-    live_module = None
     if args.live:
-        if importlib.util.find_spec("plugin.bench_live") is None:
-            print("facestyle bench: --live is not available in this build")
-            return 1
-        live_module = importlib.import_module("plugin.bench_live")
-        result["live"] = live_module.run_live_bench(args)
+        from plugin.bench_live import run_live_bench
+
+        result["live"] = run_live_bench(args)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(format_bench(result))
-    if live_module is not None:
+    if args.live:
+        from plugin.bench_live import format_live_bench
+
         print()
-        print(live_module.format_live_bench(result["live"]))
+        print(format_live_bench(result["live"]))
     return 0
