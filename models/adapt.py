@@ -40,6 +40,7 @@ from models.student_input import (
 from models.teacher import TeacherParams, stylize_face
 from models.train import TrainingSet, TrainSettings, train_student
 from pipeline.align import CROP_SIZE, align_face
+from pipeline.detail import DEFAULT_IDENTITY
 from pipeline.errors import InputError, NoFaceError
 from pipeline.frame import AlignedCrop
 from pipeline.landmarks import detect_landmarks
@@ -84,7 +85,7 @@ class AdaptSettings:
     guides: tuple[str, ...] = DEFAULT_GUIDES
     crop_size: int = CROP_SIZE
     geometry: float = 0.0
-    identity: float = 0.5
+    identity: float = DEFAULT_IDENTITY
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -44,7 +44,7 @@ class FaceStylizer:
     Args:
         style: a style spec (see :func:`plugin.styles.resolve_style`) or a ready stylizer.
         identity: how much of the person's fine detail to keep, 0 (pure style) to about 1;
-            ``None`` uses the style's own default (0.5 for the bundled packs, 0 for cartoon).
+            ``None`` uses the style's own default (0.25 for the bundled packs, 0 for cartoon).
         max_faces: most faces restyled per frame.
         detect_every: run the face detector every this many frames (trackers in between).
         mask: ``"face"`` blends only the face inside its landmarks; ``"crop"`` the whole

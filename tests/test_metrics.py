@@ -175,3 +175,12 @@ def test_eval_command_text_compares_cartoon_and_teacher(
     inputs = [float(part.split("(input ")[1].split(";")[0]) for part in (cartoon, teacher)]
     assert figures[1] < inputs[1] == inputs[0]
     assert "ratio" in teacher
+
+
+def test_eval_command_judges_the_identity_lever(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["eval", "--frames", "4", "--every", "2", "--json", "--style", "cartoon"]
+    assert main([*args, "--identity", "0", "--identity", "1"]) == 0
+    plain, detailed = json.loads(capsys.readouterr().out)["styles"]
+    assert (plain["name"], detailed["name"]) == ("cartoon (identity 0)", "cartoon (identity 1)")
+    # The person's own fine detail brings the stylized face closer to them.
+    assert detailed["identity"]["mean_distance"] < plain["identity"]["mean_distance"]

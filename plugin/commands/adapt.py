@@ -10,23 +10,11 @@ from pathlib import Path
 
 import cv2
 
+from pipeline.detail import DEFAULT_IDENTITY
 from pipeline.errors import OutputError
+from plugin.commands._args import number_in
 
 __all__ = ["add_parser", "run"]
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
-    return value
-
-
-def _strength(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 2.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 2, got {text}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--geometry",
-        type=_fraction,
+        type=number_in(float, 0, 1),
         default=0.0,
         help="0..1: warp faces part-way toward the exemplar's proportions (default 0)",
     )
@@ -68,9 +56,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--identity",
-        type=_strength,
-        default=0.5,
-        help="the pack's default identity <-> style strength, 0 (all style) to 2 (default 0.5)",
+        type=number_in(float, 0, 2),
+        default=DEFAULT_IDENTITY,
+        help="the pack's default identity <-> style strength, 0 (all style) to 2 "
+        f"(default {DEFAULT_IDENTITY}, chosen with facestyle eval --identity)",
     )
     parser.add_argument("--name", help="the pack's name (default: the output file's stem)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -13,6 +13,7 @@ import itertools
 import json
 import math
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ import numpy as np
 from models.exemplar import load_image, parse_points, prepare_exemplar
 from models.metrics import SAME_PERSON, StylizerReport, TrackCrops, clip_tracks, evaluate_stylizer
 from models.teacher import TeacherParams, TeacherStylizer
+from pipeline.detail import restore_detail
 from pipeline.errors import InputError
+from pipeline.frame import AlignedCrop
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
 from pipeline.stylizer import Stylizer
@@ -86,6 +89,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=4,
         help="measure identity and style on every Nth crop of a face (4)",
     )
+    parser.add_argument(
+        "--identity",
+        type=number_in(float, 0),
+        action="append",
+        metavar="K",
+        help="judge each style with this identity strength, as render --identity K "
+        "(repeatable; default: each style's own, as render uses it)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(run=run)
 
@@ -118,6 +129,33 @@ def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], np.ndarray | N
     if not stylizers:
         stylizers.append(resolve_style("cartoon"))
     return stylizers, exemplar
+
+
+class _WithDetail:
+    """A stylizer followed by :func:`restore_detail`, as a render applies it."""
+
+    def __init__(self, stylizer: Stylizer, strength: float, label: bool) -> None:
+        self._stylizer = stylizer
+        self._strength = strength
+        self.name = f"{stylizer.name} (identity {strength:g})" if label else stylizer.name
+        self.crop_size = stylizer.crop_size
+
+    def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
+        stylized = self._stylizer.stylize(crops)
+        content = np.stack([crop.image for crop in crops])
+        return restore_detail(stylized, content, self._strength)
+
+    def reset(self) -> None:
+        self._stylizer.reset()
+
+
+def _with_identity(stylizers: list[Stylizer], strengths: list[float] | None) -> list[Stylizer]:
+    if strengths is None:
+        return [
+            _WithDetail(s, float(getattr(s, "default_identity", 0.0)), label=False)
+            for s in stylizers
+        ]
+    return [_WithDetail(s, k, label=True) for s in stylizers for k in strengths]
 
 
 def _tracks(clip: str | Path, frames: int) -> list[TrackCrops]:
@@ -167,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="facestyle-eval-") as scratch:
         clip = args.clip or generated_clip(Path(scratch) / "clip.mp4", args.frames)
         tracks = _tracks(clip, args.frames)
+    stylizers = _with_identity(stylizers, args.identity)
     reports = [evaluate_stylizer(s, tracks, exemplar, every=args.every) for s in stylizers]
     if args.json:
         data = {

@@ -102,7 +102,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=number_in(float, 0),
         metavar="K",
         help="keep the person's fine detail: 0 pure style, about 1 clearly them "
-        "(default: the style's own; 0.5 for the bundled packs, 0 for cartoon)",
+        "(default: the style's own; 0.25 for the bundled packs, 0 for cartoon)",
     )
     parser.add_argument(
         "--max-faces", type=number_in(int, 1), default=4, metavar="N", help="faces per frame (4)"
