@@ -196,15 +196,8 @@ def render(
                 pairs.append((frame.image, result.image))
             return result
 
-        sink = FileSink(
-            output,
-            source.width,
-            source.height,
-            fps=source.fps,
-            time_base=source.time_base,
-            audio_from=input_path if has_audio else None,
-            crf=crf,
-            preset=preset,
+        sink = FileSink.matching(
+            output, source, audio_from=input_path if has_audio else None, crf=crf, preset=preset
         )
         with sink:
             result = run_pipeline(source, process, sink, total=total, progress=progress)

@@ -41,14 +41,7 @@ def _pose(index: int) -> Pose:
 
 def _render(clip: Path, output: Path, stage: Callable[[Frame], Frame], preset: str) -> RunResult:
     with open_source(clip) as source:
-        sink = FileSink(
-            output,
-            source.width,
-            source.height,
-            fps=source.fps,
-            time_base=source.time_base,
-            preset=preset,
-        )
+        sink = FileSink.matching(output, source, preset=preset)
         with sink:
             return run_pipeline(source, stage, sink, total=source.frame_count)
 

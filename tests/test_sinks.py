@@ -20,14 +20,8 @@ def _copy(src: Path, dst: Path, **options: object) -> list[Frame]:
     """Decode ``src`` and encode every frame unchanged to ``dst``; return the input frames."""
     with open_source(src) as source:
         frames = []
-        sink = FileSink(
-            dst,
-            source.width,
-            source.height,
-            fps=source.fps,
-            time_base=source.time_base,
-            audio_from=src if source.has_audio else None,
-            **options,
+        sink = FileSink.matching(
+            dst, source, audio_from=src if source.has_audio else None, **options
         )
         with sink:
             for frame in source:

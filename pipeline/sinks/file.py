@@ -23,6 +23,7 @@ from pipeline.atomic import partial_path, publish
 from pipeline.errors import OutputError
 from pipeline.frame import Frame
 from pipeline.sinks.base import Sink
+from pipeline.sources.base import Source
 
 __all__ = ["DEFAULT_CRF", "DEFAULT_PRESET", "FileSink"]
 
@@ -86,6 +87,28 @@ class FileSink(Sink):
             if isinstance(error, (OSError, ValueError)) and not isinstance(error, OutputError):
                 raise OutputError(f"cannot write {self.path}: {error}") from error
             raise
+
+    @classmethod
+    def matching(
+        cls,
+        path: str | Path,
+        source: Source,
+        *,
+        audio_from: str | Path | None = None,
+        crf: int = DEFAULT_CRF,
+        preset: str = DEFAULT_PRESET,
+    ) -> FileSink:
+        """A sink with ``source``'s size, frame rate and time base, so its pts carry over."""
+        return cls(
+            path,
+            source.width,
+            source.height,
+            fps=source.fps,
+            time_base=source.time_base,
+            audio_from=audio_from,
+            crf=crf,
+            preset=preset,
+        )
 
     def _make_temp(self) -> Path:
         folder = self.path.parent
