@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["number_in"]
+__all__ = ["add_restyle_options", "number_in"]
 
 
 def number_in(
@@ -38,3 +38,31 @@ def number_in(
 
     parse.__name__ = kind.__name__  # argparse names the type in its "invalid ..." message
     return parse
+
+
+def add_restyle_options(parser: argparse.ArgumentParser, default_style: str) -> None:
+    """The options every command that restyles a stream shares (render, live)."""
+    parser.add_argument(
+        "--style",
+        default=default_style,
+        metavar="NAME|PACK",
+        help=f"style name or .safetensors pack (default: {default_style})",
+    )
+    parser.add_argument(
+        "--identity",
+        type=number_in(float, 0),
+        metavar="K",
+        help="keep the person's fine detail: 0 pure style, about 1 clearly them "
+        "(default: the style's own; 0.25 for the bundled packs, 0 for cartoon)",
+    )
+    parser.add_argument(
+        "--max-faces", type=number_in(int, 1), default=4, metavar="N", help="faces per frame (4)"
+    )
+    parser.add_argument(
+        "--detect-every",
+        type=number_in(int, 1),
+        default=10,
+        metavar="N",
+        help="run the face detector every N frames (10); higher: less work and fewer latency "
+        "spikes, new faces found later",
+    )

@@ -32,7 +32,7 @@ from pipeline.frame import Frame
 from pipeline.live import LiveRunner, LiveStats, LiveSummary
 from pipeline.sinks.base import Sink
 from pipeline.sources.base import Source
-from plugin.commands._args import number_in
+from plugin.commands._args import add_restyle_options, number_in
 from plugin.styles import DEFAULT_STYLE
 
 if TYPE_CHECKING:
@@ -74,12 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="0|/dev/videoN|URL|FILE",
         help="camera index, device path, stream URL, or a video file played in real time (0)",
     )
-    parser.add_argument(
-        "--style",
-        default=DEFAULT_STYLE,
-        metavar="NAME|PACK",
-        help=f"style name or .safetensors pack (default: {DEFAULT_STYLE})",
-    )
+    add_restyle_options(parser, DEFAULT_STYLE)
     parser.add_argument("--vcam", action="store_true", help="send to a virtual camera")
     parser.add_argument("--record", type=Path, metavar="OUT.mp4", help="also record to a file")
     parser.add_argument(
@@ -97,24 +92,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="serve a control endpoint on 127.0.0.1:PORT (POST /style NAME, GET /status, POST /stop)",
     )
     parser.add_argument("--loop", action="store_true", help="loop a video file given as --camera")
-    parser.add_argument(
-        "--identity",
-        type=number_in(float, 0),
-        metavar="K",
-        help="keep the person's fine detail: 0 pure style, about 1 clearly them "
-        "(default: the style's own; 0.25 for the bundled packs, 0 for cartoon)",
-    )
-    parser.add_argument(
-        "--max-faces", type=number_in(int, 1), default=4, metavar="N", help="faces per frame (4)"
-    )
-    parser.add_argument(
-        "--detect-every",
-        type=number_in(int, 1),
-        default=10,
-        metavar="N",
-        help="run the face detector every N frames (10); higher: fewer latency spikes, "
-        "new faces found later",
-    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no status line")
     parser.set_defaults(run=run)
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
-from plugin.commands._args import number_in
+from plugin.commands._args import add_restyle_options, number_in
 from plugin.styles import DEFAULT_STYLE
 
 __all__ = ["add_parser", "run"]
@@ -45,34 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help=f"render the bundled sample clip (output defaults to {SAMPLE_OUTPUT})",
     )
-    parser.add_argument(
-        "--style",
-        default=DEFAULT_STYLE,
-        metavar="NAME|PACK",
-        help=f"style name or .safetensors pack (default: {DEFAULT_STYLE})",
-    )
-    parser.add_argument(
-        "--max-faces", type=number_in(int, 1), default=4, metavar="N", help="faces per frame (4)"
-    )
-    parser.add_argument(
-        "--detect-every",
-        type=number_in(int, 1),
-        default=10,
-        metavar="N",
-        help="run the detector every N frames (10)",
-    )
+    add_restyle_options(parser, DEFAULT_STYLE)
     parser.add_argument(
         "--mask",
         choices=("face", "crop"),
         default="face",
         help="blend the face only, or the whole aligned square (face)",
-    )
-    parser.add_argument(
-        "--identity",
-        type=number_in(float, 0),
-        metavar="K",
-        help="keep the person's fine detail: 0 pure style, about 1 clearly them "
-        "(default: the style's own; 0.25 for the bundled packs, 0 for cartoon)",
     )
     parser.add_argument(
         "--crf",
