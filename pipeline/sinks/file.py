@@ -34,6 +34,18 @@ DEFAULT_CRF = 18
 DEFAULT_PRESET = "veryfast"
 
 
+def _write_failed(path: Path, error: Exception) -> OutputError:
+    """An :class:`OutputError` for ``path`` that says what to do about common causes."""
+    errno = getattr(error, "errno", None)
+    if errno == 28:  # ENOSPC; PyAV's errors carry the same number as OSError's
+        advice = "the disk is full; free some space or write to another disk"
+    elif errno == 13:  # EACCES
+        advice = "permission denied; choose a folder you can write to"
+    else:
+        advice = str(error)
+    return OutputError(f"cannot write {path}: {advice}")
+
+
 class FileSink(Sink):
     """Writes RGB frames to a video file.
 
@@ -85,7 +97,7 @@ class FileSink(Sink):
         except BaseException as error:
             self.abort()
             if isinstance(error, (OSError, ValueError)) and not isinstance(error, OutputError):
-                raise OutputError(f"cannot write {self.path}: {error}") from error
+                raise _write_failed(self.path, error) from error
             raise
 
     @classmethod
@@ -174,7 +186,7 @@ class FileSink(Sink):
             self._mux_audio_until(frame.time)
             self._container.mux(self._video.encode(picture))
         except (OSError, av.error.FFmpegError) as error:
-            raise OutputError(f"cannot write {self.path}: {error}") from error
+            raise _write_failed(self.path, error) from error
         self.frames_written += 1
 
     def _mux_audio_until(self, seconds: float | None) -> None:
@@ -200,7 +212,7 @@ class FileSink(Sink):
         except BaseException as error:
             self.abort()
             if isinstance(error, OSError):
-                raise OutputError(f"cannot write {self.path}: {error}") from error
+                raise _write_failed(self.path, error) from error
             raise
         self._tmp = None
 
