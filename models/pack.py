@@ -32,8 +32,8 @@ from safetensors import SafetensorError
 
 from models.generator import ARCHITECTURE, GeneratorConfig, StudentGenerator
 from models.student_input import GUIDE_CHANNELS, StudentReference, guide_channels
-from pipeline.atomic import partial_path, publish
-from pipeline.errors import OutputError, StyleError
+from pipeline.atomic import write_atomically
+from pipeline.errors import StyleError
 
 __all__ = [
     "FORMAT",
@@ -43,7 +43,6 @@ __all__ = [
     "bundled_packs",
     "load_pack",
     "save_pack",
-    "write_atomically",
 ]
 
 FORMAT = "facestyle-pack"
@@ -212,28 +211,6 @@ def _serialize(pack: StylePack) -> bytes:
     }
     # One metadata key: safetensors writes several keys in an unstable order.
     return safetensors.numpy.save(tensors, {_METADATA_KEY: json.dumps(meta, sort_keys=True)})
-
-
-def write_atomically(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename, so a crash or a
-    Ctrl-C never leaves a partial file under the final name.
-
-    Raises:
-        OutputError: the file cannot be written.
-    """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = partial_path(path)
-        try:
-            partial.write_bytes(data)
-            publish(partial, path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-    except OSError as error:
-        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
-    return path
 
 
 def save_pack(pack: StylePack, path: str | Path) -> Path:

@@ -10,7 +10,12 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["partial_path", "publish"]
+import cv2
+import numpy as np
+
+from pipeline.errors import OutputError
+
+__all__ = ["partial_path", "publish", "write_atomically", "write_image"]
 
 
 def partial_path(final: str | Path) -> Path:
@@ -44,3 +49,44 @@ def publish(partial: str | Path, final: str | Path) -> None:
     os.umask(umask)
     os.chmod(partial, 0o666 & ~umask)
     os.replace(partial, final)
+
+
+def write_atomically(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a partial file and a rename (folders created).
+
+    Raises:
+        OutputError: the file cannot be written.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = partial_path(path)
+        try:
+            partial.write_bytes(data)
+            publish(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
+    return path
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Encode an image by ``path``'s suffix (PNG if none) and write it atomically.
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8`` RGB.
+
+    Raises:
+        OutputError: the suffix names no image format OpenCV writes, or the file cannot be
+            written.
+    """
+    path = Path(path)
+    try:
+        ok, encoded = cv2.imencode(path.suffix or ".png", np.ascontiguousarray(image[:, :, ::-1]))
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise OutputError(f"cannot write {path}: unknown image type; use a .png or .jpg name")
+    return write_atomically(path, encoded.tobytes())

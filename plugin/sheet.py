@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.errors import OutputError
+from pipeline.atomic import write_image
 
 __all__ = ["SHEET_FRAMES", "pick_sheet_indices", "save_sheet", "sheet_image"]
 
@@ -57,16 +57,4 @@ def save_sheet(path: str | Path, pairs: Sequence[tuple[np.ndarray, np.ndarray]])
     Raises:
         OutputError: the file cannot be written.
     """
-    path = Path(path)
-    image = sheet_image(pairs)
-    try:
-        ok, encoded = cv2.imencode(path.suffix or ".png", image[:, :, ::-1])
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise OutputError(f"cannot write preview {path}: unknown image type; use a .png name")
-    try:
-        path.write_bytes(encoded.tobytes())
-    except OSError as error:
-        raise OutputError(f"cannot write preview {path} ({error.strerror})") from error
-    return path
+    return write_image(path, sheet_image(pairs))

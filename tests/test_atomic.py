@@ -6,6 +6,7 @@ import os
 import stat
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -43,3 +44,16 @@ def test_a_rendered_video_is_readable_by_others(tmp_path: Path, umask_022: None)
             sink.write(Frame(np.full((24, 32, 3), 40 * index, np.uint8), index / 10, index))
     assert stat.S_IMODE(final.stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
+def test_images_round_trip_and_unknown_types_leave_nothing(
+    tmp_path: Path, grace_hopper: np.ndarray
+) -> None:
+    from pipeline.atomic import write_image
+    from pipeline.errors import OutputError
+
+    path = write_image(tmp_path / "sub" / "face.png", grace_hopper)
+    assert np.array_equal(cv2.imread(str(path))[:, :, ::-1], grace_hopper)
+    with pytest.raises(OutputError, match="unknown image type"):
+        write_image(tmp_path / "face.notanimage", grace_hopper)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["face.png", "sub"]

@@ -8,8 +8,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
-
 from pipeline.detail import DEFAULT_IDENTITY
 from pipeline.errors import OutputError
 from plugin.commands._args import number_in
@@ -71,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     from models.adapt import QUALITIES, adapt, preview_sheet
     from models.exemplar import load_image, parse_points
-    from models.pack import save_pack, write_atomically
+    from models.pack import save_pack
+    from pipeline.atomic import write_image
 
     output = Path(args.output)
     if output.suffix != ".safetensors":
@@ -115,8 +114,7 @@ def run(args: argparse.Namespace) -> int:
         )
     save_pack(result.pack, output)
     preview = output.with_suffix(".preview.png")
-    _, png = cv2.imencode(".png", preview_sheet(result)[:, :, ::-1])
-    write_atomically(preview, png.tobytes())
+    write_image(preview, preview_sheet(result))
     figures = result.pack.training
     print(
         f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) and {preview}: "

@@ -16,6 +16,7 @@ import numpy as np
 from models.exemplar import Exemplar, load_image, parse_points, prepare_exemplar
 from models.teacher import TeacherParams, stylize_face
 from pipeline.align import align_face
+from pipeline.atomic import write_image
 from pipeline.composite import Compositor
 from pipeline.detail import restore_detail
 from pipeline.errors import NoFaceError, OutputError
@@ -134,19 +135,6 @@ def _sheet(exemplar: Exemplar, crops: list[AlignedCrop], stylized: np.ndarray) -
     return np.concatenate([header, *rows], axis=0)
 
 
-def _write(path: Path, image: np.ndarray) -> None:
-    try:
-        ok, encoded = cv2.imencode(path.suffix or ".png", image[:, :, ::-1])
-    except cv2.error:
-        ok = False
-    if not ok:
-        raise OutputError(f"cannot write {path}: unknown image type; use a .png or .jpg name")
-    try:
-        path.write_bytes(encoded.tobytes())
-    except OSError as error:
-        raise OutputError(f"cannot write {path} ({error.strerror})") from error
-
-
 def run(args: argparse.Namespace) -> int:
     for path in (args.output, args.sheet):
         # Before a second of synthesis, not after it.
@@ -159,9 +147,9 @@ def run(args: argparse.Namespace) -> int:
         appearance=args.appearance, positional=args.positional, uniformity=args.uniformity
     )
     result, crops, stylized = stylize_photo(exemplar, photo, params, args.identity, args.mask)
-    _write(args.output, result)
+    write_image(args.output, result)
     if args.sheet:
-        _write(args.sheet, _sheet(exemplar, crops, stylized))
+        write_image(args.sheet, _sheet(exemplar, crops, stylized))
     faces = "face" if len(crops) == 1 else "faces"
     print(f"wrote {args.output} ({len(crops)} {faces} restyled)")
     return 0
