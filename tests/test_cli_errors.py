@@ -97,15 +97,20 @@ def test_missing_output_argument_is_a_usage_error(tmp_path: Path, capsys) -> Non
     assert "-o" in capsys.readouterr().err
 
 
-def test_the_installed_command_fails_cleanly(tmp_path: Path) -> None:
-    source = _text(tmp_path / "notes.mp4")
-    output = tmp_path / "out.mp4"
-    done = subprocess.run(
+def _run_render(source: Path, output: Path) -> subprocess.CompletedProcess[str]:
+    """``facestyle render`` in its own process, as a user runs it."""
+    return subprocess.run(
         [sys.executable, "-m", "plugin.cli", "render", str(source), "-o", str(output)],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def test_the_installed_command_fails_cleanly(tmp_path: Path) -> None:
+    source = _text(tmp_path / "notes.mp4")
+    output = tmp_path / "out.mp4"
+    done = _run_render(source, output)
     assert done.returncode == 1
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("facestyle: error: ")
     assert "Traceback" not in done.stderr
@@ -115,12 +120,7 @@ def test_the_installed_command_fails_cleanly(tmp_path: Path) -> None:
 def test_the_installed_command_renders(tmp_path: Path) -> None:
     source = _good(tmp_path / "in.mp4")
     output = tmp_path / "out.mp4"
-    done = subprocess.run(
-        [sys.executable, "-m", "plugin.cli", "render", str(source), "-o", str(output)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _run_render(source, output)
     assert done.returncode == 0, done.stderr
     assert "Rendered 4 frames" in done.stdout and str(output) in done.stdout
     assert output.is_file()

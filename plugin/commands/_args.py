@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["add_restyle_options", "number_in"]
+__all__ = ["add_mask_option", "add_restyle_options", "number_in"]
 
 
 def number_in(
@@ -65,4 +65,14 @@ def add_restyle_options(parser: argparse.ArgumentParser, default_style: str) -> 
         metavar="N",
         help="run the face detector every N frames (10); higher: less work and fewer latency "
         "spikes, new faces found later",
+    )
+
+
+def add_mask_option(parser: argparse.ArgumentParser) -> None:
+    """``--mask face|crop``: how much of the stylized crop is blended back."""
+    parser.add_argument(
+        "--mask",
+        choices=("face", "crop"),
+        default="face",
+        help="blend the face only, or the whole aligned square (face)",
     )

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
-from plugin.commands._args import add_restyle_options, number_in
+from plugin.commands._args import add_mask_option, add_restyle_options, number_in
 from plugin.styles import DEFAULT_STYLE
 
 __all__ = ["add_parser", "run"]
@@ -46,12 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"render the bundled sample clip (output defaults to {SAMPLE_OUTPUT})",
     )
     add_restyle_options(parser, DEFAULT_STYLE)
-    parser.add_argument(
-        "--mask",
-        choices=("face", "crop"),
-        default="face",
-        help="blend the face only, or the whole aligned square (face)",
-    )
+    add_mask_option(parser)
     parser.add_argument(
         "--crf",
         type=number_in(int, 0, 51),

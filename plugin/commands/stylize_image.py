@@ -23,7 +23,7 @@ from pipeline.errors import NoFaceError, OutputError
 from pipeline.frame import AlignedCrop, Face
 from pipeline.landmarks import detect_landmarks
 from pipeline.tracker import box_from_landmarks
-from plugin.commands._args import number_in
+from plugin.commands._args import add_mask_option, number_in
 
 __all__ = ["add_parser", "run", "stylize_photo"]
 
@@ -58,12 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=0.0,
         help="add back the content's fine detail, 0 (pure style) to 1 or more (0)",
     )
-    parser.add_argument(
-        "--mask",
-        choices=("face", "crop"),
-        default="face",
-        help="blend the face only, or the whole aligned square (face)",
-    )
+    add_mask_option(parser)
     parser.add_argument(
         "--appearance",
         type=number_in(float, 0),
