@@ -202,10 +202,12 @@ def _spread(landmarks: np.ndarray, count: int) -> list[int]:
     flat = landmarks.reshape(len(landmarks), -1)
     chosen = [0]
     distance = np.linalg.norm(flat - flat[0], axis=1)
+    distance[0] = -1.0
     while len(chosen) < min(count, len(flat)):
         best = int(distance.argmax())
         chosen.append(best)
         distance = np.minimum(distance, np.linalg.norm(flat - flat[best], axis=1))
+        distance[chosen] = -1.0  # identical rows (a still face) must not be picked twice
     return chosen
 
 

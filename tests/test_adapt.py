@@ -12,7 +12,14 @@ import cv2
 import numpy as np
 import pytest
 
-from models.adapt import AdaptSettings, adapt, footage_faces, preview_sheet, sample_faces
+from models.adapt import (
+    AdaptSettings,
+    _spread,
+    adapt,
+    footage_faces,
+    preview_sheet,
+    sample_faces,
+)
 from models.generator import GeneratorConfig
 from models.make_exemplars import comic
 from models.pack import load_pack, save_pack
@@ -70,7 +77,18 @@ def test_sample_faces_are_varied_aligned_crops() -> None:
     assert np.abs(images[2] - images[0]).mean() > 5.0  # augmented, not copies
 
 
-def test_footage_faces_pick_varied_frames(tmp_path: Path) -> None:
+def test_spread_picks_one_of_each_pose_and_never_repeats() -> None:
+    rng = np.random.default_rng(0)
+    poses = rng.normal(0, 10, (3, 68, 2))
+    # Five near-copies of each of three poses, plus exact duplicates (a face that holds still).
+    rows = np.concatenate([pose + rng.normal(0, 0.1, (5, 68, 2)) for pose in poses])
+    rows = np.concatenate([rows, rows[:5]])
+    picked = _spread(rows, 3)
+    assert sorted(i % 15 // 5 for i in picked) == [0, 1, 2]
+    assert len(set(_spread(rows[:5].repeat(2, axis=0), 4))) == 4
+
+
+def test_footage_faces_pick_distinct_aligned_frames(tmp_path: Path) -> None:
     clip = tmp_path / "two.mp4"
     write_moving_face_clip(
         clip,
@@ -85,6 +103,7 @@ def test_footage_faces_pick_varied_frames(tmp_path: Path) -> None:
     assert len(crops) == 3
     tilts = [np.degrees(np.arctan2(*(c.landmarks[45] - c.landmarks[36])[::-1])) for c in crops]
     assert np.ptp(tilts) < 40  # aligned crops: the tilt is removed
+    # Whichever faces the detector finds, no found face is used twice.
     assert len({c.image.tobytes() for c in crops}) == 3
 
 
