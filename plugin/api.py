@@ -8,72 +8,76 @@
     for image in camera:                       # (H, W, 3) uint8 RGB
         show(stylizer.process(image))          # same shape, faces restyled
 
-    summary = render("talk.mp4", "talk-styled.mp4", style="cartoon", preview="sheet.png")
+    summary = render("talk.mp4", "talk-styled.mp4", style="cartoon", sheet="sheet.png")
     print(summary.frames, summary.mean_fps, summary.output)
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 
-from pipeline.composite import Compositor
 from pipeline.errors import OutputError
 from pipeline.frame import Frame
-from pipeline.restyle import Restyler
 from pipeline.runner import Progress, run_pipeline
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET, FileSink
 from pipeline.sources import VideoFileSource, open_source
 from pipeline.sources.images import IMAGE_SUFFIXES
 from pipeline.stylizer import Stylizer
-from pipeline.tracker import FaceTracker
 from plugin.sample import SAMPLE_NAME, sample_clip
+from plugin.settings import DEFAULT_STYLE, RestyleSettings, build_restyler
 from plugin.sheet import pick_sheet_indices, save_sheet
-from plugin.styles import DEFAULT_STYLE, resolve_style
 
-__all__ = ["DEFAULT_STYLE", "FaceStylizer", "Progress", "RenderSummary", "render"]
+__all__ = [
+    "DEFAULT_STYLE",
+    "FaceStylizer",
+    "Progress",
+    "RenderSummary",
+    "RestyleSettings",
+    "render",
+]
 
 
 class FaceStylizer:
-    """Restyles every face in a stream of RGB frames, keeping track state between calls.
+    """Restyles every face in a stream of frames, keeping track state between calls.
 
     Args:
-        style: a style spec (see :func:`plugin.styles.resolve_style`) or a ready stylizer.
-        identity: how much of the person's fine detail to keep, 0 (pure style) to about 1;
-            ``None`` uses the style's own default (0.25 for the bundled packs, 0 for cartoon).
-        max_faces: most faces restyled per frame.
-        detect_every: run the face detector every this many frames (trackers in between).
-        mask: ``"face"`` blends only the face inside its landmarks; ``"crop"`` the whole
-            aligned square.
+        style: a style spec (see :func:`plugin.styles.resolve_style`), a ready stylizer, or a
+            whole :class:`RestyleSettings`.
         fps: frame rate assumed for bare arrays given without a time (smoothing uses it).
+        **options: any other :class:`RestyleSettings` field — ``identity``, ``max_faces``,
+            ``detect_every``, ``mask``, ``channels`` (``"bgr"`` for OpenCV hosts),
+            ``device`` — overriding ``style``'s when that is a settings object.
+
+    Attributes:
+        settings: what this stylizer was built from.
+        style: the stylizer's name.
 
     Raises:
         StyleError: the style cannot be used.
+        DeviceError: ``device="cuda"`` on a machine without one.
+        ValueError: an option is out of range.
     """
 
     def __init__(
         self,
-        style: str | Path | Stylizer = DEFAULT_STYLE,
+        style: str | Path | Stylizer | RestyleSettings = DEFAULT_STYLE,
         *,
-        identity: float | None = None,
-        max_faces: int = 4,
-        detect_every: int = 10,
-        mask: str = "face",
         fps: float = 30.0,
+        **options: Any,
     ) -> None:
-        stylizer = style if isinstance(style, Stylizer) else resolve_style(style)
-        self.style = stylizer.name
+        if isinstance(style, RestyleSettings):
+            self.settings = replace(style, **options)
+        else:
+            self.settings = RestyleSettings(style, **options)
+        self._restyler = build_restyler(self.settings)
+        self.style = self._restyler.stylizer.name
         self.fps = fps
-        self._restyler = Restyler(
-            stylizer,
-            FaceTracker(detect_every=detect_every, max_faces=max_faces),
-            Compositor(mode=mask),
-            identity,
-        )
         self._count = 0
 
     @overload
@@ -86,20 +90,26 @@ class FaceStylizer:
         """Restyle one frame.
 
         Args:
-            frame: a :class:`Frame`, or an ``(H, W, 3)`` ``uint8`` RGB array.
+            frame: a :class:`Frame` (RGB), or an ``(H, W, 3)`` ``uint8`` array in the colour
+                order of ``settings.channels`` (RGB unless ``channels="bgr"``).
             time: seconds since the stream began, for bare arrays; ``None`` assumes ``fps``.
 
         Returns:
             The same type: a new :class:`Frame` (same time and pts), or an ``(H, W, 3)``
-            ``uint8`` RGB array. Frames without a visible face come back unchanged.
+            ``uint8`` array in the same colour order. Frames without a visible face come back
+            unchanged (the very same object).
         """
         if isinstance(frame, Frame):
             self._count += 1
             return self._restyler.process(frame)
+        bgr = self.settings.channels == "bgr"
         shown = self._count / self.fps if time is None else time
-        result = self._restyler.process(Frame(frame, shown, self._count))
+        given = Frame(np.ascontiguousarray(frame[:, :, ::-1]) if bgr else frame, shown, self._count)
+        result = self._restyler.process(given)
         self._count += 1
-        return result.image
+        if result is given:
+            return frame
+        return np.ascontiguousarray(result.image[:, :, ::-1]) if bgr else result.image
 
     def reset(self) -> None:
         """Forget all tracks and state: call before an unrelated clip or camera."""
@@ -129,7 +139,7 @@ class RenderSummary:
         seconds: wall time of the run.
         style: the stylizer's name.
         stage_ms: milliseconds per frame per stage (decode, face stages, encode).
-        preview: the before/after sheet, if one was asked for.
+        sheet: the before/after sheet, if one was asked for.
     """
 
     output: Path
@@ -139,22 +149,25 @@ class RenderSummary:
     seconds: float
     style: str
     stage_ms: dict[str, float]
-    preview: Path | None = None
+    sheet: Path | None = None
+
+    @property
+    def preview(self) -> Path | None:
+        """Deprecated name of :attr:`sheet`."""
+        return self.sheet
 
 
 def render(
     input: str | Path,
     output: str | Path,
     *,
-    style: str | Path | Stylizer = DEFAULT_STYLE,
-    identity: float | None = None,
-    max_faces: int = 4,
-    detect_every: int = 10,
-    mask: str = "face",
+    style: str | Path | Stylizer | RestyleSettings = DEFAULT_STYLE,
     crf: int = DEFAULT_CRF,
     preset: str = DEFAULT_PRESET,
+    sheet: str | Path | None = None,
     preview: str | Path | None = None,
     progress: Callable[[Progress], None] | None = None,
+    **options: Any,
 ) -> RenderSummary:
     """Restyle every face in a video (or image sequence) and write the result as a video.
 
@@ -165,19 +178,24 @@ def render(
         input: a video file, an image folder or pattern, an image, or ``"sample"`` for the
             bundled sample clip.
         output: the video to write (``.mp4``, ``.mkv``, ``.mov``).
-        style, identity, max_faces, detect_every, mask: see :class:`FaceStylizer`.
+        style, options: see :class:`FaceStylizer` (``identity``, ``max_faces``,
+            ``detect_every``, ``mask``, ``device``).
         crf, preset: x264 quality and speed (see :class:`pipeline.sinks.file.FileSink`).
-        preview: also write a before/after sheet (PNG) of a few frames here.
-        progress: called after every frame with frames done, fps and ETA.
+        sheet: also write a before/after sheet (PNG) of a few frames here.
+        preview: deprecated name of ``sheet``.
+        progress: called on the caller's thread as frames are done, with fps and ETA.
 
     Raises:
         InputNotFoundError, InputError: the input is missing or unusable.
         StyleError: the style cannot be used.
-        OutputError: the output (or preview) cannot be written.
+        OutputError: the output (or sheet) cannot be written.
+        Cancelled: Ctrl-C (or ``progress`` raising ``KeyboardInterrupt``); nothing is left
+            under the output name.
     """
-    stylizer = FaceStylizer(
-        style, identity=identity, max_faces=max_faces, detect_every=detect_every, mask=mask
-    )
+    if preview is not None:
+        warnings.warn("render(preview=...) is now sheet=...", DeprecationWarning, stacklevel=2)
+        sheet = sheet or preview
+    stylizer = FaceStylizer(style, **options)
     input_path = sample_clip() if str(input) == SAMPLE_NAME else Path(input)
     output = Path(output)
     if output.suffix.lower() in IMAGE_SUFFIXES or not output.suffix:
@@ -192,7 +210,7 @@ def render(
 
         def process(frame: Frame) -> Frame:
             result = stylizer.process(frame)
-            if preview is not None and frame.index in picks:
+            if sheet is not None and frame.index in picks:
                 pairs.append((frame.image, result.image))
             return result
 
@@ -201,7 +219,7 @@ def render(
         )
         with sink:
             result = run_pipeline(source, process, sink, total=total, progress=progress)
-    sheet = save_sheet(preview, pairs) if preview is not None and pairs else None
+    written_sheet = save_sheet(sheet, pairs) if sheet is not None and pairs else None
     io_ms = result.timings.ms_per_frame()
     stage_ms = {"decode": io_ms.get("decode", 0.0), **stylizer.stage_ms}
     stage_ms["encode"] = io_ms.get("encode", 0.0)
@@ -213,5 +231,5 @@ def render(
         seconds=result.seconds,
         style=stylizer.style,
         stage_ms=stage_ms,
-        preview=sheet,
+        sheet=written_sheet,
     )

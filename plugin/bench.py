@@ -15,12 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.frame import Frame
-from pipeline.restyle import Restyler
 from pipeline.runner import RunResult, run_pipeline
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sinks.file import DEFAULT_PRESET, FileSink
 from pipeline.sources import open_source
-from plugin.styles import resolve_style
+from plugin.settings import RestyleSettings, build_restyler
 
 __all__ = ["BENCH_SIZE", "TARGETS", "format_bench", "run_bench"]
 
@@ -46,12 +45,16 @@ def _render(clip: Path, output: Path, stage: Callable[[Frame], Frame], preset: s
             return run_pipeline(source, stage, sink, total=source.frame_count)
 
 
-def run_bench(frames: int = 150, style: str = "cartoon", preset: str = DEFAULT_PRESET) -> dict:
+def run_bench(
+    settings: RestyleSettings,
+    frames: int = 150,
+    preset: str = DEFAULT_PRESET,
+) -> dict:
     """Measure the I/O floor and the full render on a generated clip.
 
     Args:
+        settings: the restyler to measure (the targets are for the ``"cartoon"`` style).
         frames: clip length (25 fps).
-        style: the style to render with (the targets are for ``"cartoon"``).
         preset: x264 preset of both runs (the render default unless given).
 
     Returns:
@@ -61,14 +64,13 @@ def run_bench(frames: int = 150, style: str = "cartoon", preset: str = DEFAULT_P
     """
     from plugin.commands.live import warm_up
 
-    stylizer = resolve_style(style)
+    restyler = build_restyler(settings)
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-") as folder:
         clip = Path(folder) / "bench.mp4"
         write_moving_face_clip(
             clip, [FacePath("astronaut", _pose)], frames, size=BENCH_SIZE, audio=False
         )
         floor = _render(clip, Path(folder) / "floor.mp4", lambda frame: frame, preset)
-        restyler = Restyler(stylizer)
         warm_up(restyler)  # model loading is start-up, not per-frame cost
         full = _render(clip, Path(folder) / "full.mp4", restyler.process, preset)
 
@@ -88,7 +90,7 @@ def run_bench(frames: int = 150, style: str = "cartoon", preset: str = DEFAULT_P
         "clip": {
             "size": list(BENCH_SIZE),
             "frames": frames,
-            "style": stylizer.name,
+            "style": restyler.stylizer.name,
             "preset": preset,
         },
         "io_floor": {"fps": floor.fps, "stage_ms": floor.timings.ms_per_frame()},

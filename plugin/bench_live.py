@@ -13,7 +13,6 @@ Targets (issue 5, on a 2-core CPU): 640x480 at >= 30 fps with p95 added latency 
 
 from __future__ import annotations
 
-import argparse
 import math
 import socket
 import tempfile
@@ -27,6 +26,7 @@ from pipeline.live import LiveRunner, LiveSummary
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sinks.stream import StreamSink
 from pipeline.sources.paced import PacedSource
+from plugin.settings import RestyleSettings, build_restyler
 
 __all__ = ["LIVE_TARGETS", "format_live_bench", "run_live_bench"]
 
@@ -101,13 +101,12 @@ def _measure(summary: LiveSummary) -> dict:
     }
 
 
-def run_live_bench(args: argparse.Namespace) -> dict:
+def run_live_bench(settings: RestyleSettings, seconds: float = 8.0) -> dict:
     """Measure the live path at every size in :data:`LIVE_TARGETS`.
 
     Args:
-        args: reads ``style`` (default: :data:`plugin.styles.DEFAULT_STYLE`), ``identity``
-            (the style's own), ``detect_every`` (10) and ``live_seconds`` (length of each
-            run, 8).
+        settings: the restyler to measure (a fresh one per size).
+        seconds: length of each run.
 
     Returns:
         ``{"style": name, "seconds": s, "sizes": {"640x480": {...}, ...}}`` where each size
@@ -115,19 +114,19 @@ def run_live_bench(args: argparse.Namespace) -> dict:
         ``stage_ms`` (per face stage), ``baseline`` (the same numbers for a pass-through
         stage), ``fps_vs_baseline``, the targets and ``meets_target``.
     """
-    from plugin.commands.live import live_restyler, warm_up
-    from plugin.styles import DEFAULT_STYLE, resolve_style
+    from plugin.commands.live import warm_up
 
-    style = getattr(args, "style", None) or DEFAULT_STYLE
-    identity = getattr(args, "identity", None)
-    seconds = float(getattr(args, "live_seconds", None) or 8.0)
-    detect_every = int(getattr(args, "detect_every", None) or 10)
-    result: dict = {"style": style, "seconds": seconds, "detect_every": detect_every, "sizes": {}}
+    result: dict = {
+        "seconds": seconds,
+        "detect_every": settings.detect_every,
+        "sizes": {},
+    }
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-live-") as folder:
         for size, (target_fps, target_p95) in LIVE_TARGETS.items():
             clip = _clip(Path(folder), size, seconds)
             baseline = _measure(_run(clip, lambda frame: frame))
-            restyler = live_restyler(resolve_style(style), identity, detect_every)
+            restyler = build_restyler(settings)
+            result["style"] = restyler.stylizer.name
             warm_up(restyler)
             measured = _measure(_run(clip, (restyler.analyse, restyler.render)))
             meets = measured["fps"] >= target_fps and (

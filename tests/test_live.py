@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -32,6 +31,7 @@ from pipeline.sources.video import VideoFileSource
 from plugin.bench_live import format_live_bench, run_live_bench
 from plugin.cli import main
 from plugin.live_control import StyleSwitch
+from plugin.settings import RestyleSettings
 
 N_FRAMES = 24
 
@@ -286,7 +286,7 @@ def test_style_switch_takes_effect_between_frames(clip: Path) -> None:
 
 @pytest.mark.slow
 def test_live_bench_reports_every_size_against_its_baseline() -> None:
-    result = run_live_bench(argparse.Namespace(style="cartoon", live_seconds=1.0))
+    result = run_live_bench(RestyleSettings("cartoon"), 1.0)
     assert result["style"] == "cartoon"
     assert set(result["sizes"]) == {"640x480", "1280x720"}
     for row in result["sizes"].values():

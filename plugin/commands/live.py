@@ -32,15 +32,14 @@ from pipeline.frame import Frame
 from pipeline.live import LiveRunner, LiveStats, LiveSummary
 from pipeline.sinks.base import Sink
 from pipeline.sources.base import Source
-from plugin.commands._args import add_restyle_options, number_in
-from plugin.styles import DEFAULT_STYLE
+from plugin.commands._args import add_restyle_options, number_in, restyle_settings
+from plugin.settings import DEFAULT_STYLE
 
 if TYPE_CHECKING:
     from pipeline.restyle import Restyler
-    from pipeline.stylizer import Stylizer
     from plugin.live_control import StyleSwitch
 
-__all__ = ["add_parser", "live_restyler", "open_camera", "run", "warm_up"]
+__all__ = ["add_parser", "open_camera", "run", "warm_up"]
 
 # Seconds between status lines when stderr is not a terminal (a log file, OBS's script log).
 _LOG_EVERY = 10.0
@@ -216,16 +215,6 @@ def _signals(stop: Callable[[], None], next_style: Callable[[], None]):
             signal.signal(number, handler)
 
 
-def live_restyler(
-    stylizer: Stylizer, identity: float | None = None, detect_every: int = 10, max_faces: int = 4
-) -> Restyler:
-    """The face stages of a live session (call :func:`warm_up` before the camera runs)."""
-    from pipeline.restyle import Restyler
-    from pipeline.tracker import FaceTracker
-
-    return Restyler(stylizer, FaceTracker(detect_every, max_faces), identity=identity)
-
-
 def warm_up(restyler: Restyler) -> None:
     """Run a public-domain portrait through ``restyler`` once, then forget it.
 
@@ -250,10 +239,11 @@ def _status(stats: LiveStats, switch: StyleSwitch) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from plugin.live_control import StyleSwitch
+    from plugin.settings import build_restyler
     from plugin.styles import available_styles, resolve_style
 
     switch = StyleSwitch(
-        live_restyler(resolve_style(args.style), args.identity, args.detect_every, args.max_faces),
+        build_restyler(restyle_settings(args)),
         args.style,
         resolve_style,
         available_styles,
