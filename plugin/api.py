@@ -2,7 +2,7 @@
 
 ::
 
-    from plugin.api import FaceStylizer, render
+    from plugin.api import FaceStylizer, LiveOutputs, LiveSession, render
 
     stylizer = FaceStylizer(style="cartoon", identity=0.5)
     for image in camera:                       # (H, W, 3) uint8 RGB
@@ -10,6 +10,8 @@
 
     summary = render("talk.mp4", "talk-styled.mp4", style="cartoon", sheet="sheet.png")
     print(summary.frames, summary.mean_fps, summary.output)
+
+    LiveSession("0", RestyleSettings("pencil"), LiveOutputs(vcam=True)).run()  # until Ctrl-C
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from typing import Any, overload
 
 import numpy as np
 
-from pipeline.errors import OutputError
+from pipeline.errors import Cancelled, OutputError
 from pipeline.frame import Frame
-from pipeline.runner import Progress, run_pipeline
+from pipeline.restyle import Analysis
+from pipeline.runner import Progress, Runner, RunStats
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET, FileSink
 from pipeline.sources import VideoFileSource, open_source
 from pipeline.sources.images import IMAGE_SUFFIXES
 from pipeline.stylizer import Stylizer
+from plugin.live import LiveOutputs, LiveSession
 from plugin.sample import SAMPLE_NAME, sample_clip
 from plugin.settings import DEFAULT_STYLE, RestyleSettings, build_restyler
 from plugin.sheet import pick_sheet_indices, save_sheet
@@ -36,11 +40,25 @@ from plugin.sheet import pick_sheet_indices, save_sheet
 __all__ = [
     "DEFAULT_STYLE",
     "FaceStylizer",
+    "LiveOutputs",
+    "LiveSession",
     "Progress",
     "RenderSummary",
     "RestyleSettings",
     "render",
 ]
+
+# Seconds between progress reports of a render (a progress bar redraws about this often).
+_PROGRESS_SECONDS = 0.1
+
+
+def _settings(
+    style: str | Path | Stylizer | RestyleSettings, options: dict[str, Any]
+) -> RestyleSettings:
+    """``style`` with ``options`` (other :class:`RestyleSettings` fields) applied."""
+    if isinstance(style, RestyleSettings):
+        return replace(style, **options)
+    return RestyleSettings(style, **options)
 
 
 class FaceStylizer:
@@ -71,10 +89,7 @@ class FaceStylizer:
         fps: float = 30.0,
         **options: Any,
     ) -> None:
-        if isinstance(style, RestyleSettings):
-            self.settings = replace(style, **options)
-        else:
-            self.settings = RestyleSettings(style, **options)
+        self.settings = _settings(style, options)
         self._restyler = build_restyler(self.settings)
         self.style = self._restyler.stylizer.name
         self.fps = fps
@@ -195,7 +210,7 @@ def render(
     if preview is not None:
         warnings.warn("render(preview=...) is now sheet=...", DeprecationWarning, stacklevel=2)
         sheet = sheet or preview
-    stylizer = FaceStylizer(style, **options)
+    restyler = build_restyler(_settings(style, options))
     input_path = sample_clip() if str(input) == SAMPLE_NAME else Path(input)
     output = Path(output)
     if output.suffix.lower() in IMAGE_SUFFIXES or not output.suffix:
@@ -208,28 +223,41 @@ def render(
         picks = set(pick_sheet_indices(total))
         pairs: list[tuple[np.ndarray, np.ndarray]] = []
 
-        def process(frame: Frame) -> Frame:
-            result = stylizer.process(frame)
-            if sheet is not None and frame.index in picks:
-                pairs.append((frame.image, result.image))
+        def render_and_keep(analysis: Analysis) -> Frame:
+            result = restyler.render(analysis)
+            if sheet is not None and result.index in picks:
+                pairs.append((analysis.frame.image, result.image))
             return result
+
+        def report(stats: RunStats) -> None:
+            if progress is not None:
+                progress(Progress.of(stats, total))
 
         sink = FileSink.matching(
             output, source, audio_from=input_path if has_audio else None, crf=crf, preset=preset
         )
+        runner = Runner(
+            source,
+            (restyler.analyse, render_and_keep),
+            [sink],
+            on_status=report,
+            status_interval=_PROGRESS_SECONDS,
+        )
         with sink:
-            result = run_pipeline(source, process, sink, total=total, progress=progress)
+            result = runner.run()
+            if result.interrupted:
+                raise Cancelled(f"stopped; nothing was written to {output}")
     written_sheet = save_sheet(sheet, pairs) if sheet is not None and pairs else None
     io_ms = result.timings.ms_per_frame()
-    stage_ms = {"decode": io_ms.get("decode", 0.0), **stylizer.stage_ms}
+    stage_ms = {"decode": io_ms.get("decode", 0.0), **restyler.timings.ms_per_frame()}
     stage_ms["encode"] = io_ms.get("encode", 0.0)
     return RenderSummary(
         output=output,
         frames=result.frames,
-        faces_tracked=stylizer.faces_tracked,
+        faces_tracked=len(restyler.track_ids),
         mean_fps=result.fps,
         seconds=result.seconds,
-        style=stylizer.style,
+        style=restyler.stylizer.name,
         stage_ms=stage_ms,
         sheet=written_sheet,
     )

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from pipeline.frame import Frame
-from pipeline.runner import RunResult, run_pipeline
+from pipeline.runner import Runner, RunSummary
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sinks.file import DEFAULT_PRESET, FileSink
 from pipeline.sources import open_source
@@ -38,11 +38,13 @@ def _pose(index: int) -> Pose:
     )
 
 
-def _render(clip: Path, output: Path, stage: Callable[[Frame], Frame], preset: str) -> RunResult:
+def _render(
+    clip: Path, output: Path, stages: Sequence[Callable[[Any], Any]], preset: str
+) -> RunSummary:
     with open_source(clip) as source:
         sink = FileSink.matching(output, source, preset=preset)
         with sink:
-            return run_pipeline(source, stage, sink, total=source.frame_count)
+            return Runner(source, stages, [sink]).run()
 
 
 def run_bench(
@@ -62,7 +64,7 @@ def run_bench(
         "faces_tracked"}, "fps_vs_io_floor", "track_landmarks_ms", "targets", "meets"}``
         where ``stage_ms`` maps stage name to milliseconds per frame.
     """
-    from plugin.commands.live import warm_up
+    from plugin.live import warm_up
 
     restyler = build_restyler(settings)
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-") as folder:
@@ -70,9 +72,11 @@ def run_bench(
         write_moving_face_clip(
             clip, [FacePath("astronaut", _pose)], frames, size=BENCH_SIZE, audio=False
         )
-        floor = _render(clip, Path(folder) / "floor.mp4", lambda frame: frame, preset)
+        floor = _render(clip, Path(folder) / "floor.mp4", [lambda frame: frame], preset)
         warm_up(restyler)  # model loading is start-up, not per-frame cost
-        full = _render(clip, Path(folder) / "full.mp4", restyler.process, preset)
+        # The same two stages as `facestyle render`: track and align, stylize and composite.
+        stages = [restyler.analyse, restyler.render]
+        full = _render(clip, Path(folder) / "full.mp4", stages, preset)
 
     io_ms = full.timings.ms_per_frame()
     tracker_ms = restyler.tracker.timings.ms_per_frame()

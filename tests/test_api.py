@@ -21,6 +21,8 @@ def test_public_api_is_pinned() -> None:
     assert sorted(plugin.api.__all__) == [
         "DEFAULT_STYLE",
         "FaceStylizer",
+        "LiveOutputs",
+        "LiveSession",
         "Progress",
         "RenderSummary",
         "RestyleSettings",

@@ -29,7 +29,7 @@ from obs_bridge.client import ObsBridge, main
 from obs_bridge.obs_facestyle import live_command
 from obs_bridge.settings import MEDIA_SOURCE_KIND, media_source_settings, stream_url
 from pipeline.errors import DeviceError
-from pipeline.live import LiveRunner
+from pipeline.runner import Runner
 from pipeline.sinks.stream import StreamSink
 from pipeline.sources.paced import PacedSource
 from plugin.cli import build_parser
@@ -174,7 +174,7 @@ def streaming(tmp_path: Path) -> Iterator[str]:
         PacedSource(clip, loop=True) as source,
         StreamSink(url, source.width, source.height, source.fps) as sink,
     ):
-        runner = LiveRunner(source, lambda frame: frame, [sink])
+        runner = Runner(source, lambda frame: frame, [sink], policy="newest")
         thread = threading.Thread(target=runner.run)
         thread.start()
         try:
