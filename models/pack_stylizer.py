@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -14,6 +15,7 @@ from models.pack import StylePack
 from models.student_input import student_guides, to_unit_rgb
 from pipeline.errors import DeviceError, StyleError
 from pipeline.frame import AlignedCrop
+from pipeline.xp import select_backend
 
 __all__ = ["PackStylizer", "build_generator", "default_dtype"]
 
@@ -44,10 +46,13 @@ class PackStylizer:
     Attributes:
         default_identity: the pack's suggested identity <-> style strength (for
             :func:`pipeline.detail.restore_detail`), chosen when the pack was made.
+        device: the torch device the student runs on.
+        backend: the array module :meth:`stylize` returns crops in.
 
     Args:
         pack: a loaded, validated pack.
-        device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``).
+        device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``): where the student runs, in one batch
+            per frame (all its faces), and where its crops stay (see :meth:`stylize`).
         dtype: compute precision; default :func:`default_dtype` for the device.
         smoothing: 0..1, how much of a track's previous stylized crop is blended into the
             current one where the face did not change (the aligned crop already cancels the
@@ -77,6 +82,9 @@ class PackStylizer:
                 "device 'cuda' requested but PyTorch sees no CUDA GPU; use device='cpu'"
             )
         self.dtype = dtype or default_dtype(self.device)
+        # Where the stylized crops go next (the compositor): CuPy beside a CUDA student when
+        # it is installed, so the crops never leave the GPU.
+        self.backend = select_backend("auto" if self.device.type == "cuda" else "cpu")
         self._net = (
             build_generator(pack).to(self.device, self.dtype).to(memory_format=torch.channels_last)
         )
@@ -98,37 +106,56 @@ class PackStylizer:
             guides.append(student_guides(image, landmarks, self._reference, self.pack.guides))
         return to_unit_rgb(np.stack(images)), np.stack(guides)
 
-    def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
-        """``N`` aligned crops → ``(N, S, S, 3)`` ``uint8`` RGB stylized crops."""
+    def stylize(self, crops: Sequence[AlignedCrop]) -> Any:
+        """``N`` aligned crops → ``(N, S, S, 3)`` ``uint8`` RGB stylized crops, as an array of
+        :attr:`backend` (a CuPy array on CUDA, handed over through DLPack with no host copy;
+        NumPy otherwise)."""
         if not crops:
-            return np.zeros((0, self.crop_size, self.crop_size, 3), np.uint8)
+            return self.backend.xp.zeros((0, self.crop_size, self.crop_size, 3), np.uint8)
         rgb, guides = self.inputs(crops)
-        styled = self.run(rgb, guides)
+        styled = self.forward(rgb, guides).round_().clamp_(0, 255)
         if self.smoothing > 0:
             styled = self._smooth(crops, styled)
-        return styled
+        return self._hand_over(styled)
 
-    def _smooth(self, crops: Sequence[AlignedCrop], styled: np.ndarray) -> np.ndarray:
-        """Blend each track's previous output in where its input did not change."""
+    def _smooth(self, crops: Sequence[AlignedCrop], styled: torch.Tensor) -> torch.Tensor:
+        """Blend each track's previous output in where its input did not change.
+
+        ``styled`` and the result: ``(N, S, S, 3)`` ``float32`` 0-255 on :attr:`device`; the
+        change weights come from the input crops, which are on the host anyway.
+        """
         previous, self._previous = self._previous, {}
-        out = np.empty_like(styled)
+        out = torch.empty_like(styled)
         sigma = self.crop_size / 128
-        for i, (crop, image) in enumerate(zip(crops, styled, strict=True)):
+        for i, crop in enumerate(crops):
             luminance = cv2.GaussianBlur(
                 cv2.cvtColor(crop.image, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), sigma
             )
-            current = image.astype(np.float32)
+            current = styled[i]
             if crop.track_id in previous:
                 last_luminance, last = previous[crop.track_id]
                 change = np.abs(luminance - last_luminance) / np.float32(_CHANGE_SCALE)
                 weight = np.float32(self.smoothing) * np.exp(-(change**2))
-                current += weight[..., None] * (last - current)
+                current = current + torch.from_numpy(weight).to(self.device)[..., None] * (
+                    last - current
+                )
             self._previous[crop.track_id] = (luminance, current)
-            out[i] = np.clip(current + 0.5, 0, 255).astype(np.uint8)
+            out[i] = current
         return out
 
-    def run(self, rgb: np.ndarray, guides: np.ndarray) -> np.ndarray:
-        """The student on prepared inputs (see :meth:`inputs`) → ``(N, S, S, 3)`` ``uint8``."""
+    def _hand_over(self, styled: torch.Tensor) -> Any:
+        """``(N, S, S, 3)`` ``float32`` 0-255 → ``uint8`` array of :attr:`backend`."""
+        crops = (styled + 0.5).floor_().clamp_(0, 255).to(torch.uint8).contiguous()
+        if self.backend.xp is np:
+            crops = crops.cpu()  # a CUDA student without CuPy: the one host copy
+        return self.backend.xp.from_dlpack(crops)
+
+    def forward(self, rgb: np.ndarray, guides: np.ndarray) -> torch.Tensor:
+        """The student on prepared inputs (see :meth:`inputs`), all crops in one batch.
+
+        Returns:
+            ``(N, S, S, 3)`` ``float32`` RGB 0-255 (unrounded) on :attr:`device`.
+        """
 
         def tensor(array: np.ndarray) -> torch.Tensor:
             return (
@@ -139,8 +166,12 @@ class PackStylizer:
 
         with torch.inference_mode():
             out = self._net(tensor(rgb), tensor(guides)).float()
-        out = ((out + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
-        return np.ascontiguousarray(out.permute(0, 2, 3, 1).cpu().numpy())
+        return ((out + 1.0) * 127.5).permute(0, 2, 3, 1)
+
+    def run(self, rgb: np.ndarray, guides: np.ndarray) -> np.ndarray:
+        """The student on prepared inputs → ``(N, S, S, 3)`` ``uint8`` RGB on the host."""
+        out = self.forward(rgb, guides).round_().clamp_(0, 255).to(torch.uint8)
+        return np.ascontiguousarray(out.cpu().numpy())
 
     def reset(self) -> None:
         """Forget every track's previous frame (call between unrelated clips)."""

@@ -83,6 +83,9 @@ class TrainSettings:
         seed: random seed (patches, warps, initial weights).
         seconds: stop early after this much wall time, if set.
         threads: PyTorch CPU threads while training; ``None`` for :func:`free_cores`.
+        device: where the student trains, ``"cpu"`` or ``"cuda"`` (already resolved; see
+            :func:`plugin.settings.resolve_device`); the trained student comes back on the
+            CPU either way.
     """
 
     steps: int = 1500
@@ -95,6 +98,7 @@ class TrainSettings:
     seed: int = 0
     seconds: float | None = None
     threads: int | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.patch % (4 * GUIDE_SCALE) or self.patch < 16:
@@ -222,8 +226,9 @@ def _train(
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
-    student = StudentGenerator(config).train().to(memory_format=torch.channels_last)
-    critic = PatchDiscriminator().train().to(memory_format=torch.channels_last)
+    device = torch.device(settings.device)
+    student = StudentGenerator(config).train().to(device, memory_format=torch.channels_last)
+    critic = PatchDiscriminator().train().to(device, memory_format=torch.channels_last)
     opt_g = torch.optim.Adam(student.parameters(), lr=settings.lr, betas=(0.5, 0.99))
     opt_d = torch.optim.Adam(critic.parameters(), lr=settings.lr, betas=(0.5, 0.99))
     margin = 6  # pixels at the patch border where a warped input has no true counterpart
@@ -238,7 +243,10 @@ def _train(
         for optimizer in (opt_g, opt_d):
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        rgb, guides, target = _sample_patches(data, settings.batch, patch, rng)
+        # Patches are cut on the host (the same random draws on every device), then moved.
+        rgb, guides, target = (
+            t.to(device) for t in _sample_patches(data, settings.batch, patch, rng)
+        )
         output = student(rgb, guides)
         losses = {"l1": functional.l1_loss(output, target)}
         total = settings.l1 * losses["l1"]
@@ -246,8 +254,8 @@ def _train(
             losses["adversarial"] = ((critic(output) - 1) ** 2).mean()
             total = total + settings.adversarial * losses["adversarial"]
         if settings.consistency > 0:
-            theta = _random_warps(settings.batch, patch, generator)
-            noise = torch.randn(rgb.shape, generator=generator) * (2.0 / 255.0)
+            theta = _random_warps(settings.batch, patch, generator).to(device)
+            noise = (torch.randn(rgb.shape, generator=generator) * (2.0 / 255.0)).to(device)
             moved = student(_warp(rgb, theta) + noise, _warp(guides, theta))
             expected = _warp(output.detach(), theta)
             inner = (slice(None), slice(None), slice(margin, -margin), slice(margin, -margin))
@@ -274,6 +282,7 @@ def _train(
         "steps": step,
         "train_seconds": round(time.perf_counter() - start, 2),
         "train_threads": torch.get_num_threads(),
+        "train_device": device.type,
         **{f"loss_{k}": round(v, 5) for k, v in running.items()},
     }
-    return student.eval(), figures
+    return student.cpu().eval(), figures

@@ -209,7 +209,7 @@ class Compositor:
         self,
         image: np.ndarray,
         crops: Sequence[AlignedCrop],
-        stylized: np.ndarray,
+        stylized: Any,
         faces: Sequence[Face],
     ) -> np.ndarray:
         """Composite every stylized crop into the frame.
@@ -217,7 +217,8 @@ class Compositor:
         Args:
             image: ``(H, W, 3)`` ``uint8`` RGB frame; not modified.
             crops: ``N`` aligned crops the stylized ones were made from (matrix, landmarks).
-            stylized: ``(N, S, S, 3)`` ``uint8`` RGB, stylized crop ``i`` for ``crops[i]``.
+            stylized: ``(N, S, S, 3)`` ``uint8`` RGB, stylized crop ``i`` for ``crops[i]``;
+                NumPy, or an array of the compositor's backend (CuPy from a GPU stylizer).
             faces: ``N`` faces; ``faces[i].visibility`` scales crop ``i``'s opacity.
 
         Returns:
@@ -244,7 +245,9 @@ class Compositor:
                 continue
             if out is image:
                 out = image.copy()
-            self._blend_one(out, np.dstack([styled, mask]), crop.matrix, region, face.visibility)
+            # Crops from a GPU stylizer arrive as CuPy arrays and stay on the GPU.
+            rgba = self.backend.xp.dstack([self.backend.to_device(x) for x in (styled, mask)])
+            self._blend_one(out, rgba, crop.matrix, region, face.visibility)
         return out
 
     def reset(self) -> None:

@@ -10,8 +10,12 @@ the style still plain to see; larger ``k`` looks more photographic.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
+
+from pipeline.xp import array_module
 
 __all__ = ["DEFAULT_IDENTITY", "restore_detail"]
 
@@ -22,20 +26,19 @@ __all__ = ["DEFAULT_IDENTITY", "restore_detail"]
 DEFAULT_IDENTITY = 0.25
 
 
-def restore_detail(
-    stylized: np.ndarray, content: np.ndarray, strength: float, sigma: float = 3.0
-) -> np.ndarray:
+def restore_detail(stylized: Any, content: np.ndarray, strength: float, sigma: float = 3.0) -> Any:
     """Add ``strength`` times the content's high-frequency luminance to the stylized crops.
 
     Args:
-        stylized: ``(N, S, S, 3)`` ``uint8`` RGB, the stylizer's output.
-        content: ``(N, S, S, 3)`` ``uint8`` RGB, the aligned crops it was made from.
+        stylized: ``(N, S, S, 3)`` ``uint8`` RGB, the stylizer's output: a NumPy array, or a
+            CuPy array from a stylizer on the GPU (the result stays there).
+        content: ``(N, S, S, 3)`` ``uint8`` RGB NumPy, the aligned crops it was made from.
         strength: ``k >= 0``; 0 returns ``stylized`` itself, untouched.
         sigma: Gaussian blur that separates detail from shape, in pixels at ``S = 256``
             (scaled with ``S``).
 
     Returns:
-        ``(N, S, S, 3)`` ``uint8`` RGB.
+        ``(N, S, S, 3)`` ``uint8`` RGB, of ``stylized``'s array module.
     """
     if stylized.shape != content.shape or stylized.ndim != 4 or stylized.shape[3] != 3:
         raise ValueError(
@@ -51,11 +54,13 @@ def restore_detail(
     if strength == 0:
         return stylized
     sigma = sigma * stylized.shape[1] / 256
-    out = np.empty_like(stylized)
-    for i, (styled, source) in enumerate(zip(stylized, content, strict=True)):
+    # The detail comes from the content crops, which are on the host: computed there, then
+    # added wherever the stylized crops are.
+    detail = np.empty(content.shape[:3], np.float32)
+    for i, source in enumerate(content):
         luminance = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        detail = luminance - cv2.GaussianBlur(luminance, (0, 0), sigma)
-        # Adding the same amount to R, G and B changes luminance only, not hue.
-        lifted = styled.astype(np.float32) + strength * detail[:, :, None]
-        out[i] = np.clip(np.rint(lifted), 0, 255).astype(np.uint8)
-    return out
+        detail[i] = luminance - cv2.GaussianBlur(luminance, (0, 0), sigma)
+    xp = array_module(stylized)
+    # Adding the same amount to R, G and B changes luminance only, not hue.
+    lifted = stylized.astype(xp.float32) + xp.float32(strength) * xp.asarray(detail)[..., None]
+    return xp.clip(xp.rint(lifted), 0, 255).astype(xp.uint8)

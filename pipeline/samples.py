@@ -24,6 +24,7 @@ __all__ = [
     "FacePath",
     "Pose",
     "face_photo",
+    "face_side",
     "write_moving_face_clip",
 ]
 
@@ -43,6 +44,13 @@ def _photo(name: str) -> np.ndarray:
             image = cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR)
         return np.ascontiguousarray(image[:, :, ::-1])
     raise KeyError(f"unknown face photo {name!r}; expected one of {FACE_PHOTOS}")
+
+
+def face_side(name: str) -> float:
+    """Side in photo pixels of the face box of :func:`face_photo` ``name`` (what a
+    :class:`Pose` ``scale`` of 1 draws it at)."""
+    x0, y0, x1, y1 = _face_box(name)
+    return max(x1 - x0, y1 - y0)
 
 
 def face_photo(name: str) -> np.ndarray:

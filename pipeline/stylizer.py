@@ -7,9 +7,7 @@ cartoon filter in :mod:`pipeline.cartoon`, a one-shot style pack from ``models``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
-
-import numpy as np
+from typing import Any, Protocol, runtime_checkable
 
 from pipeline.frame import AlignedCrop
 
@@ -32,14 +30,16 @@ class Stylizer(Protocol):
     crop_size: int
     default_identity: float
 
-    def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
+    def stylize(self, crops: Sequence[AlignedCrop]) -> Any:
         """Stylize a batch of crops.
 
         Args:
             crops: ``N`` crops, each ``(S, S, 3)`` ``uint8`` RGB with its landmarks.
 
         Returns:
-            ``(N, S, S, 3)`` ``uint8`` RGB, stylized crop ``i`` for ``crops[i]``.
+            ``(N, S, S, 3)`` ``uint8`` RGB, stylized crop ``i`` for ``crops[i]``: a NumPy
+            array, or a CuPy array from a stylizer that runs on the GPU (the compositor
+            blends it there, with no copy to the host).
         """
         ...
 

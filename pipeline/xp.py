@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.errors import DeviceError
 
-__all__ = ["ArrayBackend", "cuda_available", "select_backend"]
+__all__ = ["ArrayBackend", "array_module", "cuda_available", "select_backend"]
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -43,7 +43,14 @@ class ArrayBackend:
 
     def to_numpy(self, array: Any) -> np.ndarray:
         """This backend's array as a NumPy array (a copy from the GPU for CuPy)."""
-        return np.asarray(array) if self.xp is np else array.get()
+        return array.get() if array_module(array) is not np else np.asarray(array)
+
+
+def array_module(array: Any) -> ModuleType:
+    """``cupy`` for a CuPy array, ``numpy`` for anything else (without importing CuPy)."""
+    if type(array).__module__.startswith("cupy"):
+        return importlib.import_module("cupy")
+    return np
 
 
 def cuda_available() -> bool:

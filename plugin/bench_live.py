@@ -23,6 +23,7 @@ import numpy as np
 
 from pipeline.runner import Runner, RunSummary
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
+from plugin.bench_load import CompetingLoad
 from plugin.live import LiveOutputs, LiveSession, open_camera
 from plugin.settings import RestyleSettings
 
@@ -100,46 +101,77 @@ def _measure(summary: RunSummary) -> dict:
     }
 
 
-def run_live_bench(settings: RestyleSettings, seconds: float = 8.0) -> dict:
+def _session(clip: Path, settings: RestyleSettings) -> dict:
+    """One live session on ``clip``: its numbers and what each face stage cost a frame."""
+    session = LiveSession(str(clip), settings, _stream())
+    measured = _measure(session.run())
+    restyler = session.restyler
+    stage_ms = restyler.timings.ms_per_frame()
+    return {
+        **measured,
+        "style": restyler.stylizer.name,
+        "stage_ms": {k: round(v, 1) for k, v in stage_ms.items()},
+    }
+
+
+def run_live_bench(settings: RestyleSettings, seconds: float = 8.0, load: int = 0) -> dict:
     """Measure the live path at every size in :data:`LIVE_TARGETS`.
 
     Args:
         settings: the restyler to measure (a fresh one per size).
         seconds: length of each run.
+        load: competing worker processes (:class:`plugin.bench_load.CompetingLoad`) for a
+            second, loaded run at each size; 0 for none.
 
     Returns:
         ``{"style": name, "seconds": s, "sizes": {"640x480": {...}, ...}}`` where each size
         has ``fps``, ``p50_ms``, ``p95_ms``, ``captured``, ``written``, ``dropped``,
         ``stage_ms`` (per face stage), ``baseline`` (the same numbers for a pass-through
-        stage), ``fps_vs_baseline``, the targets and ``meets_target``.
+        stage), ``fps_vs_baseline``, the targets and ``meets_target``; with ``load``, also
+        ``load``: the loaded run's numbers with ``fps_ratio`` and ``p95_ratio`` (loaded /
+        quiet) and ``meets_target``.
     """
     result: dict = {
         "seconds": seconds,
         "detect_every": settings.detect_every,
         "sizes": {},
     }
+
+    def meets(row: dict, target_fps: float, target_p95: float | None) -> bool:
+        return row["fps"] >= target_fps and (target_p95 is None or row["p95_ms"] <= target_p95)
+
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-live-") as folder:
         for size, (target_fps, target_p95) in LIVE_TARGETS.items():
             clip = _clip(Path(folder), size, seconds)
             baseline = _measure(_pass_through(clip))
-            session = LiveSession(str(clip), settings, _stream())
-            measured = _measure(session.run())
-            restyler = session.restyler
-            result["style"] = restyler.stylizer.name
-            meets = measured["fps"] >= target_fps and (
-                target_p95 is None or measured["p95_ms"] <= target_p95
-            )
-            result["sizes"][f"{size[0]}x{size[1]}"] = {
+            measured = _session(clip, settings)
+            result["style"] = measured.pop("style")
+            row = {
                 **measured,
-                "stage_ms": {k: round(v, 1) for k, v in restyler.timings.ms_per_frame().items()},
                 "baseline": baseline,
                 "fps_vs_baseline": round(measured["fps"] / baseline["fps"], 2)
                 if baseline["fps"]
                 else None,
                 "target_fps": target_fps,
                 "target_p95_ms": target_p95,
-                "meets_target": meets,
+                "meets_target": meets(measured, target_fps, target_p95),
             }
+            if load:
+                with CompetingLoad(load) as workers:
+                    loaded = _session(clip, settings)
+                del loaded["style"]
+                row["load"] = {
+                    **loaded,
+                    "workers": workers.kinds,
+                    "fps_ratio": round(loaded["fps"] / measured["fps"], 2)
+                    if measured["fps"]
+                    else None,
+                    "p95_ratio": round(loaded["p95_ms"] / measured["p95_ms"], 2)
+                    if measured["p95_ms"]
+                    else None,
+                    "meets_target": meets(loaded, target_fps, target_p95),
+                }
+            result["sizes"][f"{size[0]}x{size[1]}"] = row
     return result
 
 
@@ -164,4 +196,12 @@ def format_live_bench(result: dict) -> str:
             f"  {'':>9}  pass-through baseline {base['fps']:.1f} fps, p95 {base['p95_ms']:.1f} ms;"
             f" restyled/baseline fps {row['fps_vs_baseline']}; stage ms/frame: {stages}"
         )
+        loaded = row.get("load")
+        if loaded:
+            lines.append(
+                f"  {'':>9}  with load ({', '.join(loaded['workers'])}): {loaded['fps']:.1f} fps "
+                f"= {loaded['fps_ratio']} x quiet, p95 {loaded['p95_ms']:.1f} ms "
+                f"= {loaded['p95_ratio']} x quiet, dropped {loaded['dropped']}/"
+                f"{loaded['captured']} [{'met' if loaded['meets_target'] else 'MISSED'}]"
+            )
     return "\n".join(lines)

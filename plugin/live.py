@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from pipeline.runner import Runner, RunStats, RunSummary
 from pipeline.sinks.base import Sink
 from pipeline.sources.base import Source
 from plugin.live_control import ControlServer, StyleSwitch
-from plugin.settings import RestyleSettings, build_restyler
+from plugin.settings import RestyleSettings, build_restyler, resolve_device
 from plugin.styles import available_styles, resolve_style
 
 __all__ = ["LiveOutputs", "LiveSession", "open_camera", "warm_up"]
@@ -178,7 +179,9 @@ class LiveSession:
         restyler = build_restyler(settings)
         style = settings.style
         name = str(style) if isinstance(style, str | Path) else restyler.stylizer.name
-        self._switch = StyleSwitch(restyler, name, resolve_style, available_styles)
+        # A style switched to while running runs on the session's device too.
+        resolve = functools.partial(resolve_style, device=resolve_device(settings.device))
+        self._switch = StyleSwitch(restyler, name, resolve, available_styles)
         self._runner: Runner | None = None
         # A plain flag (no lock) so that stop() is safe from a signal handler.
         self._stop_early = False

@@ -139,6 +139,10 @@ def resolve_device(name: str) -> str:
 def build_restyler(settings: RestyleSettings) -> Restyler:
     """The face stages ``settings`` describe: stylizer, tracker, compositor, identity.
 
+    This is where the device setting is applied, once for every stage: it is resolved
+    (:func:`resolve_device`), the student and the compositor run there, and the thread
+    policy (:func:`plugin.threads.apply_thread_policy`) is set for the process.
+
     Raises:
         StyleError: the style cannot be used.
         DeviceError: ``device="cuda"`` on a machine without one (checked before any work).
@@ -146,16 +150,18 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
     from pipeline.composite import Compositor
     from pipeline.restyle import Restyler
     from pipeline.tracker import FaceTracker
+    from plugin.threads import apply_thread_policy
 
-    # Only an explicit "cuda" can fail. "auto" is resolved where a stage uses the device:
-    # resolving it here would import torch, which the classical style never needs.
-    if settings.device == "cuda":
-        resolve_device(settings.device)
+    device = resolve_device(settings.device)
     style = settings.style
-    stylizer = style if isinstance(style, Stylizer) else resolve_style(style)
+    stylizer = style if isinstance(style, Stylizer) else resolve_style(style, device)
+    apply_thread_policy()
+    # An explicit "cuda" wants every stage on the GPU (CuPy is then required); "auto" blends
+    # with CuPy when it is installed and with NumPy when it is not.
+    blend_device = "cuda" if settings.device == "cuda" else "auto" if device == "cuda" else "cpu"
     return Restyler(
         stylizer,
         FaceTracker(settings.detect_every, settings.max_faces),
-        Compositor(mode=settings.mask),
+        Compositor(mode=settings.mask, device=blend_device),
         settings.identity,
     )

@@ -33,18 +33,20 @@ def available_styles() -> list[str]:
     return [*BUILTIN_STYLES, *sorted(_bundled_packs())]
 
 
-def _load_pack(path: Path) -> Stylizer:
+def _load_pack(path: Path, device: str) -> Stylizer:
     from models.pack import load_pack
     from models.pack_stylizer import PackStylizer
 
-    return PackStylizer(load_pack(path))
+    return PackStylizer(load_pack(path), device)
 
 
-def resolve_style(spec: str | Path) -> Stylizer:
+def resolve_style(spec: str | Path, device: str = "cpu") -> Stylizer:
     """The stylizer a style spec names.
 
     Args:
         spec: ``"cartoon"``, a bundled pack name, or a path to a ``.safetensors`` pack.
+        device: where a pack's student runs, ``"cpu"`` or ``"cuda"`` (already resolved, see
+            :func:`plugin.settings.resolve_device`); the classical style runs on the CPU.
 
     Raises:
         StyleError: the name is unknown, the pack file is missing, or the pack is invalid.
@@ -58,10 +60,10 @@ def resolve_style(spec: str | Path) -> Stylizer:
     if text.endswith(_PACK_SUFFIX) or path.exists():
         if not path.is_file():
             raise StyleError(f"style pack {path} does not exist; check the path")
-        return _load_pack(path)
+        return _load_pack(path, device)
     bundled = _bundled_packs()
     if text in bundled:
-        return _load_pack(bundled[text])
+        return _load_pack(bundled[text], device)
     raise StyleError(
         f"unknown style {text!r}; choose one of {', '.join(available_styles())} "
         f"or give the path to a {_PACK_SUFFIX} style pack"

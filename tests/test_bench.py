@@ -25,3 +25,46 @@ def test_bench_reports_every_stage_and_the_io_floor(capsys: pytest.CaptureFixtur
     assert result["fps_vs_io_floor"] == pytest.approx(ratio)
     text = format_bench(result)
     assert "I/O floor" in text and "end to end" in text and "tracking + landmarks" in text
+
+
+def test_bench_beside_competing_workers_reports_ratios_to_the_quiet_run(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    args = ["bench", "--faces", "2", "--frames", "8", "--load", "1", "--json"]
+    assert main([*args, "--preset", "ultrafast", "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["clip"]["faces"] == 2 and result["clip"]["frames"] == 8
+    assert result["render"]["faces_tracked"] == 2
+    assert result["device"] == {
+        "device": "cpu",
+        "torch_threads": 1,
+        "opencv_threads": 1,
+        "omp_wait_policy": "PASSIVE",
+    }
+    loaded, quiet = result["load"], result["render"]
+    assert loaded["workers"] == ["torch"]
+    assert loaded["fps_ratio"] == pytest.approx(loaded["fps"] / quiet["fps"])
+    assert loaded["face_ms_ratio"] == pytest.approx(loaded["face_ms"] / quiet["face_ms"])
+    assert loaded["stage_ms"].keys() == quiet["stage_ms"].keys()
+    assert result["parity"] is None and "load_fps_ratio" in result["meets"]
+    text = format_bench(result)
+    assert "with load (torch)" in text and "x quiet" in text
+
+
+def test_bench_measures_the_users_own_clip(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    from plugin.bench import generate_clip
+
+    clip = generate_clip(tmp_path / "mine.mp4", (480, 360), faces=1, frames=10)
+    assert main(["bench", str(clip), "--json", "--preset", "ultrafast"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["clip"]["path"] == str(clip) and result["clip"]["size"] == [480, 360]
+    assert result["clip"]["frames"] == 10 and result["load"] is None
+    assert result["render"]["faces_tracked"] == 1
+
+
+@pytest.mark.parametrize("size", ["640", "641x480", "32x32", "axb"])
+def test_a_bad_generated_size_is_a_usage_error(size: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--size", size])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"got {size}" in error and "--size: expected" in error

@@ -142,3 +142,13 @@ def test_smoothing_steadies_a_still_face_without_ghosting_a_new_one(
     assert np.abs(new_face - plain.stylize([other])[0]).mean() < 1.0
     steady.reset()
     assert np.array_equal(steady.stylize([second])[0], plain.stylize([second])[0])
+
+
+def test_stylize_hands_over_exactly_what_the_student_computes(astronaut: np.ndarray) -> None:
+    pack = make_pack()
+    crop = align_face(astronaut, detect_landmarks(astronaut)[0], pack.crop_size)
+    stylizer = PackStylizer(pack, dtype=torch.float32, smoothing=0.0)
+    handed = stylizer.stylize([crop, crop])
+    # On the CPU the DLPack hand-over gives NumPy (CuPy on a GPU), with the same values.
+    assert type(handed) is np.ndarray and handed.dtype == np.uint8
+    np.testing.assert_array_equal(handed, stylizer.run(*stylizer.inputs([crop, crop])))

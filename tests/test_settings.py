@@ -78,3 +78,45 @@ def test_every_restyling_command_makes_the_same_settings(command: str) -> None:
     assert restyle_settings(args) == RestyleSettings(
         "cartoon", identity=0.5, max_faces=2, detect_every=3, mask="crop", device="cpu"
     )
+
+
+def test_the_device_and_the_thread_policy_reach_every_stage() -> None:
+    import cv2
+
+    from plugin.threads import OPENCV_THREADS, STUDENT_THREADS
+
+    restyler = build_restyler(RestyleSettings("painterly", device="cpu"))
+    assert restyler.stylizer.device.type == "cpu"
+    assert restyler.stylizer.backend.name == "numpy"
+    assert restyler.compositor.backend.name == "numpy"
+    assert torch.get_num_threads() == STUDENT_THREADS == 1
+    assert cv2.getNumThreads() == OPENCV_THREADS == 1
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_waits_passively_unless_the_user_chose(preset: str | None, expected: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    # The entry point sets it before anything has loaded torch's OpenMP runtime.
+    code = (
+        "import os, sys, plugin.cli; print(os.environ['OMP_WAIT_POLICY'], 'torch' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.split() == [expected, "False"]
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the error on a machine without CUDA")
+def test_adapt_on_a_missing_gpu_fails_at_once_with_one_line(tmp_path, capsys) -> None:
+    from plugin.cli import main
+
+    output = str(tmp_path / "style.safetensors")
+    assert main(["adapt", "missing.png", "-o", output, "--device", "cuda"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "no CUDA device" in error and "--device cpu" in error

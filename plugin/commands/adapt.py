@@ -11,6 +11,7 @@ from pathlib import Path
 from pipeline.detail import DEFAULT_IDENTITY
 from pipeline.errors import OutputError
 from plugin.commands._args import number_in
+from plugin.settings import DEVICES, resolve_device
 
 __all__ = ["add_parser", "run"]
 
@@ -61,6 +62,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--name", help="the pack's name (default: the output file's stem)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="where the student trains: auto (CUDA when PyTorch sees one), cpu or cuda (auto)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -77,10 +84,16 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"the pack must be a .safetensors file, got {output}")
     if not output.parent.is_dir():
         raise OutputError(f"cannot write {output}: folder {output.parent} does not exist")
+    device = resolve_device(args.device)  # a missing GPU fails before minutes of work
     style = load_image(args.style_image)
     points = parse_points(args.points) if args.points else None
+    quality = QUALITIES[args.quality]
     settings = replace(
-        QUALITIES[args.quality], geometry=args.geometry, identity=args.identity, seed=args.seed
+        quality,
+        geometry=args.geometry,
+        identity=args.identity,
+        seed=args.seed,
+        train=replace(quality.train, device=device),
     )
     with contextlib.ExitStack() as stack:
         bars: dict[str, tqdm] = {}

@@ -1,4 +1,5 @@
-"""``facestyle bench``: per-stage speed of a render beside the I/O floor of the same run."""
+"""``facestyle bench [CLIP]``: per-stage speed of a render beside the I/O floor of the same run,
+quiet and beside competing programs (``--load N``)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,57 @@ from plugin.settings import DEFAULT_STYLE
 __all__ = ["add_parser", "run"]
 
 
+def _size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT``, both even and at least 64."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT, e.g. 1920x1080, got {text}"
+        ) from None
+    if min(width, height) < 64 or width % 2 or height % 2:
+        raise argparse.ArgumentTypeError(f"expected even sides of at least 64, got {text}")
+    return width, height
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
-        help="measure render speed per stage",
+        help="measure render speed per stage, quiet and under load",
         description=(
-            "Render a generated 640x480 one-face clip; print ms/frame per stage and end-to-end "
-            "fps beside the decode+encode floor measured in the same run."
+            "Render a clip (your own, or a generated one: 640x480, one moving face); print "
+            "ms/frame per stage and end-to-end fps beside the decode+encode floor measured in "
+            "the same run; with --load, again beside competing programs, as ratios to the "
+            "quiet run."
         ),
     )
+    parser.add_argument("clip", nargs="?", help="a video to measure on (default: a generated clip)")
     parser.add_argument(
-        "--frames", type=number_in(int, 2), default=150, help="clip length in frames (150)"
+        "--frames",
+        type=number_in(int, 2),
+        help="most frames rendered (default: all of CLIP, 150 generated)",
+    )
+    parser.add_argument(
+        "--size",
+        type=_size,
+        default=(640, 480),
+        metavar="WxH",
+        help="the generated clip's size (640x480)",
+    )
+    parser.add_argument(
+        "--faces",
+        type=number_in(int, 1, 8),
+        default=1,
+        metavar="N",
+        help="faces in the generated clip, side by side (1)",
+    )
+    parser.add_argument(
+        "--load",
+        type=number_in(int, 0, 16),
+        default=0,
+        metavar="N",
+        help="also measure beside N competing processes: a PyTorch job running small "
+        "convolutions, then busy loops (0)",
     )
     add_restyle_options(
         parser,
@@ -31,7 +72,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         f"{DEFAULT_STYLE})",
     )
     parser.add_argument(
-        "--preset", default=DEFAULT_PRESET, help=f"x264 preset of both runs ({DEFAULT_PRESET})"
+        "--preset", default=DEFAULT_PRESET, help=f"x264 preset of every run ({DEFAULT_PRESET})"
     )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     parser.add_argument(
@@ -52,12 +93,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from plugin.bench import format_bench, run_bench
 
-    result = run_bench(restyle_settings(args, args.style or "cartoon"), args.frames, args.preset)
+    result = run_bench(
+        restyle_settings(args, args.style or "cartoon"),
+        args.clip,
+        frames=args.frames,
+        preset=args.preset,
+        load=args.load,
+        size=args.size,
+        faces=args.faces,
+    )
     if args.live:
         from plugin.bench_live import run_live_bench
 
         settings = restyle_settings(args, args.style or DEFAULT_STYLE)
-        result["live"] = run_live_bench(settings, args.live_seconds)
+        result["live"] = run_live_bench(settings, args.live_seconds, load=args.load)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
