@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import cv2
@@ -92,18 +93,26 @@ class PackStylizer:
 
     def inputs(self, crops: Sequence[AlignedCrop]) -> tuple[np.ndarray, np.ndarray]:
         """The student's inputs: ``(N, 3, S, S)`` RGB -1..1 and ``(N, G, S/4, S/4)`` guides,
-        both ``float32``, after the pack's geometry warp."""
+        both ``float32``, after the pack's geometry warp.
+
+        ``S`` is the pack's crop size, or half of it for every crop (the live path's "smaller
+        crops" step: the student is fully convolutional, the exemplar's side scales along).
+        """
+        size = crops[0].size if crops else self.crop_size
+        if size not in (self.crop_size, self.crop_size // 2):
+            raise StyleError(f"pack {self.name!r} stylizes {self.crop_size}px crops, got {size}px")
+        scale = np.float32(size / self.crop_size)
+        exemplar = self.pack.exemplar_landmarks * scale
+        reference = replace(self._reference, landmarks=self._reference.landmarks * scale, size=size)
         images, guides = [], []
         for crop in crops:
-            if crop.size != self.crop_size:
-                raise StyleError(
-                    f"pack {self.name!r} stylizes {self.crop_size}px crops, got {crop.size}px"
-                )
+            if crop.size != size:
+                raise StyleError(f"pack {self.name!r}: crops of one batch must share a size")
             image, landmarks = toward_exemplar(
-                crop.image, crop.landmarks, self.pack.exemplar_landmarks, self.pack.geometry
+                crop.image, crop.landmarks, exemplar, self.pack.geometry
             )
             images.append(image)
-            guides.append(student_guides(image, landmarks, self._reference, self.pack.guides))
+            guides.append(student_guides(image, landmarks, reference, self.pack.guides))
         return to_unit_rgb(np.stack(images)), np.stack(guides)
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> Any:
@@ -126,13 +135,14 @@ class PackStylizer:
         """
         previous, self._previous = self._previous, {}
         out = torch.empty_like(styled)
-        sigma = self.crop_size / 128
+        sigma = styled.shape[1] / 128
         for i, crop in enumerate(crops):
             luminance = cv2.GaussianBlur(
                 cv2.cvtColor(crop.image, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), sigma
             )
             current = styled[i]
-            if crop.track_id in previous:
+            # A track whose crop size changed (a live degradation step) starts afresh.
+            if crop.track_id in previous and previous[crop.track_id][1].shape == current.shape:
                 last_luminance, last = previous[crop.track_id]
                 change = np.abs(luminance - last_luminance) / np.float32(_CHANGE_SCALE)
                 weight = np.float32(self.smoothing) * np.exp(-(change**2))

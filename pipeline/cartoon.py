@@ -123,17 +123,19 @@ class CartoonStylizer:
         """Cartoon-filter a batch of crops.
 
         Args:
-            crops: ``N`` crops, each ``(S, S, 3)`` ``uint8`` RGB with ``S == crop_size``.
+            crops: ``N`` crops, each ``(S, S, 3)`` ``uint8`` RGB with ``S == crop_size``, or
+                all of half that side (the live path's "smaller crops" step).
 
         Returns:
             ``(N, S, S, 3)`` ``uint8`` RGB.
         """
-        size = self.crop_size
+        size = crops[0].size if crops else self.crop_size
         out = np.empty((len(crops), size, size, 3), np.uint8)
         for i, crop in enumerate(crops):
-            if crop.size != size:
+            if crop.size != size or size not in (self.crop_size, self.crop_size // 2):
                 raise ValueError(
-                    f"CartoonStylizer: expected {size}x{size} crops, got {crop.size}x{crop.size}"
+                    f"CartoonStylizer: expected {self.crop_size}x{self.crop_size} crops, got "
+                    f"{crop.size}x{crop.size} (half that side is taken too, one size per batch)"
                 )
             out[i] = self._cartoon(crop)
         self._calls += 1
@@ -146,7 +148,7 @@ class CartoonStylizer:
         self._calls = 0
 
     def _cartoon(self, crop: AlignedCrop) -> np.ndarray:
-        size = self.crop_size
+        size = crop.size
         lab = cv2.cvtColor(crop.image, cv2.COLOR_RGB2LAB)
         middle, gain = self._tone(lab[:, :, 0], crop)
         # Edge thresholds are luminance differences: scale them with the face's contrast, so
@@ -161,7 +163,7 @@ class CartoonStylizer:
         table[0, :, 0] = self._band_table(middle, gain)
         table[0, :, 1:] = self._chroma[:, None]
         colour = cv2.cvtColor(cv2.LUT(smooth, table), cv2.COLOR_LAB2RGB)
-        ink = self._lines(lab[:, :, 0], gain)
+        ink = self._lines(lab[:, :, 0], gain, self.line_sigma * size / self.crop_size)
         return cv2.multiply(colour, cv2.merge([ink, ink, ink]), scale=1 / 255, dtype=cv2.CV_8U)
 
     def _tone(self, luminance: np.ndarray, crop: AlignedCrop) -> tuple[float, float]:
@@ -172,8 +174,8 @@ class CartoonStylizer:
         """
         # Inside the cheeks, from the brows to the chin: skin, eyes, nose, mouth, little hair.
         points = crop.landmarks
-        x0, x1 = np.clip(np.rint([points[2:15, 0].min(), points[2:15, 0].max()]), 0, self.crop_size)
-        y0, y1 = np.clip(np.rint([points[17:27, 1].min(), points[8, 1]]), 0, self.crop_size)
+        x0, x1 = np.clip(np.rint([points[2:15, 0].min(), points[2:15, 0].max()]), 0, crop.size)
+        y0, y1 = np.clip(np.rint([points[17:27, 1].min(), points[8, 1]]), 0, crop.size)
         face = np.sort(luminance[int(y0) : int(y1) : 4, int(x0) : int(x1) : 4], axis=None)
         # The 2nd and 98th percentiles (np.percentile costs more than the whole banding).
         low, high = (face[len(face) // 50], face[-1 - len(face) // 50]) if face.size else (0, 255)
@@ -198,12 +200,13 @@ class CartoonStylizer:
         banded = (soft_quantize(stretched, self.levels, self.sharpness) - 130.0) / gain + middle
         return np.clip(np.rint(banded), 0, 255).astype(np.uint8)
 
-    def _lines(self, luminance: np.ndarray, gain: float) -> np.ndarray:
-        """``(S, S)`` ``uint8`` ink mask: 255 = no ink, 0 = full black line."""
+    def _lines(self, luminance: np.ndarray, gain: float, sigma: float) -> np.ndarray:
+        """``(S, S)`` ``uint8`` ink mask: 255 = no ink, 0 = full black line; ``sigma`` is the
+        inner Gaussian at this crop's side."""
         # A small bilateral pass first, so skin texture and noise do not draw lines.
         base = cv2.bilateralFilter(luminance, 5, 12.0 / gain, 3).astype(np.float32)
-        narrow = cv2.GaussianBlur(base, (0, 0), self.line_sigma)
-        wide = cv2.GaussianBlur(base, (0, 0), self.line_sigma * 1.6)
+        narrow = cv2.GaussianBlur(base, (0, 0), sigma)
+        wide = cv2.GaussianBlur(base, (0, 0), sigma * 1.6)
         dog = gain * (narrow - 0.98 * wide)
         below = np.minimum(dog - self.line_threshold, 0.0)
         ink = 1.0 + np.tanh(self.line_softness * below)

@@ -7,17 +7,22 @@ the benchmark call :meth:`Restyler.process`, the live path its two halves
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from pipeline.align import align_face
+from pipeline.cartoon import CartoonStylizer
 from pipeline.composite import Compositor
+from pipeline.degrade import DegradePolicy, DegradeSettings
 from pipeline.detail import restore_detail
 from pipeline.frame import AlignedCrop, Face, Frame
 from pipeline.stylizer import Stylizer
 from pipeline.timings import StageTimings
 from pipeline.tracker import FaceTracker
+from pipeline.xp import array_module
 
 __all__ = ["STAGES", "Analysis", "Restyler"]
 
@@ -35,12 +40,16 @@ class Analysis:
         crops: ``crops[i]`` is ``faces[i]`` aligned to ``stylizer.crop_size``.
         stylizer: the stylizer the crops were aligned for (a style switch between the two
             halves of :meth:`Restyler.process` must not pair crops with the wrong size).
+        step: the degradation step (:data:`pipeline.degrade.STEPS`) the crops were made at.
+        seconds: wall time the analysis took.
     """
 
     frame: Frame
     faces: tuple[Face, ...]
     crops: tuple[AlignedCrop, ...]
     stylizer: Stylizer
+    step: int = 0
+    seconds: float = 0.0
 
 
 class Restyler:
@@ -55,6 +64,8 @@ class Restyler:
             stylizing (0 = pure style, about 1 = clearly the person); see
             :func:`pipeline.detail.restore_detail`. ``None`` uses the stylizer's own
             ``default_identity``; it follows the stylizer through a style switch.
+        degrade: sheds work step by step when frames take too long (live); ``None`` always
+            does the full work (files).
 
     Attributes:
         timings: seconds spent per stage (:data:`STAGES`) and frames processed.
@@ -67,6 +78,7 @@ class Restyler:
         tracker: FaceTracker | None = None,
         compositor: Compositor | None = None,
         identity: float | None = None,
+        degrade: DegradePolicy | None = None,
     ) -> None:
         if identity is not None and identity < 0:
             raise ValueError(f"Restyler: identity must be >= 0, got {identity}")
@@ -74,8 +86,14 @@ class Restyler:
         self.tracker = tracker if tracker is not None else FaceTracker()
         self.compositor = compositor if compositor is not None else Compositor()
         self.identity = identity
+        self.degrade = degrade
         self.timings = StageTimings()
         self.track_ids: set[int] = set()
+        # For the "far faces classical" step, made on first use.
+        self._classical: CartoonStylizer | None = None
+        # track id -> (face box, stylized crop) of its last stylized frame, for the
+        # "alternate frames" step.
+        self._last: dict[int, tuple[np.ndarray, Any]] = {}
 
     def process(self, frame: Frame) -> Frame:
         """Restyle the faces in one frame.
@@ -92,25 +110,31 @@ class Restyler:
         The live runner calls :meth:`analyse` and :meth:`render` on two threads, so that
         one frame is stylized while the next is tracked.
         """
+        start = time.perf_counter()
         timings = self.timings
         timings.frames += 1
         with timings.measure("track"):
             faces = [face for face in self.tracker.process(frame) if face.visibility > 0]
         stylizer = self.stylizer
+        step = self.degrade.step if self.degrade is not None else 0
         if not faces:
-            return Analysis(frame, (), (), stylizer)
+            return Analysis(frame, (), (), stylizer, step)
+        # "smaller crops": half the side, a quarter of the pixels to stylize.
+        size = stylizer.crop_size // 2 if step >= 1 else stylizer.crop_size
         with timings.measure("align"):
-            crops = [align_face(frame.image, face, stylizer.crop_size) for face in faces]
-        return Analysis(frame, tuple(faces), tuple(crops), stylizer)
+            crops = [align_face(frame.image, face, size) for face in faces]
+        seconds = time.perf_counter() - start
+        return Analysis(frame, tuple(faces), tuple(crops), stylizer, step, seconds)
 
     def render(self, analysis: Analysis) -> Frame:
         """The second half of :meth:`process`: stylize, restore detail, composite."""
         frame, faces, crops = analysis.frame, analysis.faces, analysis.crops
         if not faces:
             return frame
+        start = time.perf_counter()
         timings = self.timings
         with timings.measure("stylize"):
-            stylized = analysis.stylizer.stylize(crops)
+            stylized = self._stylize(analysis)
         identity = self.identity_for(analysis.stylizer)
         if identity > 0:
             with timings.measure("detail"):
@@ -119,7 +143,46 @@ class Restyler:
         with timings.measure("composite"):
             image = self.compositor.process(frame.image, crops, stylized, faces)
         self.track_ids.update(face.track_id for face in faces)
+        if self.degrade is not None:
+            # The slower of the two stages sets the pace of the live pipeline.
+            slowest = max(analysis.seconds, time.perf_counter() - start)
+            self.degrade.update(slowest * 1000)
         return frame.with_image(image)
+
+    def _stylize(self, analysis: Analysis) -> Any:
+        """The crops stylized as ``analysis.step`` says (see :mod:`pipeline.degrade`)."""
+        crops, faces, step = analysis.crops, analysis.faces, analysis.step
+        if step < 2:
+            self._last.clear()
+            return analysis.stylizer.stylize(crops)
+        settings = self.degrade.settings if self.degrade is not None else DegradeSettings()
+        sides = [float(face.box[2] - face.box[0]) for face in faces]
+        parts: list[Any] = [None] * len(crops)
+        if step >= 3 and analysis.frame.index % 2:
+            for i, face in enumerate(faces):
+                last = self._last.get(face.track_id)
+                if last is None or last[1].shape != crops[i].image.shape:
+                    continue
+                moved = np.hypot(*((face.box[:2] + face.box[2:]) - (last[0][:2] + last[0][2:])))
+                if moved / 2 < settings.slow_face * sides[i]:
+                    parts[i] = last[1]
+        far = [i for i, side in enumerate(sides) if side < settings.far_face * max(sides)]
+        near = [i for i in range(len(crops)) if i not in far]
+        for chosen, stylizer in ((near, analysis.stylizer), (far, self._classical_for(analysis))):
+            todo = [i for i in chosen if parts[i] is None]
+            if todo:
+                for i, styled in zip(todo, stylizer.stylize([crops[i] for i in todo]), strict=True):
+                    parts[i] = styled
+        self._last = {face.track_id: (face.box, parts[i]) for i, face in enumerate(faces)}
+        xp = next((array_module(p) for p in parts if array_module(p) is not np), np)
+        return xp.stack([xp.asarray(part) for part in parts])
+
+    def _classical_for(self, analysis: Analysis) -> CartoonStylizer:
+        """The classical filter for the far faces, at the style's crop size."""
+        size = analysis.stylizer.crop_size
+        if self._classical is None or self._classical.crop_size != size:
+            self._classical = CartoonStylizer(size)
+        return self._classical
 
     def identity_for(self, stylizer: Stylizer) -> float:
         """The identity strength used with ``stylizer`` (see the ``identity`` argument)."""
@@ -133,3 +196,6 @@ class Restyler:
         self.stylizer.reset()
         self.timings.reset()
         self.track_ids.clear()
+        self._last.clear()
+        if self.degrade is not None:
+            self.degrade.reset()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from pipeline.degrade import DegradePolicy, DegradeSettings
 from pipeline.frame import Frame
 from pipeline.restyle import Restyler
 from pipeline.runner import Runner, RunStats, RunSummary
@@ -196,6 +197,13 @@ class LiveSession:
         """The style frames are restyled with (or are about to be)."""
         return self._switch.style
 
+    @property
+    def degraded(self) -> str | None:
+        """The degradation step in force (:data:`pipeline.degrade.STEPS`), e.g. ``"smaller
+        crops"``; ``None`` while the full work keeps up (or before the camera is open)."""
+        degrade = self.restyler.degrade
+        return degrade.name if degrade is not None and degrade.step else None
+
     def request_style(self, style: str) -> None:
         """Load ``style`` now and use it from the next frame on.
 
@@ -226,7 +234,12 @@ class LiveSession:
             key: None if isinstance(value, float) and math.isnan(value) else value
             for key, value in (dataclasses.asdict(stats) if stats else {}).items()
         }
-        return {**numbers, "style": self.style, "styles": list(self._switch.styles())}
+        return {
+            **numbers,
+            "style": self.style,
+            "styles": list(self._switch.styles()),
+            "degraded": self.degraded,
+        }
 
     def run(self) -> RunSummary:
         """Open camera and outputs, warm up, run until stopped, close everything.
@@ -244,6 +257,8 @@ class LiveSession:
             contextlib.ExitStack() as stack,
         ):
             sinks = self.outputs.open(source, stack, self.stop)
+            # Shed work before dropping frames: the budget is the camera's frame interval.
+            self.restyler.degrade = DegradePolicy(DegradeSettings(budget_ms=1000 / source.fps))
             runner = Runner(
                 source, self._switch.stages, sinks, policy="newest", on_status=self.on_status
             )

@@ -21,7 +21,6 @@ from models.pack import bundled_packs, load_pack
 from models.pack_stylizer import PackStylizer
 from pipeline.composite import Compositor
 from pipeline.frame import AlignedCrop, Face
-from pipeline.samples import face_photo
 
 pytestmark = [
     pytest.mark.gpu,
@@ -34,9 +33,18 @@ def _needs_cupy() -> None:
         pytest.skip('needs CuPy (pip install "facestyle[gpu]")')
 
 
+def _photo() -> np.ndarray:
+    """NASA's public-domain portrait of Eileen Collins, ``(512, 512, 3)`` ``uint8`` RGB
+    (straight from scikit-image: :mod:`pipeline.samples` needs PyAV, which this file does
+    not)."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
 def _crops(count: int, size: int, landmarks: np.ndarray) -> list[AlignedCrop]:
-    """``count`` different 256² crops of a bundled photo, with the given crop landmarks."""
-    photo = face_photo("astronaut")
+    """``count`` different crops of a bundled photo, with the given crop landmarks."""
+    photo = _photo()
     crops = []
     for i in range(count):
         window = photo[10 * i : 300 + 10 * i, 100 + 8 * i : 390 + 8 * i]
@@ -68,7 +76,7 @@ def test_the_cupy_compositor_matches_the_numpy_one(mode: str) -> None:
     import cupy
 
     pack = load_pack(bundled_packs()["painterly"])
-    frame = face_photo("grace_hopper")
+    frame = cv2.resize(_photo(), (640, 640))
     crops = _crops(2, 256, pack.exemplar_landmarks)
     stylized = np.stack([255 - crop.image for crop in crops])
     faces = [

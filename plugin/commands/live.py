@@ -149,7 +149,13 @@ def run(args: argparse.Namespace) -> int:
     outputs = LiveOutputs(
         vcam=args.vcam, stream=args.stream, record=args.record, window=args.preview
     )
-    status = _StatusLine(lambda: session.style, args.quiet)
+
+    def style() -> str:
+        # When the machine cannot keep up, the status line says what is being given up.
+        degraded = session.degraded
+        return session.style + (f"  degraded: {degraded}" if degraded else "")
+
+    status = _StatusLine(style, args.quiet)
     # SIGUSR1 appends here (list.append takes no lock); each status tick loads the next
     # style on a helper thread, as loading a pack takes a moment.
     style_requests: list[bool] = []

@@ -1,0 +1,124 @@
+"""Live restyling degrades in steps when frames take too long, and recovers: the policy fed
+with timings, and each step applied by the Restyler to real crops."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from models.pack_stylizer import PackStylizer
+from pipeline.align import align_face
+from pipeline.cartoon import CartoonStylizer
+from pipeline.degrade import STEPS, DegradePolicy, DegradeSettings
+from pipeline.frame import Face, Frame
+from pipeline.restyle import Analysis, Restyler
+from tests.face_crops import photo_face
+from tests.pack_factory import make_pack
+
+BUDGET = 40.0
+SETTINGS = DegradeSettings(budget_ms=BUDGET, step_down_above=0.9, step_up_below=0.4, window=5)
+
+
+def _feed(policy: DegradePolicy, ms: float, frames: int) -> list[int]:
+    return [policy.update(ms) for _ in range(frames)]
+
+
+def test_slow_frames_step_down_one_step_per_window_until_the_last() -> None:
+    policy = DegradePolicy(SETTINGS)
+    steps = _feed(policy, 1.5 * BUDGET, 5 * len(STEPS) + 5)
+    # A step lasts a whole window, so each step's own timings decide the next.
+    assert steps == [0] * 4 + [1] * 5 + [2] * 5 + [3] * 11
+    assert policy.name == "alternate frames"
+
+
+@pytest.mark.parametrize(
+    ("ms", "expected"),
+    [
+        (0.95 * BUDGET, 2),  # still too slow: one more step down
+        (0.6 * BUDGET, 1),  # keeping up, without room to spare: stays
+        (0.3 * BUDGET, 0),  # room again: one step back up
+    ],
+)
+def test_the_policy_holds_between_its_two_thresholds(ms: float, expected: int) -> None:
+    policy = DegradePolicy(SETTINGS)
+    _feed(policy, 2 * BUDGET, 5)
+    assert policy.step == 1
+    _feed(policy, ms, 5)
+    assert policy.step == expected
+
+
+def test_one_slow_frame_is_not_a_trend_and_reset_restores_the_full_work() -> None:
+    policy = DegradePolicy(SETTINGS)
+    assert _feed(policy, 0.2 * BUDGET, 4) + _feed(policy, 3 * BUDGET, 1) == [0] * 5
+    _feed(policy, 3 * BUDGET, 10)
+    assert policy.step == 2
+    policy.reset()
+    assert policy.step == 0 and policy.name == "full"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("budget_ms", 0.0, "budget_ms: expected > 0"),
+        ("step_up_below", 0.95, "step_up_below < step_down_above"),
+        ("window", 0, "window: expected >= 1"),
+    ],
+)
+def test_bad_settings_are_refused(field: str, value: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(SETTINGS, **{field: value})
+
+
+def _analysis(
+    stylizer, step: int, index: int = 0, shift: float = 0.0, small: bool = False, dark=False
+):
+    """Two faces of the astronaut photo (the second drawn smaller when ``small``; the photo
+    darkened when ``dark``)."""
+    photo, face, _ = photo_face("astronaut")
+    photo = photo // 2 if dark else photo
+    size = stylizer.crop_size // 2 if step >= 1 else stylizer.crop_size
+    near = Face(0, face.box + np.float32(shift), face.landmarks + np.float32(shift))
+    box = face.box * 0.5 if small else face.box
+    far = Face(1, box, face.landmarks * (0.5 if small else 1.0))
+    faces = (near, far)
+    crops = tuple(align_face(photo, f, size) for f in faces)
+    for crop in crops:
+        assert crop.size == size
+    return Analysis(Frame(photo, index / 30, index), faces, crops, stylizer, step)
+
+
+@pytest.mark.parametrize("make", [lambda: PackStylizer(make_pack()), CartoonStylizer])
+def test_smaller_crops_stylize_at_half_the_side(make) -> None:
+    stylizer = make()
+    restyler = Restyler(stylizer, degrade=DegradePolicy(SETTINGS))
+    analysis = _analysis(stylizer, step=1)
+    half = stylizer.crop_size // 2
+    assert restyler._stylize(analysis).shape == (2, half, half, 3)
+    assert restyler.render(analysis).image.shape == analysis.frame.image.shape
+
+
+def test_far_faces_get_the_classical_style_and_near_ones_the_pack() -> None:
+    pack = make_pack()
+    restyler = Restyler(PackStylizer(make_pack(), smoothing=0.0))
+    analysis = _analysis(restyler.stylizer, step=2, small=True)
+    styled = restyler._stylize(analysis)
+    near, far = analysis.crops
+    by_pack = PackStylizer(pack, smoothing=0.0).stylize([near])[0]
+    by_cartoon = CartoonStylizer(pack.crop_size).stylize([far])[0]
+    np.testing.assert_array_equal(styled[0], by_pack)
+    np.testing.assert_array_equal(styled[1], by_cartoon)
+
+
+def test_alternate_frames_reuse_a_still_faces_last_crop_on_odd_frames_only() -> None:
+    restyler = Restyler(CartoonStylizer())
+    first = restyler._stylize(_analysis(restyler.stylizer, step=3, index=0))
+    # Frame 1, darker: face 0 moved by a fifth of its side and is stylized anew; face 1 did
+    # not move, and its last crop is reused as it was.
+    second = restyler._stylize(_analysis(restyler.stylizer, 3, index=1, shift=20.0, dark=True))
+    np.testing.assert_array_equal(second[1], first[1])
+    assert np.abs(second[0].astype(int) - first[0]).mean() > 20
+    # Frame 2 is even: every face is stylized anew, so the darker input shows in both.
+    third = restyler._stylize(_analysis(restyler.stylizer, 3, index=2, shift=20.0, dark=True))
+    assert np.abs(third[1].astype(int) - first[1]).mean() > 20
