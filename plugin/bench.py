@@ -275,7 +275,8 @@ def format_bench(result: dict) -> str:
         f"bench: {clip['path']}, {clip['size'][0]}x{clip['size'][1]}, {clip['frames']} frames"
         f"{faces}, style {clip['style']}, x264 preset {clip['preset']}",
         f"device {device['device']}: torch threads {device['torch_threads']}, OpenCV threads "
-        f"{device['opencv_threads']}, OMP_WAIT_POLICY {device['omp_wait_policy']}",
+        f"{device['opencv_threads']}, OMP_WAIT_POLICY {device['omp_wait_policy']} "
+        f"({'in force' if device['passive'] else 'not in force: one thread each'})",
         "",
     ]
     loaded = result["load"]

@@ -111,6 +111,8 @@ def _session(clip: Path, settings: RestyleSettings) -> dict:
         **measured,
         "style": restyler.stylizer.name,
         "stage_ms": {k: round(v, 1) for k, v in stage_ms.items()},
+        # Where the degradation policy ended (pipeline.degrade.STEPS).
+        "degraded": session.degraded or "full",
     }
 
 
@@ -126,7 +128,7 @@ def run_live_bench(settings: RestyleSettings, seconds: float = 8.0, load: int = 
     Returns:
         ``{"style": name, "seconds": s, "sizes": {"640x480": {...}, ...}}`` where each size
         has ``fps``, ``p50_ms``, ``p95_ms``, ``captured``, ``written``, ``dropped``,
-        ``stage_ms`` (per face stage), ``baseline`` (the same numbers for a pass-through
+        ``stage_ms`` (per face stage), ``degraded`` (the degradation step it ended at), ``baseline`` (the same numbers for a pass-through
         stage), ``fps_vs_baseline``, the targets and ``meets_target``; with ``load``, also
         ``load``: the loaded run's numbers with ``fps_ratio`` and ``p95_ratio`` (loaded /
         quiet) and ``meets_target``.
@@ -190,6 +192,7 @@ def format_live_bench(result: dict) -> str:
         lines.append(
             f"  {name:>9}: {row['fps']:5.1f} fps  latency p50 {row['p50_ms']:5.1f} ms  "
             f"p95 {row['p95_ms']:5.1f} ms  dropped {row['dropped']}/{row['captured']}  "
+            f"work: {row['degraded']}  "
             f"[{'met' if row['meets_target'] else 'MISSED'}: {target}]"
         )
         lines.append(
@@ -202,6 +205,7 @@ def format_live_bench(result: dict) -> str:
                 f"  {'':>9}  with load ({', '.join(loaded['workers'])}): {loaded['fps']:.1f} fps "
                 f"= {loaded['fps_ratio']} x quiet, p95 {loaded['p95_ms']:.1f} ms "
                 f"= {loaded['p95_ratio']} x quiet, dropped {loaded['dropped']}/"
-                f"{loaded['captured']} [{'met' if loaded['meets_target'] else 'MISSED'}]"
+                f"{loaded['captured']}, work: {loaded['degraded']} "
+                f"[{'met' if loaded['meets_target'] else 'MISSED'}]"
             )
     return "\n".join(lines)

@@ -1,15 +1,22 @@
 """How facestyle shares a busy machine: its thread and waiting policy, applied in one place.
 
-Measured (DESIGN.md, "Threads"; the README's Speed section): PyTorch's default intra-op
-threads (one per core, OpenMP) slow the student 5-17x as soon as another process or the
-pipeline's own threads want a core, because every convolution waits for its slowest thread
-and idle OpenMP threads spin instead of sleeping. The pipeline already runs its stages on
-threads of its own, so the student gets one intra-op thread per stylizing worker, OpenCV's
-per-call worker pool is off, and idle OpenMP threads wait passively.
+What hurts the student beside other work (DESIGN.md, "Threads"; measured again for the
+README's Speed section) is OpenMP's idle threads *spinning*: PyTorch's intra-op threads wait
+for each other at every convolution, and with the default wait policy each waiting thread
+burns a core that the pipeline's other stages, or other programs, need. Measured on 2 shared
+cores, the student alone took 140 ms quiet and 490 ms beside a PyTorch job on its default two
+spinning threads, 26 and 20 ms with the same two threads waiting passively, and 26 and 63 ms
+on one thread. So:
 
-``OMP_WAIT_POLICY`` is read once, when the OpenMP runtime loads with ``import torch``, so
-:func:`wait_passively` runs when :mod:`plugin` is imported (the command line's entry point
-and the Python API both import it before anything imports torch).
+- idle OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``). The variable is read once,
+  when the OpenMP runtime loads with ``import torch``, so :func:`wait_passively` runs when
+  :mod:`plugin` is imported (the command line and the Python API both import it first); a
+  value the user set is kept;
+- with passive waiting in force, PyTorch and OpenCV keep their thread counts (beside other
+  work, two passive threads kept more of the student's speed than one);
+- where it cannot be in force (a host program loaded torch before facestyle could set the
+  variable, or the user chose ``ACTIVE``), the student gets one intra-op thread and OpenCV one
+  thread per call: a single thread has no one to wait for, so it cannot spin.
 """
 
 from __future__ import annotations
@@ -17,48 +24,57 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["OPENCV_THREADS", "STUDENT_THREADS", "WAIT_POLICY", "apply_thread_policy"]
-
-STUDENT_THREADS = 1
-"""PyTorch intra-op threads of the stage that runs the student (per stylizing worker)."""
-
-OPENCV_THREADS = 1
-"""OpenCV's worker threads per call: its resizes and blurs are on 256² crops, too small to
-split, and the stages already run side by side on their own threads."""
+__all__ = ["WAIT_POLICY", "apply_thread_policy", "passive_waiting", "wait_passively"]
 
 WAIT_POLICY = "PASSIVE"
-"""What idle OpenMP threads do: sleep (``PASSIVE``) instead of spinning on a core that the
-pipeline's other stages, or other programs, need."""
+"""What idle OpenMP threads do: sleep instead of spinning on a core others need."""
+
+# Facts about this process at the moment plugin was first imported: whether torch (and so its
+# OpenMP runtime) was loaded already, and whether the user had set a wait policy.
+_TORCH_LOADED_FIRST = "torch" in sys.modules
+_USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
 
 
 def wait_passively() -> None:
-    """Make OpenMP threads sleep when idle, unless the user chose otherwise; a no-op once
-    torch is loaded (its OpenMP runtime has read the variable by then)."""
+    """Make OpenMP threads sleep when idle, unless the user chose otherwise."""
     os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
 
 
-def apply_thread_policy() -> dict[str, object]:
-    """Apply :data:`STUDENT_THREADS` and :data:`OPENCV_THREADS` to this process.
+def passive_waiting() -> bool:
+    """Whether this process's OpenMP threads wait passively: the policy is ``PASSIVE`` and
+    was in the environment before torch loaded its OpenMP runtime."""
+    if os.environ.get("OMP_WAIT_POLICY", "").upper() != WAIT_POLICY:
+        return False
+    return _USER_WAIT_POLICY is not None or not _TORCH_LOADED_FIRST
 
-    Both are process-wide: PyTorch's intra-op count reaches threads started afterwards (the
-    runner's stage threads), OpenCV's every call. PyTorch is configured only if it is loaded
-    (a style pack loads it; the classical style never does).
+
+def apply_thread_policy() -> dict[str, object]:
+    """Apply the policy of the module docstring to this process.
+
+    Thread counts are process-wide: PyTorch's intra-op count reaches threads started
+    afterwards (the runner's stage threads), OpenCV's every call. PyTorch is configured only if
+    it is loaded (a style pack loads it; the classical style never does).
 
     Returns:
         What is in force, for the benchmark's report: ``{"torch_threads", "opencv_threads",
-        "omp_wait_policy"}`` (``torch_threads`` is ``None`` when torch is not loaded).
+        "omp_wait_policy", "passive"}`` (``torch_threads`` is ``None`` when torch is not
+        loaded).
     """
     import cv2
 
-    cv2.setNumThreads(OPENCV_THREADS)
+    passive = passive_waiting()
+    if not passive:
+        cv2.setNumThreads(1)
     torch_threads = None
     if "torch" in sys.modules:
         import torch
 
-        torch.set_num_threads(STUDENT_THREADS)
+        if not passive:
+            torch.set_num_threads(1)
         torch_threads = torch.get_num_threads()
     return {
         "torch_threads": torch_threads,
         "opencv_threads": cv2.getNumThreads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
+        "passive": passive,
     }

@@ -35,12 +35,9 @@ def test_bench_beside_competing_workers_reports_ratios_to_the_quiet_run(
     result = json.loads(capsys.readouterr().out)
     assert result["clip"]["faces"] == 2 and result["clip"]["frames"] == 8
     assert result["render"]["faces_tracked"] == 2
-    assert result["device"] == {
-        "device": "cpu",
-        "torch_threads": 1,
-        "opencv_threads": 1,
-        "omp_wait_policy": "PASSIVE",
-    }
+    device = result["device"]
+    assert device["device"] == "cpu" and device["omp_wait_policy"] == "PASSIVE"
+    assert device["torch_threads"] >= 1 and device["opencv_threads"] >= 1
     loaded, quiet = result["load"], result["render"]
     assert loaded["workers"] == ["torch"]
     assert loaded["fps_ratio"] == pytest.approx(loaded["fps"] / quiet["fps"])

@@ -310,8 +310,10 @@ def test_style_switch_takes_effect_between_frames(clip: Path) -> None:
 
 
 @pytest.mark.slow
-def test_live_bench_reports_every_size_against_its_baseline() -> None:
-    result = run_live_bench(RestyleSettings("cartoon"), 1.0)
+def test_live_bench_reports_every_size_against_its_baseline_quiet_and_loaded() -> None:
+    from pipeline.degrade import STEPS
+
+    result = run_live_bench(RestyleSettings("cartoon"), 1.0, load=1)
     assert result["style"] == "cartoon"
     assert set(result["sizes"]) == {"640x480", "1280x720"}
     for row in result["sizes"].values():
@@ -320,12 +322,18 @@ def test_live_bench_reports_every_size_against_its_baseline() -> None:
             assert measured["written"] + measured["dropped"] == 30
             assert measured["fps"] > 0 and measured["p95_ms"] >= measured["p50_ms"] > 0
         assert set(row["stage_ms"]) >= {"track", "stylize", "composite"}
+        loaded = row["load"]
+        assert loaded["workers"] == ["torch"] and loaded["captured"] == 30
+        assert loaded["fps_ratio"] == round(loaded["fps"] / row["fps"], 2)
+        assert loaded["p95_ratio"] == round(loaded["p95_ms"] / row["p95_ms"], 2)
+        assert row["degraded"] in STEPS and loaded["degraded"] in STEPS
         assert row["meets_target"] == (
             row["fps"] >= row["target_fps"]
             and (row["target_p95_ms"] is None or row["p95_ms"] <= row["target_p95_ms"])
         )
     text = format_live_bench(result)
     assert "640x480" in text and "1280x720" in text and "baseline" in text
+    assert "with load (torch)" in text
 
 
 def test_ctrl_c_ends_a_live_session_cleanly_and_keeps_the_recording(

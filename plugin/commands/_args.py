@@ -8,7 +8,13 @@ from collections.abc import Callable
 
 from plugin.settings import DEVICES, MASKS, RestyleSettings
 
-__all__ = ["add_mask_option", "add_restyle_options", "number_in", "restyle_settings"]
+__all__ = [
+    "add_device_option",
+    "add_mask_option",
+    "add_restyle_options",
+    "number_in",
+    "restyle_settings",
+]
 
 
 def number_in(
@@ -73,12 +79,7 @@ def add_restyle_options(
         "spikes, new faces found later",
     )
     add_mask_option(parser)
-    parser.add_argument(
-        "--device",
-        choices=DEVICES,
-        default="auto",
-        help="where the work runs: auto (CUDA when PyTorch sees one), cpu or cuda (auto)",
-    )
+    add_device_option(parser, "the work runs")
 
 
 def restyle_settings(args: argparse.Namespace, style: str | None = None) -> RestyleSettings:
@@ -90,6 +91,16 @@ def restyle_settings(args: argparse.Namespace, style: str | None = None) -> Rest
         detect_every=args.detect_every,
         mask=args.mask,
         device=args.device,
+    )
+
+
+def add_device_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--device auto|cpu|cuda``: where ``what`` (e.g. "the work runs")."""
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help=f"where {what}: auto (CUDA when PyTorch sees one), cpu or cuda (auto)",
     )
 
 

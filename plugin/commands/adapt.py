@@ -10,8 +10,7 @@ from pathlib import Path
 
 from pipeline.detail import DEFAULT_IDENTITY
 from pipeline.errors import OutputError
-from plugin.commands._args import number_in
-from plugin.settings import DEVICES, resolve_device
+from plugin.commands._args import add_device_option, number_in
 
 __all__ = ["add_parser", "run"]
 
@@ -62,12 +61,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--name", help="the pack's name (default: the output file's stem)")
     parser.add_argument("--seed", type=number_in(int, 0), default=0, help="random seed (default 0)")
-    parser.add_argument(
-        "--device",
-        choices=DEVICES,
-        default="auto",
-        help="where the student trains: auto (CUDA when PyTorch sees one), cpu or cuda (auto)",
-    )
+    add_device_option(parser, "the student trains")
     parser.set_defaults(run=run)
 
 
@@ -84,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"the pack must be a .safetensors file, got {output}")
     if not output.parent.is_dir():
         raise OutputError(f"cannot write {output}: folder {output.parent} does not exist")
+    from plugin.settings import resolve_device
+
     device = resolve_device(args.device)  # a missing GPU fails before minutes of work
     style = load_image(args.style_image)
     points = parse_points(args.points) if args.points else None
