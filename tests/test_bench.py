@@ -65,3 +65,16 @@ def test_a_bad_generated_size_is_a_usage_error(size: str, capsys) -> None:
         main(["bench", "--size", size])
     error = capsys.readouterr().err
     assert exit_.value.code == 2 and f"got {size}" in error and "--size: expected" in error
+
+
+def test_the_parity_check_and_the_student_timing_run_up_to_the_cuda_boundary(tmp_path) -> None:
+    from models.pack_stylizer import PackStylizer
+    from plugin.bench import _parity, _student_ms_per_crop, generate_clip
+    from plugin.settings import RestyleSettings
+    from tests.pack_factory import make_pack
+
+    clip = generate_clip(tmp_path / "c.mp4", (640, 480), faces=2, frames=4)
+    # On the CPU both sides are the CPU path: bit for bit the same frames.
+    same = _parity(RestyleSettings("cartoon", device="cpu"), clip, 3)
+    assert same == {"frames": 3, "mean_abs": 0.0, "max_abs": 0, "psnr_db": float("inf")}
+    assert _student_ms_per_crop(PackStylizer(make_pack()), 2, "cpu") > 0
