@@ -20,6 +20,7 @@ __all__ = ["main"]
 # dependency cannot take down unrelated commands.
 COMMANDS = (
     "render",
+    "batch",
     "bench",
     "stylize_image",
     "eval",
