@@ -292,7 +292,7 @@ def _prepare(
     )
     direct = len(segments) == 1 and settings.codec is None
     if direct:  # encoded straight into the output, audio and all
-        unit = RenderUnit(job.input, job.output, segments[0], True, job.output.name)
+        unit = RenderUnit(job.input, job.output, segments[0], index.has_audio, job.output.name)
         return _Clip(job, key, index, segments, (unit,), None), [unit]
     work = work_root / f"{job.output.name}.{key.digest[:16]}"
     try:

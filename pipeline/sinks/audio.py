@@ -47,9 +47,11 @@ class AudioCopy:
         except BaseException:
             self.close()
             raise
+        # demux() with no streams would read every stream: a file without audio has none.
+        demuxed = self._input.demux(*inputs) if inputs else iter(())
         self._packets = (
             _retarget(packet, targets[packet.stream.index])
-            for packet in self._input.demux(*inputs)
+            for packet in demuxed
             if packet.dts is not None
         )
 
