@@ -226,6 +226,8 @@ class TeacherStylizer:
     """
 
     name = "teacher"
+    # The appearance guide already keeps the person's own shading.
+    default_identity = 0.0
 
     def __init__(self, exemplar: Exemplar, params: TeacherParams | None = None) -> None:
         self.exemplar = exemplar

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import shlex
 import shutil
 import signal
 import subprocess
@@ -50,8 +51,12 @@ def live_command(
 ) -> list[str]:
     """The ``facestyle live`` command line this script runs.
 
+    ``extra`` is split as a shell would, so a quoted path stays one argument:
+
     >>> live_command("facestyle", "0", "cartoon", 9999)[:4]
     ['facestyle', 'live', '--camera', '0']
+    >>> live_command("facestyle", "0", "cartoon", 9999, extra="--record '/tmp/my clip.mp4'")[-2:]
+    ['--record', '/tmp/my clip.mp4']
     """
     command = [
         executable,
@@ -67,7 +72,7 @@ def live_command(
     ]
     if size:
         command += ["--size", size]
-    return command + extra.split()
+    return command + shlex.split(extra)
 
 
 def _stop_with_parent() -> None:

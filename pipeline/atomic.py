@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 import cv2
@@ -24,31 +24,29 @@ def partial_path(final: str | Path) -> Path:
 
     The name keeps ``final``'s suffix, so writers that pick a format from the suffix (PyAV,
     OpenCV) still do. The rename in :func:`publish` is atomic because both names are in the
-    same folder.
+    same folder. The file gets the permissions any new file gets (0o666 less the umask,
+    applied by the kernel), so nothing reads or sets the process-wide umask, which other
+    threads may depend on at that moment.
 
     Raises:
         OSError: the folder does not exist or cannot be written.
     """
     final = Path(final)
-    handle, name = tempfile.mkstemp(
-        prefix=f".{final.stem}.", suffix=f".part{final.suffix}", dir=final.parent
-    )
-    os.close(handle)
-    return Path(name)
+    while True:
+        path = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.part{final.suffix}")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue  # another writer's partial file: draw another name
+        return path
 
 
 def publish(partial: str | Path, final: str | Path) -> None:
     """Move a finished ``partial`` file to ``final``, replacing any file there.
 
-    ``mkstemp`` creates files readable by their owner only; the published file gets the
-    permissions any new file would get under the current umask.
-
     Raises:
         OSError: the rename failed (``partial`` is left for the caller to delete).
     """
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(partial, 0o666 & ~umask)
     os.replace(partial, final)
 
 

@@ -83,6 +83,8 @@ class CartoonStylizer:
     """
 
     name = "cartoon"
+    # Its ink lines follow the person's own features: no detail needs adding back.
+    default_identity = 0.0
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ keeps working::
     ├── StyleError           (ValueError)         unknown style name, bad or hostile pack
     ├── OutputError          (OSError)            cannot write the output (permissions, disk full)
     ├── DeviceError          (RuntimeError)       camera, virtual camera or GPU not available
+    ├── UsageError           (ValueError)         a command line that lacks what it needs
     └── Cancelled            (KeyboardInterrupt)  the user stopped the job (Ctrl-C)
 
 Library code raises these with a message that says what went wrong and what to do; only the
@@ -28,6 +29,7 @@ __all__ = [
     "NoFaceError",
     "OutputError",
     "StyleError",
+    "UsageError",
 ]
 
 
@@ -57,6 +59,10 @@ class OutputError(FacestyleError, OSError):
 
 class DeviceError(FacestyleError, RuntimeError):
     """A device is not available: camera, virtual camera, GPU."""
+
+
+class UsageError(FacestyleError, ValueError):
+    """A command line is incomplete or contradictory in a way argparse cannot see (exit 2)."""
 
 
 class Cancelled(FacestyleError, KeyboardInterrupt):

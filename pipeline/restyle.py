@@ -54,8 +54,7 @@ class Restyler:
         identity: strength of the content's fine luminance detail added back after
             stylizing (0 = pure style, about 1 = clearly the person); see
             :func:`pipeline.detail.restore_detail`. ``None`` uses the stylizer's own
-            ``default_identity`` (a style pack's measured default) if it has one, else 0;
-            it follows the stylizer through a style switch.
+            ``default_identity``; it follows the stylizer through a style switch.
 
     Attributes:
         timings: seconds spent per stage (:data:`STAGES`) and frames processed.
@@ -126,7 +125,7 @@ class Restyler:
         """The identity strength used with ``stylizer`` (see the ``identity`` argument)."""
         if self.identity is not None:
             return self.identity
-        return float(getattr(stylizer, "default_identity", 0.0))
+        return float(stylizer.default_identity)
 
     def reset(self) -> None:
         """Forget tracks, stylizer state and timings (call between unrelated clips)."""

@@ -23,10 +23,14 @@ class Stylizer(Protocol):
     Attributes:
         name: a short human name for summaries and ``facestyle packs``.
         crop_size: side ``S`` of the square crops it expects.
+        default_identity: the identity strength (:func:`pipeline.detail.restore_detail`)
+            to use with it when the user gives none: a style pack's measured default, 0 for
+            a stylizer that keeps the person by itself.
     """
 
     name: str
     crop_size: int
+    default_identity: float
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
         """Stylize a batch of crops.

@@ -2,78 +2,97 @@
 
 ::
 
-    from plugin.api import FaceStylizer, render
+    from plugin.api import FaceStylizer, LiveOutputs, LiveSession, render
 
     stylizer = FaceStylizer(style="cartoon", identity=0.5)
     for image in camera:                       # (H, W, 3) uint8 RGB
         show(stylizer.process(image))          # same shape, faces restyled
 
-    summary = render("talk.mp4", "talk-styled.mp4", style="cartoon", preview="sheet.png")
+    summary = render("talk.mp4", "talk-styled.mp4", style="cartoon", sheet="sheet.png")
     print(summary.frames, summary.mean_fps, summary.output)
+
+    LiveSession("0", RestyleSettings("pencil"), LiveOutputs(vcam=True)).run()  # until Ctrl-C
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
 import numpy as np
 
-from pipeline.composite import Compositor
-from pipeline.errors import OutputError
+from pipeline.errors import Cancelled, OutputError
 from pipeline.frame import Frame
-from pipeline.restyle import Restyler
-from pipeline.runner import Progress, run_pipeline
+from pipeline.restyle import Analysis
+from pipeline.runner import Progress, Runner, RunStats
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET, FileSink
 from pipeline.sources import VideoFileSource, open_source
 from pipeline.sources.images import IMAGE_SUFFIXES
 from pipeline.stylizer import Stylizer
-from pipeline.tracker import FaceTracker
+from plugin.live import LiveOutputs, LiveSession
 from plugin.sample import SAMPLE_NAME, sample_clip
+from plugin.settings import DEFAULT_STYLE, RestyleSettings, build_restyler
 from plugin.sheet import pick_sheet_indices, save_sheet
-from plugin.styles import DEFAULT_STYLE, resolve_style
 
-__all__ = ["DEFAULT_STYLE", "FaceStylizer", "Progress", "RenderSummary", "render"]
+__all__ = [
+    "DEFAULT_STYLE",
+    "FaceStylizer",
+    "LiveOutputs",
+    "LiveSession",
+    "Progress",
+    "RenderSummary",
+    "RestyleSettings",
+    "render",
+]
+
+# Seconds between progress reports of a render (a progress bar redraws about this often).
+_PROGRESS_SECONDS = 0.1
+
+
+def _settings(
+    style: str | Path | Stylizer | RestyleSettings, options: dict[str, Any]
+) -> RestyleSettings:
+    """``style`` with ``options`` (other :class:`RestyleSettings` fields) applied."""
+    if isinstance(style, RestyleSettings):
+        return replace(style, **options)
+    return RestyleSettings(style, **options)
 
 
 class FaceStylizer:
-    """Restyles every face in a stream of RGB frames, keeping track state between calls.
+    """Restyles every face in a stream of frames, keeping track state between calls.
 
     Args:
-        style: a style spec (see :func:`plugin.styles.resolve_style`) or a ready stylizer.
-        identity: how much of the person's fine detail to keep, 0 (pure style) to about 1;
-            ``None`` uses the style's own default (0.25 for the bundled packs, 0 for cartoon).
-        max_faces: most faces restyled per frame.
-        detect_every: run the face detector every this many frames (trackers in between).
-        mask: ``"face"`` blends only the face inside its landmarks; ``"crop"`` the whole
-            aligned square.
+        style: a style spec (see :func:`plugin.styles.resolve_style`), a ready stylizer, or a
+            whole :class:`RestyleSettings`.
         fps: frame rate assumed for bare arrays given without a time (smoothing uses it).
+        **options: any other :class:`RestyleSettings` field — ``identity``, ``max_faces``,
+            ``detect_every``, ``mask``, ``channels`` (``"bgr"`` for OpenCV hosts),
+            ``device`` — overriding ``style``'s when that is a settings object.
+
+    Attributes:
+        settings: what this stylizer was built from.
+        style: the stylizer's name.
 
     Raises:
         StyleError: the style cannot be used.
+        DeviceError: ``device="cuda"`` on a machine without one.
+        ValueError: an option is out of range.
     """
 
     def __init__(
         self,
-        style: str | Path | Stylizer = DEFAULT_STYLE,
+        style: str | Path | Stylizer | RestyleSettings = DEFAULT_STYLE,
         *,
-        identity: float | None = None,
-        max_faces: int = 4,
-        detect_every: int = 10,
-        mask: str = "face",
         fps: float = 30.0,
+        **options: Any,
     ) -> None:
-        stylizer = style if isinstance(style, Stylizer) else resolve_style(style)
-        self.style = stylizer.name
+        self.settings = _settings(style, options)
+        self._restyler = build_restyler(self.settings)
+        self.style = self._restyler.stylizer.name
         self.fps = fps
-        self._restyler = Restyler(
-            stylizer,
-            FaceTracker(detect_every=detect_every, max_faces=max_faces),
-            Compositor(mode=mask),
-            identity,
-        )
         self._count = 0
 
     @overload
@@ -86,20 +105,26 @@ class FaceStylizer:
         """Restyle one frame.
 
         Args:
-            frame: a :class:`Frame`, or an ``(H, W, 3)`` ``uint8`` RGB array.
+            frame: a :class:`Frame` (RGB), or an ``(H, W, 3)`` ``uint8`` array in the colour
+                order of ``settings.channels`` (RGB unless ``channels="bgr"``).
             time: seconds since the stream began, for bare arrays; ``None`` assumes ``fps``.
 
         Returns:
             The same type: a new :class:`Frame` (same time and pts), or an ``(H, W, 3)``
-            ``uint8`` RGB array. Frames without a visible face come back unchanged.
+            ``uint8`` array in the same colour order. Frames without a visible face come back
+            unchanged (the very same object).
         """
         if isinstance(frame, Frame):
             self._count += 1
             return self._restyler.process(frame)
+        bgr = self.settings.channels == "bgr"
         shown = self._count / self.fps if time is None else time
-        result = self._restyler.process(Frame(frame, shown, self._count))
+        given = Frame(np.ascontiguousarray(frame[:, :, ::-1]) if bgr else frame, shown, self._count)
+        result = self._restyler.process(given)
         self._count += 1
-        return result.image
+        if result is given:
+            return frame
+        return np.ascontiguousarray(result.image[:, :, ::-1]) if bgr else result.image
 
     def reset(self) -> None:
         """Forget all tracks and state: call before an unrelated clip or camera."""
@@ -129,7 +154,7 @@ class RenderSummary:
         seconds: wall time of the run.
         style: the stylizer's name.
         stage_ms: milliseconds per frame per stage (decode, face stages, encode).
-        preview: the before/after sheet, if one was asked for.
+        sheet: the before/after sheet, if one was asked for.
     """
 
     output: Path
@@ -139,22 +164,25 @@ class RenderSummary:
     seconds: float
     style: str
     stage_ms: dict[str, float]
-    preview: Path | None = None
+    sheet: Path | None = None
+
+    @property
+    def preview(self) -> Path | None:
+        """Deprecated name of :attr:`sheet`."""
+        return self.sheet
 
 
 def render(
     input: str | Path,
     output: str | Path,
     *,
-    style: str | Path | Stylizer = DEFAULT_STYLE,
-    identity: float | None = None,
-    max_faces: int = 4,
-    detect_every: int = 10,
-    mask: str = "face",
+    style: str | Path | Stylizer | RestyleSettings = DEFAULT_STYLE,
     crf: int = DEFAULT_CRF,
     preset: str = DEFAULT_PRESET,
+    sheet: str | Path | None = None,
     preview: str | Path | None = None,
     progress: Callable[[Progress], None] | None = None,
+    **options: Any,
 ) -> RenderSummary:
     """Restyle every face in a video (or image sequence) and write the result as a video.
 
@@ -165,19 +193,24 @@ def render(
         input: a video file, an image folder or pattern, an image, or ``"sample"`` for the
             bundled sample clip.
         output: the video to write (``.mp4``, ``.mkv``, ``.mov``).
-        style, identity, max_faces, detect_every, mask: see :class:`FaceStylizer`.
+        style, options: see :class:`FaceStylizer` (``identity``, ``max_faces``,
+            ``detect_every``, ``mask``, ``device``).
         crf, preset: x264 quality and speed (see :class:`pipeline.sinks.file.FileSink`).
-        preview: also write a before/after sheet (PNG) of a few frames here.
-        progress: called after every frame with frames done, fps and ETA.
+        sheet: also write a before/after sheet (PNG) of a few frames here.
+        preview: deprecated name of ``sheet``.
+        progress: called on the caller's thread as frames are done, with fps and ETA.
 
     Raises:
         InputNotFoundError, InputError: the input is missing or unusable.
         StyleError: the style cannot be used.
-        OutputError: the output (or preview) cannot be written.
+        OutputError: the output (or sheet) cannot be written.
+        Cancelled: Ctrl-C (or ``progress`` raising ``KeyboardInterrupt``); nothing is left
+            under the output name.
     """
-    stylizer = FaceStylizer(
-        style, identity=identity, max_faces=max_faces, detect_every=detect_every, mask=mask
-    )
+    if preview is not None:
+        warnings.warn("render(preview=...) is now sheet=...", DeprecationWarning, stacklevel=2)
+        sheet = sheet or preview
+    restyler = build_restyler(_settings(style, options))
     input_path = sample_clip() if str(input) == SAMPLE_NAME else Path(input)
     output = Path(output)
     if output.suffix.lower() in IMAGE_SUFFIXES or not output.suffix:
@@ -190,28 +223,41 @@ def render(
         picks = set(pick_sheet_indices(total))
         pairs: list[tuple[np.ndarray, np.ndarray]] = []
 
-        def process(frame: Frame) -> Frame:
-            result = stylizer.process(frame)
-            if preview is not None and frame.index in picks:
-                pairs.append((frame.image, result.image))
+        def render_and_keep(analysis: Analysis) -> Frame:
+            result = restyler.render(analysis)
+            if sheet is not None and result.index in picks:
+                pairs.append((analysis.frame.image, result.image))
             return result
+
+        def report(stats: RunStats) -> None:
+            if progress is not None:
+                progress(Progress.of(stats, total))
 
         sink = FileSink.matching(
             output, source, audio_from=input_path if has_audio else None, crf=crf, preset=preset
         )
+        runner = Runner(
+            source,
+            (restyler.analyse, render_and_keep),
+            [sink],
+            on_status=report,
+            status_interval=_PROGRESS_SECONDS,
+        )
         with sink:
-            result = run_pipeline(source, process, sink, total=total, progress=progress)
-    sheet = save_sheet(preview, pairs) if preview is not None and pairs else None
+            result = runner.run()
+            if result.interrupted:
+                raise Cancelled(f"stopped; nothing was written to {output}")
+    written_sheet = save_sheet(sheet, pairs) if sheet is not None and pairs else None
     io_ms = result.timings.ms_per_frame()
-    stage_ms = {"decode": io_ms.get("decode", 0.0), **stylizer.stage_ms}
+    stage_ms = {"decode": io_ms.get("decode", 0.0), **restyler.timings.ms_per_frame()}
     stage_ms["encode"] = io_ms.get("encode", 0.0)
     return RenderSummary(
         output=output,
         frames=result.frames,
-        faces_tracked=stylizer.faces_tracked,
+        faces_tracked=len(restyler.track_ids),
         mean_fps=result.fps,
         seconds=result.seconds,
-        style=stylizer.style,
+        style=restyler.stylizer.name,
         stage_ms=stage_ms,
-        preview=sheet,
+        sheet=written_sheet,
     )

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from pipeline.frame import Frame
-from pipeline.restyle import Restyler
-from pipeline.runner import RunResult, run_pipeline
+from pipeline.runner import Runner, RunSummary
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sinks.file import DEFAULT_PRESET, FileSink
 from pipeline.sources import open_source
-from plugin.styles import resolve_style
+from plugin.settings import RestyleSettings, build_restyler
 
 __all__ = ["BENCH_SIZE", "TARGETS", "format_bench", "run_bench"]
 
@@ -39,19 +38,25 @@ def _pose(index: int) -> Pose:
     )
 
 
-def _render(clip: Path, output: Path, stage: Callable[[Frame], Frame], preset: str) -> RunResult:
+def _render(
+    clip: Path, output: Path, stages: Sequence[Callable[[Any], Any]], preset: str
+) -> RunSummary:
     with open_source(clip) as source:
         sink = FileSink.matching(output, source, preset=preset)
         with sink:
-            return run_pipeline(source, stage, sink, total=source.frame_count)
+            return Runner(source, stages, [sink]).run()
 
 
-def run_bench(frames: int = 150, style: str = "cartoon", preset: str = DEFAULT_PRESET) -> dict:
+def run_bench(
+    settings: RestyleSettings,
+    frames: int = 150,
+    preset: str = DEFAULT_PRESET,
+) -> dict:
     """Measure the I/O floor and the full render on a generated clip.
 
     Args:
+        settings: the restyler to measure (the targets are for the ``"cartoon"`` style).
         frames: clip length (25 fps).
-        style: the style to render with (the targets are for ``"cartoon"``).
         preset: x264 preset of both runs (the render default unless given).
 
     Returns:
@@ -59,18 +64,19 @@ def run_bench(frames: int = 150, style: str = "cartoon", preset: str = DEFAULT_P
         "faces_tracked"}, "fps_vs_io_floor", "track_landmarks_ms", "targets", "meets"}``
         where ``stage_ms`` maps stage name to milliseconds per frame.
     """
-    from plugin.commands.live import warm_up
+    from plugin.live import warm_up
 
-    stylizer = resolve_style(style)
+    restyler = build_restyler(settings)
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-") as folder:
         clip = Path(folder) / "bench.mp4"
         write_moving_face_clip(
             clip, [FacePath("astronaut", _pose)], frames, size=BENCH_SIZE, audio=False
         )
-        floor = _render(clip, Path(folder) / "floor.mp4", lambda frame: frame, preset)
-        restyler = Restyler(stylizer)
+        floor = _render(clip, Path(folder) / "floor.mp4", [lambda frame: frame], preset)
         warm_up(restyler)  # model loading is start-up, not per-frame cost
-        full = _render(clip, Path(folder) / "full.mp4", restyler.process, preset)
+        # The same two stages as `facestyle render`: track and align, stylize and composite.
+        stages = [restyler.analyse, restyler.render]
+        full = _render(clip, Path(folder) / "full.mp4", stages, preset)
 
     io_ms = full.timings.ms_per_frame()
     tracker_ms = restyler.tracker.timings.ms_per_frame()
@@ -88,7 +94,7 @@ def run_bench(frames: int = 150, style: str = "cartoon", preset: str = DEFAULT_P
         "clip": {
             "size": list(BENCH_SIZE),
             "frames": frames,
-            "style": stylizer.name,
+            "style": restyler.stylizer.name,
             "preset": preset,
         },
         "io_floor": {"fps": floor.fps, "stage_ms": floor.timings.ms_per_frame()},

@@ -1,9 +1,9 @@
 """``facestyle bench --live``: sustained frame rate and added latency of the live path.
 
 For each size a clip of one public-domain face moving about is generated, played at real time
-(30 fps, as a camera would deliver it) into the live runner, restyled on two threads (track and
-align, then stylize and composite) as ``facestyle live`` does, and streamed as MPEG-TS to a
-loopback UDP port, the way ``facestyle live --stream`` feeds OBS. The same run with a
+(30 fps, as a camera would deliver it) into a :class:`plugin.live.LiveSession` — the session
+``facestyle live`` runs — and streamed as MPEG-TS to a loopback UDP port, the way
+``facestyle live --stream`` feeds OBS. The same run with a
 pass-through stage is the baseline: capture, colour conversion and encoding alone, measured in
 the same conditions, so the numbers can be read as the cost of restyling.
 
@@ -13,20 +13,18 @@ Targets (issue 5, on a 2-core CPU): 640x480 at >= 30 fps with p95 added latency 
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import math
 import socket
 import tempfile
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.frame import Frame
-from pipeline.live import LiveRunner, LiveSummary
+from pipeline.runner import Runner, RunSummary
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
-from pipeline.sinks.stream import StreamSink
-from pipeline.sources.paced import PacedSource
+from plugin.live import LiveOutputs, LiveSession, open_camera
+from plugin.settings import RestyleSettings
 
 __all__ = ["LIVE_TARGETS", "format_live_bench", "run_live_bench"]
 
@@ -74,17 +72,18 @@ def _free_udp_port() -> int:
         return probe.getsockname()[1]
 
 
-def _run(clip: Path, stage: Callable[[Frame], Frame] | Sequence[Callable]) -> LiveSummary:
-    with (
-        PacedSource(clip) as source,
-        StreamSink(
-            f"udp://127.0.0.1:{_free_udp_port()}", source.width, source.height, source.fps
-        ) as sink,
-    ):
-        return LiveRunner(source, stage, [sink]).run()
+def _stream() -> LiveOutputs:
+    return LiveOutputs(stream=f"udp://127.0.0.1:{_free_udp_port()}")
 
 
-def _measure(summary: LiveSummary) -> dict:
+def _pass_through(clip: Path) -> RunSummary:
+    """The baseline: the live session's source, queue policy and stream, no face stages."""
+    with open_camera(str(clip)) as source, contextlib.ExitStack() as stack:
+        sinks = _stream().open(source, stack, stop=lambda: None)
+        return Runner(source, lambda frame: frame, sinks, policy="newest").run()
+
+
+def _measure(summary: RunSummary) -> dict:
     """Sustained fps and latency percentiles after the settling time."""
     times, latencies = summary.output_times, summary.latencies
     steady = times >= SETTLE_SECONDS
@@ -101,13 +100,12 @@ def _measure(summary: LiveSummary) -> dict:
     }
 
 
-def run_live_bench(args: argparse.Namespace) -> dict:
+def run_live_bench(settings: RestyleSettings, seconds: float = 8.0) -> dict:
     """Measure the live path at every size in :data:`LIVE_TARGETS`.
 
     Args:
-        args: reads ``style`` (default: :data:`plugin.styles.DEFAULT_STYLE`), ``identity``
-            (the style's own), ``detect_every`` (10) and ``live_seconds`` (length of each
-            run, 8).
+        settings: the restyler to measure (a fresh one per size).
+        seconds: length of each run.
 
     Returns:
         ``{"style": name, "seconds": s, "sizes": {"640x480": {...}, ...}}`` where each size
@@ -115,21 +113,19 @@ def run_live_bench(args: argparse.Namespace) -> dict:
         ``stage_ms`` (per face stage), ``baseline`` (the same numbers for a pass-through
         stage), ``fps_vs_baseline``, the targets and ``meets_target``.
     """
-    from plugin.commands.live import live_restyler, warm_up
-    from plugin.styles import DEFAULT_STYLE, resolve_style
-
-    style = getattr(args, "style", None) or DEFAULT_STYLE
-    identity = getattr(args, "identity", None)
-    seconds = float(getattr(args, "live_seconds", None) or 8.0)
-    detect_every = int(getattr(args, "detect_every", None) or 10)
-    result: dict = {"style": style, "seconds": seconds, "detect_every": detect_every, "sizes": {}}
+    result: dict = {
+        "seconds": seconds,
+        "detect_every": settings.detect_every,
+        "sizes": {},
+    }
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-live-") as folder:
         for size, (target_fps, target_p95) in LIVE_TARGETS.items():
             clip = _clip(Path(folder), size, seconds)
-            baseline = _measure(_run(clip, lambda frame: frame))
-            restyler = live_restyler(resolve_style(style), identity, detect_every)
-            warm_up(restyler)
-            measured = _measure(_run(clip, (restyler.analyse, restyler.render)))
+            baseline = _measure(_pass_through(clip))
+            session = LiveSession(str(clip), settings, _stream())
+            measured = _measure(session.run())
+            restyler = session.restyler
+            result["style"] = restyler.stylizer.name
             meets = measured["fps"] >= target_fps and (
                 target_p95 is None or measured["p95_ms"] <= target_p95
             )

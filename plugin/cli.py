@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from pipeline.errors import Cancelled, FacestyleError
+from pipeline.errors import Cancelled, FacestyleError, UsageError
 
 __all__ = ["main"]
 
@@ -64,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Cancelled, KeyboardInterrupt):
         print("facestyle: stopped; nothing was written under the output name", file=sys.stderr)
         return EXIT_CANCELLED
+    except UsageError as error:
+        print(f"facestyle {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except FacestyleError as error:
         print(f"facestyle: error: {error}", file=sys.stderr)
         return EXIT_ERROR

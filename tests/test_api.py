@@ -21,8 +21,11 @@ def test_public_api_is_pinned() -> None:
     assert sorted(plugin.api.__all__) == [
         "DEFAULT_STYLE",
         "FaceStylizer",
+        "LiveOutputs",
+        "LiveSession",
         "Progress",
         "RenderSummary",
+        "RestyleSettings",
         "render",
     ]
 
@@ -54,13 +57,29 @@ def test_process_restyles_a_face_in_a_bare_array(astronaut: np.ndarray) -> None:
 
 
 def test_process_keeps_frame_metadata_and_passes_faceless_frames(grace_hopper) -> None:
-    stylizer = FaceStylizer()
+    stylizer = FaceStylizer("cartoon")
     blank = Frame(np.full((120, 160, 3), 40, np.uint8), 1.5, 7, pts=42)
     assert stylizer.process(blank) is blank
-    frame = Frame(np.ascontiguousarray(grace_hopper), 1.54, 8, pts=43)
-    out = stylizer.process(frame)
-    assert isinstance(out, Frame)
-    assert (out.time, out.index, out.pts) == (1.54, 8, 43)
+    image = np.ascontiguousarray(grace_hopper)
+    # A new face is tentative at first and fades in: only later frames are composited.
+    for index in range(8, 16):
+        frame = Frame(image, index / 25, index, pts=index + 35)
+        out = stylizer.process(frame)
+    assert isinstance(out, Frame) and out is not frame
+    assert not np.array_equal(out.image, image)
+    assert (out.time, out.index, out.pts) == (15 / 25, 15, 50)
+
+
+def test_an_opencv_host_gets_its_own_colour_order_back(astronaut: np.ndarray) -> None:
+    image = _letterboxed(astronaut)
+    as_bgr = np.ascontiguousarray(image[:, :, ::-1])
+    rgb_host, bgr_host = FaceStylizer("cartoon"), FaceStylizer("cartoon", channels="bgr")
+    for _ in range(8):
+        from_rgb, from_bgr = rgb_host.process(image), bgr_host.process(as_bgr)
+    assert not np.array_equal(from_rgb, image)
+    assert np.array_equal(from_bgr, from_rgb[:, :, ::-1])
+    blank = np.full((120, 160, 3), 40, np.uint8)
+    assert FaceStylizer("cartoon", channels="bgr").process(blank) is blank
 
 
 def test_identity_and_mask_options_change_the_result(astronaut: np.ndarray) -> None:

@@ -16,7 +16,7 @@ import pytest
 from live_support import write_small_clip
 
 from pipeline.errors import DeviceError
-from pipeline.live import LiveRunner
+from pipeline.runner import Runner
 from pipeline.sinks.stream import StreamSink
 from pipeline.sources.camera import CameraSource, parse_device
 from pipeline.sources.paced import PacedSource
@@ -112,7 +112,7 @@ class _Sender:
     def __init__(self, clip: Path, url: str) -> None:
         self._source = PacedSource(clip, loop=True)
         self._sink = StreamSink(url, self._source.width, self._source.height, self._source.fps)
-        self._runner = LiveRunner(self._source, lambda frame: frame, [self._sink])
+        self._runner = Runner(self._source, lambda frame: frame, [self._sink], policy="newest")
         self._thread = threading.Thread(target=self._runner.run)
         self._thread.start()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -24,14 +23,16 @@ from live_support import ListSink, write_small_clip
 from pipeline.cartoon import CartoonStylizer
 from pipeline.errors import DeviceError, StyleError
 from pipeline.frame import Frame
-from pipeline.live import LatestQueue, LiveRunner, LiveStats
 from pipeline.restyle import Restyler
+from pipeline.runner import Runner, RunStats, StageQueue
 from pipeline.sinks.preview import PreviewSink
 from pipeline.sources.paced import PacedSource
 from pipeline.sources.video import VideoFileSource
 from plugin.bench_live import format_live_bench, run_live_bench
 from plugin.cli import main
+from plugin.live import LiveOutputs, LiveSession
 from plugin.live_control import StyleSwitch
+from plugin.settings import RestyleSettings
 
 N_FRAMES = 24
 
@@ -46,8 +47,8 @@ def _live_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("facestyle-")]
 
 
-def test_latest_queue_keeps_newest_in_order_and_counts_drops() -> None:
-    queue: LatestQueue[int] = LatestQueue(2)
+def test_stage_queue_keeps_newest_in_order_and_counts_drops() -> None:
+    queue: StageQueue[int] = StageQueue(2)
     for item in range(5):
         assert queue.put(item)
     assert (queue.dropped, queue.high_water, len(queue)) == (3, 2, 2)
@@ -56,9 +57,9 @@ def test_latest_queue_keeps_newest_in_order_and_counts_drops() -> None:
     assert [queue.get(), queue.get(), queue.get()] == [3, 4, None]
 
 
-def test_latest_queue_rejects_zero_size() -> None:
+def test_stage_queue_rejects_zero_size() -> None:
     with pytest.raises(ValueError, match="maxsize"):
-        LatestQueue(0)
+        StageQueue(0)
 
 
 def test_paced_source_releases_frames_at_their_time(clip: Path) -> None:
@@ -82,12 +83,13 @@ def test_paced_source_loops_with_running_index(clip: Path) -> None:
 
 def test_frames_leave_in_order_and_all_are_accounted_for(clip: Path) -> None:
     sink = ListSink()
-    statuses: list[LiveStats] = []
+    statuses: list[RunStats] = []
     with PacedSource(clip) as source:
-        runner = LiveRunner(
+        runner = Runner(
             source,
             lambda f: f.with_image(255 - f.image),
             [sink],
+            policy="newest",
             on_status=statuses.append,
             status_interval=0.1,
         )
@@ -115,7 +117,7 @@ def test_slow_stage_drops_stale_frames_and_queues_stay_bounded(clip: Path) -> No
 
     sink = ListSink()
     with PacedSource(clip) as source:
-        runner = LiveRunner(source, slow, [sink], queue_size=1)
+        runner = Runner(source, slow, [sink], queue_size=1, policy="newest")
         summary = runner.run()
     stats = summary.stats
     assert stats.captured == N_FRAMES
@@ -138,7 +140,7 @@ def test_an_error_in_any_thread_stops_all_and_is_reraised(clip: Path, where: str
     sink = ListSink(fail_at=2 if where == "sink" else None)
     expected = ValueError if where == "process" else OSError
     with PacedSource(clip, loop=True) as source:
-        runner = LiveRunner(source, stage, [sink])
+        runner = Runner(source, stage, [sink], policy="newest")
         with pytest.raises(expected):
             runner.run()
     assert len(sink.frames) <= 3
@@ -148,7 +150,7 @@ def test_an_error_in_any_thread_stops_all_and_is_reraised(clip: Path, where: str
 def test_stop_from_another_thread_ends_an_endless_source(clip: Path) -> None:
     sink = ListSink()
     with PacedSource(clip, loop=True) as source:
-        runner = LiveRunner(source, lambda f: f, [sink])
+        runner = Runner(source, lambda f: f, [sink], policy="newest")
         timer = threading.Timer(0.4, runner.stop)
         timer.start()
         summary = runner.run()
@@ -261,6 +263,28 @@ def test_cli_records_streams_and_obeys_its_control_endpoint(
     assert frames and frames[0].image.shape == (240, 320, 3)
 
 
+def test_a_library_session_restyles_a_file_into_a_recording(clip: Path, tmp_path: Path) -> None:
+    record = tmp_path / "session.mp4"
+    statuses: list[RunStats] = []
+    session = LiveSession(
+        str(clip),
+        RestyleSettings("cartoon", max_faces=1),
+        LiveOutputs(record=record),
+        control=0,
+        on_status=statuses.append,
+    )
+    assert session.stats() is None and session.status()["style"] == "cartoon"
+    summary = session.run()  # the file ends the session
+    assert not summary.interrupted and summary.stats.captured == N_FRAMES
+    assert session.control_port and statuses[-1].written == summary.stats.written
+    assert session.restyler.track_ids  # faces were restyled, not passed through
+    status = session.status()
+    assert status["written"] == summary.stats.written and "cartoon" in status["styles"]
+    with VideoFileSource(record) as recorded:
+        assert len(list(recorded)) == summary.stats.written
+    assert _live_threads() == []
+
+
 def test_style_switch_takes_effect_between_frames(clip: Path) -> None:
     made: list[CartoonStylizer] = []
 
@@ -286,7 +310,7 @@ def test_style_switch_takes_effect_between_frames(clip: Path) -> None:
 
 @pytest.mark.slow
 def test_live_bench_reports_every_size_against_its_baseline() -> None:
-    result = run_live_bench(argparse.Namespace(style="cartoon", live_seconds=1.0))
+    result = run_live_bench(RestyleSettings("cartoon"), 1.0)
     assert result["style"] == "cartoon"
     assert set(result["sizes"]) == {"640x480", "1280x720"}
     for row in result["sizes"].values():
@@ -391,7 +415,7 @@ def test_preview_window_shows_frames_on_a_real_x_server(clip: Path) -> None:
 def test_a_stop_before_run_is_honoured_and_a_later_run_starts_fresh(clip: Path) -> None:
     sink = ListSink()
     with PacedSource(clip, speed=4.0) as source:
-        runner = LiveRunner(source, lambda f: f, [sink])
+        runner = Runner(source, lambda f: f, [sink], policy="newest")
         runner.stop()
         first = runner.run()
     assert first.interrupted and first.stats.written <= 1
@@ -416,7 +440,7 @@ def test_stages_run_on_their_own_threads_in_order(clip: Path) -> None:
 
     sink = ListSink()
     with PacedSource(clip, speed=2.0) as source:
-        summary = LiveRunner(source, (first, second), [sink]).run()
+        summary = Runner(source, (first, second), [sink], policy="newest").run()
     assert seen == {"first": {"facestyle-stage-0"}, "second": {"facestyle-stage-1"}}
     indices = [f.index for f in sink.frames]
     assert indices == sorted(set(indices))
@@ -440,7 +464,7 @@ def test_stop_is_safe_from_a_signal_handler_that_interrupts_itself(clip: Path) -
     # A handler firing every 0.2 ms interrupts run(), the stop it calls, and itself; a stop
     # that took a lock (Event.set) would deadlock here sooner or later.
     with PacedSource(clip, loop=True) as source:
-        runner = LiveRunner(source, lambda f: f, [ListSink()])
+        runner = Runner(source, lambda f: f, [ListSink()], policy="newest")
         calls = []
 
         def handler(signum: int, stack: object) -> None:

@@ -29,7 +29,7 @@ from obs_bridge.client import ObsBridge, main
 from obs_bridge.obs_facestyle import live_command
 from obs_bridge.settings import MEDIA_SOURCE_KIND, media_source_settings, stream_url
 from pipeline.errors import DeviceError
-from pipeline.live import LiveRunner
+from pipeline.runner import Runner
 from pipeline.sinks.stream import StreamSink
 from pipeline.sources.paced import PacedSource
 from plugin.cli import build_parser
@@ -52,10 +52,12 @@ def test_media_source_plays_the_url_without_buffering() -> None:
 
 
 def test_script_command_is_one_the_cli_accepts() -> None:
-    command = live_command("facestyle", "/dev/video0", "cartoon", 9999, "640x480", "--loop -q")
+    extra = "--loop -q --record '/tmp/my talk.mp4'"
+    command = live_command("facestyle", "/dev/video0", "cartoon", 9999, "640x480", extra)
     args = build_parser().parse_args(command[1:])
     assert (args.camera, args.style, args.stream) == ("/dev/video0", "cartoon", stream_url(9999))
     assert (args.control, args.size, args.loop, args.quiet) == (10000, (640, 480), True, True)
+    assert str(args.record) == "/tmp/my talk.mp4"  # a quoted path with a space stays one
 
 
 def test_no_obs_running_is_a_clear_error(capfd: pytest.CaptureFixture[str]) -> None:
@@ -172,7 +174,7 @@ def streaming(tmp_path: Path) -> Iterator[str]:
         PacedSource(clip, loop=True) as source,
         StreamSink(url, source.width, source.height, source.fps) as sink,
     ):
-        runner = LiveRunner(source, lambda frame: frame, [sink])
+        runner = Runner(source, lambda frame: frame, [sink], policy="newest")
         thread = threading.Thread(target=runner.run)
         thread.start()
         try:

@@ -123,8 +123,8 @@ def test_preview_sheet_is_written(clip: tuple[Path, ClipTruth], tmp_path: Path) 
 
     source, _ = clip
     sheet = tmp_path / "sheet.png"
-    summary = render(source, tmp_path / "out.mkv", preview=sheet, preset="ultrafast")
-    assert summary.preview == sheet
+    summary = render(source, tmp_path / "out.mkv", sheet=sheet, preset="ultrafast")
+    assert summary.sheet == sheet
     image = cv2.imread(str(sheet))
     # Three rows of before|after at 480 px per side, plus the header.
     assert image.shape[1] == 960 and image.shape[0] == 36 + 3 * 360

@@ -1,11 +1,14 @@
-"""Argument types shared by the subcommands: numbers in a range, with one message shape."""
+"""What the subcommands share: numbers in a range with one message shape, and the options
+that make a :class:`~plugin.settings.RestyleSettings`."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 
-__all__ = ["add_mask_option", "add_restyle_options", "number_in"]
+from plugin.settings import DEVICES, MASKS, RestyleSettings
+
+__all__ = ["add_mask_option", "add_restyle_options", "number_in", "restyle_settings"]
 
 
 def number_in(
@@ -40,13 +43,16 @@ def number_in(
     return parse
 
 
-def add_restyle_options(parser: argparse.ArgumentParser, default_style: str) -> None:
-    """The options every command that restyles a stream shares (render, live)."""
+def add_restyle_options(
+    parser: argparse.ArgumentParser, default_style: str | None, style_help: str | None = None
+) -> None:
+    """The options every command that restyles a stream shares (render, live, bench): one
+    per :class:`RestyleSettings` field a user sets; :func:`restyle_settings` reads them."""
     parser.add_argument(
         "--style",
         default=default_style,
         metavar="NAME|PACK",
-        help=f"style name or .safetensors pack (default: {default_style})",
+        help=style_help or f"style name or .safetensors pack (default: {default_style})",
     )
     parser.add_argument(
         "--identity",
@@ -66,13 +72,32 @@ def add_restyle_options(parser: argparse.ArgumentParser, default_style: str) -> 
         help="run the face detector every N frames (10); higher: less work and fewer latency "
         "spikes, new faces found later",
     )
+    add_mask_option(parser)
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="where the work runs: auto (CUDA when PyTorch sees one), cpu or cuda (auto)",
+    )
+
+
+def restyle_settings(args: argparse.Namespace, style: str | None = None) -> RestyleSettings:
+    """The settings :func:`add_restyle_options` parsed; ``style`` replaces ``args.style``."""
+    return RestyleSettings(
+        style=style or args.style,
+        identity=args.identity,
+        max_faces=args.max_faces,
+        detect_every=args.detect_every,
+        mask=args.mask,
+        device=args.device,
+    )
 
 
 def add_mask_option(parser: argparse.ArgumentParser) -> None:
     """``--mask face|crop``: how much of the stylized crop is blended back."""
     parser.add_argument(
         "--mask",
-        choices=("face", "crop"),
+        choices=MASKS,
         default="face",
         help="blend the face only, or the whole aligned square (face)",
     )

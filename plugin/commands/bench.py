@@ -6,6 +6,8 @@ import argparse
 import json
 
 from pipeline.sinks.file import DEFAULT_PRESET
+from plugin.commands._args import add_restyle_options, number_in, restyle_settings
+from plugin.settings import DEFAULT_STYLE
 
 __all__ = ["add_parser", "run"]
 
@@ -19,11 +21,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "fps beside the decode+encode floor measured in the same run."
         ),
     )
-    parser.add_argument("--frames", type=int, default=150, help="clip length in frames (150)")
     parser.add_argument(
-        "--style",
-        default=None,
-        help="style to render with (default: cartoon, the classical one; --live: the default pack)",
+        "--frames", type=number_in(int, 2), default=150, help="clip length in frames (150)"
+    )
+    add_restyle_options(
+        parser,
+        None,
+        style_help="style to render with (default: cartoon, the classical one; --live: "
+        f"{DEFAULT_STYLE})",
     )
     parser.add_argument(
         "--preset", default=DEFAULT_PRESET, help=f"x264 preset of both runs ({DEFAULT_PRESET})"
@@ -35,7 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also measure the live path (sustained fps and added latency)",
     )
     parser.add_argument(
-        "--live-seconds", type=float, default=None, help="length of each live run (8)"
+        "--live-seconds",
+        type=number_in(float, 1),
+        default=8.0,
+        metavar="S",
+        help="length of each live run (8)",
     )
     parser.set_defaults(run=run)
 
@@ -43,11 +52,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from plugin.bench import format_bench, run_bench
 
-    result = run_bench(args.frames, args.style or "cartoon", args.preset)
+    result = run_bench(restyle_settings(args, args.style or "cartoon"), args.frames, args.preset)
     if args.live:
         from plugin.bench_live import run_live_bench
 
-        result["live"] = run_live_bench(args)
+        settings = restyle_settings(args, args.style or DEFAULT_STYLE)
+        result["live"] = run_live_bench(settings, args.live_seconds)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -134,6 +134,9 @@ def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], np.ndarray | N
 class _WithDetail:
     """A stylizer followed by :func:`restore_detail`, as a render applies it."""
 
+    # The detail is already in: nothing more is added after it.
+    default_identity = 0.0
+
     def __init__(self, stylizer: Stylizer, strength: float, label: bool) -> None:
         self._stylizer = stylizer
         self._strength = strength
@@ -151,10 +154,7 @@ class _WithDetail:
 
 def _with_identity(stylizers: list[Stylizer], strengths: list[float] | None) -> list[Stylizer]:
     if strengths is None:
-        return [
-            _WithDetail(s, float(getattr(s, "default_identity", 0.0)), label=False)
-            for s in stylizers
-        ]
+        return [_WithDetail(s, s.default_identity, label=False) for s in stylizers]
     return [_WithDetail(s, k, label=True) for s in stylizers for k in strengths]
 
 

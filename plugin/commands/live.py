@@ -15,32 +15,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import math
 import re
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.errors import StyleError
-from pipeline.frame import Frame
-from pipeline.live import LiveRunner, LiveStats, LiveSummary
-from pipeline.sinks.base import Sink
-from pipeline.sources.base import Source
-from plugin.commands._args import add_restyle_options, number_in
-from plugin.styles import DEFAULT_STYLE
+from plugin.commands._args import add_restyle_options, number_in, restyle_settings
+from plugin.settings import DEFAULT_STYLE
 
 if TYPE_CHECKING:
-    from pipeline.restyle import Restyler
-    from pipeline.stylizer import Stylizer
-    from plugin.live_control import StyleSwitch
+    from pipeline.runner import RunStats
 
-__all__ = ["add_parser", "live_restyler", "open_camera", "run", "warm_up"]
+__all__ = ["add_parser", "run"]
 
 # Seconds between status lines when stderr is not a terminal (a log file, OBS's script log).
 _LOG_EVERY = 10.0
@@ -96,70 +86,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def open_camera(
-    spec: str,
-    *,
-    size: tuple[int, int] | None = None,
-    fps: float | None = None,
-    loop: bool = False,
-) -> Source:
-    """The live source ``--camera`` names.
-
-    Digits, ``/dev/…`` paths and URLs are cameras (:class:`CameraSource`); anything else is a
-    video file played at real time (:class:`PacedSource`), which stands in for a camera.
-
-    Raises:
-        DeviceError: the camera cannot be opened.
-        InputNotFoundError, InputError: the video file is missing or unreadable.
-    """
-    from pipeline.sources.camera import CameraSource
-    from pipeline.sources.paced import PacedSource
-
-    if spec.isdigit() or spec.startswith("/dev/") or "://" in spec:
-        return CameraSource(spec, size=size, fps=fps)
-    return PacedSource(spec, loop=loop, size=size)
-
-
-def _open_sinks(
-    args: argparse.Namespace, source: Source, stack: contextlib.ExitStack, stop: Callable[[], None]
-) -> list[Sink]:
-    """Every output asked for, opened in ``stack`` (a failure aborts those already open);
-    ``stop`` ends the session from the preview window."""
-    width, height, fps = source.width, source.height, source.fps
-    sinks: list[Sink] = []
-    if args.vcam:
-        from pipeline.sinks.vcam import VirtualCameraSink
-
-        sinks.append(stack.enter_context(VirtualCameraSink(width, height, fps)))
-    if args.stream:
-        from pipeline.sinks.stream import StreamSink
-
-        sinks.append(stack.enter_context(StreamSink(args.stream, width, height, fps)))
-    if args.record:
-        from pipeline.sinks.file import FileSink
-
-        # Live frames carry capture times, not a stream clock: millisecond timestamps keep
-        # the recording's timing true to when frames were captured, drops included.
-        sinks.append(
-            stack.enter_context(
-                FileSink(
-                    args.record,
-                    width,
-                    height,
-                    fps=fps,
-                    time_base=Fraction(1, 1000),
-                    preset="ultrafast",
-                    crf=20,
-                )
-            )
-        )
-    if args.preview:
-        from pipeline.sinks.preview import PreviewSink
-
-        sinks.append(stack.enter_context(PreviewSink("facestyle", on_quit=stop)))
-    return sinks
-
-
 class _StatusLine:
     """Refreshes one line on a terminal; on a log, writes a line every ``_LOG_EVERY`` s."""
 
@@ -170,7 +96,7 @@ class _StatusLine:
         self._last = 0.0
         self._width = 0
 
-    def __call__(self, stats: LiveStats) -> None:
+    def __call__(self, stats: RunStats) -> None:
         if self.quiet or not stats.written:
             return
         text = f"{stats.line()}  style {self.style()}"
@@ -191,7 +117,7 @@ class _StatusLine:
 def _signals(stop: Callable[[], None], next_style: Callable[[], None]):
     """SIGTERM stops cleanly, SIGUSR1 asks for the next style; old handlers come back after.
 
-    Both callbacks must take no lock (see :meth:`LiveRunner.stop`): they set flags that the
+    Both callbacks must take no lock (see :meth:`pipeline.runner.Runner.stop`): they set flags that the
     session acts on outside the handler.
     """
     if threading.current_thread() is not threading.main_thread():
@@ -216,129 +142,56 @@ def _signals(stop: Callable[[], None], next_style: Callable[[], None]):
             signal.signal(number, handler)
 
 
-def live_restyler(
-    stylizer: Stylizer, identity: float | None = None, detect_every: int = 10, max_faces: int = 4
-) -> Restyler:
-    """The face stages of a live session (call :func:`warm_up` before the camera runs)."""
-    from pipeline.restyle import Restyler
-    from pipeline.tracker import FaceTracker
-
-    return Restyler(stylizer, FaceTracker(detect_every, max_faces), identity=identity)
-
-
-def warm_up(restyler: Restyler) -> None:
-    """Run a public-domain portrait through ``restyler`` once, then forget it.
-
-    The first frames load the face models and compile kernels (seconds); doing that before
-    the camera starts keeps it out of the session's latency.
-    """
-    from pipeline.samples import face_photo
-
-    for index in range(2):
-        restyler.process(Frame(face_photo("astronaut"), index / 30, index))
-    restyler.reset()
-
-
-def _status(stats: LiveStats, switch: StyleSwitch) -> dict:
-    """What ``GET /status`` answers: the live numbers (NaN as null) and the styles."""
-    numbers = {
-        key: None if isinstance(value, float) and math.isnan(value) else value
-        for key, value in dataclasses.asdict(stats).items()
-    }
-    return {**numbers, "style": switch.style, "styles": list(switch.styles())}
-
-
 def run(args: argparse.Namespace) -> int:
-    from plugin.live_control import StyleSwitch
-    from plugin.styles import available_styles, resolve_style
+    from pipeline.errors import StyleError
+    from plugin.live import LiveOutputs, LiveSession
 
-    switch = StyleSwitch(
-        live_restyler(resolve_style(args.style), args.identity, args.detect_every, args.max_faces),
-        args.style,
-        resolve_style,
-        available_styles,
+    outputs = LiveOutputs(
+        vcam=args.vcam, stream=args.stream, record=args.record, window=args.preview
     )
-    runners: list[LiveRunner] = []  # the session's runner, once the camera is open
-
-    def stop() -> None:
-        if not runners:
-            raise KeyboardInterrupt  # nothing is running yet: stop as Ctrl-C would
-        runners[0].stop()
-
+    status = _StatusLine(lambda: session.style, args.quiet)
     # SIGUSR1 appends here (list.append takes no lock); each status tick loads the next
     # style on a helper thread, as loading a pack takes a moment.
     style_requests: list[bool] = []
+    announced: list[int] = []  # the control port, once said
 
-    def cycle() -> None:
+    def next_style() -> None:
         try:
-            switch.cycle()
+            session.next_style()
         except StyleError as error:
             print(f"\nfacestyle: cannot switch style: {error}", file=sys.stderr)
 
-    def on_tick() -> None:
+    def on_status(stats: RunStats) -> None:
+        if session.control_port is not None and not announced:
+            announced.append(session.control_port)
+            print(f"control: http://127.0.0.1:{session.control_port}", file=sys.stderr, flush=True)
+        status(stats)
         while style_requests:
             style_requests.pop()
-            threading.Thread(target=cycle, name="facestyle-style", daemon=True).start()
+            threading.Thread(target=next_style, name="facestyle-style", daemon=True).start()
 
+    session = LiveSession(
+        args.camera,
+        restyle_settings(args),
+        outputs,
+        size=args.size,
+        fps=args.fps,
+        loop=args.loop,
+        control=args.control,
+        on_status=on_status,
+    )
     # The handlers stay until the summary is out: a second SIGTERM while closing the outputs
     # must not kill the process half-way.
-    with _signals(stop, lambda: style_requests.append(True)):
-        summary = _session(args, switch, runners, on_tick)
-        print(_summary_line(summary.stats, args), flush=True)
+    with _signals(session.stop, lambda: style_requests.append(True)):
+        try:
+            summary = session.run()
+        finally:
+            status.end()
+        print(_summary_line(summary.stats, outputs.describe()), flush=True)
     return 0
 
 
-def _session(
-    args: argparse.Namespace,
-    switch: StyleSwitch,
-    runners: list[LiveRunner],
-    on_tick: Callable[[], None],
-) -> LiveSummary:
-    """Open camera and outputs, run until stopped, close everything; the runner goes in
-    ``runners`` as soon as it exists so signal handlers can stop it."""
-    from plugin.live_control import ControlServer
-
-    status = _StatusLine(lambda: switch.style, args.quiet)
-    with (
-        open_camera(args.camera, size=args.size, fps=args.fps, loop=args.loop) as source,
-        contextlib.ExitStack() as stack,
-    ):
-        # The preview window's quit key needs the runner, made once the sinks are open.
-        sinks = _open_sinks(args, source, stack, lambda: runner.stop())
-
-        def on_status(stats: LiveStats) -> None:
-            status(stats)
-            on_tick()
-
-        runner = LiveRunner(source, switch.stages, sinks, on_status=on_status)
-        runners.append(runner)
-        warm_up(switch.restyler)
-        if args.control is not None:
-            server = stack.enter_context(
-                ControlServer(
-                    args.control,
-                    set_style=switch.request,
-                    status=lambda: _status(runner.stats(), switch),
-                    stop=runner.stop,
-                )
-            )
-            print(f"control: http://127.0.0.1:{server.port}", file=sys.stderr, flush=True)
-        try:
-            return runner.run()
-        finally:
-            status.end()
-
-
-def _summary_line(stats: LiveStats, args: argparse.Namespace) -> str:
-    outputs = ", ".join(
-        text
-        for text, wanted in (
-            ("virtual camera", args.vcam),
-            (f"stream {args.stream}", args.stream),
-            (f"recording {args.record}", args.record),
-        )
-        if wanted
-    )
+def _summary_line(stats: RunStats, outputs: str) -> str:
     return (
         f"Live: {stats.written} frames out of {stats.captured} captured in {stats.elapsed:.1f} s "
         f"({stats.fps:.1f} fps), {stats.dropped} dropped, added latency p50 "

@@ -6,9 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipeline.errors import UsageError
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
-from plugin.commands._args import add_mask_option, add_restyle_options, number_in
-from plugin.styles import DEFAULT_STYLE
+from plugin.commands._args import add_restyle_options, number_in, restyle_settings
+from plugin.settings import DEFAULT_STYLE
 
 __all__ = ["add_parser", "run"]
 
@@ -46,7 +47,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"render the bundled sample clip (output defaults to {SAMPLE_OUTPUT})",
     )
     add_restyle_options(parser, DEFAULT_STYLE)
-    add_mask_option(parser)
     parser.add_argument(
         "--crf",
         type=number_in(int, 0, 51),
@@ -63,7 +63,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         f"({DEFAULT_PRESET})",
     )
     parser.add_argument(
-        "--preview", type=Path, metavar="SHEET.png", help="also write a before/after sheet"
+        "--sheet", type=Path, metavar="SHEET.png", help="also write a before/after sheet"
+    )
+    parser.add_argument(
+        "--preview", type=Path, metavar="SHEET.png", help="deprecated name of --sheet"
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
@@ -81,13 +84,13 @@ def run(args: argparse.Namespace) -> int:
         if not sample_path().is_file():
             print(f"Generating the sample clip into {sample_path().parent} (first use only)...")
     elif args.input is None:
-        print("facestyle render: error: give an input video (or --sample)", file=sys.stderr)
-        return 2
+        raise UsageError("give an input video (or --sample)")
     elif args.output is None:
-        print("facestyle render: error: give the output video with -o OUT.mp4", file=sys.stderr)
-        return 2
+        raise UsageError("give the output video with -o OUT.mp4")
     else:
         source, output = args.input, args.output
+    if args.preview is not None:
+        print("facestyle render: --preview is now --sheet", file=sys.stderr)
 
     # disable=None: no bar when stderr is not a terminal (logs, pipes, tests).
     quiet = True if args.quiet else None
@@ -101,14 +104,10 @@ def run(args: argparse.Namespace) -> int:
         summary = render(
             source,
             output,
-            style=args.style,
-            identity=args.identity,
-            max_faces=args.max_faces,
-            detect_every=args.detect_every,
-            mask=args.mask,
+            style=restyle_settings(args),
             crf=args.crf,
             preset=args.preset,
-            preview=args.preview,
+            sheet=args.sheet or args.preview,
             progress=progress,
         )
     print(
@@ -117,6 +116,6 @@ def run(args: argparse.Namespace) -> int:
         f"({summary.seconds:.1f} s)"
     )
     print(f"Output: {summary.output.resolve()}")
-    if summary.preview is not None:
-        print(f"Preview: {summary.preview.resolve()}")
+    if summary.sheet is not None:
+        print(f"Sheet: {summary.sheet.resolve()}")
     return 0

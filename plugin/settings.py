@@ -1,0 +1,161 @@
+"""How a restyler is configured, in one frozen object, and the one place it is built.
+
+The command line (``render``, ``live``, ``bench``), the Python API (:class:`FaceStylizer`,
+:func:`render`, :class:`LiveSession`) and the benchmarks all describe a restyler with a
+:class:`RestyleSettings` and make it with :func:`build_restyler`::
+
+    settings = RestyleSettings(style="pencil", identity=0.5, device="cpu")
+    restyler = build_restyler(settings)          # a pipeline.restyle.Restyler
+
+This module imports nothing heavy at the top (the command line reads its choices for
+``--help``); the stages are imported by :func:`build_restyler`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pipeline.errors import DeviceError
+from pipeline.stylizer import Stylizer
+from plugin.styles import DEFAULT_STYLE, resolve_style
+
+if TYPE_CHECKING:
+    from pipeline.restyle import Restyler
+
+__all__ = [
+    "CHANNELS",
+    "DEFAULT_STYLE",
+    "DEVICES",
+    "MASKS",
+    "RestyleSettings",
+    "build_restyler",
+    "resolve_device",
+]
+
+MASKS = ("face", "crop")
+CHANNELS = ("rgb", "bgr")
+DEVICES = ("auto", "cpu", "cuda")
+
+Mask = Literal["face", "crop"]
+Channels = Literal["rgb", "bgr"]
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def _expect(condition: bool, field: str, expected: str, value: object) -> None:
+    if not condition:
+        raise ValueError(f"RestyleSettings.{field}: expected {expected}, got {value!r}")
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+@dataclass(frozen=True)
+class RestyleSettings:
+    """Everything that decides how faces are restyled, validated on construction.
+
+    Attributes:
+        style: a style spec — ``"cartoon"``, a bundled pack name, a ``.safetensors`` pack path
+            (see :func:`plugin.styles.resolve_style`) — or a ready :class:`Stylizer`.
+        identity: how much of the person's fine detail to keep, 0 (pure style) to about 1;
+            ``None`` uses the style's own default (0.25 for the bundled packs, 0 for cartoon).
+        max_faces: most faces restyled per frame.
+        detect_every: run the face detector every this many frames (trackers in between).
+        mask: ``"face"`` blends only the face inside its landmarks; ``"crop"`` the whole
+            aligned square.
+        channels: colour order of the bare arrays a host passes to
+            :meth:`plugin.api.FaceStylizer.process` and gets back: ``"rgb"``, or ``"bgr"``
+            for OpenCV hosts. Frames inside the pipeline are always RGB.
+        device: where the work runs: ``"cpu"``, ``"cuda"``, or ``"auto"`` (CUDA when PyTorch
+            sees one); see :func:`resolve_device`.
+
+    Raises:
+        ValueError: a field is out of range, e.g.
+            ``RestyleSettings.max_faces: expected a whole number >= 1, got 0``.
+    """
+
+    style: str | Path | Stylizer = DEFAULT_STYLE
+    identity: float | None = None
+    max_faces: int = 4
+    detect_every: int = 10
+    mask: Mask = "face"
+    channels: Channels = "rgb"
+    device: Device = "auto"
+
+    def __post_init__(self) -> None:
+        _expect(
+            isinstance(self.style, str | Path | Stylizer),
+            "style",
+            "a style name, a pack path or a Stylizer",
+            self.style,
+        )
+        _expect(
+            self.identity is None
+            or (
+                isinstance(self.identity, int | float)
+                and math.isfinite(self.identity)
+                and self.identity >= 0
+            ),
+            "identity",
+            "a number >= 0 or None",
+            self.identity,
+        )
+        _expect(_is_count(self.max_faces), "max_faces", "a whole number >= 1", self.max_faces)
+        _expect(
+            _is_count(self.detect_every), "detect_every", "a whole number >= 1", self.detect_every
+        )
+        _expect(self.mask in MASKS, "mask", " or ".join(MASKS), self.mask)
+        _expect(self.channels in CHANNELS, "channels", " or ".join(CHANNELS), self.channels)
+        _expect(self.device in DEVICES, "device", ", ".join(DEVICES), self.device)
+
+
+def resolve_device(name: str) -> str:
+    """The device ``name`` stands for on this machine: ``"cpu"`` or ``"cuda"``.
+
+    ``"auto"`` is ``"cuda"`` when PyTorch sees a CUDA device, else ``"cpu"``.
+
+    Raises:
+        DeviceError: ``"cuda"`` was asked for and PyTorch sees no CUDA device.
+        ValueError: ``name`` is not one of :data:`DEVICES`.
+    """
+    if name not in DEVICES:
+        raise ValueError(f"resolve_device: expected {', '.join(DEVICES)}, got {name!r}")
+    if name == "cpu":
+        return "cpu"
+    import torch  # only here: the CPU path and the command line's start-up never need it
+
+    available = torch.cuda.is_available()
+    if name == "cuda" and not available:
+        raise DeviceError(
+            f"no CUDA device is available to PyTorch {torch.__version__} "
+            f"(CUDA build: {torch.version.cuda or 'none'}); use --device cpu or --device auto"
+        )
+    return "cuda" if available else "cpu"
+
+
+def build_restyler(settings: RestyleSettings) -> Restyler:
+    """The face stages ``settings`` describe: stylizer, tracker, compositor, identity.
+
+    Raises:
+        StyleError: the style cannot be used.
+        DeviceError: ``device="cuda"`` on a machine without one (checked before any work).
+    """
+    from pipeline.composite import Compositor
+    from pipeline.restyle import Restyler
+    from pipeline.tracker import FaceTracker
+
+    # Only an explicit "cuda" can fail. "auto" is resolved where a stage uses the device:
+    # resolving it here would import torch, which the classical style never needs.
+    if settings.device == "cuda":
+        resolve_device(settings.device)
+    style = settings.style
+    stylizer = style if isinstance(style, Stylizer) else resolve_style(style)
+    return Restyler(
+        stylizer,
+        FaceTracker(settings.detect_every, settings.max_faces),
+        Compositor(mode=settings.mask),
+        settings.identity,
+    )
