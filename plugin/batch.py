@@ -3,9 +3,10 @@
 ::
 
     from plugin.batch import BatchSettings, plan_jobs, run_batch
+    from plugin.settings import RestyleSettings
 
     jobs = plan_jobs(["shoot/", "extra/*.mov"], "styled/")
-    summary = run_batch(jobs, BatchSettings(style="comic"), workers=2)
+    summary = run_batch(jobs, BatchSettings(RestyleSettings(style="comic")), workers=2)
     print(summary.done, summary.skipped, summary.failed)
 
 Jobs in, summaries out. The output folder keeps a manifest (:mod:`plugin.manifest`) of the
@@ -38,7 +39,8 @@ from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
 from plugin.batch_engines import ENGINES, Outcome, run_local, run_ray
 from plugin.batch_work import RenderUnit, encoder_codec
 from plugin.manifest import ClipKey, Manifest, file_sha256, text_sha256
-from plugin.styles import DEFAULT_STYLE, style_file
+from plugin.settings import RestyleSettings
+from plugin.styles import resolve_style, style_file
 
 __all__ = [
     "OUTPUT_SUFFIXES",
@@ -72,10 +74,9 @@ class BatchSettings:
     """How every clip of a batch is rendered.
 
     Attributes:
-        style, identity, max_faces, detect_every, mask: as for :func:`plugin.api.render`;
-            ``style`` must be a name or pack path (it is hashed and sent to workers).
-        device: ``"auto"``, ``"cpu"`` or ``"cuda"``; with ``"cuda"`` each Ray task asks for
-            a GPU.
+        restyle: the face stages (style, identity, faces, detection, mask, device); its
+            ``style`` must be a name or a pack path (it is hashed and sent to workers). With
+            ``device="cuda"`` each Ray task asks for a GPU.
         encoder: ``"pyav"`` (x264, VP9 for ``.webm``) or ``"ffmpeg:CODEC"`` for a system
             ffmpeg encoder (``h264_nvenc``, ``prores_ks``...).
         crf, preset: x264 (and x265) quality and speed.
@@ -84,16 +85,14 @@ class BatchSettings:
         overlap: warm-up frames each segment but the first renders and drops, so tracking
             carries over the cut.
 
-    ``device``, ``segment_frames`` and ``overlap`` change how a clip is rendered, not what
-    comes out (up to codec noise), so changing them does not redo finished clips.
+    ``restyle.device``, ``segment_frames`` and ``overlap`` change how a clip is rendered, not
+    what comes out (up to codec noise), so changing them does not redo finished clips.
+
+    Raises:
+        ValueError: a field is out of range, or ``encoder`` is neither form.
     """
 
-    style: str | Path = DEFAULT_STYLE
-    identity: float | None = None
-    max_faces: int = 4
-    detect_every: int = 10
-    mask: Literal["face", "crop"] = "face"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    restyle: RestyleSettings = field(default_factory=RestyleSettings)
     encoder: str = "pyav"
     crf: int = DEFAULT_CRF
     preset: str = DEFAULT_PRESET
@@ -101,15 +100,15 @@ class BatchSettings:
     overlap: int = 30
 
     def __post_init__(self) -> None:
-        if not isinstance(self.style, str | Path):
-            raise ValueError(f"BatchSettings.style: expected a name or a path, got {self.style!r}")
+        if not isinstance(self.restyle.style, str | Path):
+            raise ValueError(
+                f"BatchSettings.restyle.style: expected a name or a path, got {self.restyle.style!r}"
+            )
         if self.segment_frames < 0 or self.overlap < 0:
             raise ValueError(
                 "BatchSettings: expected segment_frames >= 0 and overlap >= 0, got "
                 f"{self.segment_frames} and {self.overlap}"
             )
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"BatchSettings.device: expected auto, cpu or cuda, got {self.device}")
         self.codec  # noqa: B018 - parsing is the check
 
     @property
@@ -120,10 +119,9 @@ class BatchSettings:
     def digest(self) -> str:
         """The SHA-256 of the settings that shape the output (not the style: its file is
         hashed on its own)."""
-        shaping = asdict(self)
-        for how in ("style", "device", "segment_frames", "overlap"):
-            shaping.pop(how)
-        return text_sha256(repr(sorted(shaping.items())))
+        restyle = {k: v for k, v in asdict(self.restyle).items() if k not in ("style", "device")}
+        shaping = (sorted(restyle.items()), self.encoder, self.crf, self.preset)
+        return text_sha256(repr(shaping))
 
 
 @dataclass(frozen=True)
@@ -288,7 +286,10 @@ def _prepare(
     an interrupted run are kept)."""
     index = scan_video(job.input)
     segments = plan_segments(
-        index, settings.segment_frames, overlap=settings.overlap, align=settings.detect_every
+        index,
+        settings.segment_frames,
+        overlap=settings.overlap,
+        align=settings.restyle.detect_every,
     )
     direct = len(segments) == 1 and settings.codec is None
     if direct:  # encoded straight into the output, audio and all
@@ -366,11 +367,11 @@ def run_batch(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create {out_dir}: {error.strerror or error}") from error
-    style = style_file(settings.style)
-    style_key = file_sha256(style) if style is not None else text_sha256(str(settings.style))
-    from plugin.styles import resolve_style
-
-    resolve_style(settings.style)  # a bad pack fails here, once, not in every worker
+    style = style_file(settings.restyle.style)
+    style_key = (
+        file_sha256(style) if style is not None else text_sha256(str(settings.restyle.style))
+    )
+    resolve_style(settings.restyle.style)  # a bad pack fails here, once, not in every worker
     if settings.codec is not None:
         from pipeline.sinks.ffmpeg import check_ffmpeg_encoder
 
@@ -416,7 +417,9 @@ def run_batch(
     if not todo:
         outcomes = (outcome for outcome in ())
     elif engine == "ray":
-        outcomes = run_ray(todo, settings, ray_address, settings.device == "cuda", on_progress)
+        outcomes = run_ray(
+            todo, settings, ray_address, settings.restyle.device == "cuda", on_progress
+        )
     else:
         outcomes = run_local(todo, settings, min(workers, max(len(todo), 1)), on_progress)
     try:

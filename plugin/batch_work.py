@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pipeline.runner import Progress, run_pipeline
+from pipeline.errors import Cancelled
+from pipeline.runner import Runner, RunStats
 from pipeline.segments import Segment, WarmUpSink, segment_frames
 from pipeline.sinks.base import Sink
 from pipeline.sources.video import VideoFileSource
@@ -127,40 +127,32 @@ def render_unit(
     Raises:
         InputError, OutputError, StyleError, DeviceError: as a render would.
     """
-    from plugin.api import FaceStylizer
+    from plugin.settings import build_restyler
 
     if threads is not None:
         configure_threads(threads)
-    stylizer = FaceStylizer(
-        settings.style,
-        identity=settings.identity,
-        max_faces=settings.max_faces,
-        detect_every=settings.detect_every,
-        mask=settings.mask,
-    )
+    restyler = build_restyler(settings.restyle)
     segment = unit.segment
     warm_up = segment.start - segment.warm
-    last = 0.0
 
-    def progress(step: Progress) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if report is not None and (now - last >= _REPORT_EVERY or step.frames == step.total):
-            last = now
-            report(unit, max(0, step.frames - warm_up))
+    def progress(stats: RunStats) -> None:
+        if report is not None:
+            report(unit, max(0, stats.written - warm_up))
 
-    start = time.perf_counter()
     with VideoFileSource(unit.input, start=segment.seek) as source:
         sink = _sink(unit, source, settings)
         with WarmUpSink(sink, segment.start) as window:
-            run_pipeline(
+            runner = Runner(
                 segment_frames(source, segment),
-                stylizer.process,
-                window,
-                total=segment.stop - segment.warm,
-                progress=progress,
+                (restyler.analyse, restyler.render),
+                [window],
+                on_status=progress,
+                status_interval=_REPORT_EVERY,
             )
-    return UnitResult(sink.frames_written, time.perf_counter() - start)
+            result = runner.run()
+            if result.interrupted:
+                raise Cancelled(f"stopped; nothing was written to {unit.target}")
+    return UnitResult(sink.frames_written, result.seconds)
 
 
 def _sink(unit: RenderUnit, source: VideoFileSource, settings) -> Sink:

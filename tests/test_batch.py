@@ -24,10 +24,11 @@ from pipeline.sources import open_source
 from plugin.batch import BatchJob, BatchSettings, ClipProgress, plan_jobs, run_batch
 from plugin.cli import main
 from plugin.manifest import MANIFEST_NAME
+from plugin.settings import RestyleSettings
 
 SIZE = (320, 240)
 FRAMES = 30
-CARTOON = BatchSettings(style="cartoon", preset="ultrafast")
+CARTOON = RestyleSettings(style="cartoon")
 
 
 def test_public_api_is_pinned() -> None:
@@ -128,8 +129,9 @@ def test_a_changed_pack_setting_or_input_redoes_its_clips(clips: Path, tmp_path:
     _clip(tmp_path / "b.mp4", frames=8, seed=2)
     jobs = plan_jobs([tmp_path / "a.mp4", tmp_path / "b.mp4"], tmp_path / "out")
 
-    def statuses(**options) -> list[str]:
-        settings = BatchSettings(style=pack, preset="ultrafast", **options)
+    def statuses(identity: float | None = None, device: str = "auto", **options) -> list[str]:
+        restyle = RestyleSettings(style=pack, identity=identity, device=device)
+        settings = BatchSettings(restyle, preset="ultrafast", **options)
         return [clip.status for clip in run_batch(jobs, settings).clips]
 
     assert statuses() == ["done", "done"]
@@ -139,8 +141,9 @@ def test_a_changed_pack_setting_or_input_redoes_its_clips(clips: Path, tmp_path:
     save_pack(make_pack(seed=1), pack)  # another pack under the same name
     assert statuses() == ["done", "done"]
     assert statuses(identity=0.9) == ["done", "done"]
+    assert statuses(identity=0.9, crf=30) == ["done", "done"]
     shutil.copy(clips / "c.mkv", tmp_path / "b.mp4")  # one input changes: only it is redone
-    assert statuses(identity=0.9) == ["skipped", "done"]
+    assert statuses(identity=0.9, crf=30) == ["skipped", "done"]
 
 
 def test_output_names_never_collide(tmp_path: Path) -> None:
@@ -206,7 +209,7 @@ def test_a_killed_batch_resumes_and_loses_nothing(clips: Path, tmp_path: Path) -
             first_report.append(step.frames)
 
     jobs = plan_jobs([inputs], out)
-    settings = BatchSettings(style="cartoon", preset="ultrafast", segment_frames=30, overlap=10)
+    settings = BatchSettings(CARTOON, preset="ultrafast", segment_frames=30, overlap=10)
     summary = run_batch(jobs, settings, progress=progress)
     assert summary.failed == 0 and summary.done + summary.skipped == 3
     assert first_report[0] >= 30, "the finished first segment was rendered again"
@@ -226,7 +229,7 @@ def _render(clip: Path, out: Path, **options) -> Path:
     """Render ``clip`` losslessly (CRF 0), so that frames differ only where the restyling
     did, not by the encoder's noise."""
     job = BatchJob(clip, out / f"{clip.stem}-styled.mp4")
-    settings = BatchSettings(**{"style": "cartoon", "crf": 0, "preset": "ultrafast", **options})
+    settings = BatchSettings(CARTOON, **{"crf": 0, "preset": "ultrafast", **options})
     summary = run_batch([job], settings)
     assert summary.done == 1, summary
     assert summary.clips[0].segments == (3 if options.get("segment_frames") else 1)
@@ -270,7 +273,7 @@ def test_the_ffmpeg_encoder_keeps_timing_and_audio(long_clip: Path, tmp_path: Pa
 def test_an_unknown_ffmpeg_encoder_fails_before_any_work(long_clip: Path, tmp_path: Path) -> None:
     job = BatchJob(long_clip, tmp_path / "out.mp4")
     with pytest.raises(DeviceError, match="ffmpeg"):
-        run_batch([job], BatchSettings(style="cartoon", encoder="ffmpeg:no_such_codec"))
+        run_batch([job], BatchSettings(CARTOON, encoder="ffmpeg:no_such_codec"))
     assert list(tmp_path.iterdir()) == []
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_batch import _clip, _frames
+from test_batch import CARTOON, _clip, _frames
 from videoclips import audio_packets, video_timestamps
 
 from plugin.batch import BatchSettings, plan_jobs, run_batch
 
 # Lossless, so that equal restyling means equal pixels; one clip long enough to be split.
-SETTINGS = BatchSettings(style="cartoon", crf=0, preset="ultrafast", segment_frames=20)
+SETTINGS = BatchSettings(CARTOON, crf=0, preset="ultrafast", segment_frames=20)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
-from plugin.commands._args import add_mask_option, add_restyle_options, number_in
+from plugin.commands._args import add_restyle_options, number_in, restyle_settings
 from plugin.commands.render import PRESETS
 from plugin.styles import DEFAULT_STYLE
 
@@ -31,13 +31,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video, folder or pattern")
     parser.add_argument("--out-dir", type=Path, required=True, metavar="DIR")
     add_restyle_options(parser, DEFAULT_STYLE)
-    add_mask_option(parser)
-    parser.add_argument(
-        "--device",
-        choices=("auto", "cpu", "cuda"),
-        default="auto",
-        help="where the work runs; with cuda each Ray task asks for a GPU (auto)",
-    )
     parser.add_argument(
         "--jobs",
         type=number_in(int, 1),
@@ -103,12 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from plugin.batch import BatchSettings, ClipProgress, plan_jobs, run_batch
 
     settings = BatchSettings(
-        style=args.style,
-        identity=args.identity,
-        max_faces=args.max_faces,
-        detect_every=args.detect_every,
-        mask=args.mask,
-        device=args.device,
+        restyle_settings(args),
         encoder=args.encoder,
         crf=args.crf,
         preset=args.preset,
