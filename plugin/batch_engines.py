@@ -8,6 +8,7 @@ what they leave is partial files that the batch removes.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import queue
@@ -184,7 +185,12 @@ def run_ray(
     started = not ray.is_initialized()
     if started:
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise DeviceError(f"cannot reach the Ray cluster at {address}: {error}") from error
     try:
