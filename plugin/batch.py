@@ -433,11 +433,14 @@ def run_batch(
             if clip.work is not None and summaries[clip.job].status == "failed":
                 shutil.rmtree(clip.work, ignore_errors=True)
     except KeyboardInterrupt:
-        _clean_work_root(work_root, clips.values(), [job.output for job in jobs])
         finished = sum(s.status == "done" for s in summaries.values())
         raise Cancelled(
             f"stopped; {finished} clips finished in this run are kept, rerun to continue"
         ) from None
+    finally:
+        # The workers are stopped by now; a retried Ray task's first try, or a stopped
+        # worker, may have left partial files.
+        _clean_work_root(work_root, clips.values(), [job.output for job in jobs])
     if clips and work_root.is_dir() and not any(work_root.iterdir()):
         work_root.rmdir()
     ordered = tuple(summaries[job] for job in jobs)

@@ -282,3 +282,30 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
         with pytest.raises(SystemExit) as caught:
             main(["batch", "in.mp4", "--out-dir", str(tmp_path), *option])
         assert caught.value.code == 2
+
+
+def test_ctrl_c_stops_with_status_130_and_leaves_no_partial_file(
+    clips: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    command = ["batch", str(clips / "a.mp4"), "--out-dir", str(out), "--style", "cartoon"]
+    batch = subprocess.Popen(
+        [sys.executable, "-m", "plugin.cli", *command, "--jobs", "1", "--preset", "ultrafast"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(out.glob(".a-styled.*.part.mp4")):  # the render has begun
+            assert batch.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        os.killpg(batch.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+        _, err = batch.communicate(timeout=60)
+    finally:
+        if batch.poll() is None:
+            os.killpg(batch.pid, signal.SIGKILL)
+    assert batch.returncode == 130, err
+    assert "Traceback" not in err
+    assert list(out.iterdir()) == []
