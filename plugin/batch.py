@@ -296,10 +296,6 @@ def _prepare(
         unit = RenderUnit(job.input, job.output, segments[0], index.has_audio, job.output.name)
         return _Clip(job, key, index, segments, (unit,), None), [unit]
     work = work_root / f"{job.output.name}.{key.digest[:16]}"
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OutputError(f"cannot create {work}: {error.strerror or error}") from error
     suffix = job.output.suffix if settings.codec is None else ".mkv"
     units = tuple(
         RenderUnit(job.input, work / f"part-{s.number:04d}{suffix}", s, False, job.output.name)
@@ -311,20 +307,25 @@ def _prepare(
 
 
 def _clean_work_root(work_root: Path, clips: Iterable[_Clip], outputs: Iterable[Path]) -> None:
-    """Remove partial files killed runs left, and parts made from an older input, pack or
-    settings of this batch's outputs."""
+    """Remove the partial files that stopped or killed writers left, parts made from an older
+    input, pack or settings of this batch's outputs, and work folders left empty."""
+    outputs = list(outputs)
     for output in outputs:
         remove_partials(output)
     if not work_root.is_dir():
         return
-    current = {clip.work for clip in clips if clip.work is not None}
+    current = {clip.work: clip for clip in clips if clip.work is not None}
     names = {output.name for output in outputs}
     for folder in work_root.iterdir():
         if folder in current:
-            for unit_target in folder.glob("part-*"):
-                remove_partials(unit_target)
+            for unit in current[folder].units:
+                remove_partials(unit.target)
+            if not any(folder.iterdir()):
+                folder.rmdir()
         elif folder.name.rsplit(".", 1)[0] in names:
             shutil.rmtree(folder, ignore_errors=True)
+    if not any(work_root.iterdir()):
+        work_root.rmdir()
 
 
 def run_batch(
@@ -408,6 +409,14 @@ def run_batch(
         clip.frames = {u: u.segment.frames for u in clip.units if u not in units}
         todo += units
     _clean_work_root(work_root, clips.values(), [job.output for job in jobs])
+    for clip in clips.values():
+        if clip.work is not None:
+            try:
+                clip.work.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise OutputError(
+                    f"cannot create {clip.work}: {error.strerror or error}"
+                ) from error
 
     def on_progress(unit: RenderUnit, frames: int) -> None:
         clip = clips[unit.clip]
@@ -441,8 +450,6 @@ def run_batch(
         # The workers are stopped by now; a retried Ray task's first try, or a stopped
         # worker, may have left partial files.
         _clean_work_root(work_root, clips.values(), [job.output for job in jobs])
-    if clips and work_root.is_dir() and not any(work_root.iterdir()):
-        work_root.rmdir()
     ordered = tuple(summaries[job] for job in jobs)
     return BatchSummary(ordered, time.perf_counter() - started)
 

@@ -138,12 +138,12 @@ def _run_pool(
 
 def _stop(executor: ProcessPoolExecutor) -> None:
     """Stop a pool's workers now, mid-render (the batch removes their partial files)."""
-    executor.shutdown(wait=False, cancel_futures=True)
     # Python 3.14 has ProcessPoolExecutor.terminate_workers(); before it, the pool's own
-    # process table is the only handle on its workers.
-    processes = list(getattr(executor, "_processes", {}).values())
+    # process table is the only handle on its workers (shutdown() empties it: read it first).
+    processes = list((getattr(executor, "_processes", None) or {}).values())
     for process in processes:
         process.terminate()
+    executor.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.join()
 
