@@ -417,6 +417,8 @@ def run_batch(
                 raise OutputError(
                     f"cannot create {clip.work}: {error.strerror or error}"
                 ) from error
+        if clip.left == 0:  # every part was finished by an interrupted run: join them
+            finish(_complete(clip, manifest), clip.index.frames)
 
     def on_progress(unit: RenderUnit, frames: int) -> None:
         clip = clips[unit.clip]
