@@ -1,8 +1,8 @@
 """One frame through the face stages: track → align → stylize → restore detail → composite.
 
-This is where the per-frame stages are wired, once; the threaded runner, the Python API and
-the benchmark call :meth:`Restyler.process`, the live path its two halves
-(:meth:`Restyler.analyse`, :meth:`Restyler.render`) on two threads.
+This is where the per-frame stages are wired, once; the Python API calls
+:meth:`Restyler.process`, the threaded runner (renders, live sessions, the benchmarks) its two
+halves (:meth:`Restyler.analyse`, :meth:`Restyler.render`) on two threads.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class Restyler:
     def analyse(self, frame: Frame) -> Analysis:
         """The first half of :meth:`process`: track and align (must see frames in order).
 
-        The live runner calls :meth:`analyse` and :meth:`render` on two threads, so that
+        The runner calls :meth:`analyse` and :meth:`render` on two threads, so that
         one frame is stylized while the next is tracked.
         """
         timings = self.timings

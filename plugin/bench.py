@@ -128,7 +128,7 @@ def format_bench(result: dict) -> str:
     verdict = {True: "meets", False: "misses"}
     lines += [
         "",
-        "  (stages run on three threads, so their sum exceeds the wall time per frame)",
+        "  (stages run on four threads, so their sum exceeds the wall time per frame)",
         f"  I/O floor (decode + encode only)  {floor['fps']:7.1f} fps",
         f"  end to end                        {full['fps']:7.1f} fps  "
         f"= {result['fps_vs_io_floor']:.2f} x the I/O floor  "

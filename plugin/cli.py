@@ -16,18 +16,19 @@ from pipeline.errors import Cancelled, FacestyleError, UsageError
 
 __all__ = ["main"]
 
-# Listed here, imported on use, so `facestyle --help` stays fast and one broken optional
-# dependency cannot take down unrelated commands.
-COMMANDS = (
-    "render",
-    "batch",
-    "bench",
-    "stylize_image",
-    "eval",
-    "adapt",
-    "packs",
-    "live",
-)
+# Module under plugin.commands -> the one line `facestyle --help` shows. Only the module of the
+# command being run is imported, so `facestyle --help` stays fast (no PyAV, torch, numba) and
+# one broken optional dependency cannot take down unrelated commands.
+COMMANDS = {
+    "render": "restyle every face in a video file",
+    "batch": "restyle many clips into a folder, resumably, here or on a Ray cluster",
+    "bench": "measure render speed per stage",
+    "stylize_image": "paint the faces of one photo after a style portrait (slow, exact)",
+    "eval": "measure identity, style fidelity and temporal stability of styles on a clip",
+    "adapt": "make a style pack from one style portrait",
+    "packs": "list the bundled style packs",
+    "live": "restyle a camera live: virtual camera, stream or recording out",
+}
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -38,13 +39,19 @@ def _load(name: str):
     return importlib.import_module(f"plugin.commands.{name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``facestyle`` parser with every command's options, or only ``command``'s (the
+    others listed by name and summary, their modules not imported)."""
     parser = argparse.ArgumentParser(
         prog="facestyle",
         description="Restyle every face in a video after ONE reference portrait.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name, summary in COMMANDS.items():
+        spelled = name.replace("_", "-")
+        if command is not None and spelled != command:
+            subparsers.add_parser(spelled, help=summary)
+            continue
         try:
             module = _load(name)
         except ModuleNotFoundError as error:
@@ -57,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 on success)."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # The top level has no option that takes a value: the first word is the command.
+    command = next((word for word in argv if not word.startswith("-")), "")
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args) or 0)

@@ -82,7 +82,7 @@ class StyleSwitch:
 
     @property
     def stages(self) -> tuple[Callable[[Frame], Analysis], Callable[[Analysis], Frame]]:
-        """The live runner's two stages: :meth:`analyse`, then the restyler's ``render``."""
+        """The runner's two stages: :meth:`analyse`, then the restyler's ``render``."""
         return (self.analyse, self.restyler.render)
 
 

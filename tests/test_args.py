@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import doctest
+import subprocess
+import sys
 
 import pytest
 
@@ -36,3 +38,24 @@ def test_cli_reports_a_bad_number_as_a_usage_error(capsys: pytest.CaptureFixture
         main(["render", "sample", "-o", "x.mp4", "--crf", "99"])
     assert exit_info.value.code == 2
     assert "expected a whole number from 0 to 51, got 99" in capsys.readouterr().err
+
+
+def test_help_imports_no_command_module_and_no_heavy_library() -> None:
+    code = (
+        "import sys\n"
+        "from plugin.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(done.stderr.split())
+    assert "render" in done.stdout and "stylize-image" in done.stdout
+    assert not loaded & {"av", "cv2", "dlib", "numba", "numpy", "torch"}
+    assert not [name for name in loaded if name.startswith("plugin.commands.")]
+
+
+def test_a_command_line_without_an_input_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["render", "-o", "out.mp4"]) == 2
+    assert capsys.readouterr().err == "facestyle render: error: give an input video (or --sample)\n"

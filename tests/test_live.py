@@ -1,4 +1,5 @@
-"""The threaded live runner, driven by a file paced at real time standing in for a camera."""
+"""The runner with the live policy and the live session, driven by a file paced at real time
+standing in for a camera."""
 
 from __future__ import annotations
 

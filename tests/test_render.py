@@ -15,6 +15,7 @@ from pipeline.restyle import Restyler
 from pipeline.samples import ClipTruth, FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
 from plugin.api import render
+from plugin.cli import main
 
 N_FRAMES = 30
 AWAY = 8  # the face is off screen for the first AWAY frames
@@ -130,6 +131,19 @@ def test_preview_sheet_is_written(clip: tuple[Path, ClipTruth], tmp_path: Path) 
     assert image.shape[1] == 960 and image.shape[0] == 36 + 3 * 360
     assert (tmp_path / "out.mkv").is_file()
     assert summary.stage_ms.keys() >= {"decode", "track", "stylize", "composite", "encode"}
+
+
+@pytest.mark.parametrize("option", ["--sheet", "--preview"])
+def test_the_cli_writes_a_sheet_and_still_takes_the_old_option_name(
+    clip: tuple[Path, ClipTruth], tmp_path: Path, option: str, capsys: pytest.CaptureFixture
+) -> None:
+    source, _ = clip
+    sheet = tmp_path / "sheet.png"
+    command = ["render", str(source), "-o", str(tmp_path / "out.mp4"), option, str(sheet)]
+    assert main([*command, "--style", "cartoon", "--preset", "ultrafast", "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert sheet.is_file() and f"Sheet: {sheet.resolve()}" in out
+    assert ("--preview is now --sheet" in err) == (option == "--preview")
 
 
 def test_sample_keyword_renders_the_cached_sample_clip(

@@ -6,7 +6,7 @@ Default use is UDP on loopback: ``udp://127.0.0.1:9999``. In OBS add a Media Sou
 
 The encoder is tuned for delay, not size: x264 ``ultrafast`` + ``zerolatency`` (no lookahead,
 no B-frames) and a keyframe every second so a player that joins late starts within a second.
-Frames are timed by their capture time (``Frame.time``), so frames the live runner dropped
+Frames are timed by their capture time (``Frame.time``), so frames the runner dropped
 show as gaps in time rather than as the stream running fast.
 """
 

@@ -60,7 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         f"(default {DEFAULT_IDENTITY}, chosen with facestyle eval --identity)",
     )
     parser.add_argument("--name", help="the pack's name (default: the output file's stem)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=number_in(int, 0), default=0, help="random seed (default 0)")
     parser.set_defaults(run=run)
 
 

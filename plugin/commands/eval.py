@@ -65,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--temporal",
-        type=float,
+        type=number_in(float, 0),
         default=0.0,
         metavar="W",
         help="teacher: weight of the previous output warped by flow; 0 paints every frame on "
