@@ -19,7 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.managers import SyncManager
 
-from pipeline.errors import DeviceError, FacestyleError
+from pipeline.errors import Cancelled, DeviceError, FacestyleError
 from plugin.batch_work import QueueReporter, RenderUnit, UnitResult, render_unit
 
 __all__ = ["ENGINES", "Outcome", "run_local", "run_ray"]
@@ -59,6 +59,8 @@ def run_local(
         for unit in units:
             try:
                 result = render_unit(unit, settings, on_progress)
+            except Cancelled:  # a FacestyleError too, but it stops the batch
+                raise
             except Exception as error:  # isolated: the clip fails, the batch goes on
                 yield Outcome(unit, None, _reason(error))
             else:
