@@ -175,7 +175,8 @@ def run_ray(
     or node dies is retried by Ray.
 
     Raises:
-        DeviceError: Ray is not installed, or the cluster cannot be reached.
+        DeviceError: Ray is not installed, the cluster cannot be reached, or ``gpu`` is
+            asked for on a cluster without GPUs.
     """
     try:
         import ray
@@ -196,6 +197,9 @@ def run_ray(
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise DeviceError(f"cannot reach the Ray cluster at {address}: {error}") from error
     try:
+        if gpu and not ray.cluster_resources().get("GPU"):
+            # Tasks asking for a GPU would wait for one for ever.
+            raise DeviceError("--device cuda: the Ray cluster has no GPU; use --device cpu")
         messages = Queue()
         reporter = QueueReporter(messages)
         task = ray.remote(render_unit).options(

@@ -70,3 +70,16 @@ def test_ray_gives_the_same_files(
     # Progress came back from the Ray workers, not only the final summaries.
     assert any(report.summary is None and report.frames > 0 for report in reports)
     assert run_batch(jobs, SETTINGS, engine="ray").skipped == 2
+
+
+def test_ray_refuses_cuda_on_a_cluster_without_gpus(
+    ray_local, inputs: Path, tmp_path: Path
+) -> None:
+    from pipeline.errors import DeviceError
+    from plugin.settings import RestyleSettings
+
+    jobs = plan_jobs([inputs], tmp_path)
+    settings = BatchSettings(RestyleSettings(style="cartoon", device="cuda"))
+    with pytest.raises(DeviceError, match="no GPU"):
+        run_batch(jobs, settings, engine="ray")
+    assert [p.name for p in tmp_path.iterdir()] == []
