@@ -6,6 +6,7 @@ through these two steps, so a crash, a full disk or Ctrl-C leaves the final name
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 
 from pipeline.errors import OutputError
 
-__all__ = ["partial_path", "publish", "write_atomically", "write_image"]
+__all__ = ["partial_path", "publish", "remove_partials", "write_atomically", "write_image"]
 
 
 def partial_path(final: str | Path) -> Path:
@@ -88,3 +89,22 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     if not ok:
         raise OutputError(f"cannot write {path}: unknown image type; use a .png or .jpg name")
     return write_atomically(path, encoded.tobytes())
+
+
+def remove_partials(final: str | Path) -> list[Path]:
+    """Delete the partial files that writers of ``final`` left behind when they were killed.
+
+    A process killed outright (SIGKILL, a lost machine) cannot remove its partial file;
+    whoever writes ``final`` next calls this first. Only names :func:`partial_path` makes for
+    ``final`` are touched.
+
+    Returns:
+        The files deleted.
+    """
+    final = Path(final)
+    pattern = f".{glob.escape(final.stem)}.{'?' * 8}.part{glob.escape(final.suffix)}"
+    removed = []
+    for path in final.parent.glob(pattern):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed

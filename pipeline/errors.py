@@ -10,7 +10,7 @@ keeps working::
     │   └── NoFaceError                           a style or content image without a face
     ├── StyleError           (ValueError)         unknown style name, bad or hostile pack
     ├── OutputError          (OSError)            cannot write the output (permissions, disk full)
-    ├── DeviceError          (RuntimeError)       camera, virtual camera or GPU not available
+    ├── DeviceError          (RuntimeError)       camera, virtual camera, GPU, ffmpeg or Ray missing
     ├── UsageError           (ValueError)         a command line that lacks what it needs
     └── Cancelled            (KeyboardInterrupt)  the user stopped the job (Ctrl-C)
 
@@ -58,7 +58,8 @@ class OutputError(FacestyleError, OSError):
 
 
 class DeviceError(FacestyleError, RuntimeError):
-    """A device is not available: camera, virtual camera, GPU."""
+    """A device or tool is not available: camera, virtual camera, GPU, a system ffmpeg or one
+    of its encoders, a Ray cluster."""
 
 
 class UsageError(FacestyleError, ValueError):

@@ -151,6 +151,7 @@ def write_moving_face_clip(
     fps: int = 25,
     audio: bool = True,
     seed: int = 0,
+    keyframe_every: int | None = None,
 ) -> ClipTruth:
     """Write an H.264 (+ AAC tone) clip of public-domain faces moving along known paths.
 
@@ -162,6 +163,7 @@ def write_moving_face_clip(
         fps: constant frame rate.
         audio: add a 440 Hz stereo tone as long as the video.
         seed: background texture seed.
+        keyframe_every: most frames between keyframes (x264's default, 250, if ``None``).
 
     Returns:
         Where every face truly is in every frame.
@@ -171,7 +173,10 @@ def write_moving_face_clip(
     sprites = [_sprite(f.photo) for f in faces]
     truth: list[list[np.ndarray | None]] = []
     with av.open(str(path), "w") as container:
-        video = container.add_stream("libx264", rate=fps, options={"crf": "18", "preset": "fast"})
+        options = {"crf": "18", "preset": "fast"}
+        if keyframe_every is not None:
+            options["g"] = str(keyframe_every)
+        video = container.add_stream("libx264", rate=fps, options=options)
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         tone = container.add_stream("aac", rate=48000, layout="stereo") if audio else None
         for index in range(n_frames):

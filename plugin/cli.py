@@ -21,6 +21,7 @@ __all__ = ["main"]
 # one broken optional dependency cannot take down unrelated commands.
 COMMANDS = {
     "render": "restyle every face in a video file",
+    "batch": "restyle many clips into a folder, resumably, here or on a Ray cluster",
     "bench": "measure render speed per stage, quiet and under load",
     "stylize_image": "paint the faces of one photo after a style portrait (slow, exact)",
     "eval": "measure identity, style fidelity and temporal stability of styles on a clip",

@@ -11,7 +11,7 @@ from pathlib import Path
 from pipeline.errors import StyleError
 from pipeline.stylizer import Stylizer
 
-__all__ = ["BUILTIN_STYLES", "DEFAULT_STYLE", "available_styles", "resolve_style"]
+__all__ = ["BUILTIN_STYLES", "DEFAULT_STYLE", "available_styles", "resolve_style", "style_file"]
 
 BUILTIN_STYLES = ("cartoon",)
 
@@ -51,19 +51,34 @@ def resolve_style(spec: str | Path, device: str = "cpu") -> Stylizer:
     Raises:
         StyleError: the name is unknown, the pack file is missing, or the pack is invalid.
     """
-    text = str(spec)
-    if text == "cartoon":
+    path = style_file(spec)
+    if path is None:  # the one built-in style
         from pipeline.cartoon import CartoonStylizer
 
         return CartoonStylizer()
+    return _load_pack(path, device)
+
+
+def style_file(spec: str | Path) -> Path | None:
+    """The pack file a style spec names, or ``None`` for a built-in style.
+
+    What a style renders is the pack file's bytes; batch rendering hashes them to see when a
+    pack has changed.
+
+    Raises:
+        StyleError: as :func:`resolve_style`, for a name it does not know.
+    """
+    text = str(spec)
+    if text in BUILTIN_STYLES:
+        return None
     path = Path(text)
     if text.endswith(_PACK_SUFFIX) or path.exists():
         if not path.is_file():
             raise StyleError(f"style pack {path} does not exist; check the path")
-        return _load_pack(path, device)
+        return path
     bundled = _bundled_packs()
     if text in bundled:
-        return _load_pack(bundled[text], device)
+        return bundled[text]
     raise StyleError(
         f"unknown style {text!r}; choose one of {', '.join(available_styles())} "
         f"or give the path to a {_PACK_SUFFIX} style pack"

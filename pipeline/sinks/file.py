@@ -13,7 +13,6 @@ render never leaves a broken file under the final name.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import av
 from pipeline.atomic import partial_path, publish
 from pipeline.errors import OutputError
 from pipeline.frame import Frame
+from pipeline.sinks.audio import AudioCopy
 from pipeline.sinks.base import Sink
 from pipeline.sources.base import Source
 
@@ -88,12 +88,13 @@ class FileSink(Sink):
         self.time_base = time_base or Fraction(1) / Fraction(fps).limit_denominator(100_000)
         self.frames_written = 0
         self._last_pts: int | None = None
-        self._audio_input: av.container.InputContainer | None = None
+        self._audio: AudioCopy | None = None
         self._tmp = self._make_temp()
         try:
             self._container = av.open(str(self._tmp), "w")
             self._video = self._add_video(codec or encoder_for(self.path), crf, preset)
-            self._audio = self._add_audio(audio_from) if audio_from is not None else iter(())
+            if audio_from is not None:
+                self._audio = AudioCopy(self._container, audio_from, self.path)
         except BaseException as error:
             self.abort()
             if isinstance(error, (OSError, ValueError)) and not isinstance(error, OutputError):
@@ -146,23 +147,6 @@ class FileSink(Sink):
         stream.codec_context.time_base = self.time_base
         return stream
 
-    def _add_audio(self, source: str | Path) -> Iterator[av.Packet]:
-        """Add one output stream per input audio stream; return their packets in file order."""
-        self._audio_input = av.open(str(source))
-        inputs = self._audio_input.streams.audio
-        for stream in inputs:
-            if stream.codec_context.name not in self._container.supported_codecs:
-                raise OutputError(
-                    f"cannot copy the input's {stream.codec_context.name} audio into a "
-                    f"{self.path.suffix} file; name the output .mkv (it takes any audio)"
-                )
-        outputs = {s.index: self._container.add_stream_from_template(s) for s in inputs}
-        return (
-            _retarget(packet, outputs[packet.stream.index])
-            for packet in self._audio_input.demux(*inputs)
-            if packet.dts is not None
-        )
-
     def write(self, frame: Frame) -> None:
         """Encode one frame; its ``pts`` is kept when it is in this sink's time base."""
         if frame.image.shape[:2] != (self.height, self.width):
@@ -183,21 +167,12 @@ class FileSink(Sink):
         picture.pts = pts
         picture.time_base = self.time_base
         try:
-            self._mux_audio_until(frame.time)
+            if self._audio is not None:
+                self._audio.mux_until(frame.time)
             self._container.mux(self._video.encode(picture))
         except (OSError, av.error.FFmpegError) as error:
             raise _write_failed(self.path, error) from error
         self.frames_written += 1
-
-    def _mux_audio_until(self, seconds: float | None) -> None:
-        """Copy audio packets up to ``seconds`` (all if ``None``), keeping streams interleaved
-        so the muxer never has to buffer a whole stream in memory."""
-        for packet in self._audio:
-            ahead = seconds is not None and packet.pts is not None
-            ahead = ahead and float(packet.pts * packet.time_base) >= seconds
-            self._container.mux(packet)
-            if ahead:
-                break
 
     def close(self) -> None:
         """Flush the encoder, copy the rest of the audio, and move the file into place."""
@@ -205,9 +180,10 @@ class FileSink(Sink):
             return
         try:
             self._container.mux(self._video.encode())
-            self._mux_audio_until(None)
+            if self._audio is not None:
+                self._audio.mux_until(None)
             self._container.close()
-            self._close_audio_input()
+            self._close_audio()
             publish(self._tmp, self.path)
         except BaseException as error:
             self.abort()
@@ -224,14 +200,13 @@ class FileSink(Sink):
         if container is not None:
             with contextlib.suppress(Exception):
                 container.close()
-        self._close_audio_input()
+        self._close_audio()
         self._tmp.unlink(missing_ok=True)
         self._tmp = None
 
-    def _close_audio_input(self) -> None:
-        if self._audio_input is not None:
-            self._audio_input.close()
-            self._audio_input = None
+    def _close_audio(self) -> None:
+        if self._audio is not None:
+            self._audio.close()
 
 
 def encoder_for(path: Path) -> str:
@@ -253,9 +228,3 @@ def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
             "cpu-used": "8",
         }
     return {}
-
-
-def _retarget(packet: av.Packet, stream: av.stream.Stream) -> av.Packet:
-    """The same packet, addressed to an output stream (``mux`` rescales its timestamps)."""
-    packet.stream = stream
-    return packet

@@ -13,6 +13,7 @@ file then discards it, so a damaged input never turns into a silently shortened 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from pipeline.errors import InputError, InputNotFoundError
 from pipeline.frame import Frame
 from pipeline.sources.base import Source
 
-__all__ = ["VideoFileSource", "rotate_upright"]
+__all__ = ["Keyframe", "VideoFileSource", "rotate_upright"]
 
 _REPAIR_HINT = "re-export it, or try `ffmpeg -i IN -c copy repaired.mkv`"
 
@@ -43,6 +44,19 @@ def rotate_upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
+@dataclass(frozen=True)
+class Keyframe:
+    """A frame decoding can start at (see :func:`pipeline.segments.scan_video`).
+
+    Attributes:
+        index: its 0-based position in presentation order.
+        pts: its presentation timestamp in the video stream's time base.
+    """
+
+    index: int
+    pts: int
+
+
 def _stream_duration(stream: av.VideoStream) -> float | None:
     """The video stream's duration in seconds as its header states it, if it does."""
     if stream.duration and stream.time_base:
@@ -60,13 +74,17 @@ class VideoFileSource(Source):
 
     Args:
         path: the video file.
+        start: begin decoding at this keyframe instead of the first frame; frames keep their
+            indices and times in the whole stream, so a segment rendered from here is timed
+            as in a render of the whole file.
 
     Raises:
         InputNotFoundError: the file does not exist.
-        InputError: the file is empty, not a video, or has no video stream (audio only).
+        InputError: the file is empty, not a video, or has no video stream (audio only), or
+            decoding does not start at ``start``.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, start: Keyframe | None = None) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise InputNotFoundError(f"{self.path}: no such file; check the path")
@@ -98,19 +116,36 @@ class VideoFileSource(Source):
         self.fps = float(rate) if rate else 25.0
         self.frame_count = stream.frames or None
         self._duration = _stream_duration(stream)
-        self._decoded = self._decode()
+        self._decoded = self._decode(start or Keyframe(0, 0))
         # The first frame tells the displayed size (rotation is per-frame side data); it is
         # kept and yielded first rather than re-read, since damaged files may not seek.
         try:
+            if start is not None:
+                self._seek(start)
             self._first = next(self._decoded, None)
             if self._first is None:
                 raise InputError(
                     f"{self.path} has a video stream but no frame decodes; {_REPAIR_HINT}"
                 )
+            if start is not None and self._first.pts != start.pts:
+                raise InputError(
+                    f"{self.path}: decoding from frame {start.index} began at pts "
+                    f"{self._first.pts}, not {start.pts}; this file cannot be split, render it "
+                    "whole"
+                )
         except BaseException:
             self._container.close()
             raise
         self.height, self.width = self._first.image.shape[:2]
+
+    def _seek(self, start: Keyframe) -> None:
+        try:
+            self._container.seek(start.pts, stream=self._stream)
+        except av.error.FFmpegError as error:
+            raise InputError(
+                f"{self.path} cannot seek to frame {start.index} ({error.strerror}); render it "
+                f"whole, or if it is damaged, {_REPAIR_HINT}"
+            ) from error
 
     @property
     def has_audio(self) -> bool:
@@ -124,8 +159,8 @@ class VideoFileSource(Source):
         yield first
         yield from self._decoded
 
-    def _decode(self) -> Iterator[Frame]:
-        index, end = 0, 0.0
+    def _decode(self, start: Keyframe) -> Iterator[Frame]:
+        index, end = start.index, 0.0
         frames = self._container.decode(self._stream)
         while True:
             try:

@@ -87,12 +87,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="length of each live run (8)",
     )
+    parser.add_argument(
+        "--batch",
+        action="store_true",
+        help="measure batch throughput instead: the same clips with --jobs 1, --jobs 2 and "
+        "--engine ray (local), as ratios to --jobs 1",
+    )
+    parser.add_argument(
+        "--clips", type=number_in(int, 1), default=4, help="clips in the --batch batch (4)"
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from plugin.bench import format_bench, run_bench
 
+    if args.batch:
+        from plugin.batch import BatchSettings
+        from plugin.bench_batch import format_batch_bench, run_batch_bench
+
+        settings = BatchSettings(
+            restyle_settings(args, args.style or "cartoon"), preset=args.preset
+        )
+        batch = run_batch_bench(settings, args.clips, args.frames or 150)
+        print(json.dumps(batch, indent=2) if args.json else format_batch_bench(batch))
+        return 0
     result = run_bench(
         restyle_settings(args, args.style or "cartoon"),
         args.clip,

@@ -1,0 +1,167 @@
+"""``facestyle batch INPUTS... --out-dir DIR``: restyle many clips, resumably, here or on Ray."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
+from plugin.commands._args import add_restyle_options, number_in, restyle_settings
+from plugin.commands.render import PRESETS
+from plugin.styles import DEFAULT_STYLE
+
+__all__ = ["add_parser", "format_summary", "run"]
+
+_DEFAULT_JOBS = max(1, (os.cpu_count() or 1) // 2)  # a render keeps about two cores busy
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "batch",
+        help="restyle many clips into a folder, resumably, here or on a Ray cluster",
+        description=(
+            "Restyle every clip named (files, folders, glob patterns) into --out-dir. A rerun "
+            "skips finished clips and redoes those whose input, style or settings changed; "
+            "long clips are cut at keyframes and rendered in parallel. The exit status is 1 "
+            "when any clip failed."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video, folder or pattern")
+    parser.add_argument("--out-dir", type=Path, required=True, metavar="DIR")
+    add_restyle_options(parser, DEFAULT_STYLE)
+    parser.add_argument(
+        "--jobs",
+        type=number_in(int, 1),
+        default=_DEFAULT_JOBS,
+        metavar="N",
+        help=f"local worker processes ({_DEFAULT_JOBS} here: half the cores)",
+    )
+    parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster: auto, HOST:6379 or ray://HOST:10001 (default: a local Ray)",
+    )
+    parser.add_argument(
+        "--encoder",
+        type=_encoder,
+        default="pyav",
+        metavar="pyav|ffmpeg:CODEC",
+        help="pyav (x264 in PyAV) or a system ffmpeg's encoder, e.g. ffmpeg:h264_nvenc, "
+        "ffmpeg:prores_ks (pyav)",
+    )
+    parser.add_argument(
+        "--container",
+        choices=("mp4", "mov", "mkv", "webm"),
+        help="output container (default: the input's; .mkv for others)",
+    )
+    parser.add_argument(
+        "--crf", type=number_in(int, 0, 51), default=DEFAULT_CRF, metavar="N", help="x264 quality"
+    )
+    parser.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, metavar="P")
+    parser.add_argument(
+        "--segment-frames",
+        type=number_in(int, 0),
+        default=3000,
+        metavar="N",
+        help="cut clips of at least 2N frames into segments of about N, rendered in "
+        "parallel (3000; 0: never)",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=number_in(int, 0),
+        default=30,
+        metavar="N",
+        help="warm-up frames rendered and dropped before each segment (30)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run)
+
+
+def _encoder(text: str) -> str:
+    from plugin.batch_work import encoder_codec
+
+    try:
+        encoder_codec(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from plugin.batch import BatchSettings, ClipProgress, plan_jobs, run_batch
+
+    settings = BatchSettings(
+        restyle_settings(args),
+        encoder=args.encoder,
+        crf=args.crf,
+        preset=args.preset,
+        segment_frames=args.segment_frames,
+        overlap=args.overlap,
+    )
+    jobs = plan_jobs(args.inputs, args.out_dir, container=args.container)
+    quiet = True if args.quiet else None  # None: no bars when stderr is not a terminal
+    overall = tqdm(total=0, unit="frame", desc="batch", disable=quiet, dynamic_ncols=True)
+    bars: dict[Path, tqdm] = {}
+    done: dict[Path, int] = {}
+
+    def progress(step: ClipProgress) -> None:
+        output = step.job.output
+        if step.summary is None:
+            if output not in bars:
+                overall.total += step.total
+                bars[output] = tqdm(
+                    total=step.total,
+                    unit="frame",
+                    desc=step.job.input.name,
+                    position=len(bars) + 1,
+                    disable=quiet,
+                    leave=False,
+                    dynamic_ncols=True,
+                )
+            bars[output].update(step.frames - bars[output].n)
+            overall.update(step.frames - done.get(output, 0))
+            done[output] = step.frames
+            return
+        if output in bars:
+            bars.pop(output).close()
+        summary = step.summary
+        line = f"{summary.status:<8} {summary.job.input}"
+        line += " (reason at the end)" if summary.error else f" -> {summary.job.output}"
+        (overall.write if not overall.disable else print)(line)
+
+    with overall:
+        summary = run_batch(
+            jobs,
+            settings,
+            workers=args.jobs,
+            engine=args.engine,
+            ray_address=args.ray_address,
+            progress=progress,
+        )
+    print(format_summary(summary))
+    for clip in summary.clips:
+        if clip.status == "failed":
+            print(f"facestyle: failed: {clip.job.input}: {clip.error}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def format_summary(summary) -> str:
+    """A :class:`plugin.batch.BatchSummary` as a table: one row per clip and a total."""
+    width = max([4, *(len(clip.job.input.name) for clip in summary.clips)])
+    rows = [f"{'clip':<{width}}  {'status':<7}  {'frames':>7}  {'fps':>6}  output"]
+    for clip in summary.clips:
+        fps = f"{clip.fps:6.1f}" if clip.status == "done" else f"{'-':>6}"
+        frames = f"{clip.frames:7d}" if clip.status != "failed" else f"{'-':>7}"
+        where = clip.job.output if clip.status != "failed" else "(failed; see below)"
+        rows.append(f"{clip.job.input.name:<{width}}  {clip.status:<7}  {frames}  {fps}  {where}")
+    rows.append(
+        f"{summary.done} done, {summary.skipped} skipped, {summary.failed} failed; "
+        f"{summary.frames} frames rendered in {summary.seconds:.1f} s "
+        f"({summary.fps:.1f} fps across all workers)"
+    )
+    return "\n".join(rows)
