@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import types
 
 import cv2
 import numpy as np
@@ -266,3 +267,21 @@ def test_mismatched_batches_are_refused(astronaut_face):
         Compositor().process(photo, [crop, crop], _solid(GREEN), [face])
     with pytest.raises(ValueError, match="stylized crop is"):
         Compositor().process(photo, [crop], _solid(GREEN, size=128), [face])
+
+
+def test_the_gpu_warp_asks_for_few_output_shapes(astronaut_face):
+    # CuPy compiles a kernel per output shape: regions a few pixels apart must share one.
+    _, _, crop = astronaut_face
+    rgba = np.dstack([crop.image, face_mask(crop.landmarks, 256, 0.03, 0.3)])
+    shapes = []
+
+    def recording_affine_transform(*args, output_shape, **kwargs):
+        shapes.append(output_shape)
+        return scipy.ndimage.affine_transform(*args, output_shape=output_shape, **kwargs)
+
+    ndimage = types.SimpleNamespace(affine_transform=recording_affine_transform)
+    backend = ArrayBackend("numpy", np, ndimage)
+    sizes = [(150, 60, 200 + i, 250 - i) for i in range(0, 20, 3)]
+    warped = [warp_crop_ndimage(backend, rgba, crop.matrix, region) for region in sizes]
+    assert [w.shape[:2] for w in warped] == [(h, w) for _, _, w, h in sizes]
+    assert len(set(shapes)) == 1
