@@ -20,15 +20,19 @@ What differs between a file and a camera is one setting, the queue ``policy``:
 Shutdown is an end marker passed down the queues plus joins in ``finally``: the source ending,
 :meth:`Runner.stop` (Ctrl-C, a signal, a control endpoint) and an error in any thread all
 stop every thread; an error is re-raised from :meth:`Runner.run` in the caller's thread, which
-only waits and reports status, so Ctrl-C lands where it can stop everything.
+only waits and reports status. Every thread started is joined before ``run`` returns: while it
+runs, Ctrl-C only asks the threads to stop (a ``KeyboardInterrupt`` raised at the wrong moment
+would skip the joins and leave threads inside FFmpeg or dlib as the interpreter exits).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, Literal, TypeVar
@@ -54,6 +58,28 @@ _QUEUE_SIZE: dict[Policy, int] = {"block": 8, "newest": 1}
 _CAPTURE_JOIN_SECONDS = 5.0
 # How often run()'s thread looks whether it was asked to stop.
 _POLL_SECONDS = 0.1
+
+
+@contextlib.contextmanager
+def _ctrl_c_calls(handler: Callable[[], None]) -> Iterator[None]:
+    """Within the block, Ctrl-C (SIGINT) calls ``handler`` instead of raising
+    ``KeyboardInterrupt``; Python's own handler comes back after.
+
+    Only on the main thread (the only one Python raises ``KeyboardInterrupt`` in) and only
+    where SIGINT still has Python's default handler: a host program's own handler is left
+    alone. ``handler`` must take no lock (see :meth:`Runner.stop`).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    signal.signal(signal.SIGINT, lambda *_: handler())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class StageQueue(Generic[T]):
@@ -334,29 +360,38 @@ class Runner:
             for name, body in bodies
         ]
         capture, *downstream = threads
-        for thread in threads:
-            thread.start()
         interrupted = False
         next_status = self._clock() + self.status_interval
-        try:
-            while downstream[-1].is_alive() and not self._stopping:
-                downstream[-1].join(_POLL_SECONDS)
-                if self.on_status is not None and self._clock() >= next_status:
-                    next_status += self.status_interval
-                    self.on_status(self.stats())
-        except KeyboardInterrupt:
-            interrupted = True
-        except BaseException as error:
-            self._keep_error(error)
-        finally:
-            interrupted = interrupted or (self._stopping and self._error is None)
-            self._stopping = True
-            # Unblock a capture thread waiting to put and stages waiting to get.
-            self._close_queues()
-            for thread in downstream:
-                thread.join()
-            capture.join(_CAPTURE_JOIN_SECONDS)
-            self._stopping = False
+        # Ctrl-C must never come between starting a thread and the finally that joins it: a
+        # KeyboardInterrupt raised inside Thread.start() (which waits for the new thread to
+        # run) once left the threads already started decoding and detecting while the caller
+        # closed the source and the interpreter exited under them (SIGSEGV, or SIGABRT from
+        # C++ "terminate called without an active exception"). So while threads run, Ctrl-C
+        # only asks them to stop, as stop() does.
+        with _ctrl_c_calls(self.stop):
+            try:
+                for thread in threads:
+                    thread.start()
+                while downstream[-1].is_alive() and not self._stopping:
+                    downstream[-1].join(_POLL_SECONDS)
+                    if self.on_status is not None and self._clock() >= next_status:
+                        next_status += self.status_interval
+                        self.on_status(self.stats())
+            except KeyboardInterrupt:  # from on_status, or Ctrl-C under a host's own handler
+                interrupted = True
+            except BaseException as error:
+                self._keep_error(error)
+            finally:
+                interrupted = interrupted or (self._stopping and self._error is None)
+                self._stopping = True
+                # Unblock a capture thread waiting to put and stages waiting to get.
+                self._close_queues()
+                for thread in downstream:
+                    if thread.ident is not None:
+                        thread.join()
+                if capture.ident is not None:
+                    capture.join(_CAPTURE_JOIN_SECONDS)
+                self._stopping = False
         if self._error is not None:
             raise self._error
         written = np.asarray(self._written, np.float64).reshape(-1, 3)

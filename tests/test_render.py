@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from ctrl_c import ctrl_c_when_writing
 from videoclips import audio_packets, video_timestamps
 
 from pipeline.cartoon import CartoonStylizer
@@ -162,3 +163,18 @@ def test_sample_keyword_renders_the_cached_sample_clip(
     assert main(["render", "sample", "-o", "named.mkv"]) == 0
     out = capsys.readouterr().out
     assert "Rendered 3 frames" in out and str(tmp_path / "named.mkv") in out
+
+
+def test_ctrl_c_mid_render_exits_130_every_time(
+    clip: tuple[Path, ClipTruth], tmp_path: Path
+) -> None:
+    # Five in a row, each the moment the render begins: a Ctrl-C landing while the runner
+    # started its threads once crashed the exit (SIGABRT or SIGSEGV) about one run in two.
+    path, _ = clip
+    output = tmp_path / "out.mp4"
+    command = ["render", str(path), "-o", str(output), "--style", "cartoon", "-q"]
+    for _ in range(5):
+        status, err = ctrl_c_when_writing([*command, "--preset", "ultrafast"], tmp_path, ".out.*")
+        assert status == 130, err
+        assert err.splitlines() == ["facestyle: stopped; nothing was written under the output name"]
+        assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ leaves no file. (The live policy is tested in test_live.py.)"""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -148,3 +149,26 @@ def test_ctrl_c_stops_every_thread_and_says_the_run_was_interrupted() -> None:
     summary = Runner(endless(), lambda f: f, [MemorySink()], on_status=ctrl_c).run()
     assert summary.interrupted and summary.frames >= 5
     assert threading.active_count() == before
+
+
+@pytest.mark.skipif(
+    signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
+    reason="needs Python's own SIGINT handler (what a command line has)",
+)
+def test_ctrl_c_while_the_threads_start_still_joins_every_one() -> None:
+    # A real SIGINT as the capture thread begins lands while run() is still starting the
+    # others; a KeyboardInterrupt raised there once skipped the joins, leaving threads inside
+    # FFmpeg and dlib as the interpreter exited (SIGABRT, SIGSEGV).
+    def interrupted_at_once() -> Iterator[Frame]:
+        signal.raise_signal(signal.SIGINT)
+        yield from _frames(10_000)
+
+    before = threading.active_count()
+    stages = [lambda f: f, lambda f: f, lambda f: f]
+    try:
+        summary = Runner(interrupted_at_once(), stages, [MemorySink()]).run()
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped run() before its threads were joined")
+    assert summary.interrupted
+    assert threading.active_count() == before
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
