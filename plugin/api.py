@@ -47,8 +47,8 @@ class FaceStylizer:
             ``None`` uses the style's own default (0.25 for the bundled packs, 0 for cartoon).
         max_faces: most faces restyled per frame.
         detect_every: run the face detector every this many frames (trackers in between).
-        mask: ``"face"`` blends only the face inside its landmarks; ``"crop"`` the whole
-            aligned square.
+        mask: ``"head"`` blends the whole head with its hair (a matte that follows it);
+            ``"face"`` only the face inside its landmarks; ``"crop"`` the whole aligned square.
         fps: frame rate assumed for bare arrays given without a time (smoothing uses it).
 
     Raises:
@@ -62,7 +62,7 @@ class FaceStylizer:
         identity: float | None = None,
         max_faces: int = 4,
         detect_every: int = 10,
-        mask: str = "face",
+        mask: str = "head",
         fps: float = 30.0,
     ) -> None:
         stylizer = style if isinstance(style, Stylizer) else resolve_style(style)
@@ -150,7 +150,7 @@ def render(
     identity: float | None = None,
     max_faces: int = 4,
     detect_every: int = 10,
-    mask: str = "face",
+    mask: str = "head",
     crf: int = DEFAULT_CRF,
     preset: str = DEFAULT_PRESET,
     preview: str | Path | None = None,

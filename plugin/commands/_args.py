@@ -69,10 +69,11 @@ def add_restyle_options(parser: argparse.ArgumentParser, default_style: str) -> 
 
 
 def add_mask_option(parser: argparse.ArgumentParser) -> None:
-    """``--mask face|crop``: how much of the stylized crop is blended back."""
+    """``--mask head|face|crop``: how much of the stylized crop is blended back."""
     parser.add_argument(
         "--mask",
-        choices=("face", "crop"),
-        default="face",
-        help="blend the face only, or the whole aligned square (face)",
+        choices=("head", "face", "crop"),
+        default="head",
+        help="blend the whole head with its hair (a matte that follows it), the face inside "
+        "its landmarks only, or the whole aligned square (head)",
     )
