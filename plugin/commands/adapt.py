@@ -59,6 +59,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the pack's default identity <-> style strength, 0 (all style) to 2 "
         f"(default {DEFAULT_IDENTITY}, chosen with facestyle eval --identity)",
     )
+    parser.add_argument(
+        "--skin-tone",
+        choices=("auto", "keep", "style"),
+        default="auto",
+        help="keep each face's own skin tone, or take the portrait's (style); auto keeps it "
+        "unless the portrait is monochrome (a drawing, an engraving) (auto)",
+    )
     parser.add_argument("--name", help="the pack's name (default: the output file's stem)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.set_defaults(run=run)
@@ -80,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
     style = load_image(args.style_image)
     points = parse_points(args.points) if args.points else None
     settings = replace(
-        QUALITIES[args.quality], geometry=args.geometry, identity=args.identity, seed=args.seed
+        QUALITIES[args.quality],
+        geometry=args.geometry,
+        identity=args.identity,
+        keep_tone={"auto": None, "keep": True, "style": False}[args.skin_tone],
+        seed=args.seed,
     )
     with contextlib.ExitStack() as stack:
         bars: dict[str, tqdm] = {}
