@@ -19,7 +19,7 @@ from models.exemplar import (
     parse_points,
     prepare_exemplar,
 )
-from models.metrics import descriptor_distance, face_descriptor, temporal_report
+from models.metrics import descriptor_distance, face_descriptor, sharpness, temporal_report
 from models.patchmatch import occupancy, pad_features, patchmatch, vote
 from models.teacher import TeacherParams, TeacherStylizer, stylize_face, synthesize
 from pipeline.align import align_face, transform_points
@@ -57,9 +57,19 @@ def test_output_uses_the_exemplars_palette(small: tuple[Exemplar, AlignedCrop]) 
     exemplar, content = small
     out = stylize_face(exemplar, content.image, content.landmarks)
     assert out.shape == (128, 128, 3) and out.dtype == np.uint8
-    # Voting averages neighbouring patches, so colours are mixed, never exact; still much
-    # nearer the palette than the photo is.
-    assert palette_distance(out) < 0.7 * palette_distance(content.image)
+    # Every pixel is copied from the centre of its matched exemplar patch: no averaged colours.
+    guides = compute_guides(content.image, content.landmarks, exemplar.reference)
+    synthesis = synthesize(exemplar, guides)
+    np.testing.assert_array_equal(out, synthesis.image)
+    nnf = synthesis.nnf
+    np.testing.assert_array_equal(out, exemplar.image[nnf[..., 0], nnf[..., 1]])
+    assert palette_distance(out) < 0.5 * palette_distance(content.image)
+    # The plain vote averages neighbouring patches, so colours are mixed; still much nearer
+    # the palette than the photo is, and softer than the copy.
+    voted = stylize_face(exemplar, content.image, content.landmarks, TeacherParams(final_radius=2))
+    assert 0.0 < palette_distance(voted) < 0.7 * palette_distance(content.image)
+    head = np.ones(out.shape[:2], np.float32)
+    assert sharpness(voted, head) < 0.9 * sharpness(out, head)
 
 
 def test_content_features_survive_rather_than_the_exemplars(
