@@ -83,6 +83,7 @@ class TrainSettings:
         seed: random seed (patches, warps, initial weights).
         seconds: stop early after this much wall time, if set.
         threads: PyTorch CPU threads while training; ``None`` for :func:`free_cores`.
+        device: where to train (``"cpu"``, ``"cuda"``); the student comes back on the CPU.
     """
 
     steps: int = 1500
@@ -95,6 +96,7 @@ class TrainSettings:
     seed: int = 0
     seconds: float | None = None
     threads: int | None = None
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.patch % (4 * GUIDE_SCALE) or self.patch < 16:
@@ -134,7 +136,7 @@ class PatchDiscriminator(nn.Module):
 
 
 def _sample_patches(
-    data: TrainingSet, count: int, patch: int, rng: np.random.Generator
+    data: TrainingSet, count: int, patch: int, rng: np.random.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random patches at positions on the guides' grid, so guides and RGB stay aligned."""
     n, _, s, _ = data.rgb.shape
@@ -156,7 +158,7 @@ def _sample_patches(
     guides = cut(data.guides, small, GUIDE_SCALE)
     # channels_last: several times faster for these thin convs on a CPU, training included.
     return tuple(
-        torch.from_numpy(a).contiguous(memory_format=torch.channels_last)
+        torch.from_numpy(a).to(device).contiguous(memory_format=torch.channels_last)
         for a in (rgb, guides, target)
     )  # type: ignore[return-value]
 
@@ -222,8 +224,9 @@ def _train(
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
-    student = StudentGenerator(config).train().to(memory_format=torch.channels_last)
-    critic = PatchDiscriminator().train().to(memory_format=torch.channels_last)
+    device = torch.device(settings.device)
+    student = StudentGenerator(config).train().to(device, memory_format=torch.channels_last)
+    critic = PatchDiscriminator().train().to(device, memory_format=torch.channels_last)
     opt_g = torch.optim.Adam(student.parameters(), lr=settings.lr, betas=(0.5, 0.99))
     opt_d = torch.optim.Adam(critic.parameters(), lr=settings.lr, betas=(0.5, 0.99))
     margin = 6  # pixels at the patch border where a warped input has no true counterpart
@@ -238,7 +241,7 @@ def _train(
         for optimizer in (opt_g, opt_d):
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        rgb, guides, target = _sample_patches(data, settings.batch, patch, rng)
+        rgb, guides, target = _sample_patches(data, settings.batch, patch, rng, device)
         output = student(rgb, guides)
         losses = {"l1": functional.l1_loss(output, target)}
         total = settings.l1 * losses["l1"]
@@ -246,8 +249,8 @@ def _train(
             losses["adversarial"] = ((critic(output) - 1) ** 2).mean()
             total = total + settings.adversarial * losses["adversarial"]
         if settings.consistency > 0:
-            theta = _random_warps(settings.batch, patch, generator)
-            noise = torch.randn(rgb.shape, generator=generator) * (2.0 / 255.0)
+            theta = _random_warps(settings.batch, patch, generator).to(device)
+            noise = torch.randn(rgb.shape, generator=generator).to(device) * (2.0 / 255.0)
             moved = student(_warp(rgb, theta) + noise, _warp(guides, theta))
             expected = _warp(output.detach(), theta)
             inner = (slice(None), slice(None), slice(margin, -margin), slice(margin, -margin))
@@ -276,4 +279,4 @@ def _train(
         "train_threads": torch.get_num_threads(),
         **{f"loss_{k}": round(v, 5) for k, v in running.items()},
     }
-    return student.eval(), figures
+    return student.cpu().eval(), figures

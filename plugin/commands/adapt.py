@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.detail import DEFAULT_IDENTITY
-from pipeline.errors import OutputError
+from pipeline.errors import DeviceError, OutputError
 from plugin.commands._args import number_in
 
 __all__ = ["add_parser", "run"]
@@ -66,6 +66,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="keep each face's own skin tone, or take the portrait's (style); auto keeps it "
         "unless the portrait is monochrome (a drawing, an engraving) (auto)",
     )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where to train the student: cpu, or cuda on a machine with an NVIDIA GPU (cpu)",
+    )
     parser.add_argument("--name", help="the pack's name (default: the output file's stem)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.set_defaults(run=run)
@@ -86,8 +92,15 @@ def run(args: argparse.Namespace) -> int:
         raise OutputError(f"cannot write {output}: folder {output.parent} does not exist")
     style = load_image(args.style_image)
     points = parse_points(args.points) if args.points else None
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise DeviceError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu")
+    quality = QUALITIES[args.quality]
     settings = replace(
-        QUALITIES[args.quality],
+        quality,
+        train=replace(quality.train, device=args.device),
         geometry=args.geometry,
         identity=args.identity,
         keep_tone={"auto": None, "keep": True, "style": False}[args.skin_tone],
