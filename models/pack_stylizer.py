@@ -12,6 +12,7 @@ from models.generator import StudentGenerator
 from models.geometry import toward_exemplar
 from models.pack import StylePack
 from models.student_input import student_guides, to_unit_rgb
+from pipeline.detail import restore_tone
 from pipeline.errors import DeviceError, StyleError
 from pipeline.frame import AlignedCrop
 
@@ -99,11 +100,17 @@ class PackStylizer:
         return to_unit_rgb(np.stack(images)), np.stack(guides)
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
-        """``N`` aligned crops → ``(N, S, S, 3)`` ``uint8`` RGB stylized crops."""
+        """``N`` aligned crops → ``(N, S, S, 3)`` ``uint8`` RGB stylized crops.
+
+        A pack that keeps skin tone (``pack.keep_tone``) has each face's brightness brought
+        back to the person's own (:func:`pipeline.detail.restore_tone`)."""
         if not crops:
             return np.zeros((0, self.crop_size, self.crop_size, 3), np.uint8)
         rgb, guides = self.inputs(crops)
         styled = self.run(rgb, guides)
+        if self.pack.keep_tone:
+            content = np.stack([crop.image for crop in crops])
+            styled = restore_tone(styled, content, np.stack([crop.landmarks for crop in crops]))
         if self.smoothing > 0:
             styled = self._smooth(crops, styled)
         return styled

@@ -21,6 +21,7 @@ import numpy as np
 
 from models.exemplar import Exemplar
 from models.patchmatch import occupancy, pad_features, patchmatch, vote
+from pipeline.detail import restore_tone
 from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop
 from pipeline.guides import REGIONS, Guides, compute_guides
@@ -224,10 +225,22 @@ def stylize_face(
         params: teacher settings; defaults if ``None``.
 
     Returns:
-        ``(S, S, 3)`` ``uint8`` RGB.
+        ``(S, S, 3)`` ``uint8`` RGB; with the content face's own brightness when the
+        exemplar keeps skin tone (:func:`pipeline.detail.restore_tone`).
     """
     guides = compute_guides(content_crop, content_landmarks, exemplar.reference)
-    return synthesize(exemplar, guides, params).image
+    return _toned(
+        exemplar, synthesize(exemplar, guides, params).image, content_crop, content_landmarks
+    )
+
+
+def _toned(
+    exemplar: Exemplar, image: np.ndarray, content: np.ndarray, landmarks: np.ndarray
+) -> np.ndarray:
+    """``image`` with the content face's brightness when the exemplar keeps skin tone."""
+    if not exemplar.reference.keep_tone:
+        return image
+    return restore_tone(image[None], content[None], np.asarray(landmarks)[None])[0]
 
 
 class TeacherStylizer:
@@ -256,7 +269,8 @@ class TeacherStylizer:
                 last_input, last_output = self._last[crop.track_id]
                 flow = optical_flow(crop.image, last_input)
                 expected = warp_by_flow(last_output, flow)
-            out[i] = synthesize(self.exemplar, guides, self.params, expected).image
+            image = synthesize(self.exemplar, guides, self.params, expected).image
+            out[i] = _toned(self.exemplar, image, crop.image, crop.landmarks)
             self._last[crop.track_id] = (crop.image, out[i].copy())
         return out
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["DEFAULT_IDENTITY", "restore_detail"]
+__all__ = ["DEFAULT_IDENTITY", "restore_detail", "restore_tone"]
 
 # The strength new style packs suggest. Chosen with `facestyle eval --identity 0 0.25 0.5 1`
 # on the bundled packs: 0.25 brought each face 0.01-0.03 closer to its own descriptor for a
@@ -58,4 +58,48 @@ def restore_detail(
         # Adding the same amount to R, G and B changes luminance only, not hue.
         lifted = styled.astype(np.float32) + strength * detail[:, :, None]
         out[i] = np.clip(np.rint(lifted), 0, 255).astype(np.uint8)
+    return out
+
+
+# Darkening or lightening a stylized face by more than this factor is a failed landmark fit or
+# a blank crop, not a skin tone.
+_MAX_GAIN = 3.0
+
+
+def restore_tone(stylized: np.ndarray, content: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Scale each stylized crop's brightness so its face has the content face's median
+    luminance: a dark-skinned person stays dark in a style painted with pale skin.
+
+    The appearance guide already asks the stylizer for the person's own tone, but a style
+    whose every skin patch is pale (a Mucha poster) cannot give it; one gain per crop,
+    measured on the face inside the landmarks, multiplies R, G and B alike, so the style's
+    hues, contrast and strokes stay as they are.
+
+    Args:
+        stylized: ``(N, S, S, 3)`` ``uint8`` RGB, the stylizer's output.
+        content: ``(N, S, S, 3)`` ``uint8`` RGB, the aligned crops it was made from.
+        landmarks: ``(N, 68, 2)`` their landmarks, crop pixels.
+
+    Returns:
+        ``(N, S, S, 3)`` ``uint8`` RGB.
+    """
+    if stylized.shape != content.shape or len(landmarks) != len(stylized):
+        raise ValueError(
+            "restore_tone: expected stylized and content of one (N, S, S, 3) shape and N "
+            f"landmark sets, got {stylized.shape}, {content.shape} and {len(landmarks)}"
+        )
+    size = stylized.shape[1]
+    out = np.empty_like(stylized)
+    for i, (styled, source, points) in enumerate(zip(stylized, content, landmarks, strict=True)):
+        face = np.zeros((size, size), np.uint8)
+        outline = np.concatenate([points[0:17], points[17:27][::-1]])
+        cv2.fillPoly(face, [np.rint(outline).astype(np.int32)], 1)
+        inside = face.astype(bool)
+        if not inside.any():
+            out[i] = styled
+            continue
+        own = np.median(cv2.cvtColor(source, cv2.COLOR_RGB2GRAY)[inside])
+        made = np.median(cv2.cvtColor(styled, cv2.COLOR_RGB2GRAY)[inside])
+        gain = np.clip(max(float(own), 1.0) / max(float(made), 1.0), 1 / _MAX_GAIN, _MAX_GAIN)
+        out[i] = np.clip(np.rint(styled.astype(np.float32) * np.float32(gain)), 0, 255)
     return out
