@@ -75,6 +75,8 @@ class AdaptSettings:
         crop_size: side of the aligned crops.
         geometry: 0..1, how far faces are warped toward the exemplar's proportions.
         identity: the pack's default identity <-> style strength.
+        keep_tone: whether faces keep their own skin tone (``None``: yes unless the
+            exemplar is monochrome; see :func:`pipeline.guides.guide_reference`).
         seed: augmentation and training seed.
     """
 
@@ -86,6 +88,7 @@ class AdaptSettings:
     crop_size: int = CROP_SIZE
     geometry: float = 0.0
     identity: float = DEFAULT_IDENTITY
+    keep_tone: bool | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -293,7 +296,7 @@ def preview_sheet(result: AdaptResult, columns: int = 6, tile: int = 128) -> np.
 
 def _prepare(image: np.ndarray, points: np.ndarray | None, settings: AdaptSettings) -> Exemplar:
     try:
-        return prepare_exemplar(image, points, settings.crop_size)
+        return prepare_exemplar(image, points, settings.crop_size, settings.keep_tone)
     except NoFaceError as error:
         raise NoFaceError(f"style image: {error}") from error
 
@@ -383,6 +386,7 @@ def adapt(
         thumbnail=cv2.resize(exemplar.image, (128, 128), interpolation=cv2.INTER_AREA),
         identity=float(settings.identity),
         geometry=float(settings.geometry),
+        keep_tone=exemplar.reference.keep_tone,
         training=figures,
     )
     # The preview shows the student as a pack runs it, in float32, on the same crops (already

@@ -114,7 +114,10 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 def prepare_exemplar(
-    image: np.ndarray, points: np.ndarray | None = None, size: int = CROP_SIZE
+    image: np.ndarray,
+    points: np.ndarray | None = None,
+    size: int = CROP_SIZE,
+    keep_tone: bool | None = None,
 ) -> Exemplar:
     """Find the portrait's face, align it and precompute its guides.
 
@@ -123,6 +126,8 @@ def prepare_exemplar(
         points: optional ``(5, 2)`` image pixels in :data:`FIVE_POINTS` order; used instead
             of detection (for faces the detector misses).
         size: crop side ``S``.
+        keep_tone: whether content faces keep their own skin tone (see
+            :func:`pipeline.guides.guide_reference`; ``None`` decides from the portrait).
 
     Raises:
         NoFaceError: no face found and no points given.
@@ -142,7 +147,7 @@ def prepare_exemplar(
             )
         landmarks, fitted = predict_landmarks(image, boxes[0]), False
     crop = align_face(image, landmarks, size)
-    reference = guide_reference(crop.image, crop.landmarks)
+    reference = guide_reference(crop.image, crop.landmarks, keep_tone)
     return Exemplar(
         image=crop.image,
         landmarks=crop.landmarks,

@@ -4,14 +4,21 @@
   face (dlib calls two faces the same person under 0.6). Because an absolute threshold says
   little about drawings, also the *margin*: is the stylized face closer to its own source than
   to any other person's face?
-- Style fidelity: mean distance from the stylized crop's patches to their nearest exemplar
-  patches (RMS per pixel, 0-255 units), reported beside the same for the unstylized input, so
-  lower than the input's means "made of the exemplar's patches".
+- Style: a two-sided patch-distribution figure — the sliced Wasserstein distance between the
+  7x7 Lab patches of the shown head and those of the exemplar's head, divided by the same for
+  the unstylized head (1 = no closer to the reference than the photo). A one-sided
+  nearest-patch distance rewards blur (a soft face finds near neighbours among a painting's
+  smooth patches); a distribution distance does not.
+- Sharpness: mean gradient magnitude of the lightness on the head, as a ratio to the
+  exemplar's (a student that averages away brush marks scores well under 1).
+- Head share: how much of the head, hair included, the compositor's mask restyles (an
+  oval on the face restyles about half of it).
 - Temporal stability: warping error — the next output frame warped back onto the current one
   with optical flow computed on the *input* (OpenCV DIS), pixels failing a forward-backward
   check left out — relative to the same error of the input itself (1 = as steady as the input).
   On a clip (:func:`evaluate_stylizer`) it is measured on each track's sequence of aligned
-  crops, the stylizer's own input and output, so compositing and background do not dilute it.
+  crops as shown (stylized, blended over the input through the mask), so a flickering matte
+  counts and the frame's background does not dilute it.
 
 The metric functions are pure (arrays in, numbers out); :func:`clip_tracks` and
 :func:`evaluate_stylizer` run the tracker and a stylizer. The dlib model is loaded once per
@@ -29,10 +36,13 @@ import cv2
 import dlib
 import numpy as np
 
+from models.exemplar import Exemplar
 from pipeline.align import align_face
+from pipeline.composite import Compositor
 from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop, Frame
 from pipeline.landmarks import detect_landmarks, model_path
+from pipeline.matte import head_prior
 from pipeline.samples import FACE_PHOTOS, face_photo
 from pipeline.stylizer import Stylizer
 from pipeline.tracker import FaceTracker
@@ -40,6 +50,7 @@ from pipeline.tracker import FaceTracker
 __all__ = [
     "SAME_PERSON",
     "IdentityReport",
+    "StyleReport",
     "StylizerReport",
     "TemporalReport",
     "TrackCrops",
@@ -48,9 +59,13 @@ __all__ = [
     "evaluate_stylizer",
     "face_descriptor",
     "face_descriptors",
+    "head_share",
     "identity_report",
+    "lab_patches",
     "reference_descriptors",
-    "style_distance",
+    "sharpness",
+    "sliced_wasserstein",
+    "style_ratio",
     "temporal_report",
     "warping_errors",
 ]
@@ -166,42 +181,117 @@ def identity_report(
     )
 
 
-def _patches(image: np.ndarray, size: int, patch: int, stride: int) -> np.ndarray:
-    small = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
-    windows = np.lib.stride_tricks.sliding_window_view(small, (patch, patch), axis=(0, 1))
-    return windows[::stride, ::stride].reshape(-1, patch * patch * 3)
-
-
-def style_distance(
-    image: np.ndarray,
-    exemplar: np.ndarray,
-    *,
-    size: int = 128,
-    patch: int = 5,
-    stride: int = 2,
-) -> float:
-    """Mean distance from each patch of ``image`` to its nearest patch of ``exemplar``.
-
-    Exact nearest neighbours on both images resized to ``size`` (patches every ``stride``
-    pixels), so the figure is reproducible; 0 when ``image`` is made of exemplar patches.
+def lab_patches(
+    image: np.ndarray, region: np.ndarray, *, patch: int = 7, stride: int = 3
+) -> np.ndarray:
+    """Every ``stride``-th ``patch`` x ``patch`` window of ``image`` centred in ``region``, as
+    Lab vectors.
 
     Args:
-        image: ``(S, S, 3)`` ``uint8`` RGB stylized (or input) crop.
-        exemplar: ``(S', S', 3)`` ``uint8`` RGB exemplar crop.
+        image: ``(S, S, 3)`` ``uint8`` RGB.
+        region: ``(S, S)`` weights; windows whose centre weight is above 0.5 are kept.
+        patch: window side (odd).
+        stride: keep every ``stride``-th window each way.
 
     Returns:
-        RMS difference per pixel and channel, 0-255 units.
+        ``(N, 3 * patch * patch)`` ``float32``: per window its L (0-100), then a, then b
+        (about -100..100, OpenCV's float Lab), each ``patch`` x ``patch`` row-major.
     """
-    query = _patches(image, size, patch, stride)
-    bank = _patches(exemplar, size, patch, stride)
-    # |q - b|^2 = |q|^2 - 2 q.b + |b|^2, in blocks to bound memory.
-    bank_norm = (bank**2).sum(axis=1)
-    nearest = np.empty(len(query), np.float32)
-    for start in range(0, len(query), 1024):
-        block = query[start : start + 1024]
-        d2 = (block**2).sum(axis=1)[:, None] - 2.0 * block @ bank.T + bank_norm[None, :]
-        nearest[start : start + 1024] = np.maximum(d2.min(axis=1), 0.0)
-    return float(np.sqrt(nearest / query.shape[1]).mean())
+    lab = cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
+    windows = np.lib.stride_tricks.sliding_window_view(lab, (patch, patch), axis=(0, 1))
+    radius = patch // 2
+    centres = np.asarray(region)[radius:-radius, radius:-radius] > 0.5
+    keep = centres[::stride, ::stride]
+    return windows[::stride, ::stride][keep].reshape(-1, patch * patch * 3)
+
+
+def sliced_wasserstein(
+    a: np.ndarray, b: np.ndarray, *, projections: int = 128, quantiles: int = 256, seed: int = 0
+) -> float:
+    """Sliced 2-Wasserstein distance between two point clouds of the same dimension.
+
+    Both clouds are projected on the same ``projections`` random unit directions (fixed by
+    ``seed``, so the figure is reproducible); per direction, the two 1-D distributions are
+    compared at ``quantiles`` evenly spaced quantiles. Unlike a nearest-neighbour distance
+    it is two-sided: a blurred copy misses the reference's high-contrast patches and pays
+    for it.
+
+    Args:
+        a: ``(N, D)`` points.
+        b: ``(M, D)`` points; ``N`` and ``M`` may differ.
+
+    Returns:
+        ``sqrt`` of the mean over directions and quantiles of the squared difference, in the
+        points' units; 0 for identical distributions.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or not len(a) or not len(b):
+        raise ValueError(
+            f"sliced_wasserstein: expected (N, D) and (M, D) points, got {a.shape} and {b.shape}"
+        )
+    directions = np.random.default_rng(seed).normal(size=(a.shape[1], projections))
+    directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+    levels = (np.arange(quantiles) + 0.5) / quantiles
+    qa = np.quantile(a @ directions, levels, axis=0)
+    qb = np.quantile(b @ directions, levels, axis=0)
+    return float(np.sqrt(np.mean((qa - qb) ** 2)))
+
+
+def style_ratio(
+    stylized: np.ndarray,
+    content: np.ndarray,
+    region: np.ndarray,
+    exemplar: np.ndarray,
+    exemplar_region: np.ndarray,
+) -> float:
+    """How much closer to the exemplar's patch statistics the stylized face is than the photo.
+
+    The :func:`sliced_wasserstein` distance between the 7x7 Lab patches of the stylized crop
+    and the exemplar's, divided by the same for the unstylized content crop (each inside its
+    region): 1 = no closer to the reference than the photo, 0 = the reference's own patch
+    statistics.
+
+    Args:
+        stylized: ``(S, S, 3)`` ``uint8`` RGB, what is shown of the stylized crop.
+        content: ``(S, S, 3)`` ``uint8`` RGB, the aligned crop it was made from.
+        region: ``(S, S)`` where to compare (the head), on both crops.
+        exemplar: ``(S', S', 3)`` ``uint8`` RGB aligned exemplar crop.
+        exemplar_region: ``(S', S')`` the same region on the exemplar.
+    """
+    reference = lab_patches(exemplar, exemplar_region)
+    photo = sliced_wasserstein(lab_patches(content, region), reference)
+    return sliced_wasserstein(lab_patches(stylized, region), reference) / max(photo, 1e-9)
+
+
+def sharpness(image: np.ndarray, region: np.ndarray) -> float:
+    """Mean gradient magnitude of the Lab lightness inside ``region``, L units per pixel.
+
+    Args:
+        image: ``(S, S, 3)`` ``uint8`` RGB aligned crop (crops of one size compare: the face
+            is the same size in each).
+        region: ``(S, S)`` weights, each pixel counted with its weight.
+    """
+    lab = cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
+    lightness = np.ascontiguousarray(lab[:, :, 0])
+    # Sobel's 3x3 kernel sums to 8 times the slope of a ramp.
+    gx = cv2.Sobel(lightness, cv2.CV_32F, 1, 0, ksize=3) / np.float32(8.0)
+    gy = cv2.Sobel(lightness, cv2.CV_32F, 0, 1, ksize=3) / np.float32(8.0)
+    weights = np.asarray(region, np.float32)
+    inner = (slice(1, -1), slice(1, -1))  # the image border has no true gradient
+    magnitude = cv2.magnitude(gx, gy)[inner]
+    return float((magnitude * weights[inner]).sum() / max(float(weights[inner].sum()), 1e-9))
+
+
+def head_share(matte: np.ndarray, head: np.ndarray) -> float:
+    """Share of the head that is restyled: ``sum(matte * head) / sum(head)``.
+
+    Args:
+        matte: ``(S, S)`` 0-1, how much of the stylized crop is shown at each pixel.
+        head: ``(S, S)`` 0-1, the head (hair included), e.g.
+            :func:`pipeline.matte.head_prior`.
+    """
+    head = np.asarray(head, np.float64)
+    return float((np.asarray(matte, np.float64) * head).sum() / max(head.sum(), 1e-9))
 
 
 def warping_errors(inputs: np.ndarray, outputs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -303,26 +393,50 @@ def clip_tracks(frames: Iterable[Frame], tracker: FaceTracker | None = None) -> 
 
 
 @dataclass(frozen=True)
+class StyleReport:
+    """How much the shown faces look like the exemplar, measured on the head.
+
+    Attributes:
+        ratios: ``(N,)`` :func:`style_ratio` per measured face.
+        ratio: their median (1 = no closer to the reference than the photo, 0 = its own
+            patch statistics).
+        sharpness: median :func:`sharpness` of the shown faces over the exemplar's.
+        input_sharpness: the same for the unstylized faces (the photo's own).
+    """
+
+    ratios: np.ndarray
+    ratio: float
+    sharpness: float
+    input_sharpness: float
+
+    def as_dict(self) -> dict[str, float]:
+        data = asdict(self)
+        data.pop("ratios")
+        return data
+
+
+@dataclass(frozen=True)
 class StylizerReport:
-    """The three quality figures of one stylizer on one clip.
+    """The quality figures of one stylizer on one clip, on the faces as shown: each
+    stylized crop blended over its input crop through the compositor's mask.
 
     Attributes:
         name: the stylizer's name.
         faces: stylized crops in all.
         seconds_per_crop: wall time of ``stylize`` per crop.
         identity: see :class:`IdentityReport` (on every ``every``-th crop of each track).
-        style: mean :func:`style_distance` of the stylized crops to the exemplar, or ``None``
-            without an exemplar.
-        style_input: the same for the unstylized input crops (the figure to beat).
-        temporal: warping error of the stylized crop sequences relative to the input's.
+        style: see :class:`StyleReport`, or ``None`` without an exemplar.
+        head_share: mean share of the head (hair included, :func:`pipeline.matte.head_prior`)
+            that the mask restyles.
+        temporal: warping error of the shown crop sequences relative to the input's.
     """
 
     name: str
     faces: int
     seconds_per_crop: float
     identity: IdentityReport
-    style: float | None
-    style_input: float | None
+    style: StyleReport | None
+    head_share: float
     temporal: TemporalReport
 
     def as_dict(self) -> dict[str, object]:
@@ -331,30 +445,41 @@ class StylizerReport:
             "faces": self.faces,
             "seconds_per_crop": self.seconds_per_crop,
             "identity": self.identity.as_dict(),
-            "style": self.style,
-            "style_input": self.style_input,
+            "style": None if self.style is None else self.style.as_dict(),
+            "head_share": self.head_share,
             "temporal": self.temporal.as_dict(),
         }
 
 
 def _stylize_clip(
-    stylizer: Stylizer, tracks: Sequence[TrackCrops]
-) -> tuple[list[np.ndarray], float]:
-    """Stylized crops per track, fed frame by frame (all faces of a frame in one batch)."""
+    stylizer: Stylizer, tracks: Sequence[TrackCrops], compositor: Compositor
+) -> tuple[list[np.ndarray], list[np.ndarray], float]:
+    """Per track, the crops as shown (stylized, blended over the input by the compositor's
+    mask) and the masks (0-1), fed frame by frame (all faces of a frame in one batch); and
+    the stylizer's seconds per crop."""
     by_frame: dict[int, list[tuple[int, int]]] = {}
     for k, track in enumerate(tracks):
         for row, index in enumerate(track.frames):
             by_frame.setdefault(int(index), []).append((k, row))
-    out = [np.empty((len(t.crops), *t.crops[0].image.shape), np.uint8) for t in tracks]
+    shown = [np.empty((len(t.crops), *t.crops[0].image.shape), np.uint8) for t in tracks]
+    masks = [np.empty((len(t.crops), *t.crops[0].image.shape[:2]), np.float32) for t in tracks]
     stylizer.reset()
-    start = time.perf_counter()
+    compositor.reset()
+    elapsed = 0.0
     for index in sorted(by_frame):
         batch = by_frame[index]
-        styled = stylizer.stylize([tracks[k].crops[row] for k, row in batch])
-        for (k, row), image in zip(batch, styled, strict=True):
-            out[k][row] = image
-    elapsed = time.perf_counter() - start
-    return out, elapsed / max(sum(len(t.crops) for t in tracks), 1)
+        crops = [tracks[k].crops[row] for k, row in batch]
+        start = time.perf_counter()
+        styled = stylizer.stylize(crops)
+        elapsed += time.perf_counter() - start
+        for (k, row), crop, image, mask in zip(
+            batch, crops, styled, compositor.masks(crops), strict=True
+        ):
+            alpha = mask.astype(np.float32)[..., None] / np.float32(255.0)
+            below = crop.image.astype(np.float32)
+            shown[k][row] = np.rint(below + (image - below) * alpha).astype(np.uint8)
+            masks[k][row] = alpha[..., 0]
+    return shown, masks, elapsed / max(sum(len(t.crops) for t in tracks), 1)
 
 
 def _temporal(tracks: Sequence[TrackCrops], stylized: Sequence[np.ndarray]) -> TemporalReport:
@@ -378,16 +503,20 @@ def _temporal(tracks: Sequence[TrackCrops], stylized: Sequence[np.ndarray]) -> T
 def evaluate_stylizer(
     stylizer: Stylizer,
     tracks: Sequence[TrackCrops],
-    exemplar: np.ndarray | None = None,
+    exemplar: Exemplar | AlignedCrop | None = None,
     *,
+    compositor: Compositor | None = None,
     every: int = 4,
 ) -> StylizerReport:
-    """Identity, style fidelity and temporal stability of a stylizer on a tracked clip.
+    """Identity, style, sharpness, head coverage and temporal stability on a tracked clip.
 
     Args:
         stylizer: run on every crop, frame by frame, after ``reset()``.
         tracks: from :func:`clip_tracks`.
-        exemplar: ``(S, S, 3)`` ``uint8`` RGB exemplar crop for style fidelity, or ``None``.
+        exemplar: the aligned exemplar (its crop and landmarks) for the style figures, or
+            ``None``.
+        compositor: whose masks decide what of each stylized crop is shown; a default
+            :class:`~pipeline.composite.Compositor` (the head matte) if ``None``.
         every: identity and style are measured on every ``every``-th crop of each track
             (a dlib descriptor costs about 100 ms).
 
@@ -397,31 +526,50 @@ def evaluate_stylizer(
     tracks = [t for t in tracks if len(t.crops)]
     if not tracks:
         raise ValueError("evaluate_stylizer: the clip has no tracked face")
-    stylized, seconds = _stylize_clip(stylizer, tracks)
+    compositor = compositor if compositor is not None else Compositor(device="cpu")
+    shown, masks, seconds = _stylize_clip(stylizer, tracks, compositor)
     means = {t.track_id: _track_descriptor(t) for t in tracks}
     references = list(reference_descriptors().values())
-    sources, results, others, style, style_input = [], [], [], [], []
-    for track, styled in zip(tracks, stylized, strict=True):
+    reference_head = reference_sharpness = None
+    if exemplar is not None:
+        reference_head = head_prior(exemplar.landmarks, exemplar.image.shape[0])
+        reference_sharpness = max(sharpness(exemplar.image, reference_head), 1e-9)
+    sources, results, others, shares = [], [], [], []
+    ratios, sharp, sharp_input = [], [], []
+    for track, styled, mask in zip(tracks, shown, masks, strict=True):
         own = means[track.track_id]
         strangers = [means[t] for t in means if t != track.track_id]
         # A shipped photo of this very person is not "someone else".
         strangers += [r for r in references if descriptor_distance(r, own) >= SAME_PERSON]
         for row in range(0, len(track.crops), every):
             crop = track.crops[row]
+            head = head_prior(crop.landmarks, crop.size)
+            shares.append(head_share(mask[row], head))
             sources.append(face_descriptor(crop.image, crop.landmarks))
             results.append(face_descriptor(styled[row], crop.landmarks))
             others.append(np.array(strangers).reshape(-1, 128))
             if exemplar is not None:
-                style.append(style_distance(styled[row], exemplar))
-                style_input.append(style_distance(crop.image, exemplar))
+                ratios.append(
+                    style_ratio(styled[row], crop.image, head, exemplar.image, reference_head)
+                )
+                sharp.append(sharpness(styled[row], head) / reference_sharpness)
+                sharp_input.append(sharpness(crop.image, head) / reference_sharpness)
+    style = None
+    if ratios:
+        style = StyleReport(
+            ratios=np.array(ratios),
+            ratio=float(np.median(ratios)),
+            sharpness=float(np.median(sharp)),
+            input_sharpness=float(np.median(sharp_input)),
+        )
     return StylizerReport(
         name=stylizer.name,
         faces=sum(len(t.crops) for t in tracks),
         seconds_per_crop=seconds,
         identity=identity_report(np.array(sources), np.array(results), others),
-        style=float(np.mean(style)) if style else None,
-        style_input=float(np.mean(style_input)) if style_input else None,
-        temporal=_temporal(tracks, stylized),
+        style=style,
+        head_share=float(np.mean(shares)),
+        temporal=_temporal(tracks, shown),
     )
 
 

@@ -16,7 +16,8 @@ File layout (safetensors, so any safetensors reader can inspect it):
 - metadata key ``facestyle``: one JSON object (keys sorted, so saving is byte-deterministic)
   with ``format`` (:data:`FORMAT`), ``format_version`` (:data:`FORMAT_VERSION`),
   ``architecture``, ``config``, ``crop_size``, ``guides``, ``name``, ``identity``,
-  ``geometry`` and ``training`` (figures such as steps, seconds, losses).
+  ``geometry``, ``training`` (figures such as steps, seconds, losses) and ``keep_tone``
+  (absent in packs made before it existed: they matched the whole histogram).
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class StylePack:
         thumbnail: ``(T, T, 3)`` ``uint8`` RGB, the aligned exemplar.
         identity: default identity <-> style strength for ``restore_detail`` (0 = all style).
         geometry: how far faces are warped toward the exemplar's proportions, 0..1.
+        keep_tone: the appearance guide keeps each face's own skin tone (see
+            :class:`pipeline.guides.GuideReference`).
         training: figures from training (steps, seconds, final losses, ...); numbers or
             strings only.
     """
@@ -87,6 +90,7 @@ class StylePack:
     thumbnail: np.ndarray
     identity: float = 0.0
     geometry: float = 0.0
+    keep_tone: bool = False
     training: dict[str, float | int | str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -95,7 +99,9 @@ class StylePack:
     @property
     def reference(self) -> StudentReference:
         """The exemplar's side of the student's guides."""
-        return StudentReference(self.exemplar_landmarks, self.luminance_quantiles, self.crop_size)
+        return StudentReference(
+            self.exemplar_landmarks, self.luminance_quantiles, self.crop_size, self.keep_tone
+        )
 
 
 def _fail(path: str | Path, problem: str) -> StyleError:
@@ -171,6 +177,7 @@ def _check_pack(pack: StylePack) -> None:
         and 8 <= thumb.shape[0] <= _MAX_THUMBNAIL,
         f"thumbnail must be uint8 (T, T, 3) with 8 <= T <= {_MAX_THUMBNAIL}",
     )
+    expect(type(pack.keep_tone) is bool, f"keep_tone must be true or false, got {pack.keep_tone!r}")
     for key, low, high in (("identity", 0.0, 2.0), ("geometry", 0.0, 1.0)):
         value = getattr(pack, key)
         expect(
@@ -207,6 +214,7 @@ def _serialize(pack: StylePack) -> bytes:
         "name": pack.name,
         "identity": pack.identity,
         "geometry": pack.geometry,
+        "keep_tone": pack.keep_tone,
         "training": pack.training,
     }
     # One metadata key: safetensors writes several keys in an unstable order.
@@ -293,7 +301,8 @@ def _parse_metadata(path: Path, header: dict[str, object]) -> dict[str, object]:
         "geometry",
         "training",
     }
-    if set(meta) != expected:
+    # keep_tone came later; a pack without it matched the whole histogram.
+    if set(meta) - {"keep_tone"} != expected:
         raise _fail(path, f"metadata keys {sorted(meta)}, expected {sorted(expected)}")
     return meta
 
@@ -344,6 +353,7 @@ def load_pack(path: str | Path) -> StylePack:
             thumbnail=tensors["thumbnail"],
             identity=meta["identity"],
             geometry=meta["geometry"],
+            keep_tone=meta.get("keep_tone", False),
             training=meta["training"],
         )
     except StyleError as error:

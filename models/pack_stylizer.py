@@ -14,6 +14,7 @@ from models.generator import StudentGenerator
 from models.geometry import toward_exemplar
 from models.pack import StylePack
 from models.student_input import student_guides, to_unit_rgb
+from pipeline.detail import restore_tone
 from pipeline.errors import DeviceError, StyleError
 from pipeline.frame import AlignedCrop
 from pipeline.xp import select_backend
@@ -118,14 +119,21 @@ class PackStylizer:
     def stylize(self, crops: Sequence[AlignedCrop]) -> Any:
         """``N`` aligned crops → ``(N, S, S, 3)`` ``uint8`` RGB stylized crops, as an array of
         :attr:`backend` (a CuPy array on CUDA, handed over through DLPack with no host copy;
-        NumPy otherwise)."""
+        NumPy otherwise).
+
+        A pack that keeps skin tone (``pack.keep_tone``) has each face's brightness brought
+        back to the person's own (:func:`pipeline.detail.restore_tone`)."""
         if not crops:
             return self.backend.xp.zeros((0, self.crop_size, self.crop_size, 3), np.uint8)
         rgb, guides = self.inputs(crops)
         styled = self.forward(rgb, guides).round_().clamp_(0, 255)
         if self.smoothing > 0:
             styled = self._smooth(crops, styled)
-        return self._hand_over(styled)
+        styled = self._hand_over(styled)
+        if self.pack.keep_tone:
+            content = np.stack([crop.image for crop in crops])
+            styled = restore_tone(styled, content, np.stack([crop.landmarks for crop in crops]))
+        return styled
 
     def _smooth(self, crops: Sequence[AlignedCrop], styled: torch.Tensor) -> torch.Tensor:
         """Blend each track's previous output in where its input did not change.

@@ -138,7 +138,7 @@ class PatchDiscriminator(nn.Module):
 
 
 def _sample_patches(
-    data: TrainingSet, count: int, patch: int, rng: np.random.Generator
+    data: TrainingSet, count: int, patch: int, rng: np.random.Generator, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Random patches at positions on the guides' grid, so guides and RGB stay aligned."""
     n, _, s, _ = data.rgb.shape
@@ -160,7 +160,7 @@ def _sample_patches(
     guides = cut(data.guides, small, GUIDE_SCALE)
     # channels_last: several times faster for these thin convs on a CPU, training included.
     return tuple(
-        torch.from_numpy(a).contiguous(memory_format=torch.channels_last)
+        torch.from_numpy(a).to(device).contiguous(memory_format=torch.channels_last)
         for a in (rgb, guides, target)
     )  # type: ignore[return-value]
 
@@ -243,10 +243,7 @@ def _train(
         for optimizer in (opt_g, opt_d):
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        # Patches are cut on the host (the same random draws on every device), then moved.
-        rgb, guides, target = (
-            t.to(device) for t in _sample_patches(data, settings.batch, patch, rng)
-        )
+        rgb, guides, target = _sample_patches(data, settings.batch, patch, rng, device)
         output = student(rgb, guides)
         losses = {"l1": functional.l1_loss(output, target)}
         total = settings.l1 * losses["l1"]

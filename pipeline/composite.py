@@ -1,4 +1,7 @@
-"""Put stylized face crops back into the frame: inverse warp, feathered mask, weighted blend.
+"""Put stylized face crops back into the frame: inverse warp, soft mask, weighted blend.
+
+The mask is, by default, a matte of the whole head, hair included (:mod:`pipeline.matte`);
+``face`` blends inside the landmarks' face outline only, ``crop`` the whole aligned square.
 
 Conventions: an :class:`~pipeline.frame.AlignedCrop`'s ``matrix`` maps frame pixels to crop
 pixels. Warping a crop back into the frame therefore uses that matrix as it is, as the
@@ -22,9 +25,11 @@ import numpy as np
 
 from pipeline.align import invert_affine, transform_points
 from pipeline.frame import AlignedCrop, Face
+from pipeline.matte import HeadMatte
 from pipeline.xp import ArrayBackend, Device, select_backend
 
 __all__ = [
+    "MODES",
     "Compositor",
     "blend",
     "crop_mask",
@@ -33,7 +38,8 @@ __all__ = [
     "warp_crop_opencv",
 ]
 
-Mode = Literal["face", "crop"]
+Mode = Literal["head", "face", "crop"]
+MODES: tuple[Mode, ...] = ("head", "face", "crop")
 
 # iBUG-300W landmark indices.
 _JAW = slice(0, 17)
@@ -191,8 +197,10 @@ class Compositor:
     """Blends stylized face crops back into their frame.
 
     Args:
-        mode: ``"face"`` blends inside the face outline (jaw, brows, forehead); ``"crop"``
-            blends the whole square crop.
+        mode: ``"head"`` blends through a matte of the whole head, hair included, refined
+            by colour and smoothed over time per track (:class:`pipeline.matte.HeadMatte`);
+            ``"face"`` inside the face outline (jaw, brows, forehead); ``"crop"`` the whole
+            square crop.
         feather: soft-edge width as a fraction of the crop side.
         forehead: in ``"face"`` mode, how far above the brows the outline reaches, as a
             fraction of the brow-to-chin distance.
@@ -202,14 +210,14 @@ class Compositor:
 
     def __init__(
         self,
-        mode: Mode = "face",
+        mode: Mode = "head",
         *,
         feather: float = 0.03,
         forehead: float = 0.3,
         device: Device | ArrayBackend = "auto",
     ) -> None:
-        if mode not in ("face", "crop"):
-            raise ValueError(f"Compositor: mode must be 'face' or 'crop', got {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"Compositor: mode must be one of {MODES}, got {mode!r}")
         if not 0.0 < feather < 0.25:
             raise ValueError(f"Compositor: feather must be in (0, 0.25), got {feather}")
         self.mode = mode
@@ -217,6 +225,7 @@ class Compositor:
         self.forehead = forehead
         self.backend = device if isinstance(device, ArrayBackend) else select_backend(device)
         self._crop_masks: dict[int, np.ndarray] = {}
+        self._matte = HeadMatte()
 
     def process(
         self,
@@ -243,16 +252,17 @@ class Compositor:
                 "Compositor.process: expected as many crops, stylized crops and faces, "
                 f"got {len(crops)}, {len(stylized)} and {len(faces)}"
             )
-        out = image
-        for crop, styled, face in zip(crops, stylized, faces, strict=True):
-            if face.visibility <= 0.0:
-                continue
+        for crop, styled in zip(crops, stylized, strict=True):
             if styled.shape != crop.image.shape:
                 raise ValueError(
                     f"Compositor.process: stylized crop is {styled.shape}, "
                     f"its aligned crop {crop.image.shape}"
                 )
-            mask = self._mask(crop)
+        shown = [i for i, face in enumerate(faces) if face.visibility > 0.0]
+        masks = self.masks([crops[i] for i in shown])
+        out = image
+        for i, mask in zip(shown, masks, strict=True):
+            crop, styled, face = crops[i], stylized[i], faces[i]
             region = _frame_region(mask, crop.matrix, image.shape[1], image.shape[0])
             if region is None:
                 continue
@@ -263,15 +273,26 @@ class Compositor:
             self._blend_one(out, rgba, crop.matrix, region, face.visibility)
         return out
 
-    def reset(self) -> None:
-        """Nothing carries over between frames; kept for the stage interface."""
+    def masks(self, crops: Sequence[AlignedCrop]) -> list[np.ndarray]:
+        """The blend mask of each of one frame's crops, in crop pixels.
 
-    def _mask(self, crop: AlignedCrop) -> np.ndarray:
+        Call once per frame, in order: the head matte is smoothed per track over frames.
+
+        Returns:
+            One ``(S, S)`` ``uint8`` per crop, 255 = fully stylized, 0 = the input.
+        """
+        if self.mode == "head":
+            return [np.rint(m * 255.0).astype(np.uint8) for m in self._matte.process(crops)]
         if self.mode == "face":
-            return face_mask(crop.landmarks, crop.size, self.feather, self.forehead)
-        if crop.size not in self._crop_masks:
-            self._crop_masks[crop.size] = crop_mask(crop.size, self.feather)
-        return self._crop_masks[crop.size]
+            return [face_mask(c.landmarks, c.size, self.feather, self.forehead) for c in crops]
+        for crop in crops:
+            if crop.size not in self._crop_masks:
+                self._crop_masks[crop.size] = crop_mask(crop.size, self.feather)
+        return [self._crop_masks[c.size] for c in crops]
+
+    def reset(self) -> None:
+        """Forget every track's head matte (call between unrelated clips)."""
+        self._matte.reset()
 
     def _blend_one(
         self,

@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.xp import array_module
 
-__all__ = ["DEFAULT_IDENTITY", "restore_detail"]
+__all__ = ["DEFAULT_IDENTITY", "restore_detail", "restore_tone"]
 
 # The strength new style packs suggest. Chosen with `facestyle eval --identity 0 0.25 0.5 1`
 # on the bundled packs: 0.25 brought each face 0.01-0.03 closer to its own descriptor for a
@@ -64,3 +64,54 @@ def restore_detail(stylized: Any, content: np.ndarray, strength: float, sigma: f
     # Adding the same amount to R, G and B changes luminance only, not hue.
     lifted = stylized.astype(xp.float32) + xp.float32(strength) * xp.asarray(detail)[..., None]
     return xp.clip(xp.rint(lifted), 0, 255).astype(xp.uint8)
+
+
+# ITU-R BT.601 luma weights (OpenCV's RGB2GRAY, which runs on the host only): the same sum
+# for both sides, so a face already at its own brightness gets a gain of exactly 1.
+_GREY = np.array([0.299, 0.587, 0.114], np.float32)
+
+# Darkening or lightening a stylized face by more than this factor is a failed landmark fit or
+# a blank crop, not a skin tone.
+_MAX_GAIN = 3.0
+
+
+def restore_tone(stylized: Any, content: np.ndarray, landmarks: np.ndarray) -> Any:
+    """Scale each stylized crop's brightness so its face has the content face's median
+    luminance: a dark-skinned person stays dark in a style painted with pale skin.
+
+    The appearance guide already asks the stylizer for the person's own tone, but a style
+    whose every skin patch is pale (a Mucha poster) cannot give it; one gain per crop,
+    measured on the face inside the landmarks, multiplies R, G and B alike, so the style's
+    hues, contrast and strokes stay as they are.
+
+    Args:
+        stylized: ``(N, S, S, 3)`` ``uint8`` RGB, the stylizer's output: NumPy, or CuPy
+            (the gains are measured and applied where the crops are).
+        content: ``(N, S, S, 3)`` ``uint8`` RGB, the aligned crops it was made from.
+        landmarks: ``(N, 68, 2)`` their landmarks, crop pixels.
+
+    Returns:
+        ``(N, S, S, 3)`` ``uint8`` RGB, of ``stylized``'s array module.
+    """
+    if stylized.shape != content.shape or len(landmarks) != len(stylized):
+        raise ValueError(
+            "restore_tone: expected stylized and content of one (N, S, S, 3) shape and N "
+            f"landmark sets, got {stylized.shape}, {content.shape} and {len(landmarks)}"
+        )
+    xp = array_module(stylized)
+    size = stylized.shape[1]
+    out = xp.empty_like(stylized)
+    for i, (styled, source, points) in enumerate(zip(stylized, content, landmarks, strict=True)):
+        face = np.zeros((size, size), np.uint8)
+        outline = np.concatenate([points[0:17], points[17:27][::-1]])
+        cv2.fillPoly(face, [np.rint(outline).astype(np.int32)], 1)
+        inside = face.astype(bool)
+        if not inside.any():
+            out[i] = styled
+            continue
+        own = np.median((source.astype(np.float32) @ _GREY)[inside])
+        grey = styled.astype(xp.float32) @ xp.asarray(_GREY)
+        made = xp.median(grey[xp.asarray(inside)])
+        gain = np.clip(max(float(own), 1.0) / max(float(made), 1.0), 1 / _MAX_GAIN, _MAX_GAIN)
+        out[i] = xp.clip(xp.rint(styled.astype(xp.float32) * xp.float32(gain)), 0, 255)
+    return out

@@ -30,6 +30,7 @@ __all__ = [
     "compute_guides",
     "edge_guide",
     "guide_reference",
+    "is_monochrome",
     "luminance",
     "positional_guide",
     "region_labels",
@@ -58,11 +59,15 @@ class GuideReference:
         luminance_quantiles: ``(65,)`` ``float32`` quantiles 0, 1/64, ..., 1 of the
             exemplar's blurred luminance (0-1) inside its face, increasing.
         size: crop side ``S``.
+        keep_tone: the appearance guide keeps the content face's own median luminance (its
+            skin tone) and takes only the exemplar's contrast; ``False`` matches the whole
+            histogram (a dark face comes out as light as the exemplar's).
     """
 
     landmarks: np.ndarray
     luminance_quantiles: np.ndarray
     size: int
+    keep_tone: bool = False
 
 
 @dataclass(frozen=True)
@@ -252,6 +257,9 @@ def appearance_guide(
     This is the guide that carries the content person's own structure (eyes, open mouth,
     a held microphone) into the synthesis; matching the histogram makes the content's shading
     comparable with the exemplar's, so a dark painting and a bright photo still pair up.
+    With ``reference.keep_tone`` the matched guide is shifted back to the content face's own
+    median: the shading takes the exemplar's contrast, but a dark-skinned face stays dark
+    (matched fully, a pack from a pale painted face turned a dark face pale grey-blue).
 
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB crop.
@@ -266,7 +274,28 @@ def appearance_guide(
     source = _luminance_quantiles(blurred, regions)
     # Ties (flat regions) would make np.interp's x non-increasing; nudge them apart.
     source = source + np.arange(source.size, dtype=np.float32) * np.float32(1e-6)
-    return np.interp(blurred, source, reference.luminance_quantiles).astype(np.float32)
+    matched = np.interp(blurred, source, reference.luminance_quantiles)
+    if reference.keep_tone:
+        middle = _QUANTILES.size // 2
+        matched += source[middle] - reference.luminance_quantiles[middle]
+        matched = np.clip(matched, 0.0, 1.0)
+    return matched.astype(np.float32)
+
+
+def is_monochrome(image: np.ndarray) -> bool:
+    """Whether an image's colour follows from its lightness alone (a drawing, an engraving,
+    a sepia print): the chroma left once a and b are fitted as lines in L is under 4 Lab
+    units (RMS).
+
+    Args:
+        image: ``(S, S, 3)`` ``uint8`` RGB.
+    """
+    lab = cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
+    lab = lab[::2, ::2].reshape(-1, 3).astype(np.float64)
+    design = np.stack([lab[:, 0], np.ones(len(lab))], axis=1)
+    fit, *_ = np.linalg.lstsq(design, lab[:, 1:], rcond=None)
+    residual = lab[:, 1:] - design @ fit
+    return float(np.sqrt((residual**2).sum(axis=1).mean())) < 4.0
 
 
 def edge_guide(image: np.ndarray) -> np.ndarray:
@@ -284,12 +313,17 @@ def edge_guide(image: np.ndarray) -> np.ndarray:
     return np.minimum(magnitude / np.float32(top), np.float32(1.0))
 
 
-def guide_reference(image: np.ndarray, landmarks: np.ndarray) -> GuideReference:
+def guide_reference(
+    image: np.ndarray, landmarks: np.ndarray, keep_tone: bool | None = None
+) -> GuideReference:
     """The exemplar-only part of the guides, computed once per style.
 
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB exemplar crop.
         landmarks: ``(68, 2)`` its landmarks, crop pixels.
+        keep_tone: see :attr:`GuideReference.keep_tone`; ``None`` keeps the content's skin
+            tone unless the exemplar :func:`is_monochrome` (a drawing's tones are its
+            shading, and a dark face drawn in them would lose its features).
     """
     size = image.shape[0]
     regions = region_masks(landmarks, size)
@@ -298,6 +332,7 @@ def guide_reference(image: np.ndarray, landmarks: np.ndarray) -> GuideReference:
         landmarks=np.asarray(landmarks, np.float32),
         luminance_quantiles=_luminance_quantiles(blurred, regions),
         size=size,
+        keep_tone=not is_monochrome(image) if keep_tone is None else keep_tone,
     )
 
 

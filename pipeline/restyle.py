@@ -58,8 +58,8 @@ class Restyler:
     Args:
         stylizer: turns aligned crops into stylized crops.
         tracker: finds and follows faces; a default :class:`FaceTracker` if ``None``.
-        compositor: blends stylized crops back; a default ``Compositor(mode="face")`` if
-            ``None``.
+        compositor: blends stylized crops back; a default ``Compositor()`` (the head matte)
+            if ``None``.
         identity: strength of the content's fine luminance detail added back after
             stylizing (0 = pure style, about 1 = clearly the person); see
             :func:`pipeline.detail.restore_detail`. ``None`` uses the stylizer's own
@@ -194,6 +194,7 @@ class Restyler:
         """Forget tracks, stylizer state and timings (call between unrelated clips)."""
         self.tracker.reset()
         self.stylizer.reset()
+        self.compositor.reset()
         self.timings.reset()
         self.track_ids.clear()
         self._last.clear()

@@ -11,7 +11,7 @@
     summary = render("talk.mp4", "talk-styled.mp4", style="cartoon", sheet="sheet.png")
     print(summary.frames, summary.mean_fps, summary.output)
 
-    LiveSession("0", RestyleSettings("pencil"), LiveOutputs(vcam=True)).run()  # until Ctrl-C
+    LiveSession("0", RestyleSettings("engraving"), LiveOutputs(vcam=True)).run()  # until Ctrl-C
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
     from plugin.settings import RestyleSettings
 
     jobs = plan_jobs(["shoot/", "extra/*.mov"], "styled/")
-    summary = run_batch(jobs, BatchSettings(RestyleSettings(style="comic")), workers=2)
+    summary = run_batch(jobs, BatchSettings(RestyleSettings(style="poster")), workers=2)
     print(summary.done, summary.skipped, summary.failed)
 
 Jobs in, summaries out. The output folder keeps a manifest (:mod:`plugin.manifest`) of the

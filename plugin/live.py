@@ -2,7 +2,7 @@
 
 The command line (``facestyle live``), the live benchmark and host programs all run one::
 
-    session = LiveSession("0", RestyleSettings(style="pencil"), LiveOutputs(vcam=True))
+    session = LiveSession("0", RestyleSettings(style="engraving"), LiveOutputs(vcam=True))
     summary = session.run()                   # until the camera ends or session.stop()
 
 The session opens the camera and the outputs, warms the face models up before the first frame,

@@ -4,7 +4,7 @@ The command line (``render``, ``live``, ``bench``), the Python API (:class:`Face
 :func:`render`, :class:`LiveSession`) and the benchmarks all describe a restyler with a
 :class:`RestyleSettings` and make it with :func:`build_restyler`::
 
-    settings = RestyleSettings(style="pencil", identity=0.5, device="cpu")
+    settings = RestyleSettings(style="engraving", identity=0.5, device="cpu")
     restyler = build_restyler(settings)          # a pipeline.restyle.Restyler
 
 This module imports nothing heavy at the top (the command line reads its choices for
@@ -35,11 +35,11 @@ __all__ = [
     "resolve_device",
 ]
 
-MASKS = ("face", "crop")
+MASKS = ("head", "face", "crop")
 CHANNELS = ("rgb", "bgr")
 DEVICES = ("auto", "cpu", "cuda")
 
-Mask = Literal["face", "crop"]
+Mask = Literal["head", "face", "crop"]
 Channels = Literal["rgb", "bgr"]
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -64,8 +64,9 @@ class RestyleSettings:
             ``None`` uses the style's own default (0.25 for the bundled packs, 0 for cartoon).
         max_faces: most faces restyled per frame.
         detect_every: run the face detector every this many frames (trackers in between).
-        mask: ``"face"`` blends only the face inside its landmarks; ``"crop"`` the whole
-            aligned square.
+        mask: ``"head"`` blends the whole head with its hair (a matte that follows it);
+            ``"face"`` only the face inside its landmarks; ``"crop"`` the whole aligned
+            square.
         channels: colour order of the bare arrays a host passes to
             :meth:`plugin.api.FaceStylizer.process` and gets back: ``"rgb"``, or ``"bgr"``
             for OpenCV hosts. Frames inside the pipeline are always RGB.
@@ -81,7 +82,7 @@ class RestyleSettings:
     identity: float | None = None
     max_faces: int = 4
     detect_every: int = 10
-    mask: Mask = "face"
+    mask: Mask = "head"
     channels: Channels = "rgb"
     device: Device = "auto"
 
@@ -107,7 +108,7 @@ class RestyleSettings:
         _expect(
             _is_count(self.detect_every), "detect_every", "a whole number >= 1", self.detect_every
         )
-        _expect(self.mask in MASKS, "mask", " or ".join(MASKS), self.mask)
+        _expect(self.mask in MASKS, "mask", ", ".join(MASKS), self.mask)
         _expect(self.channels in CHANNELS, "channels", " or ".join(CHANNELS), self.channels)
         _expect(self.device in DEVICES, "device", ", ".join(DEVICES), self.device)
 

@@ -10,7 +10,7 @@ import pytest
 from face_crops import photo_face
 
 from pipeline.cartoon import CartoonStylizer
-from pipeline.detail import restore_detail
+from pipeline.detail import restore_detail, restore_tone
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +79,30 @@ def test_colours_and_large_shapes_stay_the_style(pair):
 def test_bad_arguments_are_refused(stylized, content, strength, message):
     with pytest.raises(ValueError, match=message):
         restore_detail(stylized, content, strength)
+
+
+def _median(image: np.ndarray, inside: np.ndarray) -> float:
+    return float(np.median(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[inside]))
+
+
+def test_restore_tone_gives_a_paled_face_its_own_brightness_back(pair) -> None:
+    stylized, content = pair
+    crops = [photo_face(name)[2] for name in ("astronaut", "grace_hopper")]
+    landmarks = np.stack([c.landmarks for c in crops])
+    # A style that paints every face in pale tones: half-way to white.
+    pale = (stylized.astype(np.uint16) + 255) // 2
+    pale = pale.astype(np.uint8)
+    toned = restore_tone(pale, content, landmarks)
+    for i, points in enumerate(landmarks):
+        face = np.zeros(content.shape[1:3], np.uint8)
+        cv2.fillPoly(
+            face, [np.rint(np.concatenate([points[:17], points[26:16:-1]])).astype(int)], 1
+        )
+        inside = face.astype(bool)
+        assert _median(pale[i], inside) > _median(content[i], inside) + 30
+        assert abs(_median(toned[i], inside) - _median(content[i], inside)) < 3
+        # One gain for R, G and B: the hue of every unclipped pixel is kept.
+        ratio = toned[i].astype(np.float32)[inside] / np.maximum(pale[i][inside], 1)
+        assert np.ptp(np.median(ratio, axis=0)) < 0.02
+    # A face already at its own brightness is left as it is.
+    np.testing.assert_array_equal(restore_tone(content, content, landmarks), content)

@@ -3,6 +3,7 @@ appearance matched to the exemplar's histogram, and cheap per-frame work."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ from pipeline.guides import (
     compute_guides,
     edge_guide,
     guide_reference,
+    is_monochrome,
     positional_guide,
     region_labels,
     region_masks,
@@ -112,12 +114,52 @@ def test_appearance_is_histogram_matched_to_the_exemplar(crops: dict[str, Aligne
     exemplar, content = crops["astronaut"], crops["grace_hopper"]
     # A much darker exemplar: the content's shading must move down to its range.
     dark = (exemplar.image * 0.4).astype(np.uint8)
-    reference = guide_reference(dark, exemplar.landmarks)
+    reference = guide_reference(dark, exemplar.landmarks, keep_tone=False)
     guides = compute_guides(content.image, content.landmarks, reference)
     face = guides.regions[..., [REGIONS.index(n) for n in ("skin", "nose", "eyes")]].sum(axis=2)
     inside = guides.appearance[face > 0.5]
     assert abs(np.median(inside) - np.median(reference.luminance_quantiles)) < 0.05
     assert inside.max() <= reference.luminance_quantiles[-1] + 1e-6
+
+
+def test_appearance_keeps_the_skin_tone_and_takes_the_contrast(
+    crops: dict[str, AlignedCrop],
+) -> None:
+    exemplar, content = crops["astronaut"], crops["grace_hopper"]
+    # A darker, flatter exemplar: with keep_tone the face keeps its own median brightness
+    # and only its spread follows the exemplar's.
+    flat = (exemplar.image * 0.25 + 40).astype(np.uint8)
+    kept = guide_reference(flat, exemplar.landmarks, keep_tone=True)
+    matched = guide_reference(flat, exemplar.landmarks, keep_tone=False)
+    assert kept.keep_tone and not matched.keep_tone
+    keep_guides = compute_guides(content.image, content.landmarks, kept)
+    match_guides = compute_guides(content.image, content.landmarks, matched)
+    itself = guide_reference(content.image, content.landmarks, keep_tone=False)
+    plain = compute_guides(content.image, content.landmarks, itself)
+    face = keep_guides.regions[..., REGIONS.index("skin")] > 0.5
+    own = np.median(plain.appearance[face])  # the content matched to itself: its own tone
+    assert abs(np.median(keep_guides.appearance[face]) - own) < 0.03
+    assert np.median(match_guides.appearance[face]) < own - 0.2
+    spread = np.subtract(*np.percentile(keep_guides.appearance[face], [90, 10]))
+    assert spread == pytest.approx(
+        np.subtract(*np.percentile(match_guides.appearance[face], [90, 10])), abs=0.01
+    )
+
+
+def test_monochrome_portraits_are_told_from_coloured_ones(
+    crops: dict[str, AlignedCrop],
+) -> None:
+    photo = crops["astronaut"].image
+    grey = np.repeat(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    # Sepia: one hue whose strength follows the lightness, like red chalk or an old print.
+    level = grey[..., :1].astype(np.float32) / 255
+    sepia = np.clip(np.concatenate([level * 255, level * 200, level * 150], 2), 0, 255)
+    assert is_monochrome(grey) and is_monochrome(sepia.astype(np.uint8))
+    assert not is_monochrome(photo) and not is_monochrome(crops["grace_hopper"].image)
+    # By default a coloured exemplar keeps the content's tone, a monochrome one does not.
+    landmarks = crops["astronaut"].landmarks
+    assert guide_reference(photo, landmarks).keep_tone
+    assert not guide_reference(grey, landmarks).keep_tone
 
 
 def test_edge_guide_is_high_on_edges_and_low_on_flat(crops: dict[str, AlignedCrop]) -> None:

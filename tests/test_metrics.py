@@ -17,14 +17,20 @@ from models.metrics import (
     descriptor_distance,
     evaluate_stylizer,
     face_descriptor,
+    head_share,
     identity_report,
-    style_distance,
+    lab_patches,
+    sharpness,
+    sliced_wasserstein,
+    style_ratio,
     temporal_report,
     warping_errors,
 )
 from pipeline.align import align_face
+from pipeline.composite import Compositor
 from pipeline.frame import AlignedCrop
 from pipeline.landmarks import detect_landmarks
+from pipeline.matte import head_prior
 from pipeline.sources import open_source
 from plugin.cli import main
 from plugin.commands.eval import generated_clip
@@ -68,15 +74,77 @@ def test_identity_report_counts_threshold_and_margin() -> None:
     assert np.isnan(identity_report(sources, stylized).share_closest)
 
 
-def test_style_distance_zero_on_itself_and_larger_for_another_face(
+def test_sliced_wasserstein_known_answers() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(20000, 12))
+    assert sliced_wasserstein(points, points) == 0.0
+    # A shuffled copy is the same distribution.
+    assert sliced_wasserstein(points, points[::-1]) == 0.0
+    # Scaling a unit Gaussian by k moves every 1-D projection's quantiles by (k - 1) times
+    # themselves, whatever the direction: the distance is |k - 1| (sampling noise aside).
+    assert sliced_wasserstein(points, 3.0 * points) == pytest.approx(2.0, rel=0.03)
+    # A shift t along every axis projects to t * sum(theta); its mean square over random
+    # unit directions is t^2.
+    assert sliced_wasserstein(points, points + 5.0) == pytest.approx(5.0, rel=0.3)
+    # Translation moves both clouds alike: no change.
+    assert sliced_wasserstein(points + 7.0, 3.0 * points + 7.0) == pytest.approx(
+        sliced_wasserstein(points, 3.0 * points)
+    )
+    with pytest.raises(ValueError, match="expected"):
+        sliced_wasserstein(points, points[:, :3])
+
+
+def test_lab_patches_are_windows_inside_the_region() -> None:
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[:, 16:] = 255
+    region = np.zeros((32, 32), np.float32)
+    region[:, 20:] = 1.0  # white half only
+    patches = lab_patches(image, region, patch=7, stride=1)
+    assert patches.shape[1] == 7 * 7 * 3
+    # Centres 20..28 (the last window ends at 31), every row with a full window: 26 x 9.
+    assert patches.shape[0] == 26 * 9
+    np.testing.assert_allclose(patches[:, :49], 100.0, atol=0.01)  # all white: L = 100
+
+
+def test_style_ratio_one_for_the_photo_zero_for_the_exemplar(
     crops: dict[str, AlignedCrop],
 ) -> None:
-    a, g = crops["astronaut"].image, crops["grace_hopper"].image
-    assert style_distance(a, a) < 0.5  # exact search; float rounding only
-    assert style_distance(g, a) > 10.0
-    # A flipped copy is made of (flipped) patches of the same picture: far nearer than a
-    # different picture, though not zero.
-    assert style_distance(a[:, ::-1], a) < 0.5 * style_distance(g, a)
+    a, g = crops["astronaut"], crops["grace_hopper"]
+    head_a, head_g = head_prior(a.landmarks, a.size), head_prior(g.landmarks, g.size)
+    assert style_ratio(a.image, a.image, head_a, g.image, head_g) == pytest.approx(1.0)
+    assert style_ratio(g.image, a.image, head_g, g.image, head_g) == 0.0
+    # Half-way toward the exemplar in colour: closer than the photo, not there.
+    mixed = ((a.image.astype(np.uint16) + g.image) // 2).astype(np.uint8)
+    assert 0.1 < style_ratio(mixed, a.image, head_a, g.image, head_g) < 0.9
+    # Two-sided: a blurred photo is not closer to a sharp photo of someone else.
+    blurred = cv2.GaussianBlur(a.image, (0, 0), 4)
+    assert style_ratio(blurred, a.image, head_a, g.image, head_g) > 1.0
+
+
+def test_sharpness_of_a_ramp_and_of_a_blurred_face(crops: dict[str, AlignedCrop]) -> None:
+    # A grey ramp: L rises by a known amount per pixel across the columns.
+    levels = np.linspace(0.2, 0.6, 64, dtype=np.float32)
+    grey = np.repeat(np.repeat(levels[None, :, None], 64, axis=0), 3, axis=2)
+    lab = cv2.cvtColor(grey, cv2.COLOR_RGB2Lab)
+    slope = float(np.diff(lab[0, :, 0]).mean())
+    ramp = np.rint(grey * 255).astype(np.uint8)
+    region = np.ones((64, 64), np.float32)
+    assert sharpness(ramp, region) == pytest.approx(slope, rel=0.05)
+    assert sharpness(np.full((64, 64, 3), 90, np.uint8), region) == 0.0
+    face = crops["astronaut"]
+    head = head_prior(face.landmarks, face.size)
+    soft, softer = (cv2.GaussianBlur(face.image, (0, 0), sigma) for sigma in (2, 4))
+    assert sharpness(softer, head) < sharpness(soft, head) < 0.7 * sharpness(face.image, head)
+
+
+def test_head_share_counts_the_head_only(crops: dict[str, AlignedCrop]) -> None:
+    face = crops["grace_hopper"]
+    head = head_prior(face.landmarks, face.size)
+    assert head_share(np.ones_like(head), head) == 1.0
+    assert head_share(np.zeros_like(head), head) == 0.0
+    upper = np.zeros_like(head)
+    upper[: int(face.landmarks[:, 1].min())] = 1.0  # above the brows: skull and hair
+    assert 0.2 < head_share(upper, head) < 0.6
 
 
 def _panning(photo: np.ndarray, frames: int = 5, step: int = 3) -> np.ndarray:
@@ -132,13 +200,17 @@ def test_evaluate_an_unchanged_stylizer_on_a_tracked_clip(clip: Path) -> None:
     with open_source(clip) as source:
         tracks = clip_tracks(source)
     assert len(tracks) == 2 and all(isinstance(t, TrackCrops) for t in tracks)
-    exemplar = tracks[0].crops[0].image
+    exemplar = tracks[0].crops[0]
     report = evaluate_stylizer(Unchanged(), tracks, exemplar, every=3)
     assert report.faces == sum(len(t.crops) for t in tracks)
     assert report.identity.mean_distance == 0.0
     assert report.identity.share_same == 1.0 and report.identity.share_closest == 1.0
-    assert report.style == report.style_input
+    assert report.style is not None and report.style.ratio == pytest.approx(1.0)
+    assert report.style.sharpness == pytest.approx(report.style.input_sharpness)
     assert report.temporal.ratio == pytest.approx(1.0)
+    # The head matte covers most of the head; the face oval about half of it.
+    face = evaluate_stylizer(Unchanged(), tracks, compositor=Compositor("face"), every=3)
+    assert report.head_share > 0.8 and 0.3 < face.head_share < report.head_share - 0.2
 
 
 def test_eval_command_json_on_the_generated_clip(
@@ -151,6 +223,7 @@ def test_eval_command_json_on_the_generated_clip(
     assert style["name"] == "cartoon" and style["faces"] >= 4
     assert 0.0 < style["identity"]["mean_distance"] < 1.0
     assert style["style"] is None  # no exemplar given
+    assert 0.8 < style["head_share"] <= 1.0
     assert style["temporal"]["ratio"] > 0.0
 
 
@@ -172,10 +245,9 @@ def test_eval_command_text_compares_cartoon_and_teacher(
     assert "2 tracked faces" in out
     cartoon, teacher = out.split("cartoon:")[1].split("teacher:")
     # Both judged against the teacher's exemplar; only the teacher is made of its patches.
-    figures = [float(part.split("exemplar ")[1].split(" ")[0]) for part in (cartoon, teacher)]
-    inputs = [float(part.split("(input ")[1].split(";")[0]) for part in (cartoon, teacher)]
-    assert figures[1] < inputs[1] == inputs[0]
-    assert "ratio" in teacher
+    ratios = [float(part.split("style     ratio ")[1].split(" ")[0]) for part in (cartoon, teacher)]
+    assert ratios[1] < 0.8 and ratios[1] < ratios[0]
+    assert "sharpness" in teacher and "restyled" in teacher
 
 
 def test_eval_command_judges_the_identity_lever(capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,6 +59,23 @@ def test_round_trip_is_bit_exact(pack_file: Path, tmp_path: Path) -> None:
     assert again.read_bytes() == pack_file.read_bytes()
 
 
+def test_skin_tone_choice_round_trips_and_older_packs_match_the_histogram(
+    tmp_path: Path,
+) -> None:
+    kept = save_pack(replace(make_pack(), keep_tone=True), tmp_path / "kept.safetensors")
+    assert load_pack(kept).keep_tone and load_pack(kept).reference.keep_tone
+    # A pack written before keep_tone existed has no such key: it was trained on guides
+    # matched to the whole histogram, so it must load as keep_tone=False.
+    tensors, meta = _contents(kept)
+    del meta["keep_tone"]
+    _resave(kept, tensors, meta)
+    assert load_pack(kept).keep_tone is False
+    meta["keep_tone"] = "yes"
+    _resave(kept, tensors, meta)
+    with pytest.raises(StyleError, match="keep_tone"):
+        load_pack(kept)
+
+
 def _flip_header_byte(path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[12] ^= 0xFF

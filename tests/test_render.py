@@ -46,13 +46,14 @@ def rendered(clip: tuple[Path, ClipTruth]) -> Path:
 
 
 def _face_region(truth: ClipTruth, index: int, shape: tuple[int, int]) -> np.ndarray:
-    """Pixels near the true face (box grown to cover hair line, chin and the feather)."""
+    """Pixels near the true face: its box grown to cover the whole head with its hair (the
+    head matte reaches that far) and the matte's soft edge."""
     region = np.zeros(shape, bool)
     box = truth.boxes[index][0]
     if box is None:
         return region
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    half = 1.1 * (box[2] - box[0])
+    half = 1.6 * (box[2] - box[0])
     y0, y1 = int(max(cy - half, 0)), int(cy + half)
     x0, x1 = int(max(cx - half, 0)), int(cx + half)
     region[y0:y1, x0:x1] = True

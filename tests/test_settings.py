@@ -25,7 +25,7 @@ HAS_CUDA = torch.cuda.is_available()
         ("max_faces", 0, "max_faces: expected a whole number >= 1, got 0"),
         ("detect_every", 2.5, "detect_every: expected a whole number >= 1, got 2.5"),
         ("detect_every", True, "detect_every: expected a whole number >= 1, got True"),
-        ("mask", "ellipse", "mask: expected face or crop, got 'ellipse'"),
+        ("mask", "ellipse", "mask: expected head, face, crop, got 'ellipse'"),
         ("channels", "BGR", "channels: expected rgb or bgr, got 'BGR'"),
         ("device", "gpu", "device: expected auto, cpu, cuda, got 'gpu'"),
     ],

@@ -19,10 +19,11 @@ from models.exemplar import (
     parse_points,
     prepare_exemplar,
 )
-from models.metrics import descriptor_distance, face_descriptor, temporal_report
+from models.metrics import descriptor_distance, face_descriptor, sharpness, temporal_report
 from models.patchmatch import occupancy, pad_features, patchmatch, vote
 from models.teacher import TeacherParams, TeacherStylizer, stylize_face, synthesize
 from pipeline.align import align_face, transform_points
+from pipeline.detail import restore_tone
 from pipeline.errors import InputError, NoFaceError
 from pipeline.frame import AlignedCrop
 from pipeline.guides import REGIONS, compute_guides, luminance
@@ -57,9 +58,24 @@ def test_output_uses_the_exemplars_palette(small: tuple[Exemplar, AlignedCrop]) 
     exemplar, content = small
     out = stylize_face(exemplar, content.image, content.landmarks)
     assert out.shape == (128, 128, 3) and out.dtype == np.uint8
-    # Voting averages neighbouring patches, so colours are mixed, never exact; still much
-    # nearer the palette than the photo is.
-    assert palette_distance(out) < 0.7 * palette_distance(content.image)
+    # Every pixel is copied from the centre of its matched exemplar patch: no averaged colours.
+    guides = compute_guides(content.image, content.landmarks, exemplar.reference)
+    synthesis = synthesize(exemplar, guides)
+    copied = synthesis.image
+    nnf = synthesis.nnf
+    np.testing.assert_array_equal(copied, exemplar.image[nnf[..., 0], nnf[..., 1]])
+    assert palette_distance(copied) < 0.5 * palette_distance(content.image)
+    # The plain vote averages neighbouring patches, so colours are mixed; still much nearer
+    # the palette than the photo is, and softer than the copy.
+    voted = synthesize(exemplar, guides, TeacherParams(final_radius=2)).image
+    assert 0.0 < palette_distance(voted) < 0.7 * palette_distance(content.image)
+    head = np.ones(copied.shape[:2], np.float32)
+    assert sharpness(voted, head) < 0.9 * sharpness(copied, head)
+    # The posterised exemplar is in colour, so the face keeps the content's own brightness.
+    assert exemplar.reference.keep_tone
+    np.testing.assert_array_equal(
+        out, restore_tone(copied[None], content.image[None], content.landmarks[None])[0]
+    )
 
 
 def test_content_features_survive_rather_than_the_exemplars(

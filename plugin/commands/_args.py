@@ -105,10 +105,11 @@ def add_device_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_mask_option(parser: argparse.ArgumentParser) -> None:
-    """``--mask face|crop``: how much of the stylized crop is blended back."""
+    """``--mask head|face|crop``: how much of the stylized crop is blended back."""
     parser.add_argument(
         "--mask",
         choices=MASKS,
-        default="face",
-        help="blend the face only, or the whole aligned square (face)",
+        default="head",
+        help="blend the whole head with its hair (a matte that follows it), the face inside "
+        "its landmarks only, or the whole aligned square (head)",
     )

@@ -59,6 +59,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the pack's default identity <-> style strength, 0 (all style) to 2 "
         f"(default {DEFAULT_IDENTITY}, chosen with facestyle eval --identity)",
     )
+    parser.add_argument(
+        "--skin-tone",
+        choices=("auto", "keep", "style"),
+        default="auto",
+        help="keep each face's own skin tone, or take the portrait's (style); auto keeps it "
+        "unless the portrait is monochrome (a drawing, an engraving) (auto)",
+    )
     parser.add_argument("--name", help="the pack's name (default: the output file's stem)")
     parser.add_argument("--seed", type=number_in(int, 0), default=0, help="random seed (default 0)")
     add_device_option(parser, "the student trains")
@@ -88,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         quality,
         geometry=args.geometry,
         identity=args.identity,
+        keep_tone={"auto": None, "keep": True, "style": False}[args.skin_tone],
         seed=args.seed,
         train=replace(quality.train, device=device),
     )

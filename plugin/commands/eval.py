@@ -1,8 +1,10 @@
-"""``facestyle eval``: the quality yardstick — identity, style fidelity, temporal stability.
+"""``facestyle eval``: the quality yardstick — identity, style, sharpness, head coverage,
+temporal stability.
 
 Runs one or more stylizers on the same tracked clip (default: a generated clip of the
-public-domain faces) and reports, per stylizer, the three figures of :mod:`models.metrics`
-as text or ``--json``. ``--teacher STYLE_IMAGE`` runs the patch-synthesis teacher on every
+public-domain faces), blends each stylized crop over its input through the compositor's mask
+(``--mask``, the head matte by default) and reports, per stylizer, the figures of
+:mod:`models.metrics` as text or ``--json``. ``--teacher STYLE_IMAGE`` runs the patch-synthesis teacher on every
 frame (slow, and expected to flicker: that is what the student is for).
 """
 
@@ -18,16 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
-from models.exemplar import load_image, parse_points, prepare_exemplar
+from models.exemplar import Exemplar, load_image, parse_points, prepare_exemplar
 from models.metrics import SAME_PERSON, StylizerReport, TrackCrops, clip_tracks, evaluate_stylizer
 from models.teacher import TeacherParams, TeacherStylizer
+from pipeline.composite import Compositor
 from pipeline.detail import restore_detail
 from pipeline.errors import InputError
 from pipeline.frame import AlignedCrop
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
 from pipeline.stylizer import Stylizer
-from plugin.commands._args import number_in
+from plugin.commands._args import add_mask_option, number_in
 from plugin.styles import resolve_style
 
 __all__ = ["add_parser", "format_report", "generated_clip", "run"]
@@ -38,11 +41,12 @@ DEFAULT_FRAMES = 24
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="measure identity, style fidelity and temporal stability of styles on a clip",
+        help="measure identity, style, sharpness and temporal stability of styles on a clip",
         description=(
             "Run each style on the same clip and report identity (dlib descriptor distance "
-            "and margin), style fidelity (nearest exemplar patch distance) and temporal "
-            "stability (flow warping error relative to the input's)."
+            "and margin), style (patch-distribution distance to the exemplar as a ratio to "
+            "the photo's), sharpness relative to the exemplar, the share of the head "
+            "restyled, and temporal stability (flow warping error relative to the input's)."
         ),
     )
     parser.add_argument(
@@ -75,7 +79,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--exemplar",
         type=Path,
         metavar="STYLE_IMAGE",
-        help="exemplar for style fidelity (default: the teacher's style image, if any)",
+        help="exemplar for the style and sharpness figures (default: the teacher's style "
+        "image, if any)",
     )
     parser.add_argument(
         "--frames",
@@ -97,6 +102,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="judge each style with this identity strength, as render --identity K "
         "(repeatable; default: each style's own, as render uses it)",
     )
+    add_mask_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(run=run)
 
@@ -116,16 +122,16 @@ def generated_clip(path: Path, frames: int) -> Path:
     return path
 
 
-def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], np.ndarray | None]:
+def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], Exemplar | None]:
     stylizers = [resolve_style(spec) for spec in args.style]
     points = parse_points(args.points) if args.points else None
     exemplar = None
     if args.exemplar:
-        exemplar = prepare_exemplar(load_image(args.exemplar), points).image
+        exemplar = prepare_exemplar(load_image(args.exemplar), points)
     if args.teacher:
         teacher = prepare_exemplar(load_image(args.teacher), points)
         stylizers.append(TeacherStylizer(teacher, TeacherParams(temporal=args.temporal)))
-        exemplar = teacher.image if exemplar is None else exemplar
+        exemplar = teacher if exemplar is None else exemplar
     if not stylizers:
         stylizers.append(resolve_style("cartoon"))
     return stylizers, exemplar
@@ -172,19 +178,24 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 def format_report(report: StylizerReport) -> str:
     """Human-readable lines for one stylizer."""
-    identity, temporal = report.identity, report.temporal
-    style = (
-        "n/a (no exemplar; give --exemplar)"
-        if report.style is None
-        else f"{report.style:.1f} (input {_number(report.style_input, 1)}; lower is closer)"
-    )
+    identity, temporal, style = report.identity, report.temporal, report.style
+    if style is None:
+        style_lines = ["  style     n/a (no exemplar; give --exemplar)"]
+    else:
+        style_lines = [
+            f"  style     ratio {style.ratio:.2f} (median; 1 = no closer to the exemplar "
+            "than the photo, 0 = its own patches)",
+            f"  sharpness {style.sharpness:.2f} x the exemplar's "
+            f"(the photo {style.input_sharpness:.2f} x)",
+        ]
     return "\n".join(
         [
             f"{report.name}: {report.faces} crops, {report.seconds_per_crop * 1000:.0f} ms/crop",
             f"  identity  mean distance {_number(identity.mean_distance)}, "
             f"under {SAME_PERSON} {_number(identity.share_same * 100, 0)}%, "
             f"closest to own face {_number(identity.share_closest * 100, 0)}%",
-            f"  style     patch distance to exemplar {style}",
+            *style_lines,
+            f"  head      {report.head_share * 100:.0f}% restyled (hair included)",
             f"  temporal  warping error {_number(temporal.output_error, 2)} "
             f"(input {_number(temporal.input_error, 2)}, ratio {_number(temporal.ratio, 2)})",
         ]
@@ -206,7 +217,12 @@ def run(args: argparse.Namespace) -> int:
         clip = args.clip or generated_clip(Path(scratch) / "clip.mp4", args.frames)
         tracks = _tracks(clip, args.frames)
     stylizers = _with_identity(stylizers, args.identity)
-    reports = [evaluate_stylizer(s, tracks, exemplar, every=args.every) for s in stylizers]
+    reports = [
+        evaluate_stylizer(
+            s, tracks, exemplar, compositor=Compositor(args.mask, device="cpu"), every=args.every
+        )
+        for s in stylizers
+    ]
     if args.json:
         data = {
             "clip": str(args.clip or "generated"),

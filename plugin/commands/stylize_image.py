@@ -87,7 +87,7 @@ def stylize_photo(
     photo: np.ndarray,
     params: TeacherParams,
     identity: float = 0.0,
-    mask: str = "face",
+    mask: str = "head",
 ) -> tuple[np.ndarray, list[AlignedCrop], np.ndarray]:
     """Restyle every face in a photo with the teacher.
 
@@ -96,7 +96,7 @@ def stylize_photo(
         photo: ``(H, W, 3)`` ``uint8`` RGB.
         params: teacher settings.
         identity: :func:`pipeline.detail.restore_detail` strength.
-        mask: compositor mode, ``"face"`` or ``"crop"``.
+        mask: compositor mode, ``"head"``, ``"face"`` or ``"crop"``.
 
     Returns:
         The restyled ``(H, W, 3)`` ``uint8`` RGB photo, the aligned crops, and the stylized

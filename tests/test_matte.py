@@ -1,0 +1,90 @@
+"""The head matte on real faces: hair in, background out, steady over frames."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from pipeline.align import align_face
+from pipeline.composite import Compositor
+from pipeline.frame import AlignedCrop, Face
+from pipeline.landmarks import detect_landmarks
+from pipeline.matte import HeadMatte, guided_filter, head_prior, refine_matte
+from pipeline.tracker import box_from_landmarks
+
+
+@pytest.fixture(scope="module")
+def crop(astronaut: np.ndarray) -> AlignedCrop:
+    return align_face(astronaut, detect_landmarks(astronaut)[0])
+
+
+def _above_brows(crop: AlignedCrop, fraction: float) -> tuple[int, int]:
+    """``(row, column)`` above the brows' middle by ``fraction`` of the brow-to-chin span."""
+    brows, chin = crop.landmarks[17:27].mean(axis=0), crop.landmarks[8]
+    x, y = brows + fraction * (brows - chin)
+    return round(y), round(x)
+
+
+def test_head_matte_takes_the_hair_and_leaves_the_background(crop: AlignedCrop) -> None:
+    matte = refine_matte(crop.image, crop.landmarks)
+    assert matte.shape == (crop.size, crop.size) and matte.dtype == np.float32
+    assert matte.min() >= 0.0 and matte.max() <= 1.0
+    nose = tuple(np.rint(crop.landmarks[30][::-1]).astype(int))
+    assert matte[nose] > 0.99
+    # The astronaut's hair, well above the brows, is head; landmarks alone never reach it.
+    assert matte[_above_brows(crop, 0.7)] > 0.9
+    # The grey studio wall beside her head and the crop's corners are not.
+    assert matte[40, 8] < 0.05 and matte[0, 0] == 0.0 and matte[-1, -1] == 0.0
+    # It covers nearly all of the head outline the landmarks predict, and her full bob
+    # beyond it, but not the wall.
+    prior = head_prior(crop.landmarks, crop.size)
+    assert (matte * prior).sum() / prior.sum() > 0.9
+    assert (matte * (1 - prior)).sum() / prior.sum() < 0.35
+    np.testing.assert_array_equal(matte, refine_matte(crop.image, crop.landmarks))
+
+
+def test_guided_filter_keeps_a_step_that_the_guide_shares() -> None:
+    guide = np.zeros((32, 32), np.float32)
+    guide[:, 16:] = 1.0
+    step = guide.copy()
+    np.testing.assert_allclose(guided_filter(guide, step, 4, 1e-4), step, atol=1e-3)
+    # A step the guide does not have is smoothed.
+    flat = np.full((32, 32), 0.5, np.float32)
+    smoothed = guided_filter(flat, step, 4, 1e-4)
+    assert 0.2 < smoothed[16, 15] < 0.8
+
+
+def test_head_matte_averages_each_track_over_frames(crop: AlignedCrop) -> None:
+    darker = replace(crop, image=(crop.image // 2).astype(np.uint8))
+    first, second = (
+        refine_matte(crop.image, crop.landmarks),
+        refine_matte(darker.image, darker.landmarks),
+    )
+    mattes = HeadMatte(smoothing=0.6, refresh=1)
+    np.testing.assert_array_equal(mattes.process([crop])[0], first)
+    (blended,) = mattes.process([darker])
+    np.testing.assert_allclose(blended, 0.6 * first + 0.4 * second, atol=1e-6)
+    # A track that missed a frame starts afresh; other tracks do not leak into it.
+    other = replace(darker, track_id=7)
+    mattes.process([other])
+    np.testing.assert_array_equal(mattes.process([darker])[0], second)
+    mattes.reset()
+    np.testing.assert_array_equal(mattes.process([darker])[0], second)
+
+
+def test_head_mode_restyles_the_hair_and_nothing_far_outside(
+    astronaut: np.ndarray, crop: AlignedCrop
+) -> None:
+    landmarks = detect_landmarks(astronaut)[0]
+    face = Face(0, box_from_landmarks(landmarks), landmarks)
+    painted = np.zeros_like(crop.image[None])  # black "style": every restyled pixel darkens
+    head = Compositor("head", device="cpu").process(astronaut, [crop], painted, [face])
+    oval = Compositor("face", device="cpu").process(astronaut, [crop], painted, [face])
+    hair = (60, 256)  # above her forehead, in the photo
+    assert head[hair].max() < 40 < oval[hair].min()
+    changed = np.any(head != astronaut, axis=2)
+    assert changed.sum() > 1.3 * np.any(oval != astronaut, axis=2).sum()
+    # The wall beside the head and the suit below it stay bit for bit.
+    assert not changed[:, :100].any() and not changed[300:].any()
