@@ -128,10 +128,8 @@ def test_tracked_boxes_overlap_the_truth_with_stable_ids(clips: Callable, name: 
     assert hits >= 0.95 * total, f"{hits} of {total} frames overlap the truth"
     for k, seen in ids.items():
         tracked = [i for i in seen if i is not None]
-        # One id per face for as long as it stays in view; a face that left and came back
-        # is a new track (there is no re-identification).
-        expected_ids = 2 if name == "leave_and_enter" else 1
-        assert len(set(tracked)) == expected_ids, f"face {k} had ids {seen}"
+        # One id per face, even for a face that left and came back (re-identification).
+        assert len(set(tracked)) == 1, f"face {k} had ids {seen}"
     if name == "two_faces":
         assert set(ids[0]).isdisjoint(set(ids[1]) - {None})
 
@@ -235,7 +233,7 @@ def test_bad_settings_are_refused(setting: dict[str, int]) -> None:
         FaceTracker(**setting)
 
 
-def test_csrt_fallback_catches_a_face_that_jumps(tmp_path: Path) -> None:
+def test_carrying_catches_a_face_that_jumps(tmp_path: Path) -> None:
     # 4 px a frame, then five frames of 44: too far for the landmarks' box to follow.
     def pose(i: int) -> Pose:
         return Pose(120 + 4 * i + 40 * min(max(i - 15, 0), 5), 240)
@@ -245,14 +243,14 @@ def test_csrt_fallback_catches_a_face_that_jumps(tmp_path: Path) -> None:
     frames = _decode(path)
     burst = range(15, 22)
 
-    def overlaps(fallback_frames: int) -> tuple[list[float], set[int]]:
-        output = _run(FaceTracker(fallback_frames=fallback_frames), frames)
+    def overlaps(carry_frames: int) -> tuple[list[float], set[int]]:
+        output = _run(FaceTracker(carry_frames=carry_frames), frames)
         best = [
             _best(output[i], _expected_box("astronaut", pose(i), truth.boxes[i][0])) for i in burst
         ]
         return [b[0] for b in best], {f.track_id for found in output for f in found}
 
-    with_csrt, ids = overlaps(3)
-    assert min(with_csrt) >= 0.7 and ids == {1}
+    carried, ids = overlaps(3)
+    assert min(carried) >= 0.7 and ids == {1}
     without, _ = overlaps(0)
-    assert min(without) < 0.5  # the landmarks alone lose it: the fallback is what held on
+    assert min(without) < 0.5  # the landmarks alone lose it: carrying is what held on
