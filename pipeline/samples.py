@@ -144,12 +144,13 @@ def _homography(geometry: np.ndarray, pose: Pose) -> np.ndarray:
     corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], np.float64) * side
     depth = distance + corners[:, 0] * math.sin(theta)
     turned = corners * [math.cos(theta), 1.0] * (distance / depth)[:, None]
+    centre = np.array([cx, cy])
     yaw = cv2.getPerspectiveTransform(
-        (corners + [cx, cy]).astype(np.float32), (turned + [cx, cy]).astype(np.float32)
+        (corners + centre).astype(np.float32), (turned + centre).astype(np.float32)
     )
     similarity = np.eye(3)
     similarity[:2] = cv2.getRotationMatrix2D((cx, cy), pose.angle, pose.scale)
-    similarity[:2, 2] += np.array([pose.cx, pose.cy]) - [cx, cy]
+    similarity[:2, 2] += np.array([pose.cx, pose.cy]) - centre
     return similarity @ yaw
 
 

@@ -418,9 +418,7 @@ class FaceTracker:
                     self._seed(track, box, image, grey)
                 self._trust(track, grey)
         # A tentative track gets one chance: the detection pass after its birth.
-        self._tracks = [
-            t for t in tracks if t.state != "tentative" or t.track_id in matched_ids
-        ]
+        self._tracks = [t for t in tracks if t.state != "tentative" or t.track_id in matched_ids]
         for col, box in enumerate(detections):
             if col in matched or len(self._tracks) >= self.max_faces:
                 continue
@@ -473,9 +471,7 @@ class FaceTracker:
                     continue
             kept.append(track)
         self._tracks = self._drop_duplicates(kept)
-        self._removed = [
-            t for t in self._removed if self._count - t.removed_at <= self.reid_frames
-        ]
+        self._removed = [t for t in self._removed if self._count - t.removed_at <= self.reid_frames]
 
     def _retire(self, track: _Track) -> None:
         """Keep a removed track's appearance for re-identification."""

@@ -46,13 +46,19 @@ def _render(clip: Path, output: Path, stage: Callable[[Frame], Frame], preset: s
             return run_pipeline(source, stage, sink, total=source.frame_count)
 
 
-def run_bench(frames: int = 150, style: str = "cartoon", preset: str = DEFAULT_PRESET) -> dict:
-    """Measure the I/O floor and the full render on a generated clip.
+def run_bench(
+    frames: int = 150,
+    style: str = "cartoon",
+    preset: str = DEFAULT_PRESET,
+    clip: str | Path | None = None,
+) -> dict:
+    """Measure the I/O floor and the full render on a generated clip or the user's.
 
     Args:
-        frames: clip length (25 fps).
+        frames: generated clip length (25 fps).
         style: the style to render with (the targets are for ``"cartoon"``).
         preset: x264 preset of both runs (the render default unless given).
+        clip: a video to measure instead of the generated clip (all of it).
 
     Returns:
         ``{"clip": {...}, "io_floor": {"fps", "stage_ms"}, "render": {"fps", "stage_ms",
@@ -62,11 +68,15 @@ def run_bench(frames: int = 150, style: str = "cartoon", preset: str = DEFAULT_P
     from plugin.commands.live import warm_up
 
     stylizer = resolve_style(style)
+    name = "generated" if clip is None else str(clip)
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-") as folder:
-        clip = Path(folder) / "bench.mp4"
-        write_moving_face_clip(
-            clip, [FacePath("astronaut", _pose)], frames, size=BENCH_SIZE, audio=False
-        )
+        if clip is None:
+            clip = Path(folder) / "bench.mp4"
+            write_moving_face_clip(
+                clip, [FacePath("astronaut", _pose)], frames, size=BENCH_SIZE, audio=False
+            )
+        with open_source(clip) as source:
+            size, frames = (source.width, source.height), source.frame_count or frames
         floor = _render(clip, Path(folder) / "floor.mp4", lambda frame: frame, preset)
         restyler = Restyler(stylizer)
         warm_up(restyler)  # model loading is start-up, not per-frame cost
@@ -86,7 +96,8 @@ def run_bench(frames: int = 150, style: str = "cartoon", preset: str = DEFAULT_P
     track_landmarks = sum(tracker_ms.values())
     result = {
         "clip": {
-            "size": list(BENCH_SIZE),
+            "path": name,
+            "size": list(size),
             "frames": frames,
             "style": stylizer.name,
             "preset": preset,
@@ -112,7 +123,7 @@ def format_bench(result: dict) -> str:
     """The result of :func:`run_bench` as a short table for the terminal."""
     clip = result["clip"]
     lines = [
-        f"bench: {clip['size'][0]}x{clip['size'][1]}, {clip['frames']} frames, one face, "
+        f"bench: {clip['path']}, {clip['size'][0]}x{clip['size'][1]}, {clip['frames']} frames, "
         f"style {clip['style']}, x264 preset {clip['preset']}",
         "",
         "  stage                      ms/frame",

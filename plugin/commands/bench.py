@@ -15,11 +15,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "bench",
         help="measure render speed per stage",
         description=(
-            "Render a generated 640x480 one-face clip; print ms/frame per stage and end-to-end "
+            "Render a generated 640x480 one-face clip (or CLIP); print ms/frame per stage and end-to-end "
             "fps beside the decode+encode floor measured in the same run."
         ),
     )
-    parser.add_argument("--frames", type=int, default=150, help="clip length in frames (150)")
+    parser.add_argument(
+        "clip", nargs="?", help="a video to measure instead of the generated clip (all of it)"
+    )
+    parser.add_argument(
+        "--frames", type=int, default=150, help="generated clip length in frames (150)"
+    )
     parser.add_argument(
         "--style",
         default=None,
@@ -43,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from plugin.bench import format_bench, run_bench
 
-    result = run_bench(args.frames, args.style or "cartoon", args.preset)
+    result = run_bench(args.frames, args.style or "cartoon", args.preset, args.clip)
     if args.live:
         from plugin.bench_live import run_live_bench
 
