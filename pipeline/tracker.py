@@ -82,7 +82,12 @@ def box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
     Returns:
         ``(4,)`` ``float32`` ``x0, y0, x1, y1``, axis-aligned even for a tilted face.
     """
-    matrix = alignment_matrix(landmarks)
+    return _box(alignment_matrix(landmarks))
+
+
+def _box(matrix: np.ndarray) -> np.ndarray:
+    """:func:`box_from_landmarks` from the landmarks' ``(2, 3)`` alignment matrix (at
+    :data:`CROP_SIZE`), which the tracker computes once a fit: it is its costliest step."""
     (cx, cy) = transform_points(invert_affine(matrix), _BOX_CENTRE)[0]
     half = _BOX_SIDE / np.sqrt(abs(np.linalg.det(matrix[:, :2]))) / 2
     return np.array([cx - half, cy - half, cx + half, cy + half], np.float32)
@@ -121,9 +126,11 @@ def fit_error(grey: np.ndarray, landmarks: np.ndarray) -> float:
     return float(np.sqrt(((refit - landmarks) ** 2).sum(axis=1).mean()) / max(side, 1.0))
 
 
-def _patch(grey: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """Zero-mean, unit-norm ``(36, 32)`` ``float32`` inner-face patch for correlation."""
-    matrix = alignment_matrix(landmarks, _PATCH_CROP)
+def _patch(grey: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Zero-mean, unit-norm ``(36, 32)`` ``float32`` inner-face patch for correlation, from
+    the landmarks' alignment matrix at :data:`CROP_SIZE`."""
+    # The canonical face scales with the crop, and so does the matrix.
+    matrix = matrix * (_PATCH_CROP / CROP_SIZE)
     matrix[:, 2] -= _PATCH_ORIGIN
     patch = cv2.warpAffine(grey, matrix, _PATCH_SIZE, borderMode=cv2.BORDER_REPLICATE)
     patch = patch.astype(np.float32)
@@ -131,11 +138,11 @@ def _patch(grey: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return patch / max(float(np.linalg.norm(patch)), 1e-3)
 
 
-def _colours(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+def _colours(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Hue-saturation histogram of the head (face, hair, a little background) at 64 px:
     ``(16, 4)`` ``float32``, summing to 1. Unlike the grey template it tells apart two faces
     of a similar shape, and it does not care how the face is turned."""
-    crop = cv2.warpAffine(image, alignment_matrix(landmarks, _PATCH_CROP), (64, 64))
+    crop = cv2.warpAffine(image, matrix * (_PATCH_CROP / CROP_SIZE), (_PATCH_CROP, _PATCH_CROP))
     hsv = cv2.cvtColor(crop, cv2.COLOR_RGB2HSV)
     histogram = cv2.calcHist([hsv], [0, 1], None, [16, 4], [0, 180, 0, 256])
     return histogram / max(float(histogram.sum()), 1.0)
@@ -186,6 +193,10 @@ class FaceTracker:
         reseed_iou: a matched detection overlapping the track's box less than this re-seeds
             the landmarks from the detection (the track drifted).
         carry_frames: for how many frames of a loss MOSSE carries the box (0: never).
+        refit_below: faces with a smaller box side (frame pixels) have their landmarks fitted
+            on every other frame and moved by their velocity in between. The fit is most of
+            the tracker's time (1-2 ms a face), and on a face this small the landmarks move a
+            fraction of a pixel a frame; 0 fits every face on every frame.
         max_fit_error: landmark confidence threshold (:func:`fit_error`, in box sides).
         reid_frames: how long after its removal a track can still be re-identified (0: never).
         reid_similarity: appearance score (mean of the template correlation and the colour
@@ -202,7 +213,7 @@ class FaceTracker:
     def __init__(
         self,
         detect_every: int = 10,
-        max_faces: int = 4,
+        max_faces: int = 8,
         *,
         min_face: float = 40.0,
         detect_lag: int = 0,
@@ -212,6 +223,7 @@ class FaceTracker:
         min_similarity: float = 0.5,
         reseed_iou: float = 0.5,
         carry_frames: int = 10,
+        refit_below: float = 80.0,
         max_fit_error: float = 0.07,
         reid_frames: int = 150,
         reid_similarity: float = 0.65,
@@ -229,6 +241,7 @@ class FaceTracker:
         self.min_similarity = min_similarity
         self.reseed_iou = reseed_iou
         self.carry_frames = carry_frames
+        self.refit_below = refit_below
         self.max_fit_error = max_fit_error
         self.reid_frames = reid_frames
         self.reid_similarity = reid_similarity
@@ -269,6 +282,7 @@ class FaceTracker:
             for track in self._tracks:
                 if not track.found and self._can_carry(track):
                     track.found = self._carry(track, image, grey)
+            self._yield_held_faces()
             if not self.detector.busy and self._detection_due():
                 self.detector.submit(self._count, grey)
                 self._last_detection = self._count
@@ -280,10 +294,17 @@ class FaceTracker:
         self._previous = image
         self._count += 1
         return [
-            Face(t.track_id, box_from_landmarks(t.smoothed), t.smoothed, t.level / self.ramp_frames)
+            Face(t.track_id, self._smoothed_box(t), t.smoothed, t.level / self.ramp_frames)
             for t in sorted(self._tracks, key=lambda t: t.track_id)
             if t.state != "tentative" and t.level > 0
         ]
+
+    @staticmethod
+    def _smoothed_box(track: _Track) -> np.ndarray:
+        """The fit's box moved as far as smoothing moved the landmarks: nearly the box of the
+        smoothed landmarks, without a second alignment per face and frame."""
+        shift = (track.smoothed - track.landmarks).mean(axis=0)
+        return (track.box + np.tile(shift, 2)).astype(np.float32)
 
     def _detection_due(self) -> bool:
         since = self._count - self._last_detection
@@ -298,10 +319,11 @@ class FaceTracker:
 
     def _verified(self, track: _Track, grey: np.ndarray, landmarks: np.ndarray) -> bool:
         """Whether ``landmarks`` sit on the track's face; if so the track moves there."""
-        patch = _patch(grey, landmarks)
+        matrix = alignment_matrix(landmarks)
+        patch = _patch(grey, matrix)
         if float((patch * track.template).sum()) < self.min_similarity:
             return False
-        box = box_from_landmarks(landmarks)
+        box = _box(matrix)
         shift = (box[:2] + box[2:] - track.box[:2] - track.box[2:]) / 2
         track.velocity = 0.5 * track.velocity + 0.5 * shift
         track.box, track.landmarks = box, landmarks
@@ -311,8 +333,34 @@ class FaceTracker:
         return True
 
     def _follow(self, track: _Track, grey: np.ndarray) -> bool:
-        moved = track.box + np.tile(track.velocity, 2) if track.state != "lost" else track.box
+        step = np.tile(track.velocity, 2)
+        if (
+            track.state == "confirmed"
+            and track.found
+            and _side(track.box) < self.refit_below
+            and (self._count + track.track_id) % 2
+        ):
+            # A small face on a frame between refits: its landmarks move with its velocity.
+            track.box = track.box + step
+            track.landmarks = track.landmarks + track.velocity
+            return True
+        moved = track.box + step if track.state != "lost" else track.box
         return self._verified(track, grey, predict_landmarks(grey, moved))
+
+    def _yield_held_faces(self) -> None:
+        """A lost track that landed on a face another track never lost stays lost.
+
+        When one face passes in front of another, the hidden face's track is carried onto
+        the face in front, where its landmarks may pass its own verification; the face in
+        front keeps its id, and the hidden one is found again by detection and
+        re-identification when it comes out.
+        """
+        held = [t.box for t in self._tracks if t.found and t.state != "lost"]
+        if not held:
+            return
+        for track in self._tracks:
+            if track.found and track.state == "lost":
+                track.found = iou_matrix([track.box], held).max() < 0.5
 
     def _can_carry(self, track: _Track) -> bool:
         return (
@@ -353,22 +401,24 @@ class FaceTracker:
     def _seed(self, track: _Track, box: np.ndarray, image: np.ndarray, grey: np.ndarray) -> None:
         """Re-seed a track from a detection: its landmarks and appearance start again there."""
         landmarks = predict_landmarks(grey, box)
-        track.template = _patch(grey, landmarks)
+        matrix = alignment_matrix(landmarks)
+        track.template = _patch(grey, matrix)
         track.found = self._verified(track, grey, landmarks)
-        track.colours = 0.5 * track.colours + 0.5 * _colours(image, landmarks)
+        track.colours = 0.5 * track.colours + 0.5 * _colours(image, matrix)
         track.carrier = None
 
     def _new_track(
         self, landmarks: np.ndarray, image: np.ndarray, grey: np.ndarray, fit: float
     ) -> None:
+        matrix = alignment_matrix(landmarks)
         self._tracks.append(
             _Track(
                 track_id=self._next_id,
-                box=box_from_landmarks(landmarks),
+                box=_box(matrix),
                 landmarks=landmarks,
                 smoothed=landmarks,
-                template=_patch(grey, landmarks),
-                colours=_colours(image, landmarks),
+                template=_patch(grey, matrix),
+                colours=_colours(image, matrix),
                 smoother=OneEuroFilter(*self.smoothing) if self.smoothing else None,
                 fit=fit,
             )
@@ -379,9 +429,10 @@ class FaceTracker:
         self, landmarks: np.ndarray, image: np.ndarray, grey: np.ndarray, matched: set[int]
     ) -> _Track | None:
         """The lost or recently removed track this new face most likely is, if any."""
-        box = box_from_landmarks(landmarks)
+        matrix = alignment_matrix(landmarks)
+        box = _box(matrix)
         side = _side(box)
-        patch, colours = _patch(grey, landmarks), _colours(image, landmarks)
+        patch, colours = _patch(grey, matrix), _colours(image, matrix)
         best: tuple[float, _Track] | None = None
         candidates = [t for t in self._tracks if t.state == "lost" and t.track_id not in matched]
         for track in candidates + self._removed:
@@ -481,9 +532,11 @@ class FaceTracker:
             self._removed.append(track)
 
     def _drop_duplicates(self, tracks: list[_Track]) -> list[_Track]:
-        """Two tracks on one face: keep the older (lower id)."""
+        """Two tracks found on one face: keep the older (lower id). A lost track whose box
+        lies on a found face is a face hidden behind it, not a duplicate: it stays lost."""
         kept: list[_Track] = []
         for track in sorted(tracks, key=lambda t: t.track_id):
-            if not kept or iou_matrix([track.box], [k.box for k in kept]).max() < 0.5:
+            held = [k.box for k in kept if k.found]
+            if not (track.found and held) or iou_matrix([track.box], held).max() < 0.5:
                 kept.append(track)
         return kept

@@ -44,6 +44,25 @@ CLIPS: dict[str, tuple[list[tuple[str, Path_]], int]] = {
         60,
     ),
     "no_face": ([("astronaut", lambda i: Pose(-1000, 240))], 10),
+    # Three faces of 44-56 px (dlib box side), drifting.
+    "small_faces": (
+        [
+            ("astronaut", lambda i: Pose(120 + i, 150, 0.5)),
+            ("grace_hopper", lambda i: Pose(320, 300 - i, 0.26)),
+            ("astronaut", lambda i: Pose(520 - i, 200 + i, 0.6, 5)),
+        ],
+        40,
+    ),
+    # Turning from 45° one way to 45° the other and back, seen in perspective.
+    "turning": ([("astronaut", lambda i: Pose(320, 240, 1.0, yaw=45 * math.cos(i / 6)))], 40),
+    # Grace Hopper passes in front of the astronaut, right to left, at 5 px a frame each.
+    "crossing": (
+        [
+            ("astronaut", lambda i: Pose(200 + 5 * i, 240, 0.9)),
+            ("grace_hopper", lambda i: Pose(440 - 5 * i, 250, 0.4)),
+        ],
+        48,
+    ),
     # Out through the top at 40 px a frame, growing: boxes past the frame edge.
     "fast_exit": ([("astronaut", lambda i: Pose(320, 240 - 40 * i, 1 + 0.1 * i))], 18),
 }
