@@ -42,6 +42,7 @@ Boxes are in dlib's convention (see :mod:`pipeline.landmarks`), estimated from t
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -260,6 +261,10 @@ class FaceTracker:
         self._count = 0
         self._last_detection = -self.detect_every
         self._previous: np.ndarray | None = None
+        # For a detection used ``detect_lag`` frames late: the tracks' boxes on the frame it
+        # was asked for, and the grey frames since, to carry its new faces up to now.
+        self._asked_boxes: dict[int, np.ndarray] = {}
+        self._recent: deque[np.ndarray] = deque(maxlen=self.detector.lag + 1)
         self.timings.reset()
 
     def process(self, frame: Frame) -> list[Face]:
@@ -275,6 +280,7 @@ class FaceTracker:
         timings.frames += 1
         image = frame.image
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        self._recent.append(grey)
         with timings.measure("landmarks"):
             for track in self._tracks:
                 track.found = self._follow(track, grey)
@@ -283,12 +289,12 @@ class FaceTracker:
                 if not track.found and self._can_carry(track):
                     track.found = self._carry(track, image, grey)
             self._yield_held_faces()
+            self._take_detection(image, grey)
             if not self.detector.busy and self._detection_due():
+                self._asked_boxes = {t.track_id: t.box for t in self._tracks}
                 self.detector.submit(self._count, grey)
                 self._last_detection = self._count
-            result = self.detector.collect(self._count)
-            if result is not None:
-                self._associate(result[1], image, grey)
+                self._take_detection(image, grey)  # at once when it ran on this thread
             self._advance(frame.time)
         timings.seconds["detect"] = self.detector.seconds
         self._previous = image
@@ -305,6 +311,11 @@ class FaceTracker:
         smoothed landmarks, without a second alignment per face and frame."""
         shift = (track.smoothed - track.landmarks).mean(axis=0)
         return (track.box + np.tile(shift, 2)).astype(np.float32)
+
+    def _take_detection(self, image: np.ndarray, grey: np.ndarray) -> None:
+        result = self.detector.collect(self._count)
+        if result is not None:
+            self._associate(result[1], self._count - result[0], image, grey)
 
     def _detection_due(self) -> bool:
         since = self._count - self._last_detection
@@ -450,29 +461,48 @@ class FaceTracker:
                 best = (distance, track)
         return best[1] if best else None
 
-    def _associate(self, detections: list[np.ndarray], image: np.ndarray, grey: np.ndarray) -> None:
-        tracks = self._tracks
+    def _catch_up(self, box: np.ndarray, frames: int) -> np.ndarray:
+        """A detection box from ``frames`` frames ago, followed by its landmarks to now."""
+        for grey in list(self._recent)[-frames - 1 : -1] if frames else []:
+            box = box_from_landmarks(predict_landmarks(grey, box))
+        return box
+
+    def _associate(
+        self, detections: list[np.ndarray], age: int, image: np.ndarray, grey: np.ndarray
+    ) -> None:
+        """Use the detections of the frame ``age`` frames ago (compared with the tracks'
+        boxes on that frame, followed to this frame where a face needs them)."""
+        tracks = [t for t in self._tracks if t.track_id in self._asked_boxes]
         matched: set[int] = set()
         matched_ids: set[int] = set()
         if tracks and detections:
-            overlap = iou_matrix(np.array([t.box for t in tracks]), np.array(detections))
+            then = np.array([self._asked_boxes[t.track_id] for t in tracks])
+            overlap = iou_matrix(then, np.array(detections))
             for row, col in zip(*linear_sum_assignment(-overlap), strict=True):
                 if overlap[row, col] < 0.3:
                     continue
-                track, box = tracks[row], detections[col]
+                track = tracks[row]
                 matched.add(col)
                 matched_ids.add(track.track_id)
                 if track.state == "tentative":
                     track.hits += 1
                 if not track.found or overlap[row, col] < self.reseed_iou:
                     # The detector is the stronger evidence: re-seed from it.
+                    box = self._catch_up(detections[col], age)
                     self._seed(track, box, image, grey)
                 self._trust(track, grey)
         # A tentative track gets one chance: the detection pass after its birth.
-        self._tracks = [t for t in tracks if t.state != "tentative" or t.track_id in matched_ids]
+        self._tracks = [
+            t
+            for t in self._tracks
+            if t.state != "tentative"
+            or t.track_id in matched_ids
+            or t.track_id not in self._asked_boxes
+        ]
         for col, box in enumerate(detections):
             if col in matched or len(self._tracks) >= self.max_faces:
                 continue
+            box = self._catch_up(box, age)
             if self._tracks and iou_matrix([box], [t.box for t in self._tracks]).max() >= 0.3:
                 continue
             landmarks = predict_landmarks(grey, box)
