@@ -25,8 +25,9 @@ it is used on the first frame from ``i + lag`` on where it is ready.
 from __future__ import annotations
 
 import math
+import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 import numpy as np
 
@@ -100,7 +101,6 @@ class DetectionWorker:
         self.detector = detector
         self.lag = lag
         self.wait = wait
-        self._executor: ThreadPoolExecutor | None = None
         self._pending: tuple[int, Future[list[np.ndarray]]] | None = None
         self.seconds = 0.0  # detector time, on whichever thread it ran
 
@@ -117,9 +117,12 @@ class DetectionWorker:
             future: Future[list[np.ndarray]] = Future()
             future.set_result(self._timed(grey))
         else:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(1, thread_name_prefix="facestyle-detect")
-            future = self._executor.submit(self._timed, grey)
+            # A thread per detection (a detection is ten frames apart; starting a thread costs
+            # 0.1 ms): nothing is left running between detections or after the last one.
+            future = Future()
+            threading.Thread(
+                target=self._run, args=(grey, future), name="facestyle-detect", daemon=True
+            ).start()
         self._pending = (index, future)
 
     def collect(self, index: int) -> tuple[int, list[np.ndarray]] | None:
@@ -138,6 +141,12 @@ class DetectionWorker:
             self._pending[1].result()
             self._pending = None
         self.seconds = 0.0
+
+    def _run(self, grey: np.ndarray, future: Future[list[np.ndarray]]) -> None:
+        try:
+            future.set_result(self._timed(grey))
+        except BaseException as error:  # re-raised by collect() on the tracker's thread
+            future.set_exception(error)
 
     def _timed(self, grey: np.ndarray) -> list[np.ndarray]:
         start = time.perf_counter()

@@ -223,7 +223,10 @@ def live_restyler(
     from pipeline.restyle import Restyler
     from pipeline.tracker import FaceTracker
 
-    return Restyler(stylizer, FaceTracker(detect_every, max_faces), identity=identity)
+    # The detector on its own thread, its result used from three frames on (100 ms at 30 fps)
+    # as soon as it is ready: its spikes never hold up a live frame.
+    tracker = FaceTracker(detect_every, max_faces, detect_lag=3, detect_wait=False)
+    return Restyler(stylizer, tracker, identity=identity)
 
 
 def warm_up(restyler: Restyler) -> None:
