@@ -118,11 +118,10 @@ class DetectionWorker:
             future.set_result(self._timed(grey))
         else:
             # A thread per detection (a detection is ten frames apart; starting a thread costs
-            # 0.1 ms): nothing is left running between detections or after the last one.
+            # 0.1 ms): nothing is left running between detections. Not a daemon: Python waits
+            # for it at exit, where dlib would abort if torn down in the middle of a run.
             future = Future()
-            threading.Thread(
-                target=self._run, args=(grey, future), name="facestyle-detect", daemon=True
-            ).start()
+            threading.Thread(target=self._run, args=(grey, future), name="facestyle-detect").start()
         self._pending = (index, future)
 
     def collect(self, index: int) -> tuple[int, list[np.ndarray]] | None:

@@ -290,11 +290,13 @@ class FaceTracker:
                     track.found = self._carry(track, image, grey)
             self._yield_held_faces()
             self._take_detection(image, grey)
-            if not self.detector.busy and self._detection_due():
-                self._asked_boxes = {t.track_id: t.box for t in self._tracks}
-                self.detector.submit(self._count, grey)
-                self._last_detection = self._count
-                self._take_detection(image, grey)  # at once when it ran on this thread
+        if not self.detector.busy and self._detection_due():
+            # Timed by the worker as "detect", on whichever thread it runs.
+            self._asked_boxes = {t.track_id: t.box for t in self._tracks}
+            self.detector.submit(self._count, grey)
+            self._last_detection = self._count
+        with timings.measure("track"):
+            self._take_detection(image, grey)  # at once when it ran on this thread
             self._advance(frame.time)
         timings.seconds["detect"] = self.detector.seconds
         self._previous = image
