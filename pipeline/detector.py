@@ -66,22 +66,26 @@ class FaceDetector:
         self.max_pixels = max_pixels
         self.min_score = min_score
 
-    def scale(self, width: int, height: int) -> float:
+    def scale(self, width: int, height: int, *, fine: bool = True) -> float:
         """Factor the frame is resized by before detection (above 1 for small faces)."""
-        return min(_HOG_SURE / self.min_face, math.sqrt(self.max_pixels / (width * height)))
+        smallest = self.min_face if fine else 2 * self.min_face
+        return min(_HOG_SURE / smallest, math.sqrt(self.max_pixels / (width * height)))
 
-    def detect(self, grey: np.ndarray) -> list[np.ndarray]:
+    def detect(self, grey: np.ndarray, *, fine: bool = True) -> list[np.ndarray]:
         """Faces in one frame.
 
         Args:
             grey: ``(H, W)`` ``uint8`` grey frame.
+            fine: look for faces down to ``min_face``; ``False``: down to twice that, on a
+                frame with a quarter of the pixels (a quarter of the time).
 
         Returns:
             One ``(4,)`` ``float32`` box ``x0, y0, x1, y1`` per face in frame pixels, largest
             first.
         """
         height, width = grey.shape[:2]
-        return detect_faces(grey, scale=self.scale(width, height), min_score=self.min_score)
+        scale = self.scale(width, height, fine=fine)
+        return detect_faces(grey, scale=scale, min_score=self.min_score)
 
 
 class DetectionWorker:
@@ -109,19 +113,22 @@ class DetectionWorker:
         """A detection was asked for and its result not yet taken."""
         return self._pending is not None
 
-    def submit(self, index: int, grey: np.ndarray) -> None:
-        """Ask for the faces in frame ``index`` (at most one detection at a time)."""
+    def submit(self, index: int, grey: np.ndarray, *, fine: bool = True) -> None:
+        """Ask for the faces in frame ``index`` (at most one detection at a time; ``fine``
+        as :meth:`FaceDetector.detect`)."""
         if self._pending is not None:
             raise RuntimeError("DetectionWorker: a detection is already pending")
         if self.lag == 0:
             future: Future[list[np.ndarray]] = Future()
-            future.set_result(self._timed(grey))
+            future.set_result(self._timed(grey, fine))
         else:
             # A thread per detection (a detection is ten frames apart; starting a thread costs
             # 0.1 ms): nothing is left running between detections. Not a daemon: Python waits
             # for it at exit, where dlib would abort if torn down in the middle of a run.
             future = Future()
-            threading.Thread(target=self._run, args=(grey, future), name="facestyle-detect").start()
+            threading.Thread(
+                target=self._run, args=(grey, fine, future), name="facestyle-detect"
+            ).start()
         self._pending = (index, future)
 
     def collect(self, index: int) -> tuple[int, list[np.ndarray]] | None:
@@ -141,15 +148,15 @@ class DetectionWorker:
             self._pending = None
         self.seconds = 0.0
 
-    def _run(self, grey: np.ndarray, future: Future[list[np.ndarray]]) -> None:
+    def _run(self, grey: np.ndarray, fine: bool, future: Future[list[np.ndarray]]) -> None:
         try:
-            future.set_result(self._timed(grey))
+            future.set_result(self._timed(grey, fine))
         except BaseException as error:  # re-raised by collect() on the tracker's thread
             future.set_exception(error)
 
-    def _timed(self, grey: np.ndarray) -> list[np.ndarray]:
+    def _timed(self, grey: np.ndarray, fine: bool) -> list[np.ndarray]:
         start = time.perf_counter()
         try:
-            return self.detector.detect(grey)
+            return self.detector.detect(grey, fine=fine)
         finally:
             self.seconds += time.perf_counter() - start

@@ -181,6 +181,8 @@ class FaceTracker:
         max_faces: most faces tracked at once; the largest detections win.
         min_face: smallest face to find (side of dlib's CNN detector box, frame pixels);
             see :class:`~pipeline.detector.FaceDetector`.
+        fine_every: every this many detections look for faces down to ``min_face``; the
+            others, down to twice that, take a quarter of the time.
         detect_lag: frames between the frame a detection is asked for on and the one its
             result is used on; above 0 the detector runs on its own thread and its time
             overlaps the tracking of those frames.
@@ -217,6 +219,7 @@ class FaceTracker:
         max_faces: int = 8,
         *,
         min_face: float = 40.0,
+        fine_every: int = 3,
         detect_lag: int = 0,
         detect_wait: bool = True,
         ramp_frames: int = 5,
@@ -230,12 +233,13 @@ class FaceTracker:
         reid_similarity: float = 0.65,
         smoothing: tuple[float, float] | None = (1.0, 4.0),
     ) -> None:
-        if detect_every < 1 or max_faces < 1 or ramp_frames < 1:
+        if min(detect_every, max_faces, ramp_frames, fine_every) < 1:
             raise ValueError(
-                "FaceTracker: detect_every, max_faces and ramp_frames must be at least 1, got "
-                f"{detect_every}, {max_faces}, {ramp_frames}"
+                "FaceTracker: detect_every, max_faces, ramp_frames and fine_every must be at "
+                f"least 1, got {detect_every}, {max_faces}, {ramp_frames}, {fine_every}"
             )
         self.detect_every = detect_every
+        self.fine_every = fine_every
         self.max_faces = max_faces
         self.ramp_frames = ramp_frames
         self.max_lost = max(max_lost, ramp_frames)
@@ -260,6 +264,7 @@ class FaceTracker:
         self._next_id = 1
         self._count = 0
         self._last_detection = -self.detect_every
+        self._detections = 0
         self._previous: np.ndarray | None = None
         # For a detection used ``detect_lag`` frames late: the tracks' boxes on the frame it
         # was asked for, and the grey frames since, to carry its new faces up to now.
@@ -293,7 +298,13 @@ class FaceTracker:
         if not self.detector.busy and self._detection_due():
             # Timed by the worker as "detect", on whichever thread it runs.
             self._asked_boxes = {t.track_id: t.box for t in self._tracks}
-            self.detector.submit(self._count, grey)
+            # Looking for the smallest faces costs four times as much: do it every
+            # ``fine_every`` detections, and while a new face waits for confirmation.
+            fine = self._detections % self.fine_every == 0 or any(
+                t.state == "tentative" for t in self._tracks
+            )
+            self.detector.submit(self._count, grey, fine=fine)
+            self._detections += 1
             self._last_detection = self._count
         with timings.measure("track"):
             self._take_detection(image, grey)  # at once when it ran on this thread

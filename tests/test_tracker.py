@@ -266,7 +266,9 @@ def test_iou_matrix() -> None:
     np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 50 / 150], [0.0, 0.0]])
 
 
-@pytest.mark.parametrize("setting", [{"detect_every": 0}, {"max_faces": 0}, {"ramp_frames": 0}])
+@pytest.mark.parametrize(
+    "setting", [{"detect_every": 0}, {"max_faces": 0}, {"ramp_frames": 0}, {"fine_every": 0}]
+)
 def test_bad_settings_are_refused(setting: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="must be at least 1"):
         FaceTracker(**setting)
