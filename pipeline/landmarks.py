@@ -6,9 +6,10 @@ downloaded. Boxes are ``x0, y0, x1, y1`` in image pixels exactly as dlib reports
 :attr:`pipeline.samples.ClipTruth.boxes`. Landmarks follow the iBUG-300W 68-point order.
 
 dlib's HOG detector (an 80x80 window, no upsampling) finds faces down to about 60 px box
-side in the image it is given, measured on the bundled photos. :func:`detection_scale` turns
-"the smallest face I care about" into the factor by which a frame can be shrunk before
-detection, which is where the detector's time goes (about 32 ms at 640x480, 9 ms at half size).
+side in the image it is given, measured on the bundled photos;
+:class:`pipeline.detector.FaceDetector` resizes a frame so that the smallest face wanted
+reaches that size, which is where the detector's time goes (about 32 ms at 640x480, 9 ms at
+half size).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ __all__ = [
     "OneEuroFilter",
     "detect_faces",
     "detect_landmarks",
-    "detection_scale",
     "model_path",
     "predict_landmarks",
     "preload_models",
@@ -96,11 +96,6 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def detection_scale(min_face: float) -> float:
-    """Factor (at most 1) to shrink a frame by so faces of ``min_face`` px stay detectable."""
-    return min(1.0, MIN_DETECTABLE_FACE / max(float(min_face), 1.0))
-
-
 def detect_faces(
     image: np.ndarray, *, upsample: int = 0, scale: float = 1.0, min_score: float = 0.3
 ) -> list[np.ndarray]:
@@ -110,7 +105,7 @@ def detect_faces(
         image: ``(H, W, 3)`` ``uint8`` RGB or ``(H, W)`` ``uint8`` grey, values 0-255.
         upsample: how many times dlib doubles the (scaled) image first; each doubling finds
             faces half as large and costs about four times as much.
-        scale: resize factor applied before detection (see :func:`detection_scale`); the
+        scale: resize factor applied before detection (see :class:`pipeline.detector.FaceDetector`); the
             boxes are returned in the coordinates of ``image``.
         min_score: the HOG detector's SVM margin a face must exceed. dlib's own threshold
             is 0; true frontal faces here score above 1, and the clutter it mistakes for a

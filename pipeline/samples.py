@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -77,6 +77,10 @@ class Pose:
         scale: face box side in frame pixels divided by its side in the photo.
         angle: in-plane rotation in degrees, counter-clockwise.
         occluded: a grey card covers the face in this frame.
+        yaw: turn about the vertical axis through the face centre, in degrees (positive: the
+            face's right side moves away), drawn as a perspective warp of the flat photo. It
+            is a stand-in for a real head turn: the face narrows and one side shrinks, but
+            the nose does not move across the cheek.
     """
 
     cx: float
@@ -84,6 +88,7 @@ class Pose:
     scale: float = 1.0
     angle: float = 0.0
     occluded: bool = False
+    yaw: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -135,11 +140,37 @@ def _sprite(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return photo, alpha, np.array([*centre, side])
 
 
-def _affine(centre: np.ndarray, pose: Pose) -> np.ndarray:
-    """``(2, 3)`` similarity taking photo pixels to frame pixels for ``pose``."""
-    rotation = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), pose.angle, pose.scale)
-    rotation[:, 2] += np.array([pose.cx, pose.cy]) - centre[:2]
-    return rotation
+def _homography(geometry: np.ndarray, pose: Pose) -> np.ndarray:
+    """``(3, 3)`` ``float64`` homography taking photo pixels to frame pixels for ``pose``.
+
+    ``geometry`` is the face box centre and side in the photo, ``(cx, cy, side)``. The yaw is
+    a pinhole view of the photo's plane turned about the vertical line through the face
+    centre, seen from three face sides away; the similarity (scale, angle, position) follows.
+    """
+    cx, cy, side = (float(v) for v in geometry)
+    theta, distance = math.radians(pose.yaw), 3.0 * side
+    corners = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], np.float64) * side
+    depth = distance + corners[:, 0] * math.sin(theta)
+    turned = corners * [math.cos(theta), 1.0] * (distance / depth)[:, None]
+    centre = np.array([cx, cy])
+    yaw = cv2.getPerspectiveTransform(
+        (corners + centre).astype(np.float32), (turned + centre).astype(np.float32)
+    )
+    similarity = np.eye(3)
+    similarity[:2] = cv2.getRotationMatrix2D((cx, cy), pose.angle, pose.scale)
+    similarity[:2, 2] += np.array([pose.cx, pose.cy]) - centre
+    return similarity @ yaw
+
+
+def _true_box(geometry: np.ndarray, pose: Pose) -> np.ndarray:
+    """``(4,)`` ``float32`` frame box of a face drawn with ``pose``, ignoring its rotation: the
+    photo's face box scaled and moved, narrowed (and shifted) by the yaw's foreshortening."""
+    cx, cy, side = (float(v) for v in geometry)
+    unrotated = _homography(geometry, replace(pose, angle=0.0))
+    sides = np.array([[[cx - side / 2, cy], [cx + side / 2, cy]]], np.float64)
+    (x0, _), (x1, _) = cv2.perspectiveTransform(sides, unrotated)[0]
+    half = side * pose.scale / 2
+    return np.array([x0, pose.cy - half, x1, pose.cy + half], np.float32)
 
 
 def write_moving_face_clip(
@@ -184,14 +215,12 @@ def write_moving_face_clip(
             boxes: list[np.ndarray | None] = []
             for face, (photo, alpha, geometry) in zip(faces, sprites, strict=True):
                 pose = face.pose(index)
-                matrix = _affine(geometry, pose)
-                warped = cv2.warpAffine(photo, matrix, size, flags=cv2.INTER_LINEAR)
-                weight = cv2.warpAffine(alpha, matrix, size)[..., None]
+                matrix = _homography(geometry, pose)
+                warped = cv2.warpPerspective(photo, matrix, size, flags=cv2.INTER_LINEAR)
+                weight = cv2.warpPerspective(alpha, matrix, size)[..., None]
                 canvas = canvas * (1 - weight) + warped.astype(np.float32) * weight
+                box = _true_box(geometry, pose)
                 half = geometry[2] * pose.scale / 2
-                box = np.array(
-                    [pose.cx - half, pose.cy - half, pose.cx + half, pose.cy + half], np.float32
-                )
                 if pose.occluded:
                     x0, y0, x1, y1 = (int(v) for v in box)
                     canvas[max(y0 - 10, 0) : y1 + 10, max(x0 - 10, 0) : x1 + 10] = 128.0

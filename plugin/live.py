@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,6 +32,10 @@ from pipeline.sources.base import Source
 from plugin.live_control import ControlServer, StyleSwitch
 from plugin.settings import RestyleSettings, build_restyler, resolve_device
 from plugin.styles import available_styles, resolve_style
+
+# Frames the live detector may run behind on its own thread (100 ms at 30 fps): its spikes never
+# hold up a frame. RestyleSettings.detect_lag overrides it.
+LIVE_DETECT_LAG = 3
 
 __all__ = ["LiveOutputs", "LiveSession", "open_camera", "warm_up"]
 
@@ -171,6 +175,8 @@ class LiveSession:
         on_status: Callable[[RunStats], None] | None = None,
     ) -> None:
         settings = settings or RestyleSettings()
+        if settings.detect_lag == 0:
+            settings = replace(settings, detect_lag=LIVE_DETECT_LAG)
         self.camera = camera
         self.outputs = outputs or LiveOutputs()
         self.size, self.fps, self.loop = size, fps, loop

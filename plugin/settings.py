@@ -64,6 +64,9 @@ class RestyleSettings:
             ``None`` uses the style's own default (0.25 for the bundled packs, 0 for cartoon).
         max_faces: most faces restyled per frame.
         detect_every: run the face detector every this many frames (trackers in between).
+        detect_lag: 0 runs the detector in line, so a file renders the same every time; N
+            runs it on its own thread and uses its result N frames later, as soon as it is
+            ready, so its spikes never hold up a frame (live sessions use 3).
         mask: ``"head"`` blends the whole head with its hair (a matte that follows it);
             ``"face"`` only the face inside its landmarks; ``"crop"`` the whole aligned
             square.
@@ -80,8 +83,9 @@ class RestyleSettings:
 
     style: str | Path | Stylizer = DEFAULT_STYLE
     identity: float | None = None
-    max_faces: int = 4
+    max_faces: int = 8
     detect_every: int = 10
+    detect_lag: int = 0
     mask: Mask = "head"
     channels: Channels = "rgb"
     device: Device = "auto"
@@ -107,6 +111,12 @@ class RestyleSettings:
         _expect(_is_count(self.max_faces), "max_faces", "a whole number >= 1", self.max_faces)
         _expect(
             _is_count(self.detect_every), "detect_every", "a whole number >= 1", self.detect_every
+        )
+        _expect(
+            isinstance(self.detect_lag, int) and 0 <= self.detect_lag <= self.detect_every,
+            "detect_lag",
+            f"a whole number from 0 to detect_every ({self.detect_every})",
+            self.detect_lag,
         )
         _expect(self.mask in MASKS, "mask", ", ".join(MASKS), self.mask)
         _expect(self.channels in CHANNELS, "channels", " or ".join(CHANNELS), self.channels)
@@ -162,7 +172,12 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
     blend_device = "cuda" if settings.device == "cuda" else "auto" if device == "cuda" else "cpu"
     return Restyler(
         stylizer,
-        FaceTracker(settings.detect_every, settings.max_faces),
+        FaceTracker(
+            settings.detect_every,
+            settings.max_faces,
+            detect_lag=settings.detect_lag,
+            detect_wait=settings.detect_lag == 0,
+        ),
         Compositor(mode=settings.mask, device=blend_device),
         settings.identity,
     )

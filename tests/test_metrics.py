@@ -216,9 +216,13 @@ def test_evaluate_an_unchanged_stylizer_on_a_tracked_clip(clip: Path) -> None:
 def test_eval_command_json_on_the_generated_clip(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["eval", "--frames", "4", "--every", "4", "--json", "--style", "cartoon"]) == 0
+    assert main(["eval", "--frames", "5", "--every", "4", "--json", "--style", "cartoon"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["clip"] == "generated" and data["faces"] == 2
+    # The CNN reference looks at frame 5, where both faces are tracked and fading in.
+    coverage = data["coverage"]
+    assert (coverage["checked"], coverage["faces"], coverage["restyled"]) == (1, 2, 2)
+    assert set(coverage["tracking_ms"]) == {"detect", "landmarks", "track"}
     (style,) = data["styles"]
     assert style["name"] == "cartoon" and style["faces"] >= 4
     assert 0.0 < style["identity"]["mean_distance"] < 1.0

@@ -68,7 +68,7 @@ def add_restyle_options(
         "(default: the style's own; 0.25 for the bundled packs, 0 for cartoon)",
     )
     parser.add_argument(
-        "--max-faces", type=number_in(int, 1), default=4, metavar="N", help="faces per frame (4)"
+        "--max-faces", type=number_in(int, 1), default=8, metavar="N", help="faces per frame (8)"
     )
     parser.add_argument(
         "--detect-every",

@@ -24,16 +24,18 @@ from models.exemplar import Exemplar, load_image, parse_points, prepare_exemplar
 from models.metrics import SAME_PERSON, StylizerReport, TrackCrops, clip_tracks, evaluate_stylizer
 from models.teacher import TeacherParams, TeacherStylizer
 from pipeline.composite import Compositor
+from pipeline.coverage import CoverageReport, measure_coverage
 from pipeline.detail import restore_detail
 from pipeline.errors import InputError
 from pipeline.frame import AlignedCrop
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
 from pipeline.stylizer import Stylizer
+from pipeline.tracker import FaceTracker
 from plugin.commands._args import add_mask_option, number_in
 from plugin.styles import resolve_style
 
-__all__ = ["add_parser", "format_report", "generated_clip", "run"]
+__all__ = ["add_parser", "format_coverage", "format_report", "generated_clip", "run"]
 
 DEFAULT_FRAMES = 24
 
@@ -172,6 +174,23 @@ def _tracks(clip: str | Path, frames: int) -> list[TrackCrops]:
     return tracks
 
 
+def _coverage(clip: str | Path, frames: int) -> CoverageReport:
+    """Coverage of the default tracker against the CNN reference on every 5th frame."""
+    with open_source(clip) as source:
+        return measure_coverage(itertools.islice(source, frames), FaceTracker())
+
+
+def format_coverage(report: CoverageReport) -> str:
+    """One line: coverage beside the tracker's cost per frame."""
+    parts = ", ".join(f"{stage} {ms:.1f}" for stage, ms in report.tracking_ms.items())
+    return (
+        f"coverage: {report.restyled} of {report.faces} faces >= 40 px restyled "
+        f"({_number(report.coverage * 100, 0)}%; dlib CNN reference on {report.checked} of "
+        f"{report.frames} frames); tracking {sum(report.tracking_ms.values()):.1f} ms/frame "
+        f"({parts})"
+    )
+
+
 def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
@@ -216,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="facestyle-eval-") as scratch:
         clip = args.clip or generated_clip(Path(scratch) / "clip.mp4", args.frames)
         tracks = _tracks(clip, args.frames)
+        coverage = _coverage(clip, args.frames)
     stylizers = _with_identity(stylizers, args.identity)
     reports = [
         evaluate_stylizer(
@@ -227,11 +247,13 @@ def run(args: argparse.Namespace) -> int:
         data = {
             "clip": str(args.clip or "generated"),
             "faces": len(tracks),
+            "coverage": _json_safe(coverage.as_dict()),
             "styles": [_json_safe(r.as_dict()) for r in reports],
         }
         print(json.dumps(data, indent=2))
     else:
         print(f"clip: {args.clip or 'generated'}, {len(tracks)} tracked faces")
+        print(format_coverage(coverage))
         for report in reports:
             print(format_report(report))
     return 0
