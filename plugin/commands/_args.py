@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
 from plugin.settings import DEVICES, MASKS, RestyleSettings
 
 __all__ = [
@@ -112,4 +113,36 @@ def add_mask_option(parser: argparse.ArgumentParser) -> None:
         default="head",
         help="blend the whole head with its hair (a matte that follows it), the face inside "
         "its landmarks only, or the whole aligned square (head)",
+    )
+
+
+PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+)
+
+
+def add_encoder_options(parser: argparse.ArgumentParser) -> None:
+    """``--crf`` and ``--preset``: the x264 quality and speed of a written video."""
+    parser.add_argument(
+        "--crf",
+        type=number_in(int, 0, 51),
+        default=DEFAULT_CRF,
+        metavar="N",
+        help=f"x264 quality, 0-51 ({DEFAULT_CRF})",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default=DEFAULT_PRESET,
+        metavar="P",
+        help=f"x264 speed, {PRESETS[0]} ... {PRESETS[-1]}; slower makes smaller files "
+        f"({DEFAULT_PRESET})",
     )

@@ -7,9 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
-from plugin.commands._args import add_restyle_options, number_in, restyle_settings
-from plugin.commands.render import PRESETS
+from plugin.commands._args import (
+    add_encoder_options,
+    add_restyle_options,
+    number_in,
+    restyle_settings,
+)
 from plugin.styles import DEFAULT_STYLE
 
 __all__ = ["add_parser", "format_summary", "run"]
@@ -57,10 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=("mp4", "mov", "mkv", "webm"),
         help="output container (default: the input's; .mkv for others)",
     )
-    parser.add_argument(
-        "--crf", type=number_in(int, 0, 51), default=DEFAULT_CRF, metavar="N", help="x264 quality"
-    )
-    parser.add_argument("--preset", choices=PRESETS, default=DEFAULT_PRESET, metavar="P")
+    add_encoder_options(parser)
     parser.add_argument(
         "--segment-frames",
         type=number_in(int, 0),

@@ -7,23 +7,15 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import UsageError
-from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
-from plugin.commands._args import add_restyle_options, number_in, restyle_settings
+from plugin.commands._args import (
+    add_encoder_options,
+    add_restyle_options,
+    restyle_settings,
+)
 from plugin.settings import DEFAULT_STYLE
 
 __all__ = ["add_parser", "run"]
 
-PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-)
 SAMPLE_OUTPUT = "sample-styled.mp4"
 
 
@@ -47,21 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"render the bundled sample clip (output defaults to {SAMPLE_OUTPUT})",
     )
     add_restyle_options(parser, DEFAULT_STYLE)
-    parser.add_argument(
-        "--crf",
-        type=number_in(int, 0, 51),
-        default=DEFAULT_CRF,
-        metavar="N",
-        help=f"x264 quality, 0-51 ({DEFAULT_CRF})",
-    )
-    parser.add_argument(
-        "--preset",
-        choices=PRESETS,
-        default=DEFAULT_PRESET,
-        metavar="P",
-        help=f"x264 speed, {PRESETS[0]} ... {PRESETS[-1]}; slower makes smaller files "
-        f"({DEFAULT_PRESET})",
-    )
+    add_encoder_options(parser)
     parser.add_argument(
         "--sheet", type=Path, metavar="SHEET.png", help="also write a before/after sheet"
     )
