@@ -437,9 +437,20 @@ class FaceTracker:
         # otherwise), a bad fit stays high.
         track.fit = 0.5 * track.fit + 0.5 * fit_error(grey, track.landmarks)
 
-    def _seed(self, track: _Track, box: np.ndarray, image: np.ndarray, grey: np.ndarray) -> None:
-        """Re-seed a track from a detection: its landmarks and appearance start again there."""
-        landmarks = predict_landmarks(grey, box)
+    def _seed(
+        self,
+        track: _Track,
+        box: np.ndarray,
+        image: np.ndarray,
+        grey: np.ndarray,
+        landmarks: np.ndarray | None = None,
+    ) -> None:
+        """Re-seed a track from a detection: its landmarks and appearance start again there.
+
+        ``landmarks``: the ``(68, 2)`` fit inside ``box`` on ``grey`` when the caller has it.
+        """
+        if landmarks is None:
+            landmarks = predict_landmarks(grey, box)
         matrix, patch = _aligned_patch(grey, landmarks)
         track.template = patch
         track.found = self._verified(track, grey, landmarks, (matrix, patch))
@@ -549,7 +560,7 @@ class FaceTracker:
             returning.box = box_from_landmarks(landmarks)
             returning.fit = fit
             matched_ids.add(returning.track_id)
-            self._seed(returning, box, image, grey)
+            self._seed(returning, box, image, grey, landmarks)
 
     def _advance(self, time: float) -> None:
         """Move every track one step through its lifecycle and its visibility ramp."""
