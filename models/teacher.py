@@ -263,6 +263,8 @@ class TeacherStylizer:
         self.reset()
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
+        """``N`` aligned crops → ``(N, S, S, 3)`` ``uint8`` RGB stylized crops (``S`` the
+        exemplar's size)."""
         out = np.empty((len(crops), self.crop_size, self.crop_size, 3), np.uint8)
         for i, crop in enumerate(crops):
             guides = compute_guides(crop.image, crop.landmarks, self.exemplar.reference)

@@ -110,8 +110,8 @@ def restore_tone(stylized: Any, content: np.ndarray, landmarks: np.ndarray) -> A
             out[i] = styled
             continue
         own = np.median((source.astype(np.float32) @ _GREY)[inside])
-        grey = styled.astype(xp.float32) @ xp.asarray(_GREY)
-        made = xp.median(grey[xp.asarray(inside)])
+        values = styled.astype(xp.float32)
+        made = xp.median((values @ xp.asarray(_GREY))[xp.asarray(inside)])
         gain = np.clip(max(float(own), 1.0) / max(float(made), 1.0), 1 / _MAX_GAIN, _MAX_GAIN)
-        out[i] = xp.clip(xp.rint(styled.astype(xp.float32) * xp.float32(gain)), 0, 255)
+        out[i] = xp.clip(xp.rint(values * xp.float32(gain)), 0, 255)
     return out

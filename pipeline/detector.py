@@ -114,8 +114,8 @@ class DetectionWorker:
         return self._pending is not None
 
     def submit(self, index: int, grey: np.ndarray, *, fine: bool = True) -> None:
-        """Ask for the faces in frame ``index`` (at most one detection at a time; ``fine``
-        as :meth:`FaceDetector.detect`)."""
+        """Ask for the faces in frame ``index``, ``grey`` ``(H, W)`` ``uint8`` (at most one
+        detection at a time; ``grey`` and ``fine`` as :meth:`FaceDetector.detect`)."""
         if self._pending is not None:
             raise RuntimeError("DetectionWorker: a detection is already pending")
         if self.lag == 0:
@@ -132,7 +132,8 @@ class DetectionWorker:
         self._pending = (index, future)
 
     def collect(self, index: int) -> tuple[int, list[np.ndarray]] | None:
-        """The pending detection's ``(frame index, boxes)`` if it is due on frame ``index``."""
+        """The pending detection's ``(frame index, boxes)`` if it is due on frame ``index``;
+        boxes as :meth:`FaceDetector.detect` returns them (``(4,)`` ``float32`` each)."""
         if self._pending is None:
             return None
         asked, future = self._pending

@@ -22,6 +22,7 @@ Conventions: crops are square, ``S`` pixels a side; landmarks are ``(68, 2)`` ``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import cv2
@@ -187,10 +188,21 @@ def soft_matte(image: np.ndarray, cut: np.ndarray) -> np.ndarray:
     cut = cv2.resize(cut, (size, size), interpolation=cv2.INTER_LINEAR)
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / np.float32(255.0)
     soft = guided_filter(grey, cut, max(1, size // 64), 1e-3)
+    return np.clip(soft, 0.0, 1.0) * _border_fade(size)
+
+
+@functools.lru_cache(maxsize=4)
+def _border_fade(size: int) -> np.ndarray:
+    """``(S, S)`` ``float32``: 1 inside, falling to 0 over the outer 1/32 of the crop.
+
+    The same for every crop of a size, so made once (read-only) rather than per face and frame.
+    """
     border = max(1, size // 32)
     ramp = np.minimum(np.arange(size) + 0.5, size - 0.5 - np.arange(size)).astype(np.float32)
     ramp = np.clip(ramp / np.float32(border), 0.0, 1.0)
-    return np.clip(soft, 0.0, 1.0) * np.minimum(ramp[:, None], ramp[None, :])
+    fade = np.minimum(ramp[:, None], ramp[None, :])
+    fade.flags.writeable = False
+    return fade
 
 
 def refine_matte(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

@@ -166,7 +166,8 @@ class Restyler:
                 moved = np.hypot(*((face.box[:2] + face.box[2:]) - (last[0][:2] + last[0][2:])))
                 if moved / 2 < settings.slow_face * sides[i]:
                     parts[i] = last[1]
-        far = [i for i, side in enumerate(sides) if side < settings.far_face * max(sides)]
+        far_below = settings.far_face * max(sides)
+        far = [i for i, side in enumerate(sides) if side < far_below]
         near = [i for i in range(len(crops)) if i not in far]
         for chosen, stylizer in ((near, analysis.stylizer), (far, self._classical_for(analysis))):
             todo = [i for i in chosen if parts[i] is None]

@@ -5,9 +5,9 @@ Threads joined by bounded queues, one thread per processing stage (one or more):
     source ──► [capture] ──► queue ──► [stage 1] ──► … ──► queue ──► [output] ──► sinks
 
 PyAV, OpenCV, dlib and torch release the GIL while they work, so the threads really overlap
-on a multi-core machine. Splitting the per-frame work into stages (``Restyler.stages``:
-track and align, then stylize and composite) lets one frame be stylized while the next is
-tracked, so the frame rate follows the slowest stage rather than their sum.
+on a multi-core machine. Splitting the per-frame work into stages (``Restyler.analyse``:
+track and align, then ``Restyler.render``: stylize and composite) lets one frame be stylized
+while the next is tracked, so the frame rate follows the slowest stage rather than their sum.
 
 What differs between a file and a camera is one setting, the queue ``policy``:
 
@@ -259,7 +259,8 @@ class Runner:
         process: the per-frame work, called on its own thread one frame at a time (so it
             need not be thread-safe), e.g. ``Restyler.process``; or a sequence of stages, each
             on its own thread, the first taking the :class:`Frame`, each next one the previous
-            one's result, the last returning a :class:`Frame` (e.g. ``Restyler.stages``).
+            one's result, the last returning a :class:`Frame` (e.g. ``Restyler.analyse`` then
+            ``Restyler.render``).
         sinks: where output frames go, written in order on the output thread. The caller opens
             and closes them (a ``with`` block aborts them when :meth:`run` raises).
         policy: what a full queue does: ``"block"`` waits (files: every frame), ``"newest"``

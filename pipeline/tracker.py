@@ -139,6 +139,12 @@ def _patch(grey: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return patch / max(float(np.linalg.norm(patch)), 1e-3)
 
 
+def _aligned_patch(grey: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The landmarks' ``(2, 3)`` alignment matrix and the :func:`_patch` it cuts from ``grey``."""
+    matrix = alignment_matrix(landmarks)
+    return matrix, _patch(grey, matrix)
+
+
 def _colours(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """Hue-saturation histogram of the head (face, hair, a little background) at 64 px:
     ``(16, 4)`` ``float32``, summing to 1. Unlike the grey template it tells apart two faces
@@ -341,10 +347,19 @@ class FaceTracker:
         unsettled = not self._tracks or any(not t.found for t in self._tracks)
         return unsettled and since >= max(1, self.detect_every // 5)
 
-    def _verified(self, track: _Track, grey: np.ndarray, landmarks: np.ndarray) -> bool:
-        """Whether ``landmarks`` sit on the track's face; if so the track moves there."""
-        matrix = alignment_matrix(landmarks)
-        patch = _patch(grey, matrix)
+    def _verified(
+        self,
+        track: _Track,
+        grey: np.ndarray,
+        landmarks: np.ndarray,
+        aligned: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> bool:
+        """Whether ``landmarks`` sit on the track's face; if so the track moves there.
+
+        ``aligned``: the landmarks' ``alignment_matrix`` and ``_patch`` when the caller has
+        them already.
+        """
+        matrix, patch = aligned if aligned is not None else _aligned_patch(grey, landmarks)
         if float((patch * track.template).sum()) < self.min_similarity:
             return False
         box = _box(matrix)
@@ -422,12 +437,23 @@ class FaceTracker:
         # otherwise), a bad fit stays high.
         track.fit = 0.5 * track.fit + 0.5 * fit_error(grey, track.landmarks)
 
-    def _seed(self, track: _Track, box: np.ndarray, image: np.ndarray, grey: np.ndarray) -> None:
-        """Re-seed a track from a detection: its landmarks and appearance start again there."""
-        landmarks = predict_landmarks(grey, box)
-        matrix = alignment_matrix(landmarks)
-        track.template = _patch(grey, matrix)
-        track.found = self._verified(track, grey, landmarks)
+    def _seed(
+        self,
+        track: _Track,
+        box: np.ndarray,
+        image: np.ndarray,
+        grey: np.ndarray,
+        landmarks: np.ndarray | None = None,
+    ) -> None:
+        """Re-seed a track from a detection: its landmarks and appearance start again there.
+
+        ``landmarks``: the ``(68, 2)`` fit inside ``box`` on ``grey`` when the caller has it.
+        """
+        if landmarks is None:
+            landmarks = predict_landmarks(grey, box)
+        matrix, patch = _aligned_patch(grey, landmarks)
+        track.template = patch
+        track.found = self._verified(track, grey, landmarks, (matrix, patch))
         track.colours = 0.5 * track.colours + 0.5 * _colours(image, matrix)
         track.carrier = None
 
@@ -534,7 +560,7 @@ class FaceTracker:
             returning.box = box_from_landmarks(landmarks)
             returning.fit = fit
             matched_ids.add(returning.track_id)
-            self._seed(returning, box, image, grey)
+            self._seed(returning, box, image, grey, landmarks)
 
     def _advance(self, time: float) -> None:
         """Move every track one step through its lifecycle and its visibility ramp."""

@@ -18,9 +18,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.managers import SyncManager
+from typing import TYPE_CHECKING
 
 from pipeline.errors import Cancelled, DeviceError, FacestyleError
 from plugin.batch_work import QueueReporter, RenderUnit, UnitResult, render_unit
+
+if TYPE_CHECKING:
+    from plugin.batch import BatchSettings
 
 __all__ = ["ENGINES", "Outcome", "run_local", "run_ray"]
 
@@ -49,7 +53,7 @@ def _reason(error: BaseException) -> str:
 
 
 def run_local(
-    units: Sequence[RenderUnit], settings, workers: int, on_progress: OnProgress
+    units: Sequence[RenderUnit], settings: BatchSettings, workers: int, on_progress: OnProgress
 ) -> Iterator[Outcome]:
     """Render ``units`` here (one worker) or in ``workers`` local processes.
 
@@ -162,7 +166,7 @@ def _drain(messages, empty: type[Exception], on_progress: OnProgress) -> None:
 
 def run_ray(
     units: Sequence[RenderUnit],
-    settings,
+    settings: BatchSettings,
     address: str | None,
     gpu: bool,
     on_progress: OnProgress,

@@ -11,13 +11,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pipeline.errors import Cancelled
 from pipeline.runner import Runner, RunStats
 from pipeline.segments import Segment, WarmUpSink, segment_frames
 from pipeline.sinks.base import Sink
 from pipeline.sources.video import VideoFileSource
+
+if TYPE_CHECKING:
+    from plugin.batch import BatchSettings
 
 __all__ = [
     "QueueReporter",
@@ -111,7 +114,7 @@ def configure_threads(threads: int) -> None:
 
 def render_unit(
     unit: RenderUnit,
-    settings,
+    settings: BatchSettings,
     report: Report | None = None,
     threads: int | None = None,
 ) -> UnitResult:
@@ -155,7 +158,7 @@ def render_unit(
     return UnitResult(sink.frames_written, result.seconds)
 
 
-def _sink(unit: RenderUnit, source: VideoFileSource, settings) -> Sink:
+def _sink(unit: RenderUnit, source: VideoFileSource, settings: BatchSettings) -> Sink:
     codec = encoder_codec(settings.encoder)
     if codec is None:
         from pipeline.sinks.file import FileSink

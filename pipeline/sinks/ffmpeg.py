@@ -19,6 +19,8 @@ from fractions import Fraction
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.atomic import partial_path, publish
 from pipeline.errors import DeviceError, OutputError
 from pipeline.frame import Frame
@@ -126,7 +128,8 @@ class FfmpegSink(Sink):
             )
         assert self._process is not None and self._process.stdin is not None
         try:
-            self._process.stdin.write(frame.image.tobytes())
+            # The array's own buffer: no per-frame copy into a bytes object.
+            self._process.stdin.write(np.ascontiguousarray(frame.image).data)
         except BrokenPipeError:
             raise self._failed() from None
         self.frames_written += 1

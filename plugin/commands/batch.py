@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plugin.commands._args import (
     add_encoder_options,
@@ -14,6 +15,9 @@ from plugin.commands._args import (
     restyle_settings,
 )
 from plugin.styles import DEFAULT_STYLE
+
+if TYPE_CHECKING:
+    from plugin.batch import BatchSummary
 
 __all__ = ["add_parser", "format_summary", "run"]
 
@@ -150,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def format_summary(summary) -> str:
+def format_summary(summary: BatchSummary) -> str:
     """A :class:`plugin.batch.BatchSummary` as a table: one row per clip and a total."""
     width = max([4, *(len(clip.job.input.name) for clip in summary.clips)])
     rows = [f"{'clip':<{width}}  {'status':<7}  {'frames':>7}  {'fps':>6}  output"]
