@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from pipeline.align import invert_affine, transform_points
-from pipeline.frame import AlignedCrop, Face
+from pipeline.frame import BROWS, CHIN, JAW, AlignedCrop, Face
 from pipeline.matte import HeadMatte
 from pipeline.xp import ArrayBackend, Device, select_backend
 
@@ -40,11 +40,6 @@ __all__ = [
 
 Mode = Literal["head", "face", "crop"]
 MODES: tuple[Mode, ...] = ("head", "face", "crop")
-
-# iBUG-300W landmark indices.
-_JAW = slice(0, 17)
-_BROWS = slice(17, 27)
-_CHIN = 8
 
 
 def _feather(solid: np.ndarray, width: int) -> np.ndarray:
@@ -76,10 +71,10 @@ def face_mask(landmarks: np.ndarray, size: int, feather: float, forehead: float)
         ``(S, S)`` ``uint8``, 255 inside the face, 0 outside, a soft ramp between.
     """
     points = np.asarray(landmarks, np.float64)
-    brows = points[_BROWS]
-    up = brows.mean(axis=0) - points[_CHIN]
+    brows = points[BROWS]
+    up = brows.mean(axis=0) - points[CHIN]
     raised = brows + forehead * up
-    outline = cv2.convexHull(np.concatenate([points[_JAW], brows, raised]).astype(np.float32))
+    outline = cv2.convexHull(np.concatenate([points[JAW], brows, raised]).astype(np.float32))
     solid = np.zeros((size, size), np.uint8)
     # Anti-aliased, with 4 fractional bits: the outline follows sub-pixel landmark motion
     # instead of jumping a whole pixel at a time (a shaking mask edge is plain to see).

@@ -15,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.frame import BROWS, JAW
 from pipeline.xp import array_module
 
 __all__ = ["DEFAULT_IDENTITY", "restore_detail", "restore_tone"]
@@ -103,7 +104,7 @@ def restore_tone(stylized: Any, content: np.ndarray, landmarks: np.ndarray) -> A
     out = xp.empty_like(stylized)
     for i, (styled, source, points) in enumerate(zip(stylized, content, landmarks, strict=True)):
         face = np.zeros((size, size), np.uint8)
-        outline = np.concatenate([points[0:17], points[17:27][::-1]])
+        outline = np.concatenate([points[JAW], points[BROWS][::-1]])
         cv2.fillPoly(face, [np.rint(outline).astype(np.int32)], 1)
         inside = face.astype(bool)
         if not inside.any():

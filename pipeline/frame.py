@@ -7,7 +7,13 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["AlignedCrop", "Face", "Frame"]
+__all__ = ["BROWS", "CHIN", "EYES", "JAW", "AlignedCrop", "Face", "Frame"]
+
+# Parts of the 68-point (iBUG-300W) landmarks every Face and AlignedCrop carries.
+JAW = slice(0, 17)
+BROWS = slice(17, 27)
+EYES = slice(36, 48)
+CHIN = 8
 
 
 def _expect(condition: bool, message: str) -> None:

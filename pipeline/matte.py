@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from pipeline.frame import AlignedCrop
+from pipeline.frame import BROWS, CHIN, EYES, JAW, AlignedCrop
 
 __all__ = [
     "HeadMatte",
@@ -39,12 +39,6 @@ __all__ = [
     "refine_matte",
     "soft_matte",
 ]
-
-# iBUG-300W landmark indices.
-_JAW = slice(0, 17)
-_BROWS = slice(17, 27)
-_EYES = slice(36, 48)
-_CHIN = 8
 
 # Skull half-ellipse, in units of the eye-line-to-chin distance (up) and of half the jaw's
 # width at the ears (across). Measured on the bundled photos and the shared artworks: the
@@ -69,9 +63,9 @@ def head_polygon(landmarks: np.ndarray) -> np.ndarray:
     :data:`_SKULL_ACROSS` times half the jaw's width; the ellipse follows the face's roll.
     """
     points = np.asarray(landmarks, np.float64)
-    jaw = points[_JAW]
-    eyes = points[_EYES].mean(axis=0)
-    up = eyes - points[_CHIN]
+    jaw = points[JAW]
+    eyes = points[EYES].mean(axis=0)
+    up = eyes - points[CHIN]
     height = float(np.linalg.norm(up)) or 1.0
     up /= height
     across = np.array([-up[1], up[0]])
@@ -149,13 +143,13 @@ def head_cut(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     points = np.asarray(landmarks, np.float64) * scale
     polygon = head_polygon(points)
     head = _fill(polygon, _CUT_SIDE) > 127
-    eyes = points[_EYES].mean(axis=0)
+    eyes = points[EYES].mean(axis=0)
     inner = _fill(eyes + (polygon - eyes) * _SURE, _CUT_SIDE) > 127
-    face = _fill(np.concatenate([points[_JAW], points[_BROWS][::-1]]), _CUT_SIDE) > 127
+    face = _fill(np.concatenate([points[JAW], points[BROWS][::-1]]), _CUT_SIDE) > 127
     face = cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | inner
     ring = cv2.dilate(head.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
     rows = np.arange(_CUT_SIDE)[:, None]
-    below_chin = rows > points[_CHIN, 1] + 1.0
+    below_chin = rows > points[CHIN, 1] + 1.0
     seeds = np.full((_CUT_SIDE, _CUT_SIDE), cv2.GC_BGD, np.uint8)
     seeds[ring & ~below_chin] = cv2.GC_PR_BGD
     seeds[head] = cv2.GC_PR_FGD
