@@ -38,7 +38,7 @@ from models.student_input import (
     to_unit_rgb,
 )
 from models.teacher import TeacherParams, stylize_face
-from models.train import TrainingSet, TrainSettings, train_student
+from models.train import TrainingSet, TrainSettings, free_cores, train_student
 from pipeline.align import CROP_SIZE, align_face
 from pipeline.detail import DEFAULT_IDENTITY
 from pipeline.errors import InputError, NoFaceError
@@ -82,7 +82,7 @@ class AdaptSettings:
 
     faces: int = 24
     teacher: TeacherParams = field(default_factory=TeacherParams)
-    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=3000, seconds=100))
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=3000, seconds=150))
     student: GeneratorConfig = field(default_factory=GeneratorConfig)
     guides: tuple[str, ...] = DEFAULT_GUIDES
     crop_size: int = CROP_SIZE
@@ -327,6 +327,9 @@ def adapt(
         KeyboardInterrupt: passes through untouched; nothing has been written.
     """
     settings = settings or QUALITIES["default"]
+    # Counted before the teacher's own work raises the load average: counted after, a
+    # quiet 2-core machine looked half busy and trained on one thread.
+    threads = settings.train.threads or free_cores(own_load=0.0)
     report = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
     exemplar = _prepare(style_image, points, settings)
@@ -363,7 +366,7 @@ def adapt(
         ]
     )
     data = TrainingSet(to_unit_rgb(np.stack(images)), guides, to_unit_rgb(np.stack(targets)))
-    train = replace(settings.train, seed=settings.seed)
+    train = replace(settings.train, seed=settings.seed, threads=threads)
     student, figures = train_student(
         data, config, train, progress=lambda done, losses: report("training", done, 1.0)
     )

@@ -9,6 +9,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from torch.nn import functional
 
 from models.generator import StudentGenerator
 from models.geometry import toward_exemplar
@@ -16,6 +17,7 @@ from models.pack import StylePack
 from models.student_input import student_guides, to_unit_rgb
 from pipeline.detail import restore_tone
 from pipeline.errors import DeviceError, StyleError
+from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop
 from pipeline.xp import select_backend
 
@@ -42,6 +44,23 @@ def build_generator(pack: StylePack) -> StudentGenerator:
     return net.eval()
 
 
+def _warp_crop(crop: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
+    """``(S, S, C)`` crop sampled at ``x + flow`` (see :func:`pipeline.flow.warp_by_flow`),
+    on the crop's device; ``flow``: ``(S, S, 2)`` ``float32`` pixels."""
+    size = flow.shape[0]
+    axis = np.arange(size, dtype=np.float32)
+    # grid_sample's coordinates: -1..1 from the first pixel's centre to the last's.
+    positions = np.stack(np.meshgrid(axis, axis), axis=-1) + flow
+    grid = torch.from_numpy(positions * np.float32(2 / (size - 1)) - 1).to(crop.device)
+    return functional.grid_sample(
+        crop.permute(2, 0, 1)[None],
+        grid[None],
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=True,
+    )[0].permute(1, 2, 0)
+
+
 class PackStylizer:
     """Stylizes aligned crops with a pack's student.
 
@@ -56,10 +75,10 @@ class PackStylizer:
         device: ``"cpu"`` or ``"cuda"`` (``"cuda:N"``): where the student runs, in one batch
             per frame (all its faces), and where its crops stay (see :meth:`stylize`).
         dtype: compute precision; default :func:`default_dtype` for the device.
-        smoothing: 0..1, how much of a track's previous stylized crop is blended into the
-            current one where the face did not change (the aligned crop already cancels the
-            head's motion); fades to 0 where the input changed (a blink, a turn), so
-            nothing ghosts. 0 stylizes every frame on its own.
+        smoothing: 0..1, how much of a track's previous stylized crop, carried along the
+            face's motion by optical flow, is blended into the current one; fades to 0
+            where the flow does not explain the change (a blink, an occlusion), so nothing
+            ghosts. 0 stylizes every frame on its own.
     """
 
     def __init__(
@@ -67,13 +86,13 @@ class PackStylizer:
         pack: StylePack,
         device: str = "cpu",
         dtype: torch.dtype | None = None,
-        smoothing: float = 0.5,
+        smoothing: float = 0.7,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"PackStylizer: smoothing must be in 0..1, got {smoothing}")
         self.smoothing = smoothing
-        # track id -> (blurred input luminance, stylized crop), both float32.
-        self._previous: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # track id -> (input grey uint8, its blurred luminance float32, stylized crop).
+        self._previous: dict[int, tuple[np.ndarray, np.ndarray, torch.Tensor]] = {}
         self.pack = pack
         self.name = pack.name
         self.crop_size = pack.crop_size
@@ -136,28 +155,35 @@ class PackStylizer:
         return styled
 
     def _smooth(self, crops: Sequence[AlignedCrop], styled: torch.Tensor) -> torch.Tensor:
-        """Blend each track's previous output in where its input did not change.
+        """Blend each track's previous output in, carried along the face's motion, where its
+        input did not change.
+
+        The aligned crop cancels the head's motion but not the face's own (a turn, a
+        mouth moving, the crop's jitter): optical flow between this input crop and the last
+        one carries the previous output and input onto this crop first, so a moving face is
+        steadied as much as a still one, and only what the flow cannot explain (a blink,
+        an occlusion) fades the blend out.
 
         ``styled`` and the result: ``(N, S, S, 3)`` ``float32`` 0-255 on :attr:`device`; the
-        change weights come from the input crops, which are on the host anyway.
+        flow and change weights come from the input crops, which are on the host anyway.
         """
         previous, self._previous = self._previous, {}
         out = torch.empty_like(styled)
         sigma = styled.shape[1] / 128
         for i, crop in enumerate(crops):
-            luminance = cv2.GaussianBlur(
-                cv2.cvtColor(crop.image, cv2.COLOR_RGB2GRAY).astype(np.float32), (0, 0), sigma
-            )
+            grey = cv2.cvtColor(crop.image, cv2.COLOR_RGB2GRAY)
+            luminance = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), sigma)
             current = styled[i]
             # A track whose crop size changed (a live degradation step) starts afresh.
-            if crop.track_id in previous and previous[crop.track_id][1].shape == current.shape:
-                last_luminance, last = previous[crop.track_id]
-                change = np.abs(luminance - last_luminance) / np.float32(_CHANGE_SCALE)
-                weight = np.float32(self.smoothing) * np.exp(-(change**2))
+            if crop.track_id in previous and previous[crop.track_id][2].shape == current.shape:
+                last_grey, last_luminance, last = previous[crop.track_id]
+                flow = optical_flow(grey, last_grey, fast=True)
+                change = np.abs(luminance - warp_by_flow(last_luminance, flow))
+                weight = np.float32(self.smoothing) * np.exp(-((change / _CHANGE_SCALE) ** 2))
                 current = current + torch.from_numpy(weight).to(self.device)[..., None] * (
-                    last - current
+                    _warp_crop(last, flow) - current
                 )
-            self._previous[crop.track_id] = (luminance, current)
+            self._previous[crop.track_id] = (grey, luminance, current)
             out[i] = current
         return out
 

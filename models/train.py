@@ -7,6 +7,11 @@ What each term is for (DESIGN.md, step 4):
   what it cannot place exactly): ghosted eyes, weaker style than the teacher.
 - A tiny least-squares patch discriminator (two strided convs) on output vs teacher patches:
   keeps the strokes and texture sharp.
+- Texture: a sliced Wasserstein distance between the output's and the teacher's
+  high-passed 5x5 patches, at full and half resolution. The teacher paints a different stroke for nearly
+  the same input, so L1 alone learns the average of its strokes: a soft wash. This term
+  asks for the same distribution of strokes, wherever they fall (Heitz et al., "A Sliced
+  Wasserstein Loss for Neural Texture Synthesis", CVPR 2021).
 - Consistency: the same input slightly warped (sub-pixel shift, small rotation and scale)
   and with a little noise must give the same output warped; this is what keeps the student
   steady on video, where the aligned crop jitters by a fraction of a pixel every frame.
@@ -80,6 +85,7 @@ class TrainSettings:
         l1: weight of the L1 term.
         adversarial: weight of the LSGAN term; 0 trains with L1 (and consistency) alone.
         consistency: weight of the warp-consistency term; 0 turns it off.
+        texture: weight of the patch-distribution term; 0 turns it off.
         seed: random seed (patches, warps, initial weights).
         seconds: stop early after this much wall time, if set.
         threads: PyTorch CPU threads while training; ``None`` for :func:`free_cores`.
@@ -95,6 +101,7 @@ class TrainSettings:
     l1: float = 4.0
     adversarial: float = 0.5
     consistency: float = 2.0
+    texture: float = 4.0
     seed: int = 0
     seconds: float | None = None
     threads: int | None = None
@@ -107,16 +114,20 @@ class TrainSettings:
             raise ValueError(f"steps and batch must be >= 1, got {self.steps}, {self.batch}")
 
 
-def free_cores() -> int:
+def free_cores(own_load: float = 1.0) -> int:
     """CPU cores not busy with other work (at least 1), from the 1-minute load average.
 
     PyTorch's CPU threads wait for each other at every op; when another process holds one of
     them, a step can take ten times longer than on fewer threads (measured on 2 busy cores:
     190 ms a step on 1 thread, 0.1-1.5 s on 2), so training uses only the free cores.
+
+    Args:
+        own_load: how much of the load average is the caller's own recent work, which is
+            over before training starts (about one core for a caller that has just been
+            busy; 0 for one measuring before it starts working).
     """
     cores = os.cpu_count() or 1
-    # The caller itself (faces, teacher) accounts for about one unit of the load.
-    busy = max(os.getloadavg()[0] - 1.0, 0.0)
+    busy = max(os.getloadavg()[0] - own_load, 0.0)
     return max(1, min(cores, round(cores - busy)))
 
 
@@ -175,6 +186,43 @@ def _random_warps(count: int, patch: int, generator: torch.Generator) -> torch.T
     return torch.stack(
         [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
     )
+
+
+def _high_pass(images: torch.Tensor) -> torch.Tensor:
+    """``images`` minus their 5x5 box blur: strokes and lines without the shading under them
+    (raw windows are dominated by their mean, so a distance on them barely sees texture)."""
+    return images - functional.avg_pool2d(images, 5, stride=1, padding=2, count_include_pad=False)
+
+
+def _texture_distance(
+    output: torch.Tensor, target: torch.Tensor, generator: torch.Generator, *, patch: int = 5
+) -> torch.Tensor:
+    """Sliced Wasserstein distance between the ``patch`` x ``patch`` windows of each output
+    and those of its target, at full and half resolution (mean over images and scales).
+
+    ``output`` and ``target``: ``(N, 3, P, P)``. The windows of one image are projected on
+    24 random unit directions, shared by the batch and drawn anew each step; per direction
+    the sorted projections are compared (an exact 1-D optimal transport).
+    """
+    # Projecting every window on a direction is a strided convolution with that direction
+    # as its kernel: far cheaper, forward and backward, than unfolding the windows.
+    directions = torch.randn(24, 3 * patch * patch, generator=generator)
+    directions = (directions / directions.norm(dim=1, keepdim=True)).view(24, 3, patch, patch)
+    directions = directions.to(output.device, output.dtype)
+    total = output.new_zeros(())
+    # Every third window at full resolution, every second at half: plenty for 24 quantile
+    # curves, and sorting (backward included) is what this term costs.
+    for scale, stride in ((1, 3), (2, 2)):
+        if scale > 1:
+            output = functional.avg_pool2d(output, scale)
+            target = functional.avg_pool2d(target, scale)
+        windows = [
+            functional.conv2d(_high_pass(image), directions, stride=stride).flatten(2)
+            for image in (output, target)
+        ]
+        sorted_out, sorted_target = (w.sort(dim=2).values for w in windows)
+        total = total + (sorted_out - sorted_target).abs().mean()
+    return total / 2
 
 
 def _warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -250,6 +298,9 @@ def _train(
         if settings.adversarial > 0:
             losses["adversarial"] = ((critic(output) - 1) ** 2).mean()
             total = total + settings.adversarial * losses["adversarial"]
+        if settings.texture > 0:
+            losses["texture"] = _texture_distance(output, target, generator)
+            total = total + settings.texture * losses["texture"]
         if settings.consistency > 0:
             theta = _random_warps(settings.batch, patch, generator).to(device)
             noise = (torch.randn(rgb.shape, generator=generator) * (2.0 / 255.0)).to(device)

@@ -13,19 +13,26 @@ import numpy as np
 __all__ = ["optical_flow", "warp_by_flow"]
 
 
-def optical_flow(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """DIS optical flow (medium preset) from ``first`` to ``second``.
+def optical_flow(first: np.ndarray, second: np.ndarray, *, fast: bool = False) -> np.ndarray:
+    """DIS optical flow from ``first`` to ``second``.
 
     Args:
-        first, second: ``(H, W, 3)`` ``uint8`` RGB of the same size.
+        first, second: ``(H, W, 3)`` ``uint8`` RGB, or ``(H, W)`` ``uint8`` grey, of the
+            same size.
+        fast: the ultrafast preset (about a millisecond on a 256x256 crop, for every frame
+            of a live face) instead of the medium one (for measuring).
 
     Returns:
         ``(H, W, 2)`` ``float32`` ``dx, dy`` pixels.
     """
-    grey = [np.ascontiguousarray(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)) for x in (first, second)]
+    grey = [
+        np.ascontiguousarray(x if x.ndim == 2 else cv2.cvtColor(x, cv2.COLOR_RGB2GRAY))
+        for x in (first, second)
+    ]
+    preset = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST if fast else cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
     # A fresh estimator per call: DIS keeps no useful state between unrelated pairs, and
     # this keeps the function pure and thread-safe (creation costs microseconds).
-    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(*grey, None)
+    return cv2.DISOpticalFlow_create(preset).calc(*grey, None)
 
 
 def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:

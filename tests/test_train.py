@@ -1,0 +1,49 @@
+"""The student's training terms, on a real painting's brushwork."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+from models.exemplar import load_image
+from models.train import _texture_distance
+
+EXEMPLARS = Path(__file__).resolve().parents[1] / "models" / "exemplars"
+
+
+def _brushwork() -> torch.Tensor:
+    """``(1, 3, 96, 96)`` a patch of Van Gogh's painted background, -1..1."""
+    image = load_image(EXEMPLARS / "painterly.jpg")[40:136, 20:116]
+    return torch.from_numpy(image.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
+
+
+def _distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(_texture_distance(a, b, torch.Generator().manual_seed(0)))
+
+
+def test_texture_term_rewards_the_strokes_anywhere_and_punishes_the_wash() -> None:
+    strokes = _brushwork()
+    elsewhere = torch.roll(strokes, shifts=(17, 29), dims=(2, 3))  # same strokes, moved
+    wash = functional.avg_pool2d(strokes, 5, stride=1, padding=2, count_include_pad=False)
+    # L1 prefers the wash: it is what a student trained on L1 alone learns.
+    assert functional.l1_loss(wash, strokes) < functional.l1_loss(elsewhere, strokes)
+    # The texture term prefers the strokes, wherever they fall.
+    assert _distance(elsewhere, strokes) < 0.5 * _distance(wash, strokes)
+    assert _distance(strokes, strokes) == 0.0
+
+
+def test_texture_term_sends_gradients_toward_the_strokes() -> None:
+    strokes = _brushwork()
+    wash = functional.avg_pool2d(strokes, 5, stride=1, padding=2, count_include_pad=False)
+    output = wash.clone().requires_grad_()
+    optimizer = torch.optim.Adam([output], lr=0.01)
+    before = _distance(wash, strokes)
+    for step in range(30):
+        loss = _texture_distance(output, strokes, torch.Generator().manual_seed(step))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert _distance(output.detach(), strokes) < 0.7 * before
