@@ -26,7 +26,7 @@ import numpy as np
 
 from pipeline.errors import Cancelled, OutputError
 from pipeline.frame import Frame
-from pipeline.restyle import Analysis
+from pipeline.restyle import Stylized
 from pipeline.runner import Progress, Runner, RunStats
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET, FileSink
 from pipeline.sources import VideoFileSource, open_source
@@ -223,10 +223,12 @@ def render(
         picks = set(pick_sheet_indices(total))
         pairs: list[tuple[np.ndarray, np.ndarray]] = []
 
-        def render_and_keep(analysis: Analysis) -> Frame:
-            result = restyler.render(analysis)
+        analyse, stylize, composite = restyler.stages
+
+        def composite_and_keep(stylized: Stylized) -> Frame:
+            result = composite(stylized)
             if sheet is not None and result.index in picks:
-                pairs.append((analysis.frame.image, result.image))
+                pairs.append((stylized.analysis.frame.image, result.image))
             return result
 
         def report(stats: RunStats) -> None:
@@ -238,7 +240,7 @@ def render(
         )
         runner = Runner(
             source,
-            (restyler.analyse, render_and_keep),
+            (analyse, stylize, composite_and_keep),
             [sink],
             on_status=report,
             status_interval=_PROGRESS_SECONDS,

@@ -147,7 +147,7 @@ def render_unit(
         with WarmUpSink(sink, segment.start) as window:
             runner = Runner(
                 segment_frames(source, segment),
-                (restyler.analyse, restyler.render),
+                restyler.stages,
                 [window],
                 on_status=progress,
                 status_interval=_REPORT_EVERY,

@@ -211,8 +211,8 @@ def run_bench(
         output = Path(folder) / "out.mp4"
         floor = _render(path, output, [lambda frame: frame], preset, frames)
         warm_up(restyler)  # model loading is start-up, not per-frame cost
-        # The same two stages as `facestyle render`: track and align, stylize and composite.
-        stages = [restyler.analyse, restyler.render]
+        # The same stages as `facestyle render`: track and align, stylize, composite.
+        stages = list(restyler.stages)
         quiet = _measured(_render(path, output, stages, preset, frames), restyler)
         loaded = None
         if load:
@@ -293,7 +293,7 @@ def format_bench(result: dict) -> str:
     floor, full = result["io_floor"], result["render"]
     lines += [
         "",
-        "  (stages run on four threads, so their sum exceeds the wall time per frame)",
+        "  (stages run on five threads, so their sum exceeds the wall time per frame)",
         f"  I/O floor (decode + encode only)  {floor['fps']:7.1f} fps",
         f"  end to end                        {full['fps']:7.1f} fps  "
         f"= {result['fps_vs_io_floor']:.2f} x the I/O floor{_verdict(result, 'end_to_end_fps')}",

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from pipeline.errors import FacestyleError, OutputError
 from pipeline.frame import Frame
-from pipeline.restyle import Analysis, Restyler
+from pipeline.restyle import Analysis, Restyler, Stylized
 from pipeline.stylizer import Stylizer
 
 __all__ = ["ControlServer", "StyleSwitch"]
@@ -81,9 +81,15 @@ class StyleSwitch:
         return self.restyler.analyse(frame)
 
     @property
-    def stages(self) -> tuple[Callable[[Frame], Analysis], Callable[[Analysis], Frame]]:
-        """The runner's two stages: :meth:`analyse`, then the restyler's ``render``."""
-        return (self.analyse, self.restyler.render)
+    def stages(
+        self,
+    ) -> tuple[
+        Callable[[Frame], Analysis], Callable[[Analysis], Stylized], Callable[[Stylized], Frame]
+    ]:
+        """The runner's stages: :meth:`analyse`, then the restyler's ``stylize`` and
+        ``composite``."""
+        _, stylize, composite = self.restyler.stages
+        return (self.analyse, stylize, composite)
 
 
 class ControlServer:

@@ -456,16 +456,19 @@ def test_stages_run_on_their_own_threads_in_order(clip: Path) -> None:
     assert summary.stats.written + summary.stats.dropped == N_FRAMES
 
 
-def test_restyler_in_two_halves_equals_it_whole(tmp_path: Path) -> None:
+def test_restyler_in_stages_equals_it_whole(tmp_path: Path) -> None:
     clip = write_small_clip(tmp_path / "face.mp4", 12, scale=1.0)
-    whole, halves = Restyler(CartoonStylizer()), Restyler(CartoonStylizer())
+    whole, parts = Restyler(CartoonStylizer()), Restyler(CartoonStylizer())
+    analyse, stylize, composite = parts.stages
     with VideoFileSource(clip) as source:
         for frame in source:
             expected = whole.process(frame)
-            analysis = halves.analyse(frame)
+            analysis = analyse(frame)
             assert analysis.frame is frame and len(analysis.faces) == len(analysis.crops)
-            assert np.array_equal(halves.render(analysis).image, expected.image)
-    assert whole.track_ids == halves.track_ids and whole.track_ids
+            stylized = stylize(analysis)
+            assert stylized.analysis is analysis
+            assert np.array_equal(composite(stylized).image, expected.image)
+    assert whole.track_ids == parts.track_ids and whole.track_ids
 
 
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs POSIX interval timers")
