@@ -17,7 +17,7 @@ from models.pack import StylePack
 from models.student_input import student_guides, to_unit_rgb
 from pipeline.detail import restore_tone
 from pipeline.errors import DeviceError, StyleError
-from pipeline.flow import optical_flow, warp_by_flow
+from pipeline.flow import optical_flow, pixel_grid, warp_by_flow
 from pipeline.frame import AlignedCrop
 from pipeline.xp import select_backend
 
@@ -48,9 +48,8 @@ def _warp_crop(crop: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
     """``(S, S, C)`` crop sampled at ``x + flow`` (see :func:`pipeline.flow.warp_by_flow`),
     on the crop's device; ``flow``: ``(S, S, 2)`` ``float32`` pixels."""
     size = flow.shape[0]
-    axis = np.arange(size, dtype=np.float32)
     # grid_sample's coordinates: -1..1 from the first pixel's centre to the last's.
-    positions = np.stack(np.meshgrid(axis, axis), axis=-1) + flow
+    positions = pixel_grid(size, size) + flow
     grid = torch.from_numpy(positions * np.float32(2 / (size - 1)) - 1).to(crop.device)
     return functional.grid_sample(
         crop.permute(2, 0, 1)[None],

@@ -7,10 +7,12 @@ image by this flow (:func:`warp_by_flow`) brings it back onto the first.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
-__all__ = ["optical_flow", "warp_by_flow"]
+__all__ = ["optical_flow", "pixel_grid", "warp_by_flow"]
 
 
 def optical_flow(first: np.ndarray, second: np.ndarray, *, fast: bool = False) -> np.ndarray:
@@ -35,6 +37,16 @@ def optical_flow(first: np.ndarray, second: np.ndarray, *, fast: bool = False) -
     return cv2.DISOpticalFlow_create(preset).calc(*grey, None)
 
 
+@lru_cache(maxsize=8)
+def pixel_grid(height: int, width: int) -> np.ndarray:
+    """``(height, width, 2)`` ``float32`` read-only ``x, y`` of every pixel: the identity
+    flow's sampling positions, made once per size (warps run per face per frame)."""
+    axis_x, axis_y = np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+    grid = np.stack(np.meshgrid(axis_x, axis_y), axis=-1)
+    grid.flags.writeable = False
+    return grid
+
+
 def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``image`` (the second frame) sampled at ``x + flow``: aligned with the first frame.
 
@@ -45,12 +57,5 @@ def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     Returns:
         Same shape and dtype as ``image``; samples past the border repeat the edge.
     """
-    h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(
-        image,
-        grid_x + flow[..., 0],
-        grid_y + flow[..., 1],
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
+    positions = pixel_grid(*flow.shape[:2]) + flow
+    return cv2.remap(image, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
