@@ -129,6 +129,11 @@ def reference_descriptors() -> dict[str, np.ndarray]:
     return {name: d.copy() for name, d in _reference_descriptors()}
 
 
+def _figures(report: object) -> dict[str, float]:
+    """A report's summary figures: its fields without the per-face arrays."""
+    return {k: v for k, v in asdict(report).items() if not isinstance(v, np.ndarray)}
+
+
 @dataclass(frozen=True)
 class IdentityReport:
     """How recognisable the stylized faces stay.
@@ -147,9 +152,7 @@ class IdentityReport:
     share_closest: float
 
     def as_dict(self) -> dict[str, float]:
-        data = asdict(self)
-        data.pop("distances")
-        return data
+        return _figures(self)
 
 
 def identity_report(
@@ -410,9 +413,7 @@ class StyleReport:
     input_sharpness: float
 
     def as_dict(self) -> dict[str, float]:
-        data = asdict(self)
-        data.pop("ratios")
-        return data
+        return _figures(self)
 
 
 @dataclass(frozen=True)
