@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import torch
 from torch.nn import functional
 
 from models.exemplar import load_image
-from models.train import _texture_distance
+from models.train import _texture_distance, free_cores
 
 EXEMPLARS = Path(__file__).resolve().parents[1] / "models" / "exemplars"
 
@@ -47,3 +48,19 @@ def test_texture_term_sends_gradients_toward_the_strokes() -> None:
         loss.backward()
         optimizer.step()
     assert _distance(output.detach(), strokes) < 0.7 * before
+
+
+def test_free_cores_discounts_only_the_callers_own_recent_work(monkeypatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    # One other process busy on a 2-core machine: one core is free, whether the caller has
+    # just been busy itself (and says so) or has not started yet.
+    monkeypatch.setattr(os, "getloadavg", lambda: (2.0, 2.0, 2.0))
+    assert free_cores(own_load=1.0) == 1
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.0, 1.0, 1.0))
+    assert free_cores(own_load=0.0) == 1
+    # A quiet machine measured before the caller starts: both cores.
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    assert free_cores(own_load=0.0) == 2
+    # Never fewer than one, never more than the machine has.
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
+    assert free_cores(own_load=0.0) == 1
