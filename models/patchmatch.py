@@ -12,6 +12,9 @@ The occupancy penalty (the uniformity term) adds ``penalty x occupancy[s]`` to t
 matching a target patch to source pixel ``s``, where ``occupancy`` counts the target patches
 currently matched to ``s``. Coherent copying uses each source pixel about once; a flat patch
 reused all over the face piles up occupancy and gets pushed away.
+
+The kernels release the GIL, so faces can be synthesized on several threads at once; each
+call seeds its own thread's generator, so a face's result does not depend on the thread.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ def occupancy(nnf: np.ndarray, source_shape: tuple[int, int]) -> np.ndarray:
     return counts.astype(np.int32).reshape(source_shape)
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, nogil=True)
 def _distance(source, target, sy, sx, ty, tx, size, limit):  # pragma: no cover - compiled
     total = 0.0
     channels = source.shape[2]
@@ -50,7 +53,7 @@ def _distance(source, target, sy, sx, ty, tx, size, limit):  # pragma: no cover 
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def patchmatch(
     source: np.ndarray,
     target: np.ndarray,
@@ -138,7 +141,7 @@ def patchmatch(
     return dist
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def vote(style: np.ndarray, nnf: np.ndarray, radius: int) -> np.ndarray:  # pragma: no cover
     """Each target pixel as the mean of what the overlapping matched patches say it is.
 

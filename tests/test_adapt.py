@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -64,6 +65,13 @@ def test_tiny_adaptation_makes_a_pack_closer_to_the_teacher(tiny_result, tmp_pat
     before = np.abs(result.content.astype(np.float32) - teacher).mean()
     after = np.abs(student - teacher).mean()
     assert after < 0.8 * before, (before, after)
+
+
+def test_teacher_targets_do_not_depend_on_how_many_threads_paint_them(tiny_result) -> None:
+    threaded = replace(TINY, train=replace(TINY.train, threads=3))
+    result = adapt(load_image(EXEMPLARS / "poster.jpg"), threaded, name="tiny")
+    assert np.array_equal(result.teacher, tiny_result.teacher)
+    assert not np.array_equal(result.teacher[0], result.teacher[1])
 
 
 def test_preview_sheet_shows_exemplar_teacher_and_student(tiny_result) -> None:
