@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +83,12 @@ def test_the_parity_check_and_the_student_timing_run_up_to_the_cuda_boundary(tmp
     same = _parity(RestyleSettings("cartoon", device="cpu"), clip, 3)
     assert same == {"frames": 3, "mean_abs": 0.0, "max_abs": 0, "psnr_db": float("inf")}
     assert _student_ms_per_crop(PackStylizer(make_pack()), 2, "cpu") > 0
+
+
+def test_the_gpu_self_check_names_only_files_the_repository_has() -> None:
+    # It runs only on a GPU machine, so a renamed exemplar would first show there.
+    root = Path(__file__).resolve().parents[1]
+    script = (root / "scripts" / "gpu-check").read_text()
+    named = re.findall(r"models/[\w/.-]+\.(?:jpg|png|safetensors)", script)
+    assert named, "the self-check adapts a bundled exemplar"
+    assert [path for path in named if not (root / path).is_file()] == []
