@@ -231,6 +231,9 @@ def test_blend_is_exact_at_both_ends():
     np.testing.assert_array_equal(mixed[mask[..., 0] == 0], base[mask[..., 0] == 0])
     np.testing.assert_array_equal(mixed[mask[..., 0] == 255], colour[mask[..., 0] == 255])
     np.testing.assert_array_equal(blend(np, base, np.dstack([colour, mask]), 0.0), base)
+    # In between, the weighted mean the GPU path computes, to within rounding.
+    half = base[20].astype(np.float32) + (colour[20].astype(np.float32) - base[20]) * 128 / 255
+    assert np.abs(mixed[20].astype(np.float32) - half).max() <= 1.0
 
 
 @pytest.mark.skipif(HAS_CUPY, reason="CuPy is installed here; the fallback cannot be seen")
