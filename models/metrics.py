@@ -185,7 +185,12 @@ def identity_report(
 
 
 def lab_patches(
-    image: np.ndarray, region: np.ndarray, *, patch: int = 7, stride: int = 3
+    image: np.ndarray,
+    region: np.ndarray,
+    *,
+    patch: int = 7,
+    stride: int = 3,
+    tone_free: bool = False,
 ) -> np.ndarray:
     """Every ``stride``-th ``patch`` x ``patch`` window of ``image`` centred in ``region``, as
     Lab vectors.
@@ -195,12 +200,24 @@ def lab_patches(
         region: ``(S, S)`` weights; windows whose centre weight is above 0.5 are kept.
         patch: window side (odd).
         stride: keep every ``stride``-th window each way.
+        tone_free: lightness relative to the region's median (scaled so the median is
+            L = 50), so a face whose RGB values were all scaled by one gain (a person's own
+            skin tone kept) has nearly the same patches.
 
     Returns:
         ``(N, 3 * patch * patch)`` ``float32``: per window its L (0-100), then a, then b
         (about -100..100, OpenCV's float Lab), each ``patch`` x ``patch`` row-major.
     """
     lab = cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
+    if tone_free:
+        # A gain on the RGB values (how a face keeps its tone: pipeline.detail.restore_tone)
+        # scales L + 16, a and b alike by a power of the gain (Lab's cube root of linear
+        # light); dividing all three by the median of L + 16 undoes it.
+        inside = np.asarray(region) > 0.5
+        lab[:, :, 0] += np.float32(16.0)
+        median = float(np.median(lab[:, :, 0][inside])) if inside.any() else 66.0
+        lab *= np.float32(66.0 / max(median, 1.0))
+        lab[:, :, 0] -= np.float32(16.0)
     windows = np.lib.stride_tricks.sliding_window_view(lab, (patch, patch), axis=(0, 1))
     radius = patch // 2
     centres = np.asarray(region)[radius:-radius, radius:-radius] > 0.5
@@ -246,13 +263,17 @@ def style_ratio(
     region: np.ndarray,
     exemplar: np.ndarray,
     exemplar_region: np.ndarray,
+    *,
+    tone_free: bool = False,
 ) -> float:
     """How much closer to the exemplar's patch statistics the stylized face is than the photo.
 
     The :func:`sliced_wasserstein` distance between the 7x7 Lab patches of the stylized crop
     and the exemplar's, divided by the same for the unstylized content crop (each inside its
     region): 1 = no closer to the reference than the photo, 0 = the reference's own patch
-    statistics.
+    statistics. With ``tone_free`` each image's lightness is measured from its own median
+    (see :func:`lab_patches`): the figure apart from skin tone, which a stylizer that keeps
+    the person's tone is asked not to change.
 
     Args:
         stylized: ``(S, S, 3)`` ``uint8`` RGB, what is shown of the stylized crop.
@@ -261,9 +282,10 @@ def style_ratio(
         exemplar: ``(S', S', 3)`` ``uint8`` RGB aligned exemplar crop.
         exemplar_region: ``(S', S')`` the same region on the exemplar.
     """
-    reference = lab_patches(exemplar, exemplar_region)
-    photo = sliced_wasserstein(lab_patches(content, region), reference)
-    return sliced_wasserstein(lab_patches(stylized, region), reference) / max(photo, 1e-9)
+    reference = lab_patches(exemplar, exemplar_region, tone_free=tone_free)
+    photo = sliced_wasserstein(lab_patches(content, region, tone_free=tone_free), reference)
+    shown = lab_patches(stylized, region, tone_free=tone_free)
+    return sliced_wasserstein(shown, reference) / max(photo, 1e-9)
 
 
 def sharpness(image: np.ndarray, region: np.ndarray) -> float:
@@ -403,12 +425,16 @@ class StyleReport:
         ratios: ``(N,)`` :func:`style_ratio` per measured face.
         ratio: their median (1 = no closer to the reference than the photo, 0 = its own
             patch statistics).
+        tone_free_ratio: the median of the same figure apart from skin tone
+            (:func:`style_ratio` with ``tone_free``): on a dark-skinned face and a style
+            painted with pale skin, what the style did beside keeping the person's tone.
         sharpness: median :func:`sharpness` of the shown faces over the exemplar's.
         input_sharpness: the same for the unstylized faces (the photo's own).
     """
 
     ratios: np.ndarray
     ratio: float
+    tone_free_ratio: float
     sharpness: float
     input_sharpness: float
 
@@ -536,7 +562,7 @@ def evaluate_stylizer(
         reference_head = head_prior(exemplar.landmarks, exemplar.image.shape[0])
         reference_sharpness = max(sharpness(exemplar.image, reference_head), 1e-9)
     sources, results, others, shares = [], [], [], []
-    ratios, sharp, sharp_input = [], [], []
+    ratios, tone_free, sharp, sharp_input = [], [], [], []
     for track, styled, mask in zip(tracks, shown, masks, strict=True):
         own = means[track.track_id]
         strangers = [means[t] for t in means if t != track.track_id]
@@ -550,9 +576,9 @@ def evaluate_stylizer(
             results.append(face_descriptor(styled[row], crop.landmarks))
             others.append(np.array(strangers).reshape(-1, 128))
             if exemplar is not None:
-                ratios.append(
-                    style_ratio(styled[row], crop.image, head, exemplar.image, reference_head)
-                )
+                pair = (styled[row], crop.image, head, exemplar.image, reference_head)
+                ratios.append(style_ratio(*pair))
+                tone_free.append(style_ratio(*pair, tone_free=True))
                 sharp.append(sharpness(styled[row], head) / reference_sharpness)
                 sharp_input.append(sharpness(crop.image, head) / reference_sharpness)
     style = None
@@ -560,6 +586,7 @@ def evaluate_stylizer(
         style = StyleReport(
             ratios=np.array(ratios),
             ratio=float(np.median(ratios)),
+            tone_free_ratio=float(np.median(tone_free)),
             sharpness=float(np.median(sharp)),
             input_sharpness=float(np.median(sharp_input)),
         )

@@ -121,6 +121,26 @@ def test_style_ratio_one_for_the_photo_zero_for_the_exemplar(
     assert style_ratio(blurred, a.image, head_a, g.image, head_g) > 1.0
 
 
+def test_the_tone_free_style_ratio_ignores_a_face_kept_darker(
+    crops: dict[str, AlignedCrop],
+) -> None:
+    a, g = crops["astronaut"], crops["grace_hopper"]
+    head_a, head_g = head_prior(a.landmarks, a.size), head_prior(g.landmarks, g.size)
+
+    def darker(image: np.ndarray) -> np.ndarray:
+        # One gain on R, G and B, as pipeline.detail.restore_tone keeps a person's tone.
+        return np.rint(image * 0.7).astype(np.uint8)
+
+    # The exemplar's own look on a darker face: far by the plain figure, near apart from tone.
+    plain = style_ratio(darker(g.image), a.image, head_g, g.image, head_g)
+    tone_free = style_ratio(darker(g.image), a.image, head_g, g.image, head_g, tone_free=True)
+    assert tone_free < 0.15 and plain > 0.5, (tone_free, plain)
+    # A darker photo is no closer to the style, by either figure.
+    photo = style_ratio(darker(a.image), a.image, head_a, g.image, head_g, tone_free=True)
+    assert photo > 0.95
+    assert style_ratio(g.image, a.image, head_g, g.image, head_g, tone_free=True) == 0.0
+
+
 def test_sharpness_of_a_ramp_and_of_a_blurred_face(crops: dict[str, AlignedCrop]) -> None:
     # A grey ramp: L rises by a known amount per pixel across the columns.
     levels = np.linspace(0.2, 0.6, 64, dtype=np.float32)

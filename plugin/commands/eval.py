@@ -203,7 +203,8 @@ def format_report(report: StylizerReport) -> str:
     else:
         style_lines = [
             f"  style     ratio {style.ratio:.2f} (median; 1 = no closer to the exemplar "
-            "than the photo, 0 = its own patches)",
+            "than the photo, 0 = its own patches); apart from skin tone "
+            f"{style.tone_free_ratio:.2f}",
             f"  sharpness {style.sharpness:.2f} x the exemplar's "
             f"(the photo {style.input_sharpness:.2f} x)",
         ]
