@@ -313,7 +313,8 @@ def _teach(
     """The teacher's stylization of each content face, in order, on ``threads`` threads
     (its kernels release the GIL: on 16 cores one thread left the teacher at 31 s for
     24 faces, most of a GPU adaptation's minute)."""
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
         jobs = [
             pool.submit(stylize_face, exemplar, image, points, params)
             for image, points in zip(images, landmarks, strict=True)
@@ -321,6 +322,9 @@ def _teach(
         for done, _ in enumerate(as_completed(jobs), start=1):
             report("teacher", done, len(jobs))
         return [job.result() for job in jobs]
+    finally:
+        # On Ctrl-C, the faces not yet started are dropped; only those being painted finish.
+        pool.shutdown(cancel_futures=True)
 
 
 def adapt(
