@@ -9,9 +9,9 @@ brows, so the matte is built in three steps, all in crop pixels:
    above the chin, and a little wider than the jaw at the ears).
 2. :func:`head_cut`: GrabCut on the crop, at low resolution, seeded by the prior (the
    face inside the landmarks is surely head, the crop far outside the prior surely not), so
-   the matte follows the hair's real outline; then :func:`soft_matte`: a guided filter on
-   the crop's luminance turns the hard cut into a soft edge that follows the hair's own
-   edges (:func:`refine_matte` is the two together).
+   the matte follows the hair's real outline; then :func:`soft_matte`: a guided filter
+   (OpenCV contrib's) on the crop's luminance turns the hard cut into a soft edge that
+   follows the hair's own edges (:func:`refine_matte` is the two together).
 3. :class:`HeadMatte`: per track, GrabCut every few frames and an exponential average over
    frames in crop coordinates (the aligned crop already cancels the head's motion), so the
    edge does not flicker.
@@ -32,7 +32,6 @@ from pipeline.frame import BROWS, CHIN, EYES, JAW, AlignedCrop
 
 __all__ = [
     "HeadMatte",
-    "guided_filter",
     "head_cut",
     "head_polygon",
     "head_prior",
@@ -96,32 +95,6 @@ def head_prior(landmarks: np.ndarray, size: int) -> np.ndarray:
     return _fill(head_polygon(landmarks), size).astype(np.float32) / np.float32(255.0)
 
 
-def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """He et al.'s guided filter with a grey guide: ``source`` smoothed so its edges follow
-    ``guide``'s.
-
-    Args:
-        guide: ``(H, W)`` ``float32`` 0-1 (a luminance).
-        source: ``(H, W)`` ``float32`` the image to filter (a hard matte).
-        radius: box radius in pixels.
-        eps: regularisation; larger smooths more across weak guide edges.
-
-    Returns:
-        ``(H, W)`` ``float32``.
-    """
-    box = (2 * radius + 1, 2 * radius + 1)
-
-    def mean(image: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(image, cv2.CV_32F, box, borderType=cv2.BORDER_REFLECT)
-
-    mean_g, mean_s = mean(guide), mean(source)
-    variance = mean(guide * guide) - mean_g * mean_g
-    covariance = mean(guide * source) - mean_g * mean_s
-    a = covariance / (variance + np.float32(eps))
-    b = mean_s - a * mean_g
-    return mean(a) * guide + mean(b)
-
-
 def head_cut(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Which pixels are head, decided by colour: GrabCut seeded by :func:`head_polygon`.
 
@@ -167,8 +140,8 @@ def head_cut(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 def soft_matte(image: np.ndarray, cut: np.ndarray) -> np.ndarray:
     """A hard head cut made soft along the crop's own edges, and faded out at its border.
 
-    The cut is upsampled and passed through a :func:`guided_filter` on the crop's
-    luminance (so the edge follows hair strands rather than the cut's blocky outline), then
+    The cut is upsampled and passed through He et al.'s guided filter (OpenCV contrib's
+    ``ximgproc.guidedFilter``) on the crop's luminance (so the edge follows hair strands rather than the cut's blocky outline), then
     faded to 0 over the outer 1/32 of the crop, where the stylized square ends.
 
     Args:
@@ -181,7 +154,7 @@ def soft_matte(image: np.ndarray, cut: np.ndarray) -> np.ndarray:
     size = image.shape[0]
     cut = cv2.resize(cut, (size, size), interpolation=cv2.INTER_LINEAR)
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / np.float32(255.0)
-    soft = guided_filter(grey, cut, max(1, size // 64), 1e-3)
+    soft = cv2.ximgproc.guidedFilter(grey, cut, max(1, size // 64), 1e-3, -1)
     return np.clip(soft, 0.0, 1.0) * _border_fade(size)
 
 

@@ -11,7 +11,7 @@ from pipeline.align import align_face
 from pipeline.composite import Compositor
 from pipeline.frame import AlignedCrop, Face
 from pipeline.landmarks import detect_landmarks
-from pipeline.matte import HeadMatte, guided_filter, head_prior, refine_matte
+from pipeline.matte import HeadMatte, head_prior, refine_matte
 from pipeline.tracker import box_from_landmarks
 
 
@@ -43,17 +43,6 @@ def test_head_matte_takes_the_hair_and_leaves_the_background(crop: AlignedCrop) 
     assert (matte * prior).sum() / prior.sum() > 0.9
     assert (matte * (1 - prior)).sum() / prior.sum() < 0.35
     np.testing.assert_array_equal(matte, refine_matte(crop.image, crop.landmarks))
-
-
-def test_guided_filter_keeps_a_step_that_the_guide_shares() -> None:
-    guide = np.zeros((32, 32), np.float32)
-    guide[:, 16:] = 1.0
-    step = guide.copy()
-    np.testing.assert_allclose(guided_filter(guide, step, 4, 1e-4), step, atol=1e-3)
-    # A step the guide does not have is smoothed.
-    flat = np.full((32, 32), 0.5, np.float32)
-    smoothed = guided_filter(flat, step, 4, 1e-4)
-    assert 0.2 < smoothed[16, 15] < 0.8
 
 
 def test_head_matte_averages_each_track_over_frames(crop: AlignedCrop) -> None:
