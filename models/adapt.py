@@ -353,8 +353,8 @@ def adapt(
         KeyboardInterrupt: passes through untouched; nothing has been written.
     """
     settings = settings or QUALITIES["default"]
-    # Counted before the teacher's own work raises the load average: counted after, a
-    # quiet 2-core machine looked half busy and trained on one thread.
+    # Counted once, before any of our own work (which would count as busy), for the teacher
+    # and the training alike.
     threads = settings.train.threads or free_cores(own_load=0.0)
     report = progress or (lambda stage, done, total: None)
     started = time.perf_counter()

@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch.nn import functional
 
+from models import train
 from models.exemplar import load_image
-from models.train import _texture_distance, free_cores
+from models.train import _texture_distance, busy_cores, free_cores
 
 EXEMPLARS = Path(__file__).resolve().parents[1] / "models" / "exemplars"
 
@@ -50,7 +52,25 @@ def test_texture_term_sends_gradients_toward_the_strokes() -> None:
     assert _distance(output.detach(), strokes) < 0.7 * before
 
 
-def test_free_cores_discounts_only_the_callers_own_recent_work(monkeypatch) -> None:
+def test_busy_cores_from_two_readings_of_the_cpu_counters() -> None:
+    # user nice system idle iowait irq softirq steal, in jiffies; 200 jiffies pass on 2 cores.
+    first = "cpu  1000 0 500 8000 100 0 0 0 0 0"
+    one_busy = "cpu  1090 0 510 8095 105 0 0 0 0 0"
+    assert busy_cores(first, one_busy, 2) == pytest.approx(1.0)
+    idle = "cpu  1000 0 500 8190 110 0 0 0 0 0"
+    assert busy_cores(first, idle, 2) == pytest.approx(0.0)
+    assert busy_cores(first, first, 2) == 0.0  # no time passed
+
+
+def test_free_cores_counts_what_runs_now_on_linux() -> None:
+    if not Path("/proc/stat").is_file():
+        pytest.skip("needs Linux's /proc/stat")
+    # Whatever else runs here, the answer is a thread count this machine can use.
+    assert 1 <= free_cores() <= (os.cpu_count() or 1)
+
+
+def test_without_cpu_counters_free_cores_discounts_the_callers_own_work(monkeypatch) -> None:
+    monkeypatch.setattr(train, "_PROC_STAT", Path("/nonexistent/stat"))
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     # One other process busy on a 2-core machine: one core is free, whether the caller has
     # just been busy itself (and says so) or has not started yet.
