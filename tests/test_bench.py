@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,23 @@ def test_the_gpu_self_check_names_only_files_the_repository_has() -> None:
     named = re.findall(r"models/[\w/.-]+\.(?:jpg|png|safetensors)", script)
     assert named, "the self-check adapts a bundled exemplar"
     assert [path for path in named if not (root / path).is_file()] == []
+
+
+def test_profile_frames_names_where_a_frame_spends_its_time() -> None:
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(root / "scripts" / "profile-frames"),
+            *("--size", "320x240", "--faces", "1", "--frames", "3", "--top", "40"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    first, *rest = run.stdout.splitlines()
+    assert first.startswith("painterly on cpu, 320x240, 1 face(s): ") and "ms a frame" in first
+    listing = "\n".join(rest)
+    # The restyler's own stages, down to the student's convolutions.
+    assert "restyle.py" in listing and "(process)" in listing and "conv2d" in listing
