@@ -210,9 +210,10 @@ def lab_patches(
     """
     lab = cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
     if tone_free:
-        # A gain on the RGB values (how a face keeps its tone: pipeline.detail.restore_tone)
-        # scales L + 16, a and b alike by a power of the gain (Lab's cube root of linear
-        # light); dividing all three by the median of L + 16 undoes it.
+        # A gain on the RGB values (how pipeline.detail.restore_tone moves a face to its own
+        # brightness, before it keeps part of the colour) scales L + 16, a and b alike by a
+        # power of the gain (Lab's cube root of linear light); dividing all three by the
+        # median of L + 16 undoes it.
         inside = np.asarray(region) > 0.5
         lab[:, :, 0] += np.float32(16.0)
         median = float(np.median(lab[:, :, 0][inside])) if inside.any() else 66.0

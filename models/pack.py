@@ -74,7 +74,7 @@ class StylePack:
         thumbnail: ``(T, T, 3)`` ``uint8`` RGB, the aligned exemplar.
         identity: default identity <-> style strength for ``restore_detail`` (0 = all style).
         geometry: how far faces are warped toward the exemplar's proportions, 0..1.
-        keep_tone: the appearance guide keeps each face's own skin tone (see
+        keep_tone: each stylized face is brought back to the person's own skin tone (see
             :class:`pipeline.guides.GuideReference`).
         training: figures from training (steps, seconds, final losses, ...); numbers or
             strings only.

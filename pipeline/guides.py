@@ -59,9 +59,10 @@ class GuideReference:
         luminance_quantiles: ``(65,)`` ``float32`` quantiles 0, 1/64, ..., 1 of the
             exemplar's blurred luminance (0-1) inside its face, increasing.
         size: crop side ``S``.
-        keep_tone: the appearance guide keeps the content face's own median luminance (its
-            skin tone) and takes only the exemplar's contrast; ``False`` matches the whole
-            histogram (a dark face comes out as light as the exemplar's).
+        keep_tone: the stylized face is brought back to the content face's own brightness
+            (its skin tone) afterwards (:func:`pipeline.detail.restore_tone`); ``False``:
+            it keeps the exemplar's (a dark face comes out as light as the exemplar's). The
+            guides themselves are the same either way.
     """
 
     landmarks: np.ndarray
@@ -257,9 +258,9 @@ def appearance_guide(
     This is the guide that carries the content person's own structure (eyes, open mouth,
     a held microphone) into the synthesis; matching the histogram makes the content's shading
     comparable with the exemplar's, so a dark painting and a bright photo still pair up.
-    With ``reference.keep_tone`` the matched guide is shifted back to the content face's own
-    median: the shading takes the exemplar's contrast, but a dark-skinned face stays dark
-    (matched fully, a pack from a pale painted face turned a dark face pale grey-blue).
+    A dark face is matched fully too, so that it is painted with the exemplar's skin rather
+    than with whatever the exemplar has at the face's own brightness (a Mucha poster's hair
+    and flowers); its tone comes back afterwards (:func:`pipeline.detail.restore_tone`).
 
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB crop.
@@ -274,12 +275,7 @@ def appearance_guide(
     source = _luminance_quantiles(blurred, regions)
     # Ties (flat regions) would make np.interp's x non-increasing; nudge them apart.
     source = source + np.arange(source.size, dtype=np.float32) * np.float32(1e-6)
-    matched = np.interp(blurred, source, reference.luminance_quantiles)
-    if reference.keep_tone:
-        middle = _QUANTILES.size // 2
-        matched += source[middle] - reference.luminance_quantiles[middle]
-        matched = np.clip(matched, 0.0, 1.0)
-    return matched.astype(np.float32)
+    return np.interp(blurred, source, reference.luminance_quantiles).astype(np.float32)
 
 
 def is_monochrome(image: np.ndarray) -> bool:

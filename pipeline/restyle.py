@@ -111,9 +111,9 @@ class Restyler:
         self.track_ids: set[int] = set()
         # For the "far faces classical" step, made on first use.
         self._classical: CartoonStylizer | None = None
-        # track id -> (face box, stylized crop) of its last stylized frame, for the
-        # "alternate frames" step.
-        self._last: dict[int, tuple[np.ndarray, Any]] = {}
+        # track id -> (face box, stylized crop, whether that crop was a reused one) of its
+        # last frame, for the "alternate frames" step.
+        self._last: dict[int, tuple[np.ndarray, Any, bool]] = {}
 
     def process(self, frame: Frame) -> Frame:
         """Restyle the faces in one frame.
@@ -198,14 +198,17 @@ class Restyler:
         settings = self.degrade.settings if self.degrade is not None else DegradeSettings()
         sides = [float(face.box[2] - face.box[0]) for face in faces]
         parts: list[Any] = [None] * len(crops)
-        if step >= 3 and analysis.frame.index % 2:
+        if step >= 3:
+            # Every other frame a face reaches this stage, not every odd frame index: the
+            # frames dropped under load would otherwise leave only even ones, all stylized.
             for i, face in enumerate(faces):
                 last = self._last.get(face.track_id)
-                if last is None or last[1].shape != crops[i].image.shape:
+                if last is None or last[2] or last[1].shape != crops[i].image.shape:
                     continue
                 moved = np.hypot(*((face.box[:2] + face.box[2:]) - (last[0][:2] + last[0][2:])))
                 if moved / 2 < settings.slow_face * sides[i]:
                     parts[i] = last[1]
+        reused = [part is not None for part in parts]
         far_below = settings.far_face * max(sides)
         far = [i for i, side in enumerate(sides) if side < far_below]
         near = [i for i in range(len(crops)) if i not in far]
@@ -214,7 +217,9 @@ class Restyler:
             if todo:
                 for i, styled in zip(todo, stylizer.stylize([crops[i] for i in todo]), strict=True):
                     parts[i] = styled
-        self._last = {face.track_id: (face.box, parts[i]) for i, face in enumerate(faces)}
+        self._last = {
+            face.track_id: (face.box, parts[i], reused[i]) for i, face in enumerate(faces)
+        }
         xp = next((array_module(p) for p in parts if array_module(p) is not np), np)
         return xp.stack([xp.asarray(part) for part in parts])
 

@@ -111,14 +111,17 @@ def test_far_faces_get_the_classical_style_and_near_ones_the_pack() -> None:
     np.testing.assert_array_equal(styled[1], by_cartoon)
 
 
-def test_alternate_frames_reuse_a_still_faces_last_crop_on_odd_frames_only() -> None:
+def test_alternate_frames_reuse_a_still_faces_last_crop_every_other_frame() -> None:
     restyler = Restyler(CartoonStylizer())
     first = restyler._stylize(_analysis(restyler.stylizer, step=3, index=0))
-    # Frame 1, darker: face 0 moved by a fifth of its side and is stylized anew; face 1 did
-    # not move, and its last crop is reused as it was.
-    second = restyler._stylize(_analysis(restyler.stylizer, 3, index=1, shift=20.0, dark=True))
+    # The next frame to arrive, darker: face 0 moved by a fifth of its side and is stylized
+    # anew; face 1 did not move, and its last crop is reused as it was.
+    second = restyler._stylize(_analysis(restyler.stylizer, 3, index=2, shift=20.0, dark=True))
     np.testing.assert_array_equal(second[1], first[1])
     assert np.abs(second[0].astype(int) - first[0]).mean() > 20
-    # Frame 2 is even: every face is stylized anew, so the darker input shows in both.
-    third = restyler._stylize(_analysis(restyler.stylizer, 3, index=2, shift=20.0, dark=True))
+    # The one after (frames dropped between them do not matter): a reused crop is not reused
+    # twice, so the darker input shows in face 1 now; face 0, stylized last time and now
+    # still, is the one reused.
+    third = restyler._stylize(_analysis(restyler.stylizer, 3, index=6, shift=20.0, dark=True))
     assert np.abs(third[1].astype(int) - first[1]).mean() > 20
+    np.testing.assert_array_equal(third[0], second[0])

@@ -101,8 +101,24 @@ def test_restore_tone_gives_a_paled_face_its_own_brightness_back(pair) -> None:
         inside = face.astype(bool)
         assert _median(pale[i], inside) > _median(content[i], inside) + 30
         assert abs(_median(toned[i], inside) - _median(content[i], inside)) < 3
-        # One gain for R, G and B: the hue of every unclipped pixel is kept.
-        ratio = toned[i].astype(np.float32)[inside] / np.maximum(pale[i][inside], 1)
-        assert np.ptp(np.median(ratio, axis=0)) < 0.02
+        # Darkened, the colour is kept nearer its strength than one gain on R, G and B would
+        # (pale skin darkened by a gain alone turns grey), and its hue is kept.
+        lab = cv2.cvtColor(toned[i], cv2.COLOR_RGB2LAB)[inside].astype(np.float32)
+        gained = np.clip(
+            pale[i].astype(np.float32) * (_median(toned[i], inside) / _median(pale[i], inside)),
+            0,
+            255,
+        )
+        lab_gained = cv2.cvtColor(gained.astype(np.uint8), cv2.COLOR_RGB2LAB)[inside].astype(
+            np.float32
+        )
+        chroma, chroma_gained = (
+            np.median(np.hypot(*(x[:, 1:] - 128).T)) for x in (lab, lab_gained)
+        )
+        # Here the gain is about 0.75, so the colour is kept about 0.75^-0.365 = 1.11 x stronger.
+        assert chroma > 1.05 * chroma_gained, (chroma, chroma_gained)
+        hue = np.median(np.arctan2(*(lab[:, 1:] - 128).T[::-1]))
+        hue_gained = np.median(np.arctan2(*(lab_gained[:, 1:] - 128).T[::-1]))
+        assert abs(hue - hue_gained) < 0.1
     # A face already at its own brightness is left as it is.
     np.testing.assert_array_equal(restore_tone(content, content, landmarks), content)

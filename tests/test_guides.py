@@ -122,28 +122,20 @@ def test_appearance_is_histogram_matched_to_the_exemplar(crops: dict[str, Aligne
     assert inside.max() <= reference.luminance_quantiles[-1] + 1e-6
 
 
-def test_appearance_keeps_the_skin_tone_and_takes_the_contrast(
-    crops: dict[str, AlignedCrop],
-) -> None:
+def test_keeping_the_skin_tone_leaves_the_guides_alone(crops: dict[str, AlignedCrop]) -> None:
     exemplar, content = crops["astronaut"], crops["grace_hopper"]
-    # A darker, flatter exemplar: with keep_tone the face keeps its own median brightness
-    # and only its spread follows the exemplar's.
-    flat = (exemplar.image * 0.25 + 40).astype(np.uint8)
-    kept = guide_reference(flat, exemplar.landmarks, keep_tone=True)
-    matched = guide_reference(flat, exemplar.landmarks, keep_tone=False)
+    # A paler exemplar: the face is matched to its brightness whether or not its own tone
+    # comes back after stylization (pipeline.detail.restore_tone), so that it is painted with
+    # the exemplar's skin rather than with whatever else the exemplar has at that brightness.
+    pale = (exemplar.image * 0.5 + 120).astype(np.uint8)
+    kept = guide_reference(pale, exemplar.landmarks, keep_tone=True)
+    matched = guide_reference(pale, exemplar.landmarks, keep_tone=False)
     assert kept.keep_tone and not matched.keep_tone
     keep_guides = compute_guides(content.image, content.landmarks, kept)
     match_guides = compute_guides(content.image, content.landmarks, matched)
-    itself = guide_reference(content.image, content.landmarks, keep_tone=False)
-    plain = compute_guides(content.image, content.landmarks, itself)
+    np.testing.assert_array_equal(keep_guides.appearance, match_guides.appearance)
     face = keep_guides.regions[..., REGIONS.index("skin")] > 0.5
-    own = np.median(plain.appearance[face])  # the content matched to itself: its own tone
-    assert abs(np.median(keep_guides.appearance[face]) - own) < 0.03
-    assert np.median(match_guides.appearance[face]) < own - 0.2
-    spread = np.subtract(*np.percentile(keep_guides.appearance[face], [90, 10]))
-    assert spread == pytest.approx(
-        np.subtract(*np.percentile(match_guides.appearance[face], [90, 10])), abs=0.01
-    )
+    assert abs(np.median(keep_guides.appearance[face]) - np.median(kept.luminance_quantiles)) < 0.05
 
 
 def test_monochrome_portraits_are_told_from_coloured_ones(
