@@ -1,22 +1,25 @@
 """How facestyle shares a busy machine: its thread and waiting policy, applied in one place.
 
 What hurts the student beside other work (DESIGN.md, "Threads"; measured again for the
-README's Speed section) is OpenMP's idle threads *spinning*: PyTorch's intra-op threads wait
-for each other at every convolution, and with the default wait policy each waiting thread
-burns a core that the pipeline's other stages, or other programs, need. Measured on 2 shared
-cores, the student alone took 140 ms quiet and 490 ms beside a PyTorch job on its default two
-spinning threads, 26 and 20 ms with the same two threads waiting passively, and 26 and 63 ms
-on one thread. So:
+README's Speed section) is PyTorch's intra-op threads: they wait for each other at every
+convolution, and a waiting thread either spins on a core that the pipeline's other stages, or
+other programs, need (OpenMP's default), or, when a sibling is descheduled, holds the whole
+convolution up. So:
 
 - idle OpenMP threads wait passively (``OMP_WAIT_POLICY=PASSIVE``). The variable is read once,
   when the OpenMP runtime loads with ``import torch``, so :func:`wait_passively` runs when
   :mod:`plugin` is imported (the command line and the Python API both import it first); a
   value the user set is kept;
-- with passive waiting in force, PyTorch and OpenCV keep their thread counts (beside other
-  work, two passive threads kept more of the student's speed than one);
-- where it cannot be in force (a host program loaded torch before facestyle could set the
-  variable, or the user chose ``ACTIVE``), the student gets one intra-op thread and OpenCV one
-  thread per call: a single thread has no one to wait for, so it cannot spin.
+- the student runs on one intra-op thread. The pipeline's five stage threads already keep both
+  cores of a small machine busy, so a second intra-op thread bought nothing quiet and cost the
+  most beside another program: the 640x480 bench clip, interleaved pairs on 2 cores, 30.4 /
+  31.7 fps quiet on one thread against 31.6 / 28.8 on two, and beside a PyTorch job 0.88 /
+  0.89 of that against 0.61 / 0.65; live at 640x480 beside it, p95 latency 77-94 ms against
+  82-99 ms, with fewer dropped frames;
+- OpenCV keeps its thread count while passive waiting is in force (one thread per call made
+  no measurable difference); where it cannot be in force (a host program loaded torch before
+  facestyle could set the variable, or the user chose ``ACTIVE``), OpenCV gets one thread per
+  call too, so that no thread has anyone to spin for.
 """
 
 from __future__ import annotations
@@ -24,10 +27,19 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["WAIT_POLICY", "apply_thread_policy", "passive_waiting", "wait_passively"]
+__all__ = [
+    "STUDENT_THREADS",
+    "WAIT_POLICY",
+    "apply_thread_policy",
+    "passive_waiting",
+    "wait_passively",
+]
 
 WAIT_POLICY = "PASSIVE"
 """What idle OpenMP threads do: sleep instead of spinning on a core others need."""
+
+STUDENT_THREADS = 1
+"""PyTorch intra-op threads for the student: the stage threads are the parallelism."""
 
 # Facts about this process at the moment plugin was first imported: whether torch (and so its
 # OpenMP runtime) was loaded already, and whether the user had set a wait policy.
@@ -69,8 +81,7 @@ def apply_thread_policy() -> dict[str, object]:
     if "torch" in sys.modules:
         import torch
 
-        if not passive:
-            torch.set_num_threads(1)
+        torch.set_num_threads(STUDENT_THREADS)
         torch_threads = torch.get_num_threads()
     return {
         "torch_threads": torch_threads,

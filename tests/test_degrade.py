@@ -49,9 +49,14 @@ def test_the_policy_holds_between_its_two_thresholds(ms: float, expected: int) -
     assert policy.step == expected
 
 
-def test_one_slow_frame_is_not_a_trend_and_reset_restores_the_full_work() -> None:
+def test_one_slow_frame_is_not_a_trend_two_are_and_reset_restores_the_full_work() -> None:
     policy = DegradePolicy(SETTINGS)
-    assert _feed(policy, 0.2 * BUDGET, 4) + _feed(policy, 3 * BUDGET, 1) == [0] * 5
+    # One frame five times over budget (a mean would step down on it) ...
+    assert _feed(policy, 0.2 * BUDGET, 4) + _feed(policy, 5 * BUDGET, 1) == [0] * 5
+    # ... but two just over it (their mean with the fast ones is well under) are a trend.
+    policy.reset()
+    assert _feed(policy, 0.2 * BUDGET, 3) + _feed(policy, BUDGET, 2) == [0] * 4 + [1]
+    policy.reset()
     _feed(policy, 3 * BUDGET, 10)
     assert policy.step == 2
     policy.reset()
