@@ -57,7 +57,7 @@ def run_local(
 ) -> Iterator[Outcome]:
     """Render ``units`` here (one worker) or in ``workers`` local processes.
 
-    Each process gets an equal share of the cores for PyTorch and OpenCV.
+    Each process gets an equal share of the cores for OpenCV (the student runs on one thread).
     """
     if workers == 1:
         for unit in units:
@@ -209,7 +209,7 @@ def run_ray(
         task = ray.remote(render_unit).options(
             num_cpus=1, num_gpus=1 if gpu else 0, max_retries=_ATTEMPTS, retry_exceptions=False
         )
-        # One thread each for PyTorch and OpenCV: Ray runs one task per CPU it was given.
+        # One OpenCV thread (the student has one anyway): Ray runs one task per CPU it was given.
         refs = {task.remote(unit, settings, reporter, 1): unit for unit in units}
         try:
             while refs:

@@ -7,8 +7,6 @@ the settings, and a callback or queue for progress.
 
 from __future__ import annotations
 
-import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -96,20 +94,15 @@ class QueueReporter:
 
 
 def configure_threads(threads: int) -> None:
-    """Give PyTorch and OpenCV ``threads`` threads each in this process.
+    """Give OpenCV ``threads`` threads per call in this process: its share of the cores.
 
-    Their default, one thread per core, is right for one render alone; with several renders
-    sharing the cores, OpenMP threads that wait for each other slow the student down many
-    times (see DESIGN.md, "Threads"). PyTorch reads ``OMP_NUM_THREADS`` when it is first
-    imported, so the classical style, which never needs it, does not pay for importing it.
+    OpenCV's default, one thread per core, is right for one render alone; with several
+    renders sharing the cores they would oversubscribe them. The student's PyTorch runs on
+    one intra-op thread in every process anyway (:mod:`plugin.threads`).
     """
     import cv2
 
-    os.environ["OMP_NUM_THREADS"] = str(threads)
     cv2.setNumThreads(threads)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(threads)
 
 
 def render_unit(
@@ -124,8 +117,8 @@ def render_unit(
         unit: what to render.
         settings: a :class:`plugin.batch.BatchSettings`.
         report: called with frames written about twice a second.
-        threads: PyTorch and OpenCV threads for this process (see :func:`configure_threads`);
-            ``None`` leaves them as they are.
+        threads: OpenCV threads for this process (see :func:`configure_threads`); ``None``
+            leaves them as they are.
 
     Raises:
         InputError, OutputError, StyleError, DeviceError: as a render would.
