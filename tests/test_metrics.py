@@ -264,9 +264,9 @@ def test_eval_command_text_compares_cartoon_and_teacher(
     style = tmp_path / "style.png"
     cv2.imwrite(str(style), np.ascontiguousarray((astronaut // 64 * 64 + 32)[:, :, ::-1]))
     args = ["eval", "--frames", "2", "--every", "2", "--style", "cartoon", "--teacher", str(style)]
-    assert main(args) == 0
+    assert main([*args, "--no-coverage"]) == 0
     out = capsys.readouterr().out
-    assert "2 tracked faces" in out
+    assert "2 tracked faces" in out and "coverage" not in out
     cartoon, teacher = out.split("cartoon:")[1].split("teacher:")
     # Both judged against the teacher's exemplar; only the teacher is made of its patches.
     ratios = [float(part.split("style     ratio ")[1].split(" ")[0]) for part in (cartoon, teacher)]
@@ -276,8 +276,10 @@ def test_eval_command_text_compares_cartoon_and_teacher(
 
 def test_eval_command_judges_the_identity_lever(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["eval", "--frames", "4", "--every", "2", "--json", "--style", "cartoon"]
-    assert main([*args, "--identity", "0", "--identity", "1"]) == 0
-    plain, detailed = json.loads(capsys.readouterr().out)["styles"]
+    assert main([*args, "--identity", "0", "--identity", "1", "--no-coverage"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["coverage"] is None
+    plain, detailed = data["styles"]
     assert (plain["name"], detailed["name"]) == ("cartoon (identity 0)", "cartoon (identity 1)")
     # The person's own fine detail brings the stylized face closer to them.
     assert detailed["identity"]["mean_distance"] < plain["identity"]["mean_distance"]

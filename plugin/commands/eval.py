@@ -104,6 +104,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="judge each style with this identity strength, as render --identity K "
         "(repeatable; default: each style's own, as render uses it)",
     )
+    parser.add_argument(
+        "--no-coverage",
+        dest="coverage",
+        action="store_false",
+        help="skip the face-coverage figure (its reference, dlib's CNN detector, takes "
+        "seconds a frame: most of eval's time on footage)",
+    )
     add_mask_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(run=run)
@@ -236,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="facestyle-eval-") as scratch:
         clip = args.clip or generated_clip(Path(scratch) / "clip.mp4", args.frames)
         tracks = _tracks(clip, args.frames)
-        coverage = _coverage(clip, args.frames)
+        coverage = _coverage(clip, args.frames) if args.coverage else None
     stylizers = _with_identity(stylizers, args.identity)
     reports = [
         evaluate_stylizer(
@@ -248,13 +255,14 @@ def run(args: argparse.Namespace) -> int:
         data = {
             "clip": str(args.clip or "generated"),
             "faces": len(tracks),
-            "coverage": _json_safe(coverage.as_dict()),
+            "coverage": _json_safe(coverage.as_dict()) if coverage else None,
             "styles": [_json_safe(r.as_dict()) for r in reports],
         }
         print(json.dumps(data, indent=2))
     else:
         print(f"clip: {args.clip or 'generated'}, {len(tracks)} tracked faces")
-        print(format_coverage(coverage))
+        if coverage:
+            print(format_coverage(coverage))
         for report in reports:
             print(format_report(report))
     return 0
