@@ -3,7 +3,8 @@
 For each size a clip of one public-domain face moving about is generated, played at real time
 (30 fps, as a camera would deliver it) into a :class:`plugin.live.LiveSession` — the session
 ``facestyle live`` runs — and streamed as MPEG-TS to a loopback UDP port, the way
-``facestyle live --stream`` feeds OBS. The same run with a
+``facestyle live --stream`` feeds OBS. Given the user's own clip instead, its first seconds
+are played the same way at its own size and rate. The same run with a
 pass-through stage is the baseline: capture, colour conversion and encoding alone, measured in
 the same conditions, so the numbers can be read as the cost of restyling.
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from pipeline.runner import Runner, RunSummary
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
+from pipeline.sources import open_source
 from plugin.bench_load import CompetingLoad
 from plugin.live import LiveOutputs, LiveSession, open_camera
 from plugin.settings import RestyleSettings
@@ -77,9 +79,9 @@ def _stream() -> LiveOutputs:
     return LiveOutputs(stream=f"udp://127.0.0.1:{_free_udp_port()}")
 
 
-def _pass_through(clip: Path) -> RunSummary:
+def _pass_through(clip: Path, frames: int) -> RunSummary:
     """The baseline: the live session's source, queue policy and stream, no face stages."""
-    with open_camera(str(clip)) as source, contextlib.ExitStack() as stack:
+    with open_camera(str(clip), max_frames=frames) as source, contextlib.ExitStack() as stack:
         sinks = _stream().open(source, stack, stop=lambda: None)
         return Runner(source, lambda frame: frame, sinks, policy="newest").run()
 
@@ -101,9 +103,9 @@ def _measure(summary: RunSummary) -> dict:
     }
 
 
-def _session(clip: Path, settings: RestyleSettings) -> dict:
+def _session(clip: Path, frames: int, settings: RestyleSettings) -> dict:
     """One live session on ``clip``: its numbers and what each face stage cost a frame."""
-    session = LiveSession(str(clip), settings, _stream())
+    session = LiveSession(str(clip), settings, _stream(), max_frames=frames)
     measured = _measure(session.run())
     restyler = session.restyler
     stage_ms = restyler.timings.ms_per_frame()
@@ -116,37 +118,61 @@ def _session(clip: Path, settings: RestyleSettings) -> dict:
     }
 
 
-def run_live_bench(settings: RestyleSettings, seconds: float = 8.0, load: int = 0) -> dict:
-    """Measure the live path at every size in :data:`LIVE_TARGETS`.
+def _clips(
+    folder: Path, seconds: float, clip: Path | None
+) -> list[tuple[Path, int, tuple[int, int], tuple[float | None, float | None]]]:
+    """``(clip, frames, (width, height), (target fps, target p95 ms))`` per run: a generated
+    clip per size in :data:`LIVE_TARGETS`, or the first ``seconds`` of ``clip`` at its own size
+    (with that size's targets, if it has any)."""
+    if clip is None:
+        return [
+            (_clip(folder, size, seconds), round(seconds * CAMERA_FPS), size, targets)
+            for size, targets in LIVE_TARGETS.items()
+        ]
+    with open_source(clip) as source:
+        size, fps = (source.width, source.height), source.fps
+    targets = LIVE_TARGETS.get(size, (None, None))
+    return [(Path(clip), max(round(seconds * fps), 2), size, targets)]
+
+
+def run_live_bench(
+    settings: RestyleSettings, seconds: float = 8.0, load: int = 0, clip: Path | None = None
+) -> dict:
+    """Measure the live path at every size in :data:`LIVE_TARGETS`, or on ``clip``.
 
     Args:
         settings: the restyler to measure (a fresh one per size).
         seconds: length of each run.
         load: competing worker processes (:class:`plugin.bench_load.CompetingLoad`) for a
             second, loaded run at each size; 0 for none.
+        clip: the user's own footage, played at its own rate as the camera (its first
+            ``seconds``); ``None``: generated clips.
 
     Returns:
-        ``{"style": name, "seconds": s, "sizes": {"640x480": {...}, ...}}`` where each size
-        has ``fps``, ``p50_ms``, ``p95_ms``, ``captured``, ``written``, ``dropped``,
-        ``stage_ms`` (per face stage), ``degraded`` (the degradation step it ended at), ``baseline`` (the same numbers for a pass-through
-        stage), ``fps_vs_baseline``, the targets and ``meets_target``; with ``load``, also
-        ``load``: the loaded run's numbers with ``fps_ratio`` and ``p95_ratio`` (loaded /
-        quiet) and ``meets_target``.
+        ``{"style": name, "seconds": s, "clip": path or None, "sizes": {"640x480": {...},
+        ...}}`` where each size has ``fps``, ``p50_ms``, ``p95_ms``, ``captured``,
+        ``written``, ``dropped``, ``stage_ms`` (per face stage), ``degraded`` (the
+        degradation step it ended at), ``baseline`` (the same numbers for a pass-through
+        stage), ``fps_vs_baseline``, the targets (``None`` for a size without one) and
+        ``meets_target`` (``None`` likewise); with ``load``, also ``load``: the loaded run's
+        numbers with ``fps_ratio`` and ``p95_ratio`` (loaded / quiet) and ``meets_target``.
     """
     result: dict = {
         "seconds": seconds,
+        "clip": str(clip) if clip is not None else None,
         "detect_every": settings.detect_every,
         "sizes": {},
     }
 
-    def meets(row: dict, target_fps: float, target_p95: float | None) -> bool:
+    def meets(row: dict, target_fps: float | None, target_p95: float | None) -> bool | None:
+        if target_fps is None:
+            return None
         return row["fps"] >= target_fps and (target_p95 is None or row["p95_ms"] <= target_p95)
 
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-live-") as folder:
-        for size, (target_fps, target_p95) in LIVE_TARGETS.items():
-            clip = _clip(Path(folder), size, seconds)
-            baseline = _measure(_pass_through(clip))
-            measured = _session(clip, settings)
+        for path, frames, size, (target_fps, target_p95) in _clips(Path(folder), seconds, clip):
+            baseline = _measure(_pass_through(path, frames))
+            measured = _session(path, frames, settings)
             result["style"] = measured.pop("style")
             row = {
                 **measured,
@@ -160,7 +186,7 @@ def run_live_bench(settings: RestyleSettings, seconds: float = 8.0, load: int = 
             }
             if load:
                 with CompetingLoad(load) as workers:
-                    loaded = _session(clip, settings)
+                    loaded = _session(path, frames, settings)
                 del loaded["style"]
                 row["load"] = {
                     **loaded,
@@ -177,23 +203,32 @@ def run_live_bench(settings: RestyleSettings, seconds: float = 8.0, load: int = 
     return result
 
 
+def _verdict(meets: bool | None, target: str = "") -> str:
+    """``[met: …]``, ``[MISSED: …]``, or nothing for a size without a target."""
+    if meets is None:
+        return ""
+    return f"[{'met' if meets else 'MISSED'}{': ' + target if target else ''}]"
+
+
 def format_live_bench(result: dict) -> str:
     """The result of :func:`run_live_bench` as a few aligned lines for the terminal."""
+    camera = result["clip"] or f"generated clips, camera {CAMERA_FPS} fps"
     lines = [
-        f"live ({result['style']}, {result['seconds']:g} s per size, camera {CAMERA_FPS} fps, "
+        f"live ({result['style']}, {result['seconds']:g} s per size, {camera}, "
         f"detector every {result['detect_every']} frames):"
     ]
     for name, row in result["sizes"].items():
-        target = f">= {row['target_fps']:g} fps" + (
-            f", p95 <= {row['target_p95_ms']:g} ms" if row["target_p95_ms"] is not None else ""
-        )
+        target = ""
+        if row["target_fps"] is not None:
+            target = f">= {row['target_fps']:g} fps" + (
+                f", p95 <= {row['target_p95_ms']:g} ms" if row["target_p95_ms"] is not None else ""
+            )
         base = row["baseline"]
         stages = " ".join(f"{k} {v:g}" for k, v in row["stage_ms"].items())
         lines.append(
             f"  {name:>9}: {row['fps']:5.1f} fps  latency p50 {row['p50_ms']:5.1f} ms  "
             f"p95 {row['p95_ms']:5.1f} ms  dropped {row['dropped']}/{row['captured']}  "
-            f"work: {row['degraded']}  "
-            f"[{'met' if row['meets_target'] else 'MISSED'}: {target}]"
+            f"work: {row['degraded']}  {_verdict(row['meets_target'], target)}".rstrip()
         )
         lines.append(
             f"  {'':>9}  pass-through baseline {base['fps']:.1f} fps, p95 {base['p95_ms']:.1f} ms;"
@@ -206,6 +241,6 @@ def format_live_bench(result: dict) -> str:
                 f"= {loaded['fps_ratio']} x quiet, p95 {loaded['p95_ms']:.1f} ms "
                 f"= {loaded['p95_ratio']} x quiet, dropped {loaded['dropped']}/"
                 f"{loaded['captured']}, work: {loaded['degraded']} "
-                f"[{'met' if loaded['meets_target'] else 'MISSED'}]"
+                f"{_verdict(loaded['meets_target'])}".rstrip()
             )
     return "\n".join(lines)

@@ -111,11 +111,13 @@ def open_camera(
     size: tuple[int, int] | None = None,
     fps: float | None = None,
     loop: bool = False,
+    max_frames: int | None = None,
 ) -> Source:
     """The live source ``spec`` names.
 
     Digits, ``/dev/…`` paths and URLs are cameras (:class:`CameraSource`); anything else is a
-    video file played at real time (:class:`PacedSource`), which stands in for a camera.
+    video file played at real time (:class:`PacedSource`), which stands in for a camera, and
+    ends after ``max_frames`` if given.
 
     Raises:
         DeviceError: the camera cannot be opened.
@@ -126,7 +128,7 @@ def open_camera(
 
     if spec.isdigit() or spec.startswith("/dev/") or "://" in spec:
         return CameraSource(spec, size=size, fps=fps)
-    return PacedSource(spec, loop=loop, size=size)
+    return PacedSource(spec, loop=loop, size=size, max_frames=max_frames)
 
 
 def warm_up(restyler: Restyler) -> None:
@@ -152,6 +154,7 @@ class LiveSession:
         outputs: where frames go.
         size, fps: asked of the camera.
         loop: play a video file given as ``camera`` over and over.
+        max_frames: end a video file given as ``camera`` after this many frames.
         control: serve the HTTP control endpoint (:class:`ControlServer`) on this loopback
             port; 0 picks a free one (:attr:`control_port` says which once it serves).
         on_status: called about twice a second from :meth:`run`'s thread with the live
@@ -171,6 +174,7 @@ class LiveSession:
         size: tuple[int, int] | None = None,
         fps: float | None = None,
         loop: bool = False,
+        max_frames: int | None = None,
         control: int | None = None,
         on_status: Callable[[RunStats], None] | None = None,
     ) -> None:
@@ -179,7 +183,7 @@ class LiveSession:
             settings = replace(settings, detect_lag=LIVE_DETECT_LAG)
         self.camera = camera
         self.outputs = outputs or LiveOutputs()
-        self.size, self.fps, self.loop = size, fps, loop
+        self.size, self.fps, self.loop, self.max_frames = size, fps, loop, max_frames
         self.control = control
         self.control_port: int | None = None
         self.on_status = on_status
@@ -259,7 +263,13 @@ class LiveSession:
             OutputError: an output or the control port cannot be used.
         """
         with (
-            open_camera(self.camera, size=self.size, fps=self.fps, loop=self.loop) as source,
+            open_camera(
+                self.camera,
+                size=self.size,
+                fps=self.fps,
+                loop=self.loop,
+                max_frames=self.max_frames,
+            ) as source,
             contextlib.ExitStack() as stack,
         ):
             sinks = self.outputs.open(source, stack, self.stop)

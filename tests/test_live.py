@@ -336,6 +336,25 @@ def test_live_bench_reports_every_size_against_its_baseline_quiet_and_loaded() -
     assert "with load (torch)" in text
 
 
+@pytest.mark.slow
+def test_live_bench_plays_the_users_own_clip_at_its_size_and_rate(clip: Path) -> None:
+    with VideoFileSource(clip) as source:
+        size, fps = f"{source.width}x{source.height}", source.fps
+    result = run_live_bench(RestyleSettings("cartoon"), 0.5, clip=clip)
+    assert result["clip"] == str(clip)
+    (row,) = result["sizes"].values()
+    assert list(result["sizes"]) == [size]
+    # Its first half second, as a camera would deliver it, for both runs.
+    for measured in (row, row["baseline"]):
+        assert measured["captured"] == round(0.5 * fps)
+        assert measured["written"] + measured["dropped"] == measured["captured"]
+    # A size without a target is measured, not judged.
+    assert row["target_fps"] is None and row["meets_target"] is None
+    text = format_live_bench(result)
+    assert str(clip) in text and size in text
+    assert "[met" not in text and "[MISSED" not in text
+
+
 def test_ctrl_c_ends_a_live_session_cleanly_and_keeps_the_recording(
     clip: Path, tmp_path: Path
 ) -> None:

@@ -78,7 +78,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--live",
         action="store_true",
-        help="also measure the live path (sustained fps and added latency)",
+        help="also measure the live path (sustained fps and added latency): CLIP played at "
+        "its own rate as the camera, or generated clips at 640x480 and 1280x720",
     )
     parser.add_argument(
         "--live-seconds",
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         from plugin.bench_live import run_live_bench
 
         settings = restyle_settings(args, args.style or DEFAULT_STYLE)
-        result["live"] = run_live_bench(settings, args.live_seconds, load=args.load)
+        result["live"] = run_live_bench(settings, args.live_seconds, load=args.load, clip=args.clip)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
