@@ -26,9 +26,15 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-__all__ = ["STEPS", "DegradePolicy", "DegradeSettings"]
+__all__ = ["STEPS", "DegradePolicy", "DegradeSettings", "sheds"]
 
 STEPS = ("full", "smaller crops", "far faces classical", "alternate frames")
+
+
+def sheds(step: int, work: str) -> bool:
+    """Whether ``step`` (an index into :data:`STEPS`) includes the step named ``work``: each
+    step includes the ones before it."""
+    return step >= STEPS.index(work)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.align import align_face
 from pipeline.cartoon import CartoonStylizer
 from pipeline.composite import Compositor
-from pipeline.degrade import DegradePolicy, DegradeSettings
+from pipeline.degrade import DegradePolicy, DegradeSettings, sheds
 from pipeline.detail import restore_detail
 from pipeline.frame import AlignedCrop, Face, Frame
 from pipeline.stylizer import Stylizer
@@ -139,7 +139,7 @@ class Restyler:
         if not faces:
             return Analysis(frame, (), (), stylizer, step)
         # "smaller crops": half the side, a quarter of the pixels to stylize.
-        size = stylizer.crop_size // 2 if step >= 1 else stylizer.crop_size
+        size = stylizer.crop_size // 2 if sheds(step, "smaller crops") else stylizer.crop_size
         with timings.measure("align"):
             crops = [align_face(frame.image, face, size) for face in faces]
         seconds = time.perf_counter() - start
@@ -192,13 +192,14 @@ class Restyler:
     def _stylize(self, analysis: Analysis) -> Any:
         """The crops stylized as ``analysis.step`` says (see :mod:`pipeline.degrade`)."""
         crops, faces, step = analysis.crops, analysis.faces, analysis.step
-        if step < 2:
+        alternate, classical = sheds(step, "alternate frames"), sheds(step, "far faces classical")
+        if not (alternate or classical):
             self._last.clear()
             return analysis.stylizer.stylize(crops)
         settings = self.degrade.settings if self.degrade is not None else DegradeSettings()
         sides = [float(face.box[2] - face.box[0]) for face in faces]
         parts: list[Any] = [None] * len(crops)
-        if step >= 3:
+        if alternate:
             # Every other frame a face reaches this stage, not every odd frame index: the
             # frames dropped under load would otherwise leave only even ones, all stylized.
             for i, face in enumerate(faces):
@@ -209,7 +210,7 @@ class Restyler:
                 if moved / 2 < settings.slow_face * sides[i]:
                     parts[i] = last[1]
         reused = [part is not None for part in parts]
-        far_below = settings.far_face * max(sides)
+        far_below = settings.far_face * max(sides) if classical else 0.0
         far = [i for i, side in enumerate(sides) if side < far_below]
         near = [i for i in range(len(crops)) if i not in far]
         for chosen, stylizer in ((near, analysis.stylizer), (far, self._classical_for(analysis))):
