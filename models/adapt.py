@@ -415,7 +415,7 @@ def adapt(
         thumbnail=cv2.resize(exemplar.image, (128, 128), interpolation=cv2.INTER_AREA),
         identity=float(settings.identity),
         geometry=float(settings.geometry),
-        keep_tone=exemplar.reference.keep_tone,
+        keep_tone=exemplar.keep_tone,
         training=figures,
     )
     # The preview shows the student as a pack runs it, in float32, on the same crops (already

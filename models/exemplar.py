@@ -16,7 +16,13 @@ import numpy as np
 
 from pipeline.align import CROP_SIZE, align_face, canonical_landmarks
 from pipeline.errors import InputError, InputNotFoundError, NoFaceError
-from pipeline.guides import GuideReference, Guides, compute_guides, guide_reference
+from pipeline.guides import (
+    GuideReference,
+    Guides,
+    compute_guides,
+    guide_reference,
+    is_monochrome,
+)
 from pipeline.landmarks import detect_faces, predict_landmarks
 
 __all__ = [
@@ -45,6 +51,9 @@ class Exemplar:
         reference: the exemplar-only part of every content crop's guides.
         guides: the exemplar crop's own guides (positional is the identity grid).
         fitted: True when the landmarks were fitted from five user points, not detected.
+        keep_tone: each stylized face is brought back to the person's own skin tone
+            afterwards (:func:`pipeline.detail.restore_tone`); ``False``: it keeps the
+            exemplar's (a dark face comes out as light as the exemplar's).
     """
 
     image: np.ndarray
@@ -52,6 +61,7 @@ class Exemplar:
     reference: GuideReference
     guides: Guides
     fitted: bool = False
+    keep_tone: bool = False
 
     @property
     def size(self) -> int:
@@ -127,7 +137,9 @@ def prepare_exemplar(
             of detection (for faces the detector misses).
         size: crop side ``S``.
         keep_tone: whether content faces keep their own skin tone (see
-            :func:`pipeline.guides.guide_reference`; ``None`` decides from the portrait).
+            :attr:`Exemplar.keep_tone`); ``None``: they do unless the portrait
+            :func:`pipeline.guides.is_monochrome` (a drawing's tones are its shading, and a
+            dark face drawn in them would lose its features).
 
     Raises:
         NoFaceError: no face found and no points given.
@@ -147,11 +159,12 @@ def prepare_exemplar(
             )
         landmarks, fitted = predict_landmarks(image, boxes[0]), False
     crop = align_face(image, landmarks, size)
-    reference = guide_reference(crop.image, crop.landmarks, keep_tone)
+    reference = guide_reference(crop.image, crop.landmarks)
     return Exemplar(
         image=crop.image,
         landmarks=crop.landmarks,
         reference=reference,
         guides=compute_guides(crop.image, crop.landmarks, reference),
         fitted=fitted,
+        keep_tone=not is_monochrome(crop.image) if keep_tone is None else keep_tone,
     )

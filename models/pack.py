@@ -75,7 +75,7 @@ class StylePack:
         identity: default identity <-> style strength for ``restore_detail`` (0 = all style).
         geometry: how far faces are warped toward the exemplar's proportions, 0..1.
         keep_tone: each stylized face is brought back to the person's own skin tone (see
-            :class:`pipeline.guides.GuideReference`).
+            :attr:`models.exemplar.Exemplar.keep_tone`).
         training: figures from training (steps, seconds, final losses, ...); numbers or
             strings only.
     """
@@ -99,9 +99,7 @@ class StylePack:
     @property
     def reference(self) -> StudentReference:
         """The exemplar's side of the student's guides."""
-        return StudentReference(
-            self.exemplar_landmarks, self.luminance_quantiles, self.crop_size, self.keep_tone
-        )
+        return StudentReference(self.exemplar_landmarks, self.luminance_quantiles, self.crop_size)
 
 
 def _fail(path: str | Path, problem: str) -> StyleError:

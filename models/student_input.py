@@ -50,19 +50,15 @@ class StudentReference:
         luminance_quantiles: ``(65,)`` ``float32`` increasing, the exemplar's blurred face
             luminance quantiles (0-1), as in :class:`pipeline.guides.GuideReference`.
         size: crop side ``S``.
-        keep_tone: as in :class:`pipeline.guides.GuideReference`.
     """
 
     landmarks: np.ndarray
     luminance_quantiles: np.ndarray
     size: int
-    keep_tone: bool = False
 
     @classmethod
     def from_guides(cls, reference: GuideReference) -> StudentReference:
-        return cls(
-            reference.landmarks, reference.luminance_quantiles, reference.size, reference.keep_tone
-        )
+        return cls(reference.landmarks, reference.luminance_quantiles, reference.size)
 
 
 def guide_channels(guides: Sequence[str]) -> int:
@@ -103,10 +99,7 @@ def student_guides(
         elif name == "appearance":
             reduced = cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA)
             small_reference = GuideReference(
-                reference.landmarks * scale,
-                reference.luminance_quantiles,
-                small,
-                reference.keep_tone,
+                reference.landmarks * scale, reference.luminance_quantiles, small
             )
             appearance = appearance_guide(reduced, regions, small_reference)
             parts.append(appearance[..., None] * np.float32(2.0) - np.float32(1.0))

@@ -238,7 +238,7 @@ def _toned(
     exemplar: Exemplar, image: np.ndarray, content: np.ndarray, landmarks: np.ndarray
 ) -> np.ndarray:
     """``image`` with the content face's brightness when the exemplar keeps skin tone."""
-    if not exemplar.reference.keep_tone:
+    if not exemplar.keep_tone:
         return image
     return restore_tone(image[None], content[None], np.asarray(landmarks)[None])[0]
 

@@ -59,16 +59,11 @@ class GuideReference:
         luminance_quantiles: ``(65,)`` ``float32`` quantiles 0, 1/64, ..., 1 of the
             exemplar's blurred luminance (0-1) inside its face, increasing.
         size: crop side ``S``.
-        keep_tone: the stylized face is brought back to the content face's own brightness
-            (its skin tone) afterwards (:func:`pipeline.detail.restore_tone`); ``False``:
-            it keeps the exemplar's (a dark face comes out as light as the exemplar's). The
-            guides themselves are the same either way.
     """
 
     landmarks: np.ndarray
     luminance_quantiles: np.ndarray
     size: int
-    keep_tone: bool = False
 
 
 @dataclass(frozen=True)
@@ -309,17 +304,12 @@ def edge_guide(image: np.ndarray) -> np.ndarray:
     return np.minimum(magnitude / np.float32(top), np.float32(1.0))
 
 
-def guide_reference(
-    image: np.ndarray, landmarks: np.ndarray, keep_tone: bool | None = None
-) -> GuideReference:
+def guide_reference(image: np.ndarray, landmarks: np.ndarray) -> GuideReference:
     """The exemplar-only part of the guides, computed once per style.
 
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB exemplar crop.
         landmarks: ``(68, 2)`` its landmarks, crop pixels.
-        keep_tone: see :attr:`GuideReference.keep_tone`; ``None`` keeps the content's skin
-            tone unless the exemplar :func:`is_monochrome` (a drawing's tones are its
-            shading, and a dark face drawn in them would lose its features).
     """
     size = image.shape[0]
     regions = region_masks(landmarks, size)
@@ -328,7 +318,6 @@ def guide_reference(
         landmarks=np.asarray(landmarks, np.float32),
         luminance_quantiles=_luminance_quantiles(blurred, regions),
         size=size,
-        keep_tone=not is_monochrome(image) if keep_tone is None else keep_tone,
     )
 
 

@@ -143,8 +143,9 @@ def soft_matte(image: np.ndarray, cut: np.ndarray) -> np.ndarray:
     """A hard head cut made soft along the crop's own edges, and faded out at its border.
 
     The cut is upsampled and passed through He et al.'s guided filter (OpenCV contrib's
-    ``ximgproc.guidedFilter``) on the crop's luminance (so the edge follows hair strands rather than the cut's blocky outline), then
-    faded to 0 over the outer 1/32 of the crop, where the stylized square ends.
+    ``ximgproc.guidedFilter``) on the crop's luminance, so the edge follows hair strands
+    rather than the cut's blocky outline, then faded to 0 over the outer 1/32 of the crop,
+    where the stylized square ends.
 
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB aligned crop.

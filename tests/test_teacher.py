@@ -72,7 +72,7 @@ def test_output_uses_the_exemplars_palette(small: tuple[Exemplar, AlignedCrop]) 
     head = np.ones(copied.shape[:2], np.float32)
     assert sharpness(voted, head) < 0.9 * sharpness(copied, head)
     # The posterised exemplar is in colour, so the face keeps the content's own brightness.
-    assert exemplar.reference.keep_tone
+    assert exemplar.keep_tone
     np.testing.assert_array_equal(
         out, restore_tone(copied[None], content.image[None], content.landmarks[None])[0]
     )
@@ -150,6 +150,19 @@ def test_five_points_fit_close_to_detected_landmarks(astronaut: np.ndarray) -> N
     np.testing.assert_allclose(parse_points(text), points, atol=0.06)
     exemplar = prepare_exemplar(astronaut, points=points, size=128)
     assert exemplar.fitted and exemplar.image.shape == (128, 128, 3)
+
+
+def test_a_coloured_portrait_keeps_the_faces_tone_and_a_monochrome_one_does_not(
+    astronaut: np.ndarray,
+) -> None:
+    detected = detect_landmarks(astronaut)[0]
+    points = np.vstack([detected[36:48].reshape(2, 6, 2).mean(axis=1), detected[[30, 48, 54]]])
+    grey = np.repeat(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    assert prepare_exemplar(astronaut, points=points, size=128).keep_tone
+    assert not prepare_exemplar(grey, points=points, size=128).keep_tone
+    # The user's choice wins either way.
+    assert not prepare_exemplar(astronaut, points=points, size=128, keep_tone=False).keep_tone
+    assert prepare_exemplar(grey, points=points, size=128, keep_tone=True).keep_tone
 
 
 def test_faceless_style_image_names_the_points_option() -> None:
