@@ -262,8 +262,7 @@ def style_ratio(
     stylized: np.ndarray,
     content: np.ndarray,
     region: np.ndarray,
-    exemplar: np.ndarray,
-    exemplar_region: np.ndarray,
+    reference: np.ndarray,
     *,
     tone_free: bool = False,
 ) -> float:
@@ -280,10 +279,10 @@ def style_ratio(
         stylized: ``(S, S, 3)`` ``uint8`` RGB, what is shown of the stylized crop.
         content: ``(S, S, 3)`` ``uint8`` RGB, the aligned crop it was made from.
         region: ``(S, S)`` where to compare (the head), on both crops.
-        exemplar: ``(S', S', 3)`` ``uint8`` RGB aligned exemplar crop.
-        exemplar_region: ``(S', S')`` the same region on the exemplar.
+        reference: the exemplar's patches in the same region,
+            ``lab_patches(exemplar, exemplar_region, tone_free=tone_free)`` (computed once
+            for every face).
     """
-    reference = lab_patches(exemplar, exemplar_region, tone_free=tone_free)
     photo = sliced_wasserstein(lab_patches(content, region, tone_free=tone_free), reference)
     shown = lab_patches(stylized, region, tone_free=tone_free)
     return sliced_wasserstein(shown, reference) / max(photo, 1e-9)
@@ -558,10 +557,15 @@ def evaluate_stylizer(
     shown, masks, seconds = _stylize_clip(stylizer, tracks, compositor)
     means = {t.track_id: _track_descriptor(t) for t in tracks}
     references = list(reference_descriptors().values())
-    reference_head = reference_sharpness = None
+    reference_sharpness = 1.0
+    exemplar_patches: dict[bool, np.ndarray] = {}
     if exemplar is not None:
         reference_head = head_prior(exemplar.landmarks, exemplar.image.shape[0])
         reference_sharpness = max(sharpness(exemplar.image, reference_head), 1e-9)
+        exemplar_patches = {
+            tone: lab_patches(exemplar.image, reference_head, tone_free=tone)
+            for tone in (False, True)
+        }
     sources, results, others, shares = [], [], [], []
     ratios, tone_free, sharp, sharp_input = [], [], [], []
     for track, styled, mask in zip(tracks, shown, masks, strict=True):
@@ -576,10 +580,10 @@ def evaluate_stylizer(
             sources.append(face_descriptor(crop.image, crop.landmarks))
             results.append(face_descriptor(styled[row], crop.landmarks))
             others.append(np.array(strangers).reshape(-1, 128))
-            if exemplar is not None:
-                pair = (styled[row], crop.image, head, exemplar.image, reference_head)
-                ratios.append(style_ratio(*pair))
-                tone_free.append(style_ratio(*pair, tone_free=True))
+            if exemplar_patches:
+                pair = (styled[row], crop.image, head)
+                ratios.append(style_ratio(*pair, exemplar_patches[False]))
+                tone_free.append(style_ratio(*pair, exemplar_patches[True], tone_free=True))
                 sharp.append(sharpness(styled[row], head) / reference_sharpness)
                 sharp_input.append(sharpness(crop.image, head) / reference_sharpness)
     style = None

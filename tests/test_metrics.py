@@ -111,14 +111,14 @@ def test_style_ratio_one_for_the_photo_zero_for_the_exemplar(
 ) -> None:
     a, g = crops["astronaut"], crops["grace_hopper"]
     head_a, head_g = head_prior(a.landmarks, a.size), head_prior(g.landmarks, g.size)
-    assert style_ratio(a.image, a.image, head_a, g.image, head_g) == pytest.approx(1.0)
-    assert style_ratio(g.image, a.image, head_g, g.image, head_g) == 0.0
+    assert style_ratio(a.image, a.image, head_a, lab_patches(g.image, head_g)) == pytest.approx(1.0)
+    assert style_ratio(g.image, a.image, head_g, lab_patches(g.image, head_g)) == 0.0
     # Half-way toward the exemplar in colour: closer than the photo, not there.
     mixed = ((a.image.astype(np.uint16) + g.image) // 2).astype(np.uint8)
-    assert 0.1 < style_ratio(mixed, a.image, head_a, g.image, head_g) < 0.9
+    assert 0.1 < style_ratio(mixed, a.image, head_a, lab_patches(g.image, head_g)) < 0.9
     # Two-sided: a blurred photo is not closer to a sharp photo of someone else.
     blurred = cv2.GaussianBlur(a.image, (0, 0), 4)
-    assert style_ratio(blurred, a.image, head_a, g.image, head_g) > 1.0
+    assert style_ratio(blurred, a.image, head_a, lab_patches(g.image, head_g)) > 1.0
 
 
 def test_the_tone_free_style_ratio_ignores_a_face_kept_darker(
@@ -132,13 +132,30 @@ def test_the_tone_free_style_ratio_ignores_a_face_kept_darker(
         return np.rint(image * 0.7).astype(np.uint8)
 
     # The exemplar's own look on a darker face: far by the plain figure, near apart from tone.
-    plain = style_ratio(darker(g.image), a.image, head_g, g.image, head_g)
-    tone_free = style_ratio(darker(g.image), a.image, head_g, g.image, head_g, tone_free=True)
+    plain = style_ratio(darker(g.image), a.image, head_g, lab_patches(g.image, head_g))
+    tone_free = style_ratio(
+        darker(g.image),
+        a.image,
+        head_g,
+        lab_patches(g.image, head_g, tone_free=True),
+        tone_free=True,
+    )
     assert tone_free < 0.15 and plain > 0.5, (tone_free, plain)
     # A darker photo is no closer to the style, by either figure.
-    photo = style_ratio(darker(a.image), a.image, head_a, g.image, head_g, tone_free=True)
+    photo = style_ratio(
+        darker(a.image),
+        a.image,
+        head_a,
+        lab_patches(g.image, head_g, tone_free=True),
+        tone_free=True,
+    )
     assert photo > 0.95
-    assert style_ratio(g.image, a.image, head_g, g.image, head_g, tone_free=True) == 0.0
+    assert (
+        style_ratio(
+            g.image, a.image, head_g, lab_patches(g.image, head_g, tone_free=True), tone_free=True
+        )
+        == 0.0
+    )
 
 
 def test_sharpness_of_a_ramp_and_of_a_blurred_face(crops: dict[str, AlignedCrop]) -> None:
