@@ -8,10 +8,10 @@ What each term is for (DESIGN.md, step 4):
 - A tiny least-squares patch discriminator (two strided convs) on output vs teacher patches:
   keeps the strokes and texture sharp.
 - Texture: a sliced Wasserstein distance between the output's and the teacher's
-  high-passed 5x5 patches, at full and half resolution. The teacher paints a different stroke for nearly
-  the same input, so L1 alone learns the average of its strokes: a soft wash. This term
-  asks for the same distribution of strokes, wherever they fall (Heitz et al., "A Sliced
-  Wasserstein Loss for Neural Texture Synthesis", CVPR 2021).
+  high-passed 5x5 patches, at full and half resolution. The teacher paints a different
+  stroke for nearly the same input, so L1 alone learns the average of its strokes: a soft
+  wash. This term asks for the same distribution of strokes, wherever they fall (Heitz et
+  al., "A Sliced Wasserstein Loss for Neural Texture Synthesis", CVPR 2021).
 - Consistency: the same input slightly warped (sub-pixel shift, small rotation and scale)
   and with a little noise must give the same output warped; this is what keeps the student
   steady on video, where the aligned crop jitters by a fraction of a pixel every frame.

@@ -105,8 +105,9 @@ def detect_faces(
         image: ``(H, W, 3)`` ``uint8`` RGB or ``(H, W)`` ``uint8`` grey, values 0-255.
         upsample: how many times dlib doubles the (scaled) image first; each doubling finds
             faces half as large and costs about four times as much.
-        scale: resize factor applied before detection (see :class:`pipeline.detector.FaceDetector`); the
-            boxes are returned in the coordinates of ``image``.
+        scale: resize factor applied before detection (see
+            :class:`pipeline.detector.FaceDetector`); the boxes are returned in the
+            coordinates of ``image``.
         min_score: the HOG detector's SVM margin a face must exceed. dlib's own threshold
             is 0; true frontal faces here score above 1, and the clutter it mistakes for a
             face (a spacesuit patch in the astronaut photo) scores about 0.1.

@@ -4,8 +4,9 @@ temporal stability.
 Runs one or more stylizers on the same tracked clip (default: a generated clip of the
 public-domain faces), blends each stylized crop over its input through the compositor's mask
 (``--mask``, the head matte by default) and reports, per stylizer, the figures of
-:mod:`models.metrics` as text or ``--json``. ``--teacher STYLE_IMAGE`` runs the patch-synthesis teacher on every
-frame (slow, and expected to flicker: that is what the student is for).
+:mod:`models.metrics` as text or ``--json``. ``--teacher STYLE_IMAGE`` runs the
+patch-synthesis teacher on every frame (slow, and expected to flicker: that is what the
+student is for).
 """
 
 from __future__ import annotations

@@ -117,8 +117,8 @@ class _StatusLine:
 def _signals(stop: Callable[[], None], next_style: Callable[[], None]):
     """SIGTERM stops cleanly, SIGUSR1 asks for the next style; old handlers come back after.
 
-    Both callbacks must take no lock (see :meth:`pipeline.runner.Runner.stop`): they set flags that the
-    session acts on outside the handler.
+    Both callbacks must take no lock (see :meth:`pipeline.runner.Runner.stop`): they set
+    flags that the session acts on outside the handler.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
