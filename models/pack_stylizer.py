@@ -85,7 +85,7 @@ class PackStylizer:
         pack: StylePack,
         device: str = "cpu",
         dtype: torch.dtype | None = None,
-        smoothing: float = 0.7,
+        smoothing: float = 0.75,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"PackStylizer: smoothing must be in 0..1, got {smoothing}")
