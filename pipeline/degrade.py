@@ -48,8 +48,10 @@ class DegradeSettings:
         step_up_below: step back up when it took less than this fraction (well below: a step
             roughly halves or quarters some of the work, so the hysteresis keeps the policy
             from see-sawing between two steps).
-        window: frames looked at, and frames waited after a change before the next one (so
-            the new step's own timings decide).
+        window: frames looked at, and frames made at a new step before it may step back up.
+        step_down_after: frames made at a new step before it may step further down (two
+            slow ones among them suffice): latency piles up while the machine is behind, so
+            going down is quicker than coming back.
         far_face: at ``far faces classical``, a face whose box side is below this fraction
             of the largest face's side in the frame is "far".
         slow_face: at ``alternate frames``, a face whose box centre moved less than this
@@ -60,6 +62,7 @@ class DegradeSettings:
     step_down_above: float = 0.9
     step_up_below: float = 0.4
     window: int = 10
+    step_down_after: int = 3
     far_face: float = 0.6
     slow_face: float = 0.05
 
@@ -73,6 +76,10 @@ class DegradeSettings:
             )
         if self.window < 1:
             raise ValueError(f"DegradeSettings.window: expected >= 1, got {self.window}")
+        if not 2 <= self.step_down_after <= self.window:
+            raise ValueError(
+                f"DegradeSettings.step_down_after: expected 2..window, got {self.step_down_after}"
+            )
 
 
 class DegradePolicy:
@@ -89,13 +96,20 @@ class DegradePolicy:
         self.settings = settings or DegradeSettings()
         self.reset()
 
-    def update(self, frame_ms: float) -> int:
+    def update(self, frame_ms: float, step: int) -> int:
         """Record how long a frame's face work took (its slowest stage, in ms) and return the
-        step for the next frames."""
+        step for the next frames.
+
+        ``step`` is the step the frame was made at: frames still in flight when the step
+        changed were made at the old one and are not counted, so that only the new step's
+        own timings decide (counted, two of them could step down again at once).
+        """
         settings = self.settings
+        if step != self.step:
+            return self.step
         self._recent.append(frame_ms)
         self._since_change += 1
-        if self._since_change < settings.window:
+        if self._since_change < settings.step_down_after:
             return self.step
         # The second-slowest frame, not the mean: latency is made by the slow frames (each one
         # holds up those behind it), and one alone (a detection landing) is not yet a trend.
@@ -105,7 +119,11 @@ class DegradePolicy:
         level = sorted(self._recent)[-2] if len(self._recent) > 1 else self._recent[0]
         if level > settings.step_down_above * settings.budget_ms and self.step < len(STEPS) - 1:
             self._change(self.step + 1)
-        elif level < settings.step_up_below * settings.budget_ms and self.step > 0:
+        elif (
+            self._since_change >= settings.window
+            and level < settings.step_up_below * settings.budget_ms
+            and self.step > 0
+        ):
             self._change(self.step - 1)
         return self.step
 

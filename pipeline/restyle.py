@@ -177,7 +177,7 @@ class Restyler:
         if self.degrade is not None:
             # The slowest stage sets the pace of the live pipeline.
             slowest = max(analysis.seconds, stylized.seconds, time.perf_counter() - start)
-            self.degrade.update(slowest * 1000)
+            self.degrade.update(slowest * 1000, analysis.step)
         return frame.with_image(image)
 
     @property

@@ -22,15 +22,25 @@ SETTINGS = DegradeSettings(budget_ms=BUDGET, step_down_above=0.9, step_up_below=
 
 
 def _feed(policy: DegradePolicy, ms: float, frames: int) -> list[int]:
-    return [policy.update(ms) for _ in range(frames)]
+    """``frames`` frames that took ``ms`` each, made at the policy's step of the moment."""
+    return [policy.update(ms, policy.step) for _ in range(frames)]
 
 
-def test_slow_frames_step_down_one_step_per_window_until_the_last() -> None:
+def test_slow_frames_step_down_every_few_frames_until_the_last() -> None:
     policy = DegradePolicy(SETTINGS)
-    steps = _feed(policy, 1.5 * BUDGET, 5 * len(STEPS) + 5)
-    # A step lasts a whole window, so each step's own timings decide the next.
-    assert steps == [0] * 4 + [1] * 5 + [2] * 5 + [3] * 11
-    assert policy.name == "alternate frames"
+    steps = _feed(policy, 1.5 * BUDGET, 20)
+    # Two slow frames at a step (of its first three) are enough to go down again.
+    assert steps == [0] * 2 + [1] * 3 + [2] * 3 + [3] * 12
+    assert policy.step == len(STEPS) - 1 and policy.name == "alternate frames"
+
+
+def test_frames_made_before_a_step_down_do_not_count_against_the_new_step() -> None:
+    policy = DegradePolicy(SETTINGS)
+    _feed(policy, 2 * BUDGET, 3)
+    assert policy.step == 1
+    # Two slow frames still in flight from step 0, then the new step keeping up.
+    assert [policy.update(3 * BUDGET, 0) for _ in range(2)] == [1, 1]
+    assert _feed(policy, 0.6 * BUDGET, 5) == [1] * 5
 
 
 @pytest.mark.parametrize(
@@ -43,9 +53,12 @@ def test_slow_frames_step_down_one_step_per_window_until_the_last() -> None:
 )
 def test_the_policy_holds_between_its_two_thresholds(ms: float, expected: int) -> None:
     policy = DegradePolicy(SETTINGS)
-    _feed(policy, 2 * BUDGET, 5)
+    _feed(policy, 2 * BUDGET, 3)
     assert policy.step == 1
-    _feed(policy, ms, 5)
+    # Going back up waits a whole window at the new step.
+    _feed(policy, ms, 4)
+    assert policy.step == max(expected, 1)
+    _feed(policy, ms, 1)
     assert policy.step == expected
 
 
@@ -57,7 +70,7 @@ def test_one_slow_frame_is_not_a_trend_two_are_and_reset_restores_the_full_work(
     policy.reset()
     assert _feed(policy, 0.2 * BUDGET, 3) + _feed(policy, BUDGET, 2) == [0] * 4 + [1]
     policy.reset()
-    _feed(policy, 3 * BUDGET, 10)
+    _feed(policy, 3 * BUDGET, 6)
     assert policy.step == 2
     policy.reset()
     assert policy.step == 0 and policy.name == "full"
@@ -69,6 +82,7 @@ def test_one_slow_frame_is_not_a_trend_two_are_and_reset_restores_the_full_work(
         ("budget_ms", 0.0, "budget_ms: expected > 0"),
         ("step_up_below", 0.95, "step_up_below < step_down_above"),
         ("window", 0, "window: expected >= 1"),
+        ("step_down_after", 1, "step_down_after: expected 2..window"),
     ],
 )
 def test_bad_settings_are_refused(field: str, value: float, message: str) -> None:
