@@ -131,31 +131,15 @@ def test_the_tone_free_style_ratio_ignores_a_face_kept_darker(
         # One gain on R, G and B, as pipeline.detail.restore_tone keeps a person's tone.
         return np.rint(image * 0.7).astype(np.uint8)
 
+    reference = lab_patches(g.image, head_g, tone_free=True)
     # The exemplar's own look on a darker face: far by the plain figure, near apart from tone.
     plain = style_ratio(darker(g.image), a.image, head_g, lab_patches(g.image, head_g))
-    tone_free = style_ratio(
-        darker(g.image),
-        a.image,
-        head_g,
-        lab_patches(g.image, head_g, tone_free=True),
-        tone_free=True,
-    )
+    tone_free = style_ratio(darker(g.image), a.image, head_g, reference, tone_free=True)
     assert tone_free < 0.15 and plain > 0.5, (tone_free, plain)
     # A darker photo is no closer to the style, by either figure.
-    photo = style_ratio(
-        darker(a.image),
-        a.image,
-        head_a,
-        lab_patches(g.image, head_g, tone_free=True),
-        tone_free=True,
-    )
+    photo = style_ratio(darker(a.image), a.image, head_a, reference, tone_free=True)
     assert photo > 0.95
-    assert (
-        style_ratio(
-            g.image, a.image, head_g, lab_patches(g.image, head_g, tone_free=True), tone_free=True
-        )
-        == 0.0
-    )
+    assert style_ratio(g.image, a.image, head_g, reference, tone_free=True) == 0.0
 
 
 def test_sharpness_of_a_ramp_and_of_a_blurred_face(crops: dict[str, AlignedCrop]) -> None:
