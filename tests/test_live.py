@@ -25,11 +25,12 @@ from pipeline.cartoon import CartoonStylizer
 from pipeline.errors import DeviceError, StyleError
 from pipeline.frame import Frame
 from pipeline.restyle import Restyler
-from pipeline.runner import Runner, RunStats, StageQueue
+from pipeline.runner import Runner, RunStats, RunSummary, StageQueue
 from pipeline.sinks.preview import PreviewSink
 from pipeline.sources.paced import PacedSource
 from pipeline.sources.video import VideoFileSource
-from plugin.bench_live import format_live_bench, run_live_bench
+from pipeline.timings import StageTimings
+from plugin.bench_live import _measure, format_live_bench, run_live_bench
 from plugin.cli import main
 from plugin.live import LiveOutputs, LiveSession
 from plugin.live_control import StyleSwitch
@@ -307,6 +308,28 @@ def test_style_switch_takes_effect_between_frames(clip: Path) -> None:
         analysis = switch.analyse(next(iter(source)))
     assert switch.restyler.stylizer is made[1] and analysis.stylizer is made[1]
     assert switch.cycle() == "cartoon"
+
+
+def test_live_fps_counts_the_cameras_frames_that_got_through() -> None:
+    # Eight seconds of a 30 fps camera, each frame's latency drifting from 20 to 60 ms.
+    captured_at = np.arange(240) / 30.0
+    latencies = np.linspace(0.02, 0.06, 240)
+
+    def run(kept: np.ndarray) -> RunSummary:
+        stats = RunStats(240, int(kept.sum()), int((~kept).sum()), 8.0, 0.0, 0.0, 0.0)
+        return RunSummary(
+            stats,
+            StageTimings(),
+            (captured_at + latencies)[kept],
+            latencies[kept],
+            np.flatnonzero(kept),
+            False,
+        )
+
+    # Nothing dropped is the camera's rate, however the latency moved meanwhile ...
+    assert _measure(run(np.ones(240, bool)))["fps"] == 30.0
+    # ... and every other frame dropped is half of it.
+    assert _measure(run(np.arange(240) % 2 == 0))["fps"] == 15.0
 
 
 @pytest.mark.slow
