@@ -47,15 +47,18 @@ def pixel_grid(height: int, width: int) -> np.ndarray:
     return grid
 
 
-def warp_by_flow(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def warp_by_flow(
+    image: np.ndarray, flow: np.ndarray, interpolation: int = cv2.INTER_LINEAR
+) -> np.ndarray:
     """``image`` (the second frame) sampled at ``x + flow``: aligned with the first frame.
 
     Args:
         image: ``(H, W, C)`` or ``(H, W)`` array of any OpenCV dtype.
         flow: ``(H, W, 2)`` ``float32`` from :func:`optical_flow`.
+        interpolation: an OpenCV ``INTER_*`` flag.
 
     Returns:
         Same shape and dtype as ``image``; samples past the border repeat the edge.
     """
     positions = pixel_grid(*flow.shape[:2]) + flow
-    return cv2.remap(image, positions, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, positions, None, interpolation, borderMode=cv2.BORDER_REPLICATE)

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from models.generator import GeneratorConfig, StudentGenerator, count_flops
 from models.geometry import toward_exemplar
-from models.pack_stylizer import PackStylizer, default_dtype
+from models.pack_stylizer import PackStylizer, _warp_crop, default_dtype
 from models.student_input import DEFAULT_GUIDES, StudentReference, guide_channels, student_guides
 from models.train import _random_warps, _warp
 from pipeline.align import align_face, canonical_landmarks
@@ -166,6 +166,20 @@ def test_smoothing_follows_a_moving_face_instead_of_smearing_it(astronaut: np.nd
     # Steadier than the frame on its own, and where the face went, not where it was.
     assert np.abs(smoothed - expected[inner]).mean() < 0.8 * np.abs(own - expected[inner]).mean()
     assert np.abs(smoothed - expected[inner]).mean() < np.abs(smoothed - first_out[inner]).mean()
+
+
+def test_carrying_the_last_output_keeps_its_strokes_sharp() -> None:
+    # Vertical strokes 4 px apart, carried half a pixel right and back, as a jittering crop
+    # carries them frame after frame: their contrast must survive, not blur away (bilinear
+    # sampling halfway keeps cos(pi/4) of it each time, half after the round trip).
+    columns = np.arange(64, dtype=np.float32)
+    strokes = np.sin(columns * np.float32(np.pi / 2))[None, :, None].repeat(64, 0)
+    crop = torch.from_numpy(strokes.copy())
+    half_pixel = np.zeros((64, 64, 2), np.float32)
+    half_pixel[..., 0] = 0.5
+    carried = _warp_crop(_warp_crop(crop, half_pixel), -half_pixel).numpy()[8:-8, 8:-8, 0]
+    kept = (carried * strokes[8:-8, 8:-8, 0]).sum() / (strokes[8:-8, 8:-8, 0] ** 2).sum()
+    assert kept > 0.9
 
 
 def test_stylize_hands_over_exactly_what_the_student_computes(astronaut: np.ndarray) -> None:
