@@ -188,12 +188,30 @@ def test_warping_error_of_a_panning_video(grace_hopper: np.ndarray) -> None:
     assert static.mean() > 3 * own.mean()
 
 
+def test_warping_error_per_unit_of_detail_forgives_contrast(grace_hopper: np.ndarray) -> None:
+    # A camera drifting and turning over the photo by fractions of a pixel, so the flow is
+    # not exact; contrast halved, then doubled around mid-grey without clipping: the doubled
+    # copy is exactly as steady, with twice the gradients and twice the error.
+    drift = []
+    for i in range(5):
+        matrix = cv2.getRotationMatrix2D((160, 160), 0.7 * i, 1 + 0.01 * i)
+        matrix[:, 2] += (1.4 * i, 0.6 * i)
+        moved = cv2.warpAffine(grace_hopper[60:380, 20:340], matrix, (320, 320))
+        drift.append(moved[64:256, 64:256])
+    inputs = (np.stack(drift) // 2 + 64).astype(np.uint8)
+    doubled = ((inputs.astype(np.int16) - 128) * 2 + 128).astype(np.uint8)
+    report = temporal_report(inputs, doubled)
+    assert report.ratio == pytest.approx(2.0, rel=0.1)
+    assert report.detail_ratio == pytest.approx(1.0, rel=0.1)
+
+
 def test_temporal_report_flags_per_frame_noise(grace_hopper: np.ndarray) -> None:
     inputs = _panning(grace_hopper)
     noise = np.random.default_rng(1).normal(0, 12, inputs.shape)
     noisy = np.clip(inputs + noise, 0, 255).astype(np.uint8)
     assert temporal_report(inputs, inputs).ratio == pytest.approx(1.0)
     assert temporal_report(inputs, noisy).ratio > 3.0
+    assert temporal_report(inputs, noisy).detail_ratio > 2.0
     with pytest.raises(ValueError, match="T>=2"):
         warping_errors(inputs[:1], [inputs[:1]])
 

@@ -225,7 +225,8 @@ def format_report(report: StylizerReport) -> str:
             *style_lines,
             f"  head      {report.head_share * 100:.0f}% restyled (hair included)",
             f"  temporal  warping error {_number(temporal.output_error, 2)} "
-            f"(input {_number(temporal.input_error, 2)}, ratio {_number(temporal.ratio, 2)})",
+            f"(input {_number(temporal.input_error, 2)}, ratio {_number(temporal.ratio, 2)}; "
+            f"per unit of detail {_number(temporal.detail_ratio, 2)})",
         ]
     )
 
