@@ -62,11 +62,11 @@ __all__ = [
     "head_share",
     "identity_report",
     "lab_patches",
+    "mean_gradient",
     "reference_descriptors",
     "sharpness",
     "sliced_wasserstein",
     "style_ratio",
-    "mean_gradient",
     "temporal_report",
     "warping_errors",
 ]
