@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 
+from models.canvas import make_canvas
 from models.exemplar import Exemplar, prepare_exemplar
 from models.generator import GeneratorConfig
 from models.geometry import toward_exemplar
@@ -391,7 +392,14 @@ def adapt(
             for im, lm in zip(images, landmarks, strict=True)
         ]
     )
-    data = TrainingSet(to_unit_rgb(np.stack(images)), guides, to_unit_rgb(np.stack(targets)))
+    canvas = (
+        make_canvas(settings.crop_size, config.canvas, seed=settings.seed)
+        if config.canvas
+        else None
+    )
+    data = TrainingSet(
+        to_unit_rgb(np.stack(images)), guides, to_unit_rgb(np.stack(targets)), canvas
+    )
     train = replace(settings.train, seed=settings.seed, threads=threads)
     student, figures = train_student(
         data, config, train, progress=lambda done, losses: report("training", done, 1.0)
@@ -417,6 +425,7 @@ def adapt(
         geometry=float(settings.geometry),
         keep_tone=exemplar.keep_tone,
         training=figures,
+        canvas=canvas,
     )
     # The preview shows the student as a pack runs it, in float32, on the same crops (already
     # warped, hence geometry 0 here).

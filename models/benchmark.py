@@ -58,12 +58,14 @@ def main() -> None:
     net = StudentGenerator(config).eval()
     rgb = torch.zeros(1, 3, 256, 256)
     guides = torch.zeros(1, config.guide_channels, 64, 64)
+    canvas = torch.zeros(1, config.canvas, 256, 256)
     for dtype in (torch.float32, torch.bfloat16):
         model = net.to(dtype).to(memory_format=torch.channels_last)
-        x = rgb.to(dtype).contiguous(memory_format=torch.channels_last)
-        g = guides.to(dtype).contiguous(memory_format=torch.channels_last)
+        x, g, c = (
+            t.to(dtype).contiguous(memory_format=torch.channels_last) for t in (rgb, guides, canvas)
+        )
         with torch.inference_mode():
-            ms = median_ms(lambda m=model, a=x, b=g: m(a, b), args.repeats)
+            ms = median_ms(lambda m=model, a=x, b=g, k=c: m(a, b, k), args.repeats)
         print(f"student {str(dtype).removeprefix('torch.'):9s} {ms:6.2f} ms per 256x256 crop")
     if pack is not None:
         for dtype in (torch.float32, torch.bfloat16):

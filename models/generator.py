@@ -7,11 +7,13 @@ At 256x256 with the default widths (16, 32, 64) it costs about 1 GFLOP.
 
 The guides (where on the face, which part, how bright; :mod:`models.student_input`) are
 smooth, so they enter at quarter resolution, where they cost almost nothing to compute or to
-convolve; the full-resolution path sees only RGB.
+convolve; the full-resolution path sees RGB and the canvas (:mod:`models.canvas`), the noise
+the student paints its strokes from.
 
 Tensor conventions (every tensor here):
     rgb: ``(N, 3, S, S)`` float, the crop's RGB scaled to -1..1, ``S`` divisible by 4.
     guides: ``(N, G, S/4, S/4)`` float, about -1..1.
+    canvas: ``(N, C, S, S)`` float, about -1..1 (``C`` = ``config.canvas``; none when 0).
     output: ``(N, 3, S, S)`` float RGB in -1..1.
 """
 
@@ -22,9 +24,13 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-__all__ = ["ARCHITECTURE", "GeneratorConfig", "StudentGenerator", "count_flops"]
+__all__ = ["ARCHITECTURE", "ARCHITECTURES", "GeneratorConfig", "StudentGenerator", "count_flops"]
 
-ARCHITECTURE = "facestyle-student-v1"
+ARCHITECTURE = "facestyle-student-v2"
+"""What new packs are: a canvas input and bilinear upsampling."""
+
+ARCHITECTURES = ("facestyle-student-v1", ARCHITECTURE)
+"""What this version reads: v1 packs (no canvas, nearest-neighbour upsampling) still load."""
 
 
 @dataclass(frozen=True)
@@ -35,11 +41,16 @@ class GeneratorConfig:
         guide_channels: guide channels entering at quarter resolution.
         widths: channels at full, half and quarter resolution.
         blocks: residual blocks at quarter resolution.
+        canvas: canvas channels entering at full resolution (0 in v1 packs).
+        upsample: ``"bilinear"``, or ``"nearest"`` (v1 packs: its 2x2 blocks left a faint
+            diagonal grain on faces).
     """
 
     guide_channels: int = 0
     widths: tuple[int, int, int] = (16, 32, 64)
     blocks: int = 1
+    canvas: int = 1
+    upsample: str = "bilinear"
 
     def __post_init__(self) -> None:
         if not 0 <= self.guide_channels <= 64:
@@ -48,14 +59,38 @@ class GeneratorConfig:
             raise ValueError(f"widths: expected three values in 4..256, got {self.widths}")
         if not 0 <= self.blocks <= 16:
             raise ValueError(f"blocks: expected 0..16, got {self.blocks}")
+        if not 0 <= self.canvas <= 4:
+            raise ValueError(f"canvas: expected 0..4, got {self.canvas}")
+        if self.upsample not in ("nearest", "bilinear"):
+            raise ValueError(f"upsample: expected 'nearest' or 'bilinear', got {self.upsample!r}")
+
+    @property
+    def architecture(self) -> str:
+        """The pack architecture this config is: v1 without canvas and with nearest
+        upsampling (so older packs are saved as they were read), v2 otherwise."""
+        legacy = self.canvas == 0 and self.upsample == "nearest"
+        return ARCHITECTURES[0] if legacy else ARCHITECTURE
 
     def to_dict(self) -> dict[str, object]:
-        return {**asdict(self), "widths": list(self.widths)}
+        values = {**asdict(self), "widths": list(self.widths)}
+        if self.architecture == ARCHITECTURES[0]:
+            del values["canvas"], values["upsample"]
+        return values
 
     @classmethod
-    def from_dict(cls, values: dict[str, object]) -> GeneratorConfig:
-        """Build from a pack's metadata; raises ``ValueError`` on unknown or bad values."""
-        known = {"guide_channels", "widths", "blocks"}
+    def from_dict(
+        cls, values: dict[str, object], architecture: str = ARCHITECTURE
+    ) -> GeneratorConfig:
+        """Build from a pack's metadata; raises ``ValueError`` on unknown or bad values.
+
+        A v1 pack's config has no ``canvas`` or ``upsample``: it had none and upsampled by
+        nearest neighbour."""
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {architecture!r}")
+        legacy = architecture == ARCHITECTURES[0]
+        known = {"guide_channels", "widths", "blocks"} | (
+            set() if legacy else {"canvas", "upsample"}
+        )
         if set(values) != known:
             raise ValueError(
                 f"generator config: expected keys {sorted(known)}, got {sorted(values)}"
@@ -63,10 +98,23 @@ class GeneratorConfig:
         widths = values["widths"]
         if not isinstance(widths, list) or not all(type(w) is int for w in widths):
             raise ValueError(f"widths: expected a list of ints, got {widths!r}")
-        for key in ("guide_channels", "blocks"):
-            if type(values[key]) is not int:
-                raise ValueError(f"{key}: expected an int, got {values[key]!r}")
-        return cls(int(values["guide_channels"]), tuple(widths), int(values["blocks"]))  # type: ignore[arg-type]
+        extra = {"canvas": 0, "upsample": "nearest"} if legacy else values
+        checks = (
+            ("guide_channels", values, int),
+            ("blocks", values, int),
+            ("canvas", extra, int),
+            ("upsample", extra, str),
+        )
+        for key, source, kind in checks:
+            if type(source[key]) is not kind:
+                raise ValueError(f"{key}: expected {kind.__name__}, got {source[key]!r}")
+        return cls(
+            int(values["guide_channels"]),  # type: ignore[arg-type]
+            tuple(widths),  # type: ignore[arg-type]
+            int(values["blocks"]),  # type: ignore[arg-type]
+            int(extra["canvas"]),  # type: ignore[arg-type]
+            str(extra["upsample"]),
+        )
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -96,23 +144,32 @@ class StudentGenerator(nn.Module):
         self.config = config
         c1, c2, c3 = config.widths
         act = nn.LeakyReLU(0.2, inplace=True)
-        self.enc1 = nn.Sequential(_conv(3, c1), act)
+        self.enc1 = nn.Sequential(_conv(3 + config.canvas, c1), act)
         self.enc2 = nn.Sequential(_conv(c1, c2, stride=2), act)
         self.enc3 = nn.Sequential(_conv(c2, c3, stride=2), act)
         self.fuse = nn.Sequential(nn.Conv2d(c3 + config.guide_channels, c3, 1), act)
         self.body = nn.Sequential(*(_Residual(c3) for _ in range(config.blocks)))
         # Narrow the channels before upsampling, so the expensive resolution sees few channels.
-        self.up2 = nn.Sequential(_conv(c3, c2), act, nn.Upsample(scale_factor=2, mode="nearest"))
+        up = config.upsample
+        self.up2 = nn.Sequential(_conv(c3, c2), act, nn.Upsample(scale_factor=2, mode=up))
         self.dec2 = nn.Sequential(_conv(c2, c2), act)
-        self.up1 = nn.Sequential(_conv(c2, c1), act, nn.Upsample(scale_factor=2, mode="nearest"))
+        self.up1 = nn.Sequential(_conv(c2, c1), act, nn.Upsample(scale_factor=2, mode=up))
         self.dec1 = nn.Sequential(_conv(c1, c1), act)
         self.out = nn.Conv2d(c1, 3, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, rgb: torch.Tensor, guides: torch.Tensor) -> torch.Tensor:
-        """Stylize: see the module docstring for shapes and ranges."""
-        f1 = self.enc1(rgb)
+    def forward(
+        self, rgb: torch.Tensor, guides: torch.Tensor, canvas: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Stylize: see the module docstring for shapes and ranges (``canvas`` is required
+        when ``config.canvas`` > 0)."""
+        if self.config.canvas:
+            if canvas is None or canvas.shape[1] != self.config.canvas:
+                raise ValueError(f"the student takes a {self.config.canvas}-channel canvas")
+            f1 = self.enc1(torch.cat([rgb, canvas], dim=1))
+        else:
+            f1 = self.enc1(rgb)
         f2 = self.enc2(f1)
         f3 = self.body(self.fuse(torch.cat([self.enc3(f2), guides], dim=1)))
         d2 = self.dec2(self.up2(f3) + f2)
@@ -129,7 +186,7 @@ def count_flops(config: GeneratorConfig, size: int = 256) -> int:
     c1, c2, c3 = config.widths
     full, half, quarter = size * size, (size // 2) ** 2, (size // 4) ** 2
     macs = 9 * (
-        full * 3 * c1
+        full * (3 + config.canvas) * c1
         + half * c1 * c2
         + quarter * c2 * c3
         + quarter * c3 * c3 * 2 * config.blocks

@@ -13,6 +13,8 @@ File layout (safetensors, so any safetensors reader can inspect it):
 - tensor ``luminance_quantiles``: ``(65,)`` ``float32``, the exemplar's face luminance
   quantiles (reference of the appearance guide);
 - tensor ``thumbnail``: ``(T, T, 3)`` ``uint8`` RGB, the aligned exemplar, ``T <= 256``;
+- tensor ``canvas``: ``(C, S, S)`` ``float32``, the noise the student paints from
+  (:mod:`models.canvas`), when its config has ``C`` > 0 canvas channels (v2 packs);
 - metadata key ``facestyle``: one JSON object (keys sorted, so saving is byte-deterministic)
   with ``format`` (:data:`FORMAT`), ``format_version`` (:data:`FORMAT_VERSION`),
   ``architecture``, ``config``, ``crop_size``, ``guides``, ``name``, ``identity``,
@@ -31,7 +33,7 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError
 
-from models.generator import ARCHITECTURE, GeneratorConfig, StudentGenerator
+from models.generator import ARCHITECTURES, GeneratorConfig, StudentGenerator
 from models.student_input import GUIDE_CHANNELS, StudentReference, guide_channels
 from pipeline.atomic import write_atomically
 from pipeline.errors import StyleError
@@ -78,6 +80,8 @@ class StylePack:
             :attr:`models.exemplar.Exemplar.keep_tone`).
         training: figures from training (steps, seconds, final losses, ...); numbers or
             strings only.
+        canvas: ``(C, S, S)`` ``float32`` the student's canvas (:mod:`models.canvas`);
+            ``None`` when the config takes none.
     """
 
     name: str
@@ -92,6 +96,7 @@ class StylePack:
     geometry: float = 0.0
     keep_tone: bool = False
     training: dict[str, float | int | str] = field(default_factory=dict)
+    canvas: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check_pack(self)
@@ -136,7 +141,7 @@ def _check_pack(pack: StylePack) -> None:
     expected = _expected_shapes(pack.config)
     expect(
         set(pack.weights) == set(expected),
-        f"weights do not match architecture {ARCHITECTURE}: missing "
+        f"weights do not match architecture {pack.config.architecture}: missing "
         f"{sorted(set(expected) - set(pack.weights))[:5]}, unexpected "
         f"{sorted(set(pack.weights) - set(expected))[:5]}",
     )
@@ -148,6 +153,19 @@ def _check_pack(pack: StylePack) -> None:
             f"{getattr(array, 'dtype', type(array))} {getattr(array, 'shape', '')}",
         )
         expect(bool(np.isfinite(array).all()), f"weight {key} holds NaN or infinity")
+    canvas, channels = pack.canvas, pack.config.canvas
+    if channels:
+        expect(
+            isinstance(canvas, np.ndarray)
+            and canvas.dtype == np.float32
+            and canvas.shape == (channels, pack.crop_size, pack.crop_size)
+            and bool(np.isfinite(canvas).all())
+            and float(np.abs(canvas).max()) <= 16.0,
+            f"canvas must be finite float32 ({channels}, {pack.crop_size}, {pack.crop_size}) "
+            "within -16..16",
+        )
+    else:
+        expect(canvas is None, "a canvas for a student that takes none")
     landmarks = pack.exemplar_landmarks
     expect(
         isinstance(landmarks, np.ndarray)
@@ -202,10 +220,12 @@ def _serialize(pack: StylePack) -> bytes:
     tensors["exemplar_landmarks"] = np.ascontiguousarray(pack.exemplar_landmarks)
     tensors["luminance_quantiles"] = np.ascontiguousarray(pack.luminance_quantiles)
     tensors["thumbnail"] = np.ascontiguousarray(pack.thumbnail)
+    if pack.canvas is not None:
+        tensors["canvas"] = np.ascontiguousarray(pack.canvas)
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "architecture": ARCHITECTURE,
+        "architecture": pack.config.architecture,
         "config": pack.config.to_dict(),
         "crop_size": pack.crop_size,
         "guides": list(pack.guides),
@@ -281,11 +301,11 @@ def _parse_metadata(path: Path, header: dict[str, object]) -> dict[str, object]:
             f"format version {version!r}, this facestyle reads version {FORMAT_VERSION}; "
             "rebuild the pack with `facestyle adapt` or update facestyle",
         )
-    if meta.get("architecture") != ARCHITECTURE:
+    if meta.get("architecture") not in ARCHITECTURES:
         raise _fail(
             path,
             f"unknown architecture {meta.get('architecture')!r}; "
-            f"this facestyle knows {ARCHITECTURE!r}",
+            f"this facestyle knows {', '.join(ARCHITECTURES)}",
         )
     expected = {
         "format",
@@ -327,18 +347,19 @@ def load_pack(path: str | Path) -> StylePack:
     except (SafetensorError, ValueError) as error:
         raise _fail(path, f"the tensor data is corrupt ({error})") from error
     try:
-        config = GeneratorConfig.from_dict(meta["config"])  # type: ignore[arg-type]
+        config = GeneratorConfig.from_dict(meta["config"], meta["architecture"])  # type: ignore[arg-type]
     except (ValueError, TypeError, KeyError) as error:
         raise _fail(path, f"bad generator config: {error}") from error
     guides = meta["guides"]
     if not isinstance(guides, list) or not all(isinstance(g, str) for g in guides):
         raise _fail(path, f"guides must be a list of names, got {guides!r}")
     names = {"exemplar_landmarks", "luminance_quantiles", "thumbnail"}
+    optional = {"canvas"}
     if not names <= set(tensors) or not all(
-        k in names or k.startswith(_WEIGHT_PREFIX) for k in tensors
+        k in names | optional or k.startswith(_WEIGHT_PREFIX) for k in tensors
     ):
         raise _fail(path, f"unexpected tensor names {sorted(tensors)[:8]}")
-    weights = {k[len(_WEIGHT_PREFIX) :]: v for k, v in tensors.items() if k not in names}
+    weights = {k[len(_WEIGHT_PREFIX) :]: v for k, v in tensors.items() if k not in names | optional}
     try:
         return StylePack(
             name=meta["name"],
@@ -353,6 +374,7 @@ def load_pack(path: str | Path) -> StylePack:
             geometry=meta["geometry"],
             keep_tone=meta.get("keep_tone", False),
             training=meta["training"],
+            canvas=tensors.get("canvas"),
         )
     except StyleError as error:
         raise StyleError(f"{path}: {error}") from error

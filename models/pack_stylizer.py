@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
+from models.canvas import advect_shift, resize_canvas, shifted_canvas
 from models.generator import StudentGenerator
 from models.geometry import toward_exemplar
 from models.pack import StylePack
@@ -71,6 +72,33 @@ def _warp_crop(crop: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
     )[0].permute(1, 2, 0)
 
 
+@dataclass
+class _TrackState:
+    """What a track keeps of its last frame.
+
+    Attributes:
+        grey: ``(S, S)`` ``uint8`` the input crop's grey.
+        luminance: ``(S, S)`` ``float32`` its blurred luminance (when smoothing).
+        styled: ``(S, S, 3)`` ``float32`` 0-255 the stylized crop, on the stylizer's device.
+        shift: ``(S, S, 2)`` ``float32`` where its pixels are on the canvas (a pack with one).
+    """
+
+    grey: np.ndarray
+    luminance: np.ndarray | None = None
+    styled: torch.Tensor | None = None
+    shift: np.ndarray | None = None
+
+
+@dataclass
+class _Motion:
+    """One crop of this frame: its track's new state, the last one, the flow between."""
+
+    track_id: int
+    track: _TrackState
+    last: _TrackState | None
+    flow: np.ndarray | None
+
+
 class PackStylizer:
     """Stylizes aligned crops with a pack's student.
 
@@ -101,8 +129,7 @@ class PackStylizer:
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"PackStylizer: smoothing must be in 0..1, got {smoothing}")
         self.smoothing = smoothing
-        # track id -> (input grey uint8, its blurred luminance float32, stylized crop).
-        self._previous: dict[int, tuple[np.ndarray, np.ndarray, torch.Tensor]] = {}
+        self._tracks: dict[int, _TrackState] = {}
         self.pack = pack
         self.name = pack.name
         self.crop_size = pack.crop_size
@@ -120,6 +147,8 @@ class PackStylizer:
             build_generator(pack).to(self.device, self.dtype).to(memory_format=torch.channels_last)
         )
         self._reference = pack.reference
+        self._canvas = pack.canvas
+        self._canvas_sizes: dict[int, np.ndarray] = {}
 
     def inputs(self, crops: Sequence[AlignedCrop]) -> tuple[np.ndarray, np.ndarray]:
         """The student's inputs: ``(N, 3, S, S)`` RGB -1..1 and ``(N, G, S/4, S/4)`` guides,
@@ -155,16 +184,57 @@ class PackStylizer:
         if not crops:
             return self.backend.xp.zeros((0, self.crop_size, self.crop_size, 3), np.uint8)
         rgb, guides = self.inputs(crops)
-        styled = self.forward(rgb, guides).round_().clamp_(0, 255)
+        motions = self._motions(crops)
+        canvas = None if self._canvas is None else self._carried_canvas(motions)
+        styled = self.forward(rgb, guides, canvas).round_().clamp_(0, 255)
         if self.smoothing > 0:
-            styled = self._smooth(crops, styled)
+            styled = self._smooth(motions, styled)
+        for motion, current in zip(motions, styled, strict=True):
+            motion.track.styled = current
+        self._tracks = {motion.track_id: motion.track for motion in motions}
         styled = self._hand_over(styled)
         if self.pack.keep_tone:
             content = np.stack([crop.image for crop in crops])
             styled = restore_tone(styled, content, np.stack([crop.landmarks for crop in crops]))
         return styled
 
-    def _smooth(self, crops: Sequence[AlignedCrop], styled: torch.Tensor) -> torch.Tensor:
+    def _motions(self, crops: Sequence[AlignedCrop]) -> list[_Motion]:
+        """Each crop's track now and the flow from it to the track's last crop (``None``
+        for a new track, or one whose crop size changed: a live degradation step)."""
+        needs_flow = self.smoothing > 0 or self._canvas is not None
+        motions = []
+        for crop in crops:
+            grey = cv2.cvtColor(crop.image, cv2.COLOR_RGB2GRAY)
+            last = self._tracks.get(crop.track_id)
+            if last is not None and last.grey.shape != grey.shape:
+                last = None
+            flow = optical_flow(grey, last.grey, fast=True) if last and needs_flow else None
+            motions.append(_Motion(crop.track_id, _TrackState(grey), last, flow))
+        return motions
+
+    def _carried_canvas(self, motions: Sequence[_Motion]) -> np.ndarray:
+        """``(N, C, S, S)`` ``float32``: each track's canvas carried along its face's motion
+        since the track began (:func:`models.canvas.advect_shift`)."""
+        size = motions[0].track.grey.shape[0]
+        canvas = self._canvas_at(size)
+        planes = []
+        for motion in motions:
+            if motion.flow is None or motion.last is None or motion.last.shift is None:
+                motion.track.shift = np.zeros((size, size, 2), np.float32)
+                planes.append(canvas)
+            else:
+                motion.track.shift = advect_shift(motion.last.shift, motion.flow)
+                planes.append(shifted_canvas(canvas, motion.track.shift))
+        return np.stack(planes)
+
+    def _canvas_at(self, size: int) -> np.ndarray:
+        """The pack's ``(C, size, size)`` canvas (half size on the live path's smaller
+        crops), made once per size."""
+        if size not in self._canvas_sizes:
+            self._canvas_sizes[size] = resize_canvas(self._canvas, size)  # type: ignore[arg-type]
+        return self._canvas_sizes[size]
+
+    def _smooth(self, motions: Sequence[_Motion], styled: torch.Tensor) -> torch.Tensor:
         """Blend each track's previous output in, carried along the face's motion, where its
         input did not change.
 
@@ -177,23 +247,19 @@ class PackStylizer:
         ``styled`` and the result: ``(N, S, S, 3)`` ``float32`` 0-255 on :attr:`device`; the
         flow and change weights come from the input crops, which are on the host anyway.
         """
-        previous, self._previous = self._previous, {}
         out = torch.empty_like(styled)
         sigma = styled.shape[1] / 128
-        for i, crop in enumerate(crops):
-            grey = cv2.cvtColor(crop.image, cv2.COLOR_RGB2GRAY)
-            luminance = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), sigma)
+        for i, motion in enumerate(motions):
+            track = motion.track
+            track.luminance = cv2.GaussianBlur(track.grey.astype(np.float32), (0, 0), sigma)
             current = styled[i]
-            # A track whose crop size changed (a live degradation step) starts afresh.
-            if crop.track_id in previous and previous[crop.track_id][2].shape == current.shape:
-                last_grey, last_luminance, last = previous[crop.track_id]
-                flow = optical_flow(grey, last_grey, fast=True)
-                change = np.abs(luminance - warp_by_flow(last_luminance, flow))
+            last = motion.last
+            if motion.flow is not None and last is not None and last.luminance is not None:
+                change = np.abs(track.luminance - warp_by_flow(last.luminance, motion.flow))
                 weight = np.float32(self.smoothing) * np.exp(-((change / _CHANGE_SCALE) ** 2))
                 current = current + torch.from_numpy(weight).to(self.device)[..., None] * (
-                    _warp_crop(last, flow) - current
+                    _warp_crop(last.styled, motion.flow) - current
                 )
-            self._previous[crop.track_id] = (grey, luminance, current)
             out[i] = current
         return out
 
@@ -204,8 +270,13 @@ class PackStylizer:
             crops = crops.cpu()  # a CUDA student without CuPy: the one host copy
         return self.backend.xp.from_dlpack(crops)
 
-    def forward(self, rgb: np.ndarray, guides: np.ndarray) -> torch.Tensor:
+    def forward(
+        self, rgb: np.ndarray, guides: np.ndarray, canvas: np.ndarray | None = None
+    ) -> torch.Tensor:
         """The student on prepared inputs (see :meth:`inputs`), all crops in one batch.
+
+        ``canvas``: ``(N, C, S, S)`` ``float32``; the pack's own, unmoved, when ``None`` (a
+        still picture, the adapt preview).
 
         Returns:
             ``(N, S, S, 3)`` ``float32`` RGB 0-255 (unrounded) on :attr:`device`.
@@ -218,8 +289,12 @@ class PackStylizer:
                 .contiguous(memory_format=torch.channels_last)
             )
 
+        if canvas is None and self._canvas is not None:
+            still = self._canvas_at(rgb.shape[2])
+            canvas = np.ascontiguousarray(np.broadcast_to(still, (len(rgb), *still.shape)))
         with torch.inference_mode():
-            out = self._net(tensor(rgb), tensor(guides)).float()
+            net_canvas = None if canvas is None else tensor(canvas)
+            out = self._net(tensor(rgb), tensor(guides), net_canvas).float()
         return ((out + 1.0) * 127.5).permute(0, 2, 3, 1)
 
     def run(self, rgb: np.ndarray, guides: np.ndarray) -> np.ndarray:
@@ -229,4 +304,4 @@ class PackStylizer:
 
     def reset(self) -> None:
         """Forget every track's previous frame (call between unrelated clips)."""
-        self._previous = {}
+        self._tracks = {}

@@ -17,7 +17,9 @@ What each term is for (DESIGN.md, step 4):
   steady on video, where the aligned crop jitters by a fraction of a pixel every frame.
 
 Tensors here follow :mod:`models.generator`: RGB ``(N, 3, S, S)`` in -1..1, guides
-``(N, G, S/4, S/4)`` about -1..1.
+``(N, G, S/4, S/4)`` about -1..1, canvas ``(N, C, S, S)``. Every training face sees the same
+canvas; the consistency term warps it with the face, as a track's canvas moves with the face
+on video (:func:`models.canvas.advect_shift`).
 """
 
 from __future__ import annotations
@@ -55,11 +57,14 @@ class TrainingSet:
         rgb: ``(N, 3, S, S)`` ``float32`` content RGB, -1..1.
         guides: ``(N, G, S/4, S/4)`` ``float32`` their guides.
         targets: ``(N, 3, S, S)`` ``float32`` the teacher's output, -1..1.
+        canvas: ``(C, S, S)`` ``float32`` the canvas of every face (:mod:`models.canvas`);
+            ``None`` for a student without one.
     """
 
     rgb: np.ndarray
     guides: np.ndarray
     targets: np.ndarray
+    canvas: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, _, s, _ = self.rgb.shape
@@ -73,6 +78,8 @@ class TrainingSet:
             raise ValueError(
                 f"TrainingSet.guides: expected ({n}, G, {small}, {small}), got {self.guides.shape}"
             )
+        if self.canvas is not None and self.canvas.shape[1:] != (s, s):
+            raise ValueError(f"TrainingSet.canvas: expected (C, {s}, {s}), got {self.canvas.shape}")
 
 
 @dataclass(frozen=True)
@@ -203,8 +210,9 @@ class PatchDiscriminator(nn.Module):
 
 def _sample_patches(
     data: TrainingSet, count: int, patch: int, rng: np.random.Generator, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random patches at positions on the guides' grid, so guides and RGB stay aligned."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Random patches at positions on the guides' grid, so guides and RGB stay aligned:
+    RGB, guides, targets and the canvas under them."""
     n, _, s, _ = data.rgb.shape
     small = patch // GUIDE_SCALE
     index = rng.integers(0, n, count)
@@ -222,11 +230,20 @@ def _sample_patches(
 
     rgb, target = cut(data.rgb, patch), cut(data.targets, patch)
     guides = cut(data.guides, small, GUIDE_SCALE)
+    canvas = None
+    if data.canvas is not None:
+        canvas = np.stack([data.canvas[:, y : y + patch, x : x + patch] for _, y, x in picks])
+
     # channels_last: several times faster for these thin convs on a CPU, training included.
-    return tuple(
-        torch.from_numpy(a).to(device).contiguous(memory_format=torch.channels_last)
-        for a in (rgb, guides, target)
-    )  # type: ignore[return-value]
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(device).contiguous(memory_format=torch.channels_last)
+
+    return (
+        tensor(rgb),
+        tensor(guides),
+        tensor(target),
+        None if canvas is None else tensor(canvas),
+    )
 
 
 def _random_warps(count: int, patch: int, generator: torch.Generator) -> torch.Tensor:
@@ -309,6 +326,11 @@ def train_student(
             f"the data has {data.guides.shape[1]} guide channels, the student takes "
             f"{config.guide_channels}"
         )
+    canvas_channels = 0 if data.canvas is None else data.canvas.shape[0]
+    if canvas_channels != config.canvas:
+        raise ValueError(
+            f"the data has {canvas_channels} canvas channels, the student takes {config.canvas}"
+        )
     previous = torch.get_num_threads()
     torch.set_num_threads(settings.threads or free_cores())
     try:
@@ -344,8 +366,8 @@ def _train(
         for optimizer in (opt_g, opt_d):
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        rgb, guides, target = _sample_patches(data, settings.batch, patch, rng, device)
-        output = student(rgb, guides)
+        rgb, guides, target, canvas = _sample_patches(data, settings.batch, patch, rng, device)
+        output = student(rgb, guides, canvas)
         losses = {"l1": functional.l1_loss(output, target)}
         total = settings.l1 * losses["l1"]
         if settings.adversarial > 0:
@@ -357,7 +379,11 @@ def _train(
         if settings.consistency > 0:
             theta = _random_warps(settings.batch, patch, generator).to(device)
             noise = (torch.randn(rgb.shape, generator=generator) * (2.0 / 255.0)).to(device)
-            moved = student(_warp(rgb, theta) + noise, _warp(guides, theta))
+            moved = student(
+                _warp(rgb, theta) + noise,
+                _warp(guides, theta),
+                None if canvas is None else _warp(canvas, theta),
+            )
             expected = _warp(output.detach(), theta)
             inner = (slice(None), slice(None), slice(margin, -margin), slice(margin, -margin))
             losses["consistency"] = functional.l1_loss(moved[inner], expected[inner])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from models.canvas import make_canvas
 from models.generator import GeneratorConfig, StudentGenerator
 from models.pack import StylePack
 from models.student_input import DEFAULT_GUIDES, guide_channels
@@ -31,4 +32,5 @@ def make_pack(seed: int = 0) -> StylePack:
         identity=0.5,
         geometry=0.25,
         training={"steps": 10, "seconds": 1.5, "note": "test"},
+        canvas=make_canvas(64, config.canvas, seed=seed),
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from models.adapt import (
     AdaptSettings,
@@ -21,12 +22,13 @@ from models.adapt import (
     preview_sheet,
     sample_faces,
 )
+from models.canvas import make_canvas
 from models.exemplar import load_image
 from models.generator import GeneratorConfig
 from models.pack import load_pack, save_pack
 from models.pack_stylizer import PackStylizer
 from models.teacher import TeacherParams
-from models.train import TrainSettings
+from models.train import TrainingSet, TrainSettings, _sample_patches
 from pipeline.errors import NoFaceError
 from pipeline.frame import AlignedCrop
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
@@ -65,6 +67,17 @@ def test_tiny_adaptation_makes_a_pack_closer_to_the_teacher(tiny_result, tmp_pat
     before = np.abs(result.content.astype(np.float32) - teacher).mean()
     after = np.abs(student - teacher).mean()
     assert after < 0.8 * before, (before, after)
+
+
+def test_training_patches_cut_the_canvas_under_each_patch() -> None:
+    rng = np.random.default_rng(0)
+    canvas = make_canvas(64)
+    rgb = rng.uniform(-1, 1, (3, 3, 64, 64)).astype(np.float32)
+    rgb[:, 0] = canvas[0]  # red is the canvas: the canvas patch must match it
+    data = TrainingSet(rgb, np.zeros((3, 1, 16, 16), np.float32), rgb.copy(), canvas)
+    patches, _, _, canvases = _sample_patches(data, 8, 32, rng, torch.device("cpu"))
+    assert canvases is not None and canvases.shape == (8, 1, 32, 32)
+    assert torch.equal(canvases[:, 0], patches[:, 0])
 
 
 def test_teacher_targets_do_not_depend_on_how_many_threads_paint_them(tiny_result) -> None:

@@ -9,7 +9,13 @@ import torch
 from pack_factory import make_pack
 from torch.utils.flop_counter import FlopCounterMode
 
-from models.generator import GeneratorConfig, StudentGenerator, count_flops
+from models.generator import (
+    ARCHITECTURE,
+    ARCHITECTURES,
+    GeneratorConfig,
+    StudentGenerator,
+    count_flops,
+)
 from models.geometry import toward_exemplar
 from models.pack_stylizer import PackStylizer, _warp_crop, default_dtype
 from models.student_input import DEFAULT_GUIDES, StudentReference, guide_channels, student_guides
@@ -25,7 +31,7 @@ def test_flop_count_matches_pytorch_and_is_about_one_gigamac() -> None:
     net = StudentGenerator(config)
     rgb, guides = torch.zeros(1, 3, 256, 256), torch.zeros(1, config.guide_channels, 64, 64)
     with FlopCounterMode(display=False) as counter:
-        net(rgb, guides)
+        net(rgb, guides, torch.zeros(1, config.canvas, 256, 256))
     assert counter.get_total_flops() == count_flops(config)
     assert 0.7e9 < count_flops(config) / 2 < 1.3e9
 
@@ -33,9 +39,12 @@ def test_flop_count_matches_pytorch_and_is_about_one_gigamac() -> None:
 def test_untrained_student_is_the_identity_and_keeps_shape() -> None:
     config = GeneratorConfig(5, widths=(8, 16, 24))
     rgb = torch.rand(2, 3, 64, 64) * 2 - 1
-    out = StudentGenerator(config)(rgb, torch.zeros(2, 5, 16, 16))
+    net = StudentGenerator(config)
+    out = net(rgb, torch.zeros(2, 5, 16, 16), torch.randn(2, 1, 64, 64))
     assert out.shape == rgb.shape
     torch.testing.assert_close(out, rgb)
+    with pytest.raises(ValueError, match="canvas"):
+        net(rgb, torch.zeros(2, 5, 16, 16))
 
 
 @pytest.mark.parametrize(
@@ -45,6 +54,9 @@ def test_untrained_student_is_the_identity_and_keeps_shape() -> None:
         {"guide_channels": "3", "widths": [8, 16, 24], "blocks": 1},
         {"guide_channels": 3, "widths": [8, 16, 24], "blocks": 1, "extra": 0},
         {"guide_channels": 3, "widths": [8, 16, 24], "blocks": 99},
+        {"guide_channels": 3, "widths": [8, 16, 24], "blocks": 1},  # v2 without canvas keys
+        {"guide_channels": 3, "widths": [8, 16, 24], "blocks": 1, "canvas": 1, "upsample": 2},
+        {"guide_channels": 3, "widths": [8, 16, 24], "blocks": 1, "canvas": 9, "upsample": ""},
     ],
 )
 def test_config_from_metadata_refuses_bad_values(values: dict) -> None:
@@ -54,7 +66,13 @@ def test_config_from_metadata_refuses_bad_values(values: dict) -> None:
 
 def test_config_round_trips_through_metadata() -> None:
     config = GeneratorConfig(11, widths=(12, 24, 48), blocks=2)
+    assert config.architecture == ARCHITECTURE
     assert GeneratorConfig.from_dict(config.to_dict()) == config
+    # A v1 pack's config: no canvas, nearest upsampling, and saved back the same way.
+    old = {"guide_channels": 11, "widths": [16, 32, 64], "blocks": 1}
+    legacy = GeneratorConfig.from_dict(old, ARCHITECTURES[0])
+    assert (legacy.canvas, legacy.upsample) == (0, "nearest")
+    assert legacy.architecture == ARCHITECTURES[0] and legacy.to_dict() == old
 
 
 def test_guides_are_quarter_size_and_in_range(astronaut: np.ndarray) -> None:
@@ -116,7 +134,7 @@ def test_stylizer_refuses_wrong_crop_size_and_missing_gpu(astronaut: np.ndarray)
 
 
 def test_saturated_outputs_still_get_a_gradient_while_training() -> None:
-    net = StudentGenerator(GeneratorConfig(0, widths=(8, 16, 24)))
+    net = StudentGenerator(GeneratorConfig(0, widths=(8, 16, 24), canvas=0))
     torch.nn.init.constant_(net.out.bias, 5.0)  # pushed far past white
     rgb, guides = torch.zeros(1, 3, 32, 32), torch.zeros(1, 0, 8, 8)
     net.train()(rgb, guides).abs().mean().backward()
@@ -144,6 +162,7 @@ def test_smoothing_steadies_a_still_face_without_ghosting_a_new_one(
     other_alone = plain.stylize([other])[0].astype(int)
     assert np.abs(new_face - other_alone).mean() < 0.05 * np.abs(other_alone - a).mean()
     steady.reset()
+    plain.reset()  # its canvas moved with the faces it saw
     assert np.array_equal(steady.stylize([second])[0], plain.stylize([second])[0])
 
 

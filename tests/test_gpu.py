@@ -95,13 +95,14 @@ def test_the_cupy_compositor_matches_the_numpy_one(mode: str) -> None:
 
 
 def test_the_student_trains_on_the_gpu() -> None:
+    from models.canvas import make_canvas
     from models.generator import GeneratorConfig
     from models.train import TrainingSet, TrainSettings, train_student
 
     rng = np.random.default_rng(0)
     rgb = rng.uniform(-1, 1, (4, 3, 64, 64)).astype(np.float32)
     guides = rng.uniform(-1, 1, (4, 2, 16, 16)).astype(np.float32)
-    data = TrainingSet(rgb, guides, np.clip(rgb * 0.5, -1, 1))
+    data = TrainingSet(rgb, guides, np.clip(rgb * 0.5, -1, 1), make_canvas(64))
     settings = TrainSettings(steps=30, batch=4, patch=32, device="cuda")
     student, figures = train_student(data, GeneratorConfig(guide_channels=2), settings)
     assert figures["train_device"] == "cuda" and figures["steps"] == 30

@@ -14,6 +14,7 @@ import safetensors.numpy
 import torch
 from pack_factory import make_pack
 
+from models.generator import StudentGenerator
 from models.pack import FORMAT_VERSION, bundled_packs, load_pack, save_pack
 from models.pack_stylizer import PackStylizer
 from pipeline.align import align_face
@@ -55,6 +56,8 @@ def test_round_trip_is_bit_exact(pack_file: Path, tmp_path: Path) -> None:
         assert loaded.weights[key].tobytes() == value.tobytes()
     assert loaded.thumbnail.tobytes() == original.thumbnail.tobytes()
     assert loaded.exemplar_landmarks.tobytes() == original.exemplar_landmarks.tobytes()
+    assert loaded.canvas is not None and original.canvas is not None
+    assert loaded.canvas.tobytes() == original.canvas.tobytes()
     again = save_pack(loaded, tmp_path / "again.safetensors")
     assert again.read_bytes() == pack_file.read_bytes()
 
@@ -129,6 +132,30 @@ def _nan_weight(path: Path) -> None:
     _resave(path, tensors, meta)
 
 
+def _nan_canvas(path: Path) -> None:
+    tensors, meta = _contents(path)
+    tensors["canvas"] = np.full_like(tensors["canvas"], np.nan)
+    _resave(path, tensors, meta)
+
+
+def _missing_canvas(path: Path) -> None:
+    tensors, meta = _contents(path)
+    del tensors["canvas"]
+    _resave(path, tensors, meta)
+
+
+def _wrong_size_canvas(path: Path) -> None:
+    tensors, meta = _contents(path)
+    tensors["canvas"] = np.zeros((1, 128, 128), np.float32)
+    _resave(path, tensors, meta)
+
+
+def _loud_canvas(path: Path) -> None:
+    tensors, meta = _contents(path)
+    tensors["canvas"] = tensors["canvas"] * np.float32(1e6)
+    _resave(path, tensors, meta)
+
+
 def _bad_metadata_type(path: Path) -> None:
     tensors, meta = _contents(path)
     _resave(path, tensors, {**meta, "crop_size": "sixty-four"})
@@ -156,6 +183,10 @@ def _empty(path: Path) -> None:
         (_wrong_dtype, "out.bias"),
         (_missing_weight, "missing"),
         (_nan_weight, "NaN"),
+        (_nan_canvas, "canvas"),
+        (_missing_canvas, "canvas"),
+        (_wrong_size_canvas, "canvas"),
+        (_loud_canvas, "canvas"),
         (_bad_metadata_type, "crop_size"),
         (_foreign_safetensors, "no facestyle metadata"),
         (_empty, "empty"),
@@ -166,6 +197,24 @@ def test_broken_or_hostile_packs_are_refused(pack_file: Path, damage, message: s
     with pytest.raises(StyleError, match=message) as raised:
         load_pack(pack_file)
     assert str(pack_file) in str(raised.value)
+
+
+def test_v1_packs_without_a_canvas_still_load(tmp_path: Path) -> None:
+    # A pack made before the canvas: architecture v1, no canvas keys or tensor, nearest
+    # upsampling. It loads, stylizes, and is saved back byte for byte.
+    config = replace(make_pack().config, canvas=0, upsample="nearest")
+    weights = {k: v.detach().numpy() for k, v in StudentGenerator(config).state_dict().items()}
+    old = save_pack(
+        replace(make_pack(), config=config, weights=weights, canvas=None), tmp_path / "v1.st"
+    )
+    tensors, meta = _contents(old)
+    assert meta["architecture"] == "facestyle-student-v1" and "canvas" not in tensors
+    assert set(meta["config"]) == {"guide_channels", "widths", "blocks"}
+    loaded = load_pack(old)
+    assert loaded.config == config and loaded.canvas is None
+    assert save_pack(loaded, tmp_path / "again.st").read_bytes() == old.read_bytes()
+    with pytest.raises(StyleError, match="canvas"):
+        replace(loaded, canvas=np.zeros((1, 64, 64), np.float32))
 
 
 def test_missing_pack_is_refused(tmp_path: Path) -> None:

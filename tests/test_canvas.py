@@ -1,0 +1,82 @@
+"""The canvas the student paints strokes from, and how it moves with a face on video."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from pack_factory import make_pack
+
+from models.canvas import (
+    CANVAS_STRENGTH,
+    advect_shift,
+    make_canvas,
+    resize_canvas,
+    shifted_canvas,
+)
+from models.pack_stylizer import PackStylizer
+from pipeline.align import align_face
+from pipeline.frame import AlignedCrop
+from pipeline.landmarks import detect_landmarks
+
+
+def test_canvas_is_seeded_noise_of_the_chosen_stroke_width() -> None:
+    canvas = make_canvas(128, channels=2, seed=3)
+    assert canvas.shape == (2, 128, 128) and canvas.dtype == np.float32
+    assert np.array_equal(canvas, make_canvas(128, channels=2, seed=3))
+    assert not np.array_equal(canvas, make_canvas(128, channels=2, seed=4))
+    assert abs(float(canvas.std()) - CANVAS_STRENGTH) < 0.01
+    # Wider strokes: smoother noise at the same contrast.
+    fine, wide = (make_canvas(256, stroke=s)[0] for s in (1.0, 4.0))
+    assert np.abs(np.diff(wide)).mean() < 0.5 * np.abs(np.diff(fine)).mean()
+    small = resize_canvas(canvas, 64)
+    assert small.shape == (2, 64, 64) and abs(float(small.std()) - CANVAS_STRENGTH) < 0.02
+
+
+def test_shifts_compose_along_the_flow_and_fade_slowly() -> None:
+    step = np.zeros((32, 32, 2), np.float32)
+    step[..., 0] = 1.5  # every pixel was 1.5 px to the right in the last crop
+    shift = np.zeros_like(step)
+    for _ in range(3):
+        shift = advect_shift(shift, step, decay=1.0)
+    np.testing.assert_allclose(shift[..., 0], 4.5, atol=1e-4)
+    faded = np.zeros_like(step)
+    for _ in range(3):
+        faded = advect_shift(faded, step, decay=0.9)
+    np.testing.assert_allclose(faded[..., 0], 0.9 * 1.5 + 0.81 * 1.5 + 0.729 * 1.5, atol=1e-4)
+
+
+def test_shifted_canvas_samples_where_the_face_was() -> None:
+    canvas = make_canvas(64)
+    shift = np.zeros((64, 64, 2), np.float32)
+    shift[..., 1] = 3.0
+    moved = shifted_canvas(canvas, shift)
+    np.testing.assert_allclose(moved[0, 8:-8, 8:-8], canvas[0, 11:-5, 8:-8], atol=1e-5)
+
+
+def test_the_canvas_moves_with_a_moving_face(astronaut: np.ndarray) -> None:
+    # The face moves 2 px right inside its crop: the canvas the student paints it from must
+    # move along (a fixed one would leave the strokes behind, swimming over the skin).
+    pack = make_pack()
+    assert pack.canvas is not None
+    first = align_face(astronaut, detect_landmarks(astronaut)[0], 64)
+    moved = cv2.warpAffine(first.image, np.float32([[1, 0, 2], [0, 1, 0]]), (64, 64))
+    second = AlignedCrop(moved, first.matrix, first.landmarks + np.float32([2, 0]))
+    stylizer = PackStylizer(pack, dtype=torch.float32, smoothing=0.0)
+    given: list[np.ndarray] = []
+    forward = stylizer.forward
+
+    def recording(rgb: np.ndarray, guides: np.ndarray, canvas: np.ndarray) -> torch.Tensor:
+        given.append(canvas)
+        return forward(rgb, guides, canvas)
+
+    stylizer.forward = recording  # type: ignore[method-assign]
+    stylizer.stylize([first])
+    stylizer.stylize([second])
+    assert np.array_equal(given[0][0], pack.canvas)  # a new track starts on the canvas as is
+    inner = (0, slice(16, -16), slice(16, -16))
+    expected = np.roll(pack.canvas, 2, axis=2)[inner]
+    assert (
+        np.abs(given[1][0][inner] - expected).mean()
+        < 0.3 * np.abs(pack.canvas[inner] - expected).mean()
+    )
