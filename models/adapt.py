@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from models.canvas import make_canvas
+from models.canvas import SHOWN_STRENGTH, make_canvas
 from models.exemplar import Exemplar, prepare_exemplar
 from models.generator import GeneratorConfig
 from models.geometry import toward_exemplar
@@ -425,7 +425,7 @@ def adapt(
         geometry=float(settings.geometry),
         keep_tone=exemplar.keep_tone,
         training=figures,
-        canvas=canvas,
+        canvas=None if canvas is None else canvas * np.float32(SHOWN_STRENGTH),
     )
     # The preview shows the student as a pack runs it, in float32, on the same crops (already
     # warped, hence geometry 0 here).

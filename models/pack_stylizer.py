@@ -20,9 +20,10 @@ from pipeline.detail import restore_tone
 from pipeline.errors import DeviceError, StyleError
 from pipeline.flow import optical_flow, pixel_grid, warp_by_flow
 from pipeline.frame import AlignedCrop
+from pipeline.guides import is_monochrome
 from pipeline.xp import select_backend
 
-__all__ = ["PackStylizer", "build_generator", "default_dtype"]
+__all__ = ["PackStylizer", "build_generator", "default_dtype", "monochrome_colours"]
 
 # Input luminance change (0-255, blurred) at which the blend weight has fallen to 1/e: noise
 # and compression shimmer are smaller, a blink or a mouth opening much larger.
@@ -70,6 +71,33 @@ def _warp_crop(crop: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
         padding_mode="border",
         align_corners=True,
     )[0].permute(1, 2, 0)
+
+
+# ITU-R BT.601 luma weights, as OpenCV's RGB-to-grey.
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def monochrome_colours(exemplar: np.ndarray) -> np.ndarray | None:
+    """How a monochrome exemplar colours each grey level, or ``None`` for a colour one.
+
+    A student trained on an engraving or a drawing can still leave a tint of the photo's
+    colours (green hair, a magenta background: its corrections are per channel); a
+    monochrome style should never show one. So its output is reduced to grey and recoloured
+    the way the exemplar is (grey for a grey print, brown for sepia).
+
+    Args:
+        exemplar: ``(T, T, 3)`` ``uint8`` RGB aligned exemplar (a pack's thumbnail).
+
+    Returns:
+        ``(2, 3)`` ``float32``: per RGB channel the gain and the offset (0-255) fitted from
+        the exemplar's grey to its channels, when :func:`pipeline.guides.is_monochrome`.
+    """
+    if not is_monochrome(exemplar):
+        return None
+    pixels = exemplar.reshape(-1, 3).astype(np.float64)
+    design = np.stack([pixels @ _LUMA, np.ones(len(pixels))], axis=1)
+    fit, *_ = np.linalg.lstsq(design, pixels, rcond=None)
+    return fit.astype(np.float32)
 
 
 @dataclass
@@ -148,6 +176,8 @@ class PackStylizer:
         )
         self._reference = pack.reference
         self._canvas = pack.canvas
+        colours = monochrome_colours(pack.thumbnail)
+        self._monochrome = None if colours is None else torch.from_numpy(colours).to(self.device)
         self._canvas_sizes: dict[int, np.ndarray] = {}
 
     def inputs(self, crops: Sequence[AlignedCrop]) -> tuple[np.ndarray, np.ndarray]:
@@ -276,7 +306,8 @@ class PackStylizer:
         """The student on prepared inputs (see :meth:`inputs`), all crops in one batch.
 
         ``canvas``: ``(N, C, S, S)`` ``float32``; the pack's own, unmoved, when ``None`` (a
-        still picture, the adapt preview).
+        still picture, the adapt preview). A monochrome style's output is recoloured as its
+        exemplar (:func:`monochrome_colours`).
 
         Returns:
             ``(N, S, S, 3)`` ``float32`` RGB 0-255 (unrounded) on :attr:`device`.
@@ -295,7 +326,12 @@ class PackStylizer:
         with torch.inference_mode():
             net_canvas = None if canvas is None else tensor(canvas)
             out = self._net(tensor(rgb), tensor(guides), net_canvas).float()
-        return ((out + 1.0) * 127.5).permute(0, 2, 3, 1)
+        styled = ((out + 1.0) * 127.5).permute(0, 2, 3, 1)
+        if self._monochrome is not None:
+            luma = torch.from_numpy(_LUMA).to(self.device)
+            grey = (styled * luma).sum(dim=3, keepdim=True)
+            styled = grey * self._monochrome[0] + self._monochrome[1]
+        return styled
 
     def run(self, rgb: np.ndarray, guides: np.ndarray) -> np.ndarray:
         """The student on prepared inputs → ``(N, S, S, 3)`` ``uint8`` RGB on the host."""

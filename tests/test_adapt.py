@@ -22,7 +22,7 @@ from models.adapt import (
     preview_sheet,
     sample_faces,
 )
-from models.canvas import make_canvas
+from models.canvas import CANVAS_STRENGTH, SHOWN_STRENGTH, make_canvas
 from models.exemplar import load_image
 from models.generator import GeneratorConfig
 from models.pack import load_pack, save_pack
@@ -58,6 +58,9 @@ def test_tiny_adaptation_makes_a_pack_closer_to_the_teacher(tiny_result, tmp_pat
     pack = load_pack(path)
     assert pack.name == "tiny" and pack.crop_size == 64
     assert pack.training["steps"] == 150 and pack.training["faces"] == 3
+    # The canvas it was trained with, stored at the strength it is shown at.
+    assert pack.canvas is not None
+    assert float(pack.canvas.std()) == pytest.approx(CANVAS_STRENGTH * SHOWN_STRENGTH, rel=0.05)
     crops = [
         AlignedCrop(image, np.eye(2, 3), landmarks)
         for image, landmarks in zip(result.content, result.landmarks, strict=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -199,6 +201,22 @@ def test_carrying_the_last_output_keeps_its_strokes_sharp() -> None:
     carried = _warp_crop(_warp_crop(crop, half_pixel), -half_pixel).numpy()[8:-8, 8:-8, 0]
     kept = (carried * strokes[8:-8, 8:-8, 0]).sum() / (strokes[8:-8, 8:-8, 0] ** 2).sum()
     assert kept > 0.9
+
+
+def test_a_monochrome_style_gives_monochrome_faces(astronaut: np.ndarray) -> None:
+    # An untrained student passes the photo's colours through; a pack whose exemplar is a
+    # sepia print must still give sepia: every pixel on the print's own grey-to-colour line.
+    grey = np.linspace(30, 230, 32 * 32).reshape(32, 32)
+    sepia = np.stack([grey, grey * 0.85 + 5, grey * 0.6 + 10], axis=2).astype(np.uint8)
+    pack = replace(make_pack(), thumbnail=sepia)
+    crop = align_face(astronaut, detect_landmarks(astronaut)[0], pack.crop_size)
+    out = PackStylizer(pack, dtype=torch.float32, smoothing=0.0).stylize([crop])[0]
+    red = out[..., 0].astype(np.float32)
+    unclipped = (red > 5) & (red < 250)
+    np.testing.assert_allclose(out[..., 1][unclipped], red[unclipped] * 0.85 + 5, atol=2.0)
+    np.testing.assert_allclose(out[..., 2][unclipped], red[unclipped] * 0.6 + 10, atol=2.0)
+    colour = PackStylizer(make_pack(), dtype=torch.float32, smoothing=0.0).stylize([crop])[0]
+    assert np.abs(colour[..., 2].astype(np.float32) - (colour[..., 0] * 0.6 + 10)).mean() > 10
 
 
 def test_stylize_hands_over_exactly_what_the_student_computes(astronaut: np.ndarray) -> None:
