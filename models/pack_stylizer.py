@@ -322,7 +322,7 @@ class PackStylizer:
 
         if canvas is None and self._canvas is not None:
             still = self._canvas_at(rgb.shape[2])
-            canvas = np.ascontiguousarray(np.broadcast_to(still, (len(rgb), *still.shape)))
+            canvas = np.repeat(still[None], len(rgb), axis=0)
         with torch.inference_mode():
             net_canvas = None if canvas is None else tensor(canvas)
             out = self._net(tensor(rgb), tensor(guides), net_canvas).float()
