@@ -393,7 +393,7 @@ def adapt(
         ]
     )
     canvas = (
-        make_canvas(settings.crop_size, config.canvas, seed=settings.seed)
+        make_canvas(settings.crop_size, config.canvas, seed=settings.seed, exemplar=exemplar.image)
         if config.canvas
         else None
     )

@@ -4,11 +4,13 @@ A student that sees only the photo must give the same output for the same input,
 teacher paints a different stroke for nearly the same input; L1 and the texture term then
 agree on an average of its strokes, a soft wash (DESIGN.md, step 4). With a noise image as
 one more input the student has something to place strokes by, so it can paint them instead
-of averaging them. It is the same image for every face, stored in the pack (the student was
-trained with exactly this one), and on video it moves with the face: each track's canvas is
-carried along the optical flow of its crops, so strokes stay on the skin instead of
-swimming over it as the face turns or the crop jitters (the temporal-noise guide of
-Jamriška et al., "Stylizing Video by Example", SIGGRAPH 2019).
+of averaging them. The noise is smeared along the exemplar's own strokes (line integral
+convolution), so the student's strokes run where the artist's did. It is the same image for
+every face, stored in the pack (the student was trained with exactly this one), and on
+video it moves with the face: each track's canvas is carried along the optical flow of its
+crops, so strokes stay on the skin instead of swimming over it as the face turns or the crop
+jitters (the temporal-noise guide of Jamriška et al., "Stylizing Video by Example",
+SIGGRAPH 2019).
 
 Arrays here: a canvas is ``(C, S, S)`` ``float32`` about -1..1 (``C`` channels, ``S`` the
 crop side); a shift is ``(S, S, 2)`` ``float32`` pixels, where each pixel of the face now
@@ -20,7 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.flow import warp_by_flow
+from pipeline.flow import pixel_grid, warp_by_flow
 
 __all__ = [
     "CANVAS_STRENGTH",
@@ -29,37 +31,114 @@ __all__ = [
     "make_canvas",
     "resize_canvas",
     "shifted_canvas",
+    "smear_along",
+    "stroke_directions",
 ]
 
 CANVAS_STRENGTH = 0.5
 """The canvas's standard deviation while training: like a mid-contrast photo's."""
 
-SHOWN_STRENGTH = 0.7
+SHOWN_STRENGTH = 0.42
 """The share of :data:`CANVAS_STRENGTH` a pack stores and shows: strokes painted fainter
-than trained. On the shared weekly-address clips (Van Gogh pack, 30 frames a clip) the full
-canvas left the dark-skinned face of clip 2 recognisable in half its frames and gave warping
-errors of 0.87 / 1.34 / 1.53; 0.7 of it kept every face (100 % under 0.6) at 0.82 / 1.22 /
-1.35, still sharper than without a canvas."""
+than trained, so faces stay recognisable and steady. On the shared weekly-address clips (Van
+Gogh pack, 30 frames a clip, warping-error ratios): with undirected noise the full canvas
+left clip 2's dark-skinned face under 0.6 in half its frames, at 0.87 / 1.34 / 1.53, and 0.7
+of it kept every face, at 0.82 / 1.22 / 1.35; the canvas directed along the exemplar's
+strokes flickers more for its detail, 0.90 / 1.32 / 1.44 at 0.7 and 0.84 / 1.15 / 1.23 at
+0.42 (the earlier pack without a canvas: 0.81 / 1.11 / 1.23), its swirls still plain to see."""
 
 
-def make_canvas(size: int, channels: int = 1, stroke: float = 2.0, seed: int = 0) -> np.ndarray:
-    """Gaussian noise blurred to about a stroke's width, scaled to :data:`CANVAS_STRENGTH`.
+def stroke_directions(image: np.ndarray, scale: float = 6.0) -> np.ndarray:
+    """Which way the strokes of an image run at each pixel: across its dominant gradient.
+
+    The structure tensor of the lightness, smoothed over ``scale`` pixels (of a 256 px
+    crop; scaled with the image), gives each neighbourhood's dominant gradient orientation;
+    strokes, hatching and contours run perpendicular to it.
+
+    Args:
+        image: ``(S, S, 3)`` ``uint8`` RGB (an aligned exemplar).
+        scale: smoothing sigma in pixels of a 256 px crop.
+
+    Returns:
+        ``(S, S, 2)`` ``float32`` unit ``x, y`` vectors (a direction's sign is arbitrary).
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / np.float32(255.0)
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    sigma = scale * image.shape[0] / 256
+    jxx, jyy, jxy = (cv2.GaussianBlur(a, (0, 0), sigma) for a in (gx * gx, gy * gy, gx * gy))
+    across = 0.5 * np.arctan2(2 * jxy, jxx - jyy) + np.pi / 2
+    return np.stack([np.cos(across), np.sin(across)], axis=-1).astype(np.float32)
+
+
+def smear_along(noise: np.ndarray, directions: np.ndarray, length: int) -> np.ndarray:
+    """Line integral convolution: each pixel the mean of ``noise`` along the streamline of
+    ``directions`` through it, ``length`` one-pixel steps each way (Cabral and Leedom, 1993).
+
+    Args:
+        noise: ``(S, S)`` ``float32``.
+        directions: ``(S, S, 2)`` ``float32`` unit vectors, sign-free (each step keeps the
+            heading of the step before).
+        length: steps each way.
+
+    Returns:
+        ``(S, S)`` ``float32``: streaks of noise along the directions.
+    """
+    positions = pixel_grid(*noise.shape)
+    total, count = noise.copy(), 1
+    for sign in (1.0, -1.0):
+        here = positions.copy()
+        heading = directions * np.float32(sign)
+        for _ in range(length):
+            step = warp_by_flow(directions, here - positions)
+            flip = np.where((step * heading).sum(axis=-1, keepdims=True) < 0, -1.0, 1.0)
+            heading = (step * flip).astype(np.float32)
+            here = here + heading
+            total += warp_by_flow(noise, here - positions)
+            count += 1
+    return total / np.float32(count)
+
+
+def make_canvas(
+    size: int,
+    channels: int = 1,
+    stroke: float = 2.0,
+    seed: int = 0,
+    exemplar: np.ndarray | None = None,
+) -> np.ndarray:
+    """Gaussian noise blurred to about a stroke's width, scaled to :data:`CANVAS_STRENGTH`;
+    with an exemplar, smeared along its own strokes instead.
+
+    Smeared along the exemplar's stroke directions (:func:`stroke_directions`, in the
+    aligned crop's coordinates, so on the same part of every face), the student's strokes
+    run where the artist's ran: around the head in swirls for Van Gogh's self-portrait,
+    along the contours of an engraving.
 
     Args:
         size: crop side ``S``.
         channels: ``C``.
         stroke: the blur's sigma in pixels of a 256 px crop (scaled with ``size``): the
-            width of the blobs the student turns into strokes.
+            width of the blobs the student turns into strokes (halved along an exemplar's
+            strokes, where the smearing widens them).
         seed: the noise's seed.
+        exemplar: ``(S, S, 3)`` ``uint8`` RGB aligned exemplar, or ``None`` for undirected
+            noise.
 
     Returns:
         ``(C, S, S)`` ``float32``.
     """
     rng = np.random.default_rng(seed)
-    sigma = stroke * size / 256
+    scale = size / 256
+    directions = None if exemplar is None else stroke_directions(exemplar)
     planes = []
     for _ in range(channels):
-        noise = cv2.GaussianBlur(rng.standard_normal((size, size), np.float32), (0, 0), sigma)
+        noise = rng.standard_normal((size, size), np.float32)
+        if directions is None:
+            noise = cv2.GaussianBlur(noise, (0, 0), stroke * scale)
+        else:
+            noise = cv2.GaussianBlur(noise, (0, 0), stroke * scale / 2)
+            noise = smear_along(noise, directions, max(round(8 * scale), 1))
+        noise = noise - np.float32(noise.mean())
         planes.append(noise * np.float32(CANVAS_STRENGTH / max(float(noise.std()), 1e-6)))
     return np.stack(planes).astype(np.float32)
 

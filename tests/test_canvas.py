@@ -13,6 +13,8 @@ from models.canvas import (
     make_canvas,
     resize_canvas,
     shifted_canvas,
+    smear_along,
+    stroke_directions,
 )
 from models.pack_stylizer import PackStylizer
 from pipeline.align import align_face
@@ -31,6 +33,31 @@ def test_canvas_is_seeded_noise_of_the_chosen_stroke_width() -> None:
     assert np.abs(np.diff(wide)).mean() < 0.5 * np.abs(np.diff(fine)).mean()
     small = resize_canvas(canvas, 64)
     assert small.shape == (2, 64, 64) and abs(float(small.std()) - CANVAS_STRENGTH) < 0.02
+
+
+def test_strokes_follow_the_exemplars_own() -> None:
+    # An exemplar of vertical stripes: its strokes run up and down, and so must the canvas
+    # made from it (long correlation down a column, short along a row).
+    columns = (np.arange(128) // 3 % 2 * 200 + 30).astype(np.uint8)
+    stripes = np.repeat(np.repeat(columns[None, :, None], 128, axis=0), 3, axis=2)
+    directions = stroke_directions(stripes)
+    assert np.abs(directions[16:-16, 16:-16, 1]).mean() > 0.99
+    canvas = make_canvas(128, exemplar=stripes)[0]
+    assert abs(float(canvas.std()) - CANVAS_STRENGTH) < 0.01
+    down = np.corrcoef(canvas[:-2].ravel(), canvas[2:].ravel())[0, 1]
+    across = np.corrcoef(canvas[:, :-2].ravel(), canvas[:, 2:].ravel())[0, 1]
+    assert down > 0.7 and abs(across) < 0.2
+
+
+def test_smearing_draws_streaks_along_the_directions() -> None:
+    noise = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    along_x = np.zeros((64, 64, 2), np.float32)
+    along_x[..., 0] = 1.0
+    streaks = smear_along(noise, along_x, 6)
+    assert streaks.shape == noise.shape and streaks.dtype == np.float32
+    # Each pixel the mean of 13 along its row: rows stay varied, columns turn smooth.
+    inner = streaks[:, 8:-8]
+    assert np.abs(np.diff(inner, axis=1)).mean() < 0.3 * np.abs(np.diff(inner, axis=0)).mean()
 
 
 def test_shifts_compose_along_the_flow_and_fade_slowly() -> None:
