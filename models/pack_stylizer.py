@@ -145,6 +145,8 @@ class PackStylizer:
             face's motion by optical flow, is blended into the current one; fades to 0
             where the flow does not explain the change (a blink, an occlusion), so nothing
             ghosts. 0 stylizes every frame on its own.
+        strokes: the pack's canvas is scaled by this (1: as stored; 0: none), so its
+            student paints fainter or bolder strokes; a pack without a canvas ignores it.
     """
 
     def __init__(
@@ -153,9 +155,12 @@ class PackStylizer:
         device: str = "cpu",
         dtype: torch.dtype | None = None,
         smoothing: float = 0.85,
+        strokes: float = 1.0,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"PackStylizer: smoothing must be in 0..1, got {smoothing}")
+        if not 0.0 <= strokes <= 4.0:
+            raise ValueError(f"PackStylizer: strokes must be in 0..4, got {strokes}")
         self.smoothing = smoothing
         self._tracks: dict[int, _TrackState] = {}
         self.pack = pack
@@ -175,7 +180,7 @@ class PackStylizer:
             build_generator(pack).to(self.device, self.dtype).to(memory_format=torch.channels_last)
         )
         self._reference = pack.reference
-        self._canvas = pack.canvas
+        self._canvas = None if pack.canvas is None else pack.canvas * np.float32(strokes)
         colours = monochrome_colours(pack.thumbnail)
         self._monochrome = None if colours is None else torch.from_numpy(colours).to(self.device)
         self._canvas_sizes: dict[int, np.ndarray] = {}

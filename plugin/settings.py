@@ -61,7 +61,12 @@ class RestyleSettings:
         style: a style spec — ``"cartoon"``, a bundled pack name, a ``.safetensors`` pack path
             (see :func:`plugin.styles.resolve_style`) — or a ready :class:`Stylizer`.
         identity: how much of the person's fine detail to keep, 0 (pure style) to about 1;
-            ``None`` uses the style's own default (0.25 for the bundled packs, 0 for cartoon).
+            ``None`` uses the style's own default (0.25-0.5 for the bundled packs, 0 for
+            cartoon).
+        strokes: how strongly a pack's student paints its strokes: its canvas
+            (:mod:`models.canvas`) scaled by this, 0 (none) to 4; 1 is the pack's own, and
+            about 2.4 the strength it was trained at (packs show 0.42 of it, for steadiness
+            and identity). Packs without a canvas and the cartoon style ignore it.
         max_faces: most faces restyled per frame.
         detect_every: run the face detector every this many frames (trackers in between).
         detect_lag: 0 runs the detector in line, so a file renders the same every time; N
@@ -83,6 +88,7 @@ class RestyleSettings:
 
     style: str | Path | Stylizer = DEFAULT_STYLE
     identity: float | None = None
+    strokes: float = 1.0
     max_faces: int = 8
     detect_every: int = 10
     detect_lag: int = 0
@@ -107,6 +113,14 @@ class RestyleSettings:
             "identity",
             "a number >= 0 or None",
             self.identity,
+        )
+        _expect(
+            isinstance(self.strokes, int | float)
+            and not isinstance(self.strokes, bool)
+            and 0 <= self.strokes <= 4,
+            "strokes",
+            "a number from 0 to 4",
+            self.strokes,
         )
         _expect(_is_count(self.max_faces), "max_faces", "a whole number >= 1", self.max_faces)
         _expect(
@@ -165,7 +179,9 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
 
     device = resolve_device(settings.device)
     style = settings.style
-    stylizer = style if isinstance(style, Stylizer) else resolve_style(style, device)
+    stylizer = (
+        style if isinstance(style, Stylizer) else resolve_style(style, device, settings.strokes)
+    )
     apply_thread_policy()
     # An explicit "cuda" wants every stage on the GPU (CuPy is then required); "auto" blends
     # with CuPy when it is installed and with NumPy when it is not.

@@ -33,20 +33,21 @@ def available_styles() -> list[str]:
     return [*BUILTIN_STYLES, *sorted(_bundled_packs())]
 
 
-def _load_pack(path: Path, device: str) -> Stylizer:
+def _load_pack(path: Path, device: str, strokes: float) -> Stylizer:
     from models.pack import load_pack
     from models.pack_stylizer import PackStylizer
 
-    return PackStylizer(load_pack(path), device)
+    return PackStylizer(load_pack(path), device, strokes=strokes)
 
 
-def resolve_style(spec: str | Path, device: str = "cpu") -> Stylizer:
+def resolve_style(spec: str | Path, device: str = "cpu", strokes: float = 1.0) -> Stylizer:
     """The stylizer a style spec names.
 
     Args:
         spec: ``"cartoon"``, a bundled pack name, or a path to a ``.safetensors`` pack.
         device: where a pack's student runs, ``"cpu"`` or ``"cuda"`` (already resolved, see
             :func:`plugin.settings.resolve_device`); the classical style runs on the CPU.
+        strokes: a pack's canvas strength (see :class:`plugin.settings.RestyleSettings`).
 
     Raises:
         StyleError: the name is unknown, the pack file is missing, or the pack is invalid.
@@ -56,7 +57,7 @@ def resolve_style(spec: str | Path, device: str = "cpu") -> Stylizer:
         from pipeline.cartoon import CartoonStylizer
 
         return CartoonStylizer()
-    return _load_pack(path, device)
+    return _load_pack(path, device, strokes)
 
 
 def style_file(spec: str | Path) -> Path | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import torch
@@ -107,3 +109,20 @@ def test_the_canvas_moves_with_a_moving_face(astronaut: np.ndarray) -> None:
         np.abs(given[1][0][inner] - expected).mean()
         < 0.3 * np.abs(pack.canvas[inner] - expected).mean()
     )
+
+
+def test_stroke_strength_scales_the_canvas_the_student_sees(astronaut: np.ndarray) -> None:
+    pack = make_pack()
+    assert pack.canvas is not None
+    crop = align_face(astronaut, detect_landmarks(astronaut)[0], pack.crop_size)
+
+    def run(stylizer: PackStylizer) -> np.ndarray:
+        return stylizer.run(*stylizer.inputs([crop]))
+
+    none = run(PackStylizer(pack, dtype=torch.float32, strokes=0.0))
+    blank = replace(pack, canvas=np.zeros_like(pack.canvas))
+    assert np.array_equal(none, run(PackStylizer(blank, dtype=torch.float32)))
+    bold = run(PackStylizer(pack, dtype=torch.float32, strokes=2.0))
+    doubled = replace(pack, canvas=pack.canvas * np.float32(2))
+    assert np.array_equal(bold, run(PackStylizer(doubled, dtype=torch.float32)))
+    assert not np.array_equal(bold, none)

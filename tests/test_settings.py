@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,6 +23,8 @@ HAS_CUDA = torch.cuda.is_available()
         ("style", 3, "style: expected a style name, a pack path or a Stylizer, got 3"),
         ("identity", -0.5, "identity: expected a number >= 0 or None, got -0.5"),
         ("identity", float("nan"), "identity: expected a number >= 0 or None, got nan"),
+        ("strokes", -1, "strokes: expected a number from 0 to 4, got -1"),
+        ("strokes", 4.5, "strokes: expected a number from 0 to 4, got 4.5"),
         ("max_faces", 0, "max_faces: expected a whole number >= 1, got 0"),
         ("detect_every", 2.5, "detect_every: expected a whole number >= 1, got 2.5"),
         ("detect_every", True, "detect_every: expected a whole number >= 1, got True"),
@@ -71,13 +74,25 @@ def test_devices_resolve_and_a_missing_cuda_is_one_clear_error() -> None:
 
 @pytest.mark.parametrize("command", ["render", "live", "bench"])
 def test_every_restyling_command_makes_the_same_settings(command: str) -> None:
-    options = ["--style", "cartoon", "--identity", "0.5", "--max-faces", "2"]
+    options = ["--style", "cartoon", "--identity", "0.5", "--max-faces", "2", "--strokes", "2"]
     options += ["--detect-every", "3", "--mask", "crop", "--device", "cpu"]
     positional = ["in.mp4", "-o", "out.mp4"] if command == "render" else []
     args = build_parser().parse_args([command, *positional, *options])
     assert restyle_settings(args) == RestyleSettings(
-        "cartoon", identity=0.5, max_faces=2, detect_every=3, mask="crop", device="cpu"
+        "cartoon",
+        identity=0.5,
+        strokes=2.0,
+        max_faces=2,
+        detect_every=3,
+        mask="crop",
+        device="cpu",
     )
+
+
+def test_the_stroke_strength_reaches_the_pack() -> None:
+    bold = build_restyler(RestyleSettings("painterly", strokes=2.0, device="cpu")).stylizer
+    plain = build_restyler(RestyleSettings("painterly", device="cpu")).stylizer
+    assert np.array_equal(bold._canvas, 2 * plain._canvas)
 
 
 def test_the_device_reaches_every_stage() -> None:

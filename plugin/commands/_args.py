@@ -66,7 +66,15 @@ def add_restyle_options(
         type=number_in(float, 0),
         metavar="K",
         help="keep the person's fine detail: 0 pure style, about 1 clearly them "
-        "(default: the style's own; 0.25 for the bundled packs, 0 for cartoon)",
+        "(default: the style's own; 0.25-0.5 for the bundled packs, 0 for cartoon)",
+    )
+    parser.add_argument(
+        "--strokes",
+        type=number_in(float, 0, 4),
+        default=1.0,
+        metavar="K",
+        help="how strongly a pack paints its strokes: 0 none, 1 the pack's own (default), "
+        "about 2.4 as trained (bolder, less steady, less like the person)",
     )
     parser.add_argument(
         "--max-faces", type=number_in(int, 1), default=8, metavar="N", help="faces per frame (8)"
@@ -88,6 +96,7 @@ def restyle_settings(args: argparse.Namespace, style: str | None = None) -> Rest
     return RestyleSettings(
         style=style or args.style,
         identity=args.identity,
+        strokes=args.strokes,
         max_faces=args.max_faces,
         detect_every=args.detect_every,
         mask=args.mask,

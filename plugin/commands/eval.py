@@ -106,6 +106,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "(repeatable; default: each style's own, as render uses it)",
     )
     parser.add_argument(
+        "--strokes",
+        type=number_in(float, 0, 4),
+        default=1.0,
+        metavar="K",
+        help="judge packs with this stroke strength, as render --strokes K (default 1)",
+    )
+    parser.add_argument(
         "--no-coverage",
         dest="coverage",
         action="store_false",
@@ -133,7 +140,7 @@ def generated_clip(path: Path, frames: int) -> Path:
 
 
 def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], Exemplar | None]:
-    stylizers = [resolve_style(spec) for spec in args.style]
+    stylizers = [resolve_style(spec, strokes=args.strokes) for spec in args.style]
     points = parse_points(args.points) if args.points else None
     exemplar = None
     if args.exemplar:
