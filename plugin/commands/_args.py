@@ -68,12 +68,9 @@ def add_restyle_options(
         help="keep the person's fine detail: 0 pure style, about 1 clearly them "
         "(default: the style's own; 0.25-0.5 for the bundled packs, 0 for cartoon)",
     )
-    parser.add_argument(
-        "--strokes",
-        type=number_in(float, 0, 4),
-        default=1.0,
-        metavar="K",
-        help="how strongly a pack paints its strokes: 0 none, 1 the pack's own (default), "
+    add_strokes_option(
+        parser,
+        "how strongly a pack paints its strokes: 0 none, 1 the pack's own (default), "
         "about 2.4 as trained (bolder, less steady, less like the person)",
     )
     parser.add_argument(
@@ -89,6 +86,14 @@ def add_restyle_options(
     )
     add_mask_option(parser)
     add_device_option(parser, "the work runs")
+
+
+def add_strokes_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--strokes K``, 0 to 4 (default 1): a pack's canvas strength, see
+    :attr:`plugin.settings.RestyleSettings.strokes`."""
+    parser.add_argument(
+        "--strokes", type=number_in(float, 0, 4), default=1.0, metavar="K", help=help_text
+    )
 
 
 def restyle_settings(args: argparse.Namespace, style: str | None = None) -> RestyleSettings:

@@ -33,7 +33,7 @@ from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
 from pipeline.stylizer import Stylizer
 from pipeline.tracker import FaceTracker
-from plugin.commands._args import add_mask_option, number_in
+from plugin.commands._args import add_mask_option, add_strokes_option, number_in
 from plugin.styles import resolve_style
 
 __all__ = ["add_parser", "format_coverage", "format_report", "generated_clip", "run"]
@@ -105,12 +105,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="judge each style with this identity strength, as render --identity K "
         "(repeatable; default: each style's own, as render uses it)",
     )
-    parser.add_argument(
-        "--strokes",
-        type=number_in(float, 0, 4),
-        default=1.0,
-        metavar="K",
-        help="judge packs with this stroke strength, as render --strokes K (default 1)",
+    add_strokes_option(
+        parser, "judge packs with this stroke strength, as render --strokes K (default 1)"
     )
     parser.add_argument(
         "--no-coverage",
