@@ -26,6 +26,8 @@ def test_doctests_run() -> None:
         (int, 0, 51, "52", "expected a whole number from 0 to 51, got 52"),
         (float, 0, None, "-0.1", "expected a number >= 0, got -0.1"),
         (float, None, 2, "abc", "expected a number <= 2, got abc"),
+        (float, 0, 4, "nan", "expected a number from 0 to 4, got nan"),
+        (float, 0, None, "inf", "expected a number >= 0, got inf"),
     ],
 )
 def test_out_of_range_values_are_refused(kind, low, high, text, message) -> None:

@@ -4,6 +4,7 @@ that make a :class:`~plugin.settings.RestyleSettings`."""
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
@@ -42,7 +43,9 @@ def number_in(
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text}") from None
-        if (low is not None and value < low) or (high is not None and value > high):
+        # nan compares false with every bound, so it (and inf) is refused on its own.
+        out_of_range = (low is not None and value < low) or (high is not None and value > high)
+        if out_of_range or not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
         return value
 
