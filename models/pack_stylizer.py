@@ -20,7 +20,7 @@ from pipeline.detail import restore_tone
 from pipeline.errors import DeviceError, StyleError
 from pipeline.flow import optical_flow, pixel_grid, warp_by_flow
 from pipeline.frame import AlignedCrop
-from pipeline.guides import is_monochrome
+from pipeline.guides import LUMA_WEIGHTS, is_monochrome
 from pipeline.xp import select_backend
 
 __all__ = ["PackStylizer", "build_generator", "default_dtype", "monochrome_colours"]
@@ -73,10 +73,6 @@ def _warp_crop(crop: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
     )[0].permute(1, 2, 0)
 
 
-# ITU-R BT.601 luma weights, as OpenCV's RGB-to-grey.
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
-
-
 def monochrome_colours(exemplar: np.ndarray) -> np.ndarray | None:
     """How a monochrome exemplar colours each grey level, or ``None`` for a colour one.
 
@@ -95,7 +91,7 @@ def monochrome_colours(exemplar: np.ndarray) -> np.ndarray | None:
     if not is_monochrome(exemplar):
         return None
     pixels = exemplar.reshape(-1, 3).astype(np.float64)
-    design = np.stack([pixels @ _LUMA, np.ones(len(pixels))], axis=1)
+    design = np.stack([pixels @ LUMA_WEIGHTS, np.ones(len(pixels))], axis=1)
     fit, *_ = np.linalg.lstsq(design, pixels, rcond=None)
     return fit.astype(np.float32)
 
@@ -182,7 +178,12 @@ class PackStylizer:
         self._reference = pack.reference
         self._canvas = None if pack.canvas is None else pack.canvas * np.float32(strokes)
         colours = monochrome_colours(pack.thumbnail)
-        self._monochrome = None if colours is None else torch.from_numpy(colours).to(self.device)
+        # (luma weights, per-channel gains, offsets) on the device, made once, not per frame.
+        self._monochrome = (
+            None
+            if colours is None
+            else tuple(torch.from_numpy(a).to(self.device) for a in (LUMA_WEIGHTS, *colours))
+        )
         self._canvas_sizes: dict[int, np.ndarray] = {}
 
     def inputs(self, crops: Sequence[AlignedCrop]) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +244,9 @@ class PackStylizer:
             last = self._tracks.get(crop.track_id)
             if last is not None and last.grey.shape != grey.shape:
                 last = None
-            flow = optical_flow(grey, last.grey, fast=True) if last and needs_flow else None
+            flow = None
+            if last is not None and needs_flow:
+                flow = optical_flow(grey, last.grey, fast=True)
             motions.append(_Motion(crop.track_id, _TrackState(grey), last, flow))
         return motions
 
@@ -333,9 +336,8 @@ class PackStylizer:
             out = self._net(tensor(rgb), tensor(guides), net_canvas).float()
         styled = ((out + 1.0) * 127.5).permute(0, 2, 3, 1)
         if self._monochrome is not None:
-            luma = torch.from_numpy(_LUMA).to(self.device)
-            grey = (styled * luma).sum(dim=3, keepdim=True)
-            styled = grey * self._monochrome[0] + self._monochrome[1]
+            luma, gains, offsets = self._monochrome
+            styled = (styled * luma).sum(dim=3, keepdim=True) * gains + offsets
         return styled
 
     def run(self, rgb: np.ndarray, guides: np.ndarray) -> np.ndarray:

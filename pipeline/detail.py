@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from pipeline.frame import BROWS, JAW
+from pipeline.guides import LUMA_WEIGHTS
 from pipeline.xp import array_module
 
 __all__ = ["DEFAULT_IDENTITY", "restore_detail", "restore_tone"]
@@ -67,9 +68,9 @@ def restore_detail(stylized: Any, content: np.ndarray, strength: float, sigma: f
     return xp.clip(xp.rint(lifted), 0, 255).astype(xp.uint8)
 
 
-# ITU-R BT.601 luma weights (OpenCV's RGB2GRAY, which runs on the host only): the same sum
-# for both sides, so a face already at its own brightness gets a gain of exactly 1.
-_GREY = np.array([0.299, 0.587, 0.114], np.float32)
+# The luma weights (OpenCV's RGB2GRAY runs on the host only): the same sum for both sides, so
+# a face already at its own brightness gets a gain of exactly 1.
+_GREY = LUMA_WEIGHTS
 
 # Darkening or lightening a stylized face by more than this factor is a failed landmark fit or
 # a blank crop, not a skin tone.

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.interpolate import RBFInterpolator
 
 __all__ = [
+    "LUMA_WEIGHTS",
     "REGIONS",
     "GuideReference",
     "Guides",
@@ -36,6 +37,9 @@ __all__ = [
     "region_labels",
     "region_masks",
 ]
+
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
+"""ITU-R BT.601 luma weights of R, G, B: the grey of OpenCV's ``COLOR_RGB2GRAY``."""
 
 REGIONS = ("background", "hair", "skin", "nose", "brows", "eyes", "lips", "mouth")
 """Region mask channels, in order. ``hair`` is the band above the brows (forehead and hair),
@@ -107,8 +111,7 @@ class Guides:
 
 def luminance(image: np.ndarray) -> np.ndarray:
     """Rec. 601 luma of ``(S, S, 3)`` ``uint8`` RGB as ``(S, S)`` ``float32`` 0-1."""
-    weights = np.array([0.299, 0.587, 0.114], np.float32) / np.float32(255.0)
-    return image.astype(np.float32) @ weights
+    return image.astype(np.float32) @ (LUMA_WEIGHTS / np.float32(255.0))
 
 
 def _polygon(labels: np.ndarray, points: np.ndarray, value: int) -> None:
