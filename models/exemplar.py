@@ -164,7 +164,7 @@ def prepare_exemplar(
         image=crop.image,
         landmarks=crop.landmarks,
         reference=reference,
-        guides=compute_guides(crop.image, crop.landmarks, reference),
+        guides=compute_guides(crop.image, crop.landmarks, reference, ears=False),
         fitted=fitted,
         keep_tone=not is_monochrome(crop.image) if keep_tone is None else keep_tone,
     )

@@ -124,13 +124,24 @@ def _scaled(points: np.ndarray, factor: float) -> np.ndarray:
     return centre + (points - centre) * factor
 
 
-def region_labels(landmarks: np.ndarray, size: int) -> np.ndarray:
+def region_labels(landmarks: np.ndarray, size: int, ears: bool = True) -> np.ndarray:
     """Hard region map: ``(S, S)`` ``uint8``, each pixel the index of its region in
     :data:`REGIONS`.
 
     Regions are painted from the landmarks, back to front: the head (jaw line plus a band
-    above the brows, slightly enlarged: hair), the face (jaw line closed over the brows:
-    skin), then nose, brows, eyes, lips and the inner mouth; the rest is background.
+    above the brows, slightly enlarged: hair), the ears (skin, see below), the face (jaw
+    line closed over the brows: skin), then nose, brows, eyes, lips and the inner mouth;
+    the rest is background.
+
+    Args:
+        landmarks: ``(68, 2)`` crop pixels.
+        size: crop side ``S``.
+        ears: label the ears (beside the jaw line's upper third) as skin where they would
+            otherwise be background. A content face's ears are skin to be painted, and the
+            head matte shows them; labelled background, the teacher painted them from the
+            exemplar's background (blue ears for Van Gogh). ``False`` for the exemplar
+            itself, whose ear zone is as often background or hair (a turned head, hair over
+            the ears), so that skin is matched only to the exemplar's skin.
     """
     pts = np.asarray(landmarks, np.float64)
     labels = np.zeros((size, size), np.uint8)
@@ -145,6 +156,12 @@ def region_labels(landmarks: np.ndarray, size: int) -> np.ndarray:
     top = _scaled(brows, 1.15) + up * 0.65 * height
     head = np.concatenate([pts[0:17], top[::-1]])
     _polygon(labels, _scaled(head, 1.08), REGIONS.index("hair"))
+    if ears:
+        background = labels == REGIONS.index("background")
+        ear_labels = np.zeros_like(labels)
+        for ear in _ears(pts, up, height):
+            _polygon(ear_labels, ear, 1)
+        labels[background & (ear_labels == 1)] = REGIONS.index("skin")
     face = np.concatenate([pts[0:17], brows[::-1] + up * 0.06 * height])
     _polygon(labels, face, REGIONS.index("skin"))
     nose = pts[[27, 31, 32, 33, 34, 35]]
@@ -160,7 +177,23 @@ def region_labels(landmarks: np.ndarray, size: int) -> np.ndarray:
     return labels
 
 
-def region_masks(landmarks: np.ndarray, size: int, sigma: float | None = None) -> np.ndarray:
+def _ears(pts: np.ndarray, up: np.ndarray, height: float) -> list[np.ndarray]:
+    """Two polygons where the ears are: outward of the jaw line's upper third (landmarks
+    0-3 and 13-16), from a little above its top, 0.13 of the face's width wide."""
+    width = float(np.linalg.norm(pts[16] - pts[0])) or 1.0
+    side = pts[16] - pts[0]
+    side /= float(np.linalg.norm(side)) or 1.0
+    polygons = []
+    for jaw, outward in ((pts[0:4], -side), (pts[16:12:-1], side)):
+        top = jaw[0] + up * 0.12 * height
+        outer = jaw + outward * 0.13 * width
+        polygons.append(np.concatenate([[top, top + outward * 0.1 * width], outer, jaw[::-1]]))
+    return polygons
+
+
+def region_masks(
+    landmarks: np.ndarray, size: int, sigma: float | None = None, ears: bool = True
+) -> np.ndarray:
     """Soft region masks: ``(S, S, len(REGIONS))`` ``float32`` 0-1, summing to 1 per pixel.
 
     Args:
@@ -168,11 +201,12 @@ def region_masks(landmarks: np.ndarray, size: int, sigma: float | None = None) -
         size: crop side ``S``.
         sigma: Gaussian blur in pixels; default ``S / 80`` (3.2 px at 256), enough that the
             masks of neighbouring parts overlap where the landmarks are uncertain.
+        ears: see :func:`region_labels` (``False`` for the exemplar).
     """
     sigma = size / 80.0 if sigma is None else sigma
     # Blurred masks have no detail finer than sigma: paint and blur at half size (4x cheaper).
     half = size // 2
-    labels = region_labels(np.asarray(landmarks, np.float64) * (half / size), half)
+    labels = region_labels(np.asarray(landmarks, np.float64) * (half / size), half, ears)
     one_hot = (labels[..., None] == np.arange(len(REGIONS), dtype=np.uint8)).astype(np.float32)
     blurred = cv2.GaussianBlur(one_hot, (0, 0), sigma / 2)
     return cv2.resize(blurred, (size, size), interpolation=cv2.INTER_LINEAR)
@@ -315,7 +349,7 @@ def guide_reference(image: np.ndarray, landmarks: np.ndarray) -> GuideReference:
         landmarks: ``(68, 2)`` its landmarks, crop pixels.
     """
     size = image.shape[0]
-    regions = region_masks(landmarks, size)
+    regions = region_masks(landmarks, size, ears=False)
     blurred = _blurred_luminance(image, size / 128.0)
     return GuideReference(
         landmarks=np.asarray(landmarks, np.float32),
@@ -324,13 +358,17 @@ def guide_reference(image: np.ndarray, landmarks: np.ndarray) -> GuideReference:
     )
 
 
-def compute_guides(image: np.ndarray, landmarks: np.ndarray, reference: GuideReference) -> Guides:
+def compute_guides(
+    image: np.ndarray, landmarks: np.ndarray, reference: GuideReference, ears: bool = True
+) -> Guides:
     """All guides of one crop (per frame; a few ms at 256²).
 
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB aligned crop.
         landmarks: ``(68, 2)`` its landmarks, crop pixels.
         reference: from :func:`guide_reference` on the exemplar (same ``S``).
+        ears: its ears are skin (a content face); ``False`` for the exemplar itself (see
+            :func:`region_labels`).
     """
     size = image.shape[0]
     if image.shape != (size, size, 3) or reference.size != size:
@@ -338,7 +376,7 @@ def compute_guides(image: np.ndarray, landmarks: np.ndarray, reference: GuideRef
             f"compute_guides: expected an ({reference.size}, {reference.size}, 3) crop, "
             f"got {image.shape}"
         )
-    regions = region_masks(landmarks, size)
+    regions = region_masks(landmarks, size, ears=ears)
     return Guides(
         positional=positional_guide(landmarks, reference.landmarks, size),
         regions=regions,

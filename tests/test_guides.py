@@ -70,6 +70,48 @@ def test_region_labels_open_mouth_lips_skin_and_background(
     assert labels[0, 0] == labels[0, -1] == REGIONS.index("background")
 
 
+def test_ears_are_skin_on_a_content_face_and_not_on_the_exemplar(
+    crops: dict[str, AlignedCrop],
+) -> None:
+    # The teacher painted a content face's ears from the exemplar's background (blue ears
+    # for Van Gogh) while they were labelled background.
+    for crop in crops.values():
+        points = crop.landmarks
+        width = float(np.linalg.norm(points[16] - points[0]))
+        outward = (points[0] - points[16]) / width
+        ear = points[1] + outward * 0.08 * width
+        far_out = points[1] + outward * 0.4 * width
+        with_ears = region_labels(points, SIZE)
+        without = region_labels(points, SIZE, ears=False)
+        assert _at(with_ears, ear) == REGIONS.index("skin")
+        assert _at(without, ear) == REGIONS.index("background")
+        assert _at(with_ears, far_out) == _at(without, far_out) == REGIONS.index("background")
+        # Nothing else moves: the ears only take pixels that were background.
+        changed = with_ears != without
+        assert set(np.unique(without[changed])) == {REGIONS.index("background")}
+        assert 0 < changed.mean() < 0.05
+
+
+def test_the_exemplars_own_guides_leave_its_ear_zone_as_it_is(
+    crops: dict[str, AlignedCrop], grace_hopper: np.ndarray
+) -> None:
+    from models.exemplar import prepare_exemplar
+
+    exemplar = prepare_exemplar(grace_hopper, size=SIZE)
+    np.testing.assert_array_equal(
+        exemplar.guides.regions, region_masks(exemplar.landmarks, SIZE, ears=False)
+    )
+    crop = crops["grace_hopper"]
+    reference = guide_reference(crop.image, crop.landmarks)
+    as_exemplar = compute_guides(crop.image, crop.landmarks, reference, ears=False)
+    as_content = compute_guides(crop.image, crop.landmarks, reference)
+    skin = REGIONS.index("skin")
+    assert as_content.regions[..., skin].sum() > as_exemplar.regions[..., skin].sum()
+    np.testing.assert_array_equal(
+        as_exemplar.regions, region_masks(crop.landmarks, SIZE, ears=False)
+    )
+
+
 def test_region_masks_are_soft_and_sum_to_one(crops: dict[str, AlignedCrop]) -> None:
     masks = region_masks(crops["grace_hopper"].landmarks, SIZE)
     assert masks.shape == (SIZE, SIZE, len(REGIONS)) and masks.dtype == np.float32
