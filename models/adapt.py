@@ -77,6 +77,9 @@ class AdaptSettings:
         crop_size: side of the aligned crops.
         geometry: 0..1, how far faces are warped toward the exemplar's proportions.
         identity: the pack's default identity <-> style strength.
+        strokes: 0..4, how strongly the pack shows its strokes: its canvas is stored at this
+            times :data:`models.canvas.SHOWN_STRENGTH` (a run's ``--strokes`` scales it
+            again). The student trains the same either way.
         keep_tone: whether faces keep their own skin tone (``None``: yes unless the
             exemplar is monochrome; see :func:`pipeline.guides.guide_reference`).
         seed: augmentation and training seed.
@@ -93,6 +96,7 @@ class AdaptSettings:
     crop_size: int = CROP_SIZE
     geometry: float = 0.0
     identity: float = DEFAULT_IDENTITY
+    strokes: float = 1.0
     keep_tone: bool | None = None
     seed: int = 0
 
@@ -101,6 +105,8 @@ class AdaptSettings:
             raise ValueError(f"faces: expected >= 1, got {self.faces}")
         if not 0.0 <= self.geometry <= 1.0:
             raise InputError(f"--geometry: expected a value in 0..1, got {self.geometry}")
+        if not 0.0 <= self.strokes <= 4.0:
+            raise InputError(f"--strokes: expected a value in 0..4, got {self.strokes}")
 
 
 QUALITIES = {
@@ -411,6 +417,7 @@ def adapt(
         "teacher_seconds": round(teacher_seconds, 2),
         "total_seconds": round(time.perf_counter() - started, 2),
         "content": "footage" if content else "bundled photos",
+        "strokes": float(settings.strokes),
     }
     pack = StylePack(
         name=name,
@@ -425,7 +432,7 @@ def adapt(
         geometry=float(settings.geometry),
         keep_tone=exemplar.keep_tone,
         training=figures,
-        canvas=None if canvas is None else canvas * np.float32(SHOWN_STRENGTH),
+        canvas=None if canvas is None else canvas * np.float32(SHOWN_STRENGTH * settings.strokes),
     )
     # The preview shows the student as a pack runs it, in float32, on the same crops (already
     # warped, hence geometry 0 here).

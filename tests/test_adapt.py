@@ -72,6 +72,19 @@ def test_tiny_adaptation_makes_a_pack_closer_to_the_teacher(tiny_result, tmp_pat
     assert after < 0.8 * before, (before, after)
 
 
+def test_strokes_set_how_strongly_the_pack_shows_its_canvas(tiny_result) -> None:
+    bold = adapt(
+        load_image(EXEMPLARS / "poster.jpg"),
+        replace(TINY, strokes=2.0, train=replace(TINY.train, steps=2)),
+        name="bold",
+    ).pack
+    # Same seed, same canvas: stored at twice the strength, and the figure says so.
+    np.testing.assert_allclose(bold.canvas, 2.0 * tiny_result.pack.canvas, rtol=1e-6)
+    assert bold.training["strokes"] == 2.0 and tiny_result.pack.training["strokes"] == 1.0
+    with pytest.raises(ValueError, match="--strokes"):
+        replace(TINY, strokes=5.0)
+
+
 def test_training_patches_cut_the_canvas_under_each_patch() -> None:
     rng = np.random.default_rng(0)
     canvas = make_canvas(64)
@@ -155,6 +168,9 @@ def test_adapt_command_refuses_bad_inputs(tmp_path: Path, capsys) -> None:
         main(["adapt", str(blank), "-o", str(tmp_path / "x.safetensors"), "--points", "1,2"]) == 1
     )
     assert "10 numbers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["adapt", str(blank), "-o", str(tmp_path / "x.safetensors"), "--strokes", "5"])
+    assert "--strokes" in capsys.readouterr().err
     assert not list(tmp_path.glob("x.*"))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipeline.detail import DEFAULT_IDENTITY
 from pipeline.errors import OutputError
-from plugin.commands._args import add_device_option, number_in
+from plugin.commands._args import add_device_option, add_strokes_option, number_in
 
 __all__ = ["add_parser", "run"]
 
@@ -59,6 +59,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the pack's default identity <-> style strength, 0 (all style) to 2 "
         f"(default {DEFAULT_IDENTITY}, chosen with facestyle eval --identity)",
     )
+    add_strokes_option(
+        parser,
+        "how strongly the pack shows its strokes, 0 (none) to 4 (default 1; bolder strokes "
+        "flicker more and want more --identity: choose with facestyle eval --strokes)",
+    )
     parser.add_argument(
         "--skin-tone",
         choices=("auto", "keep", "style"),
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         quality,
         geometry=args.geometry,
         identity=args.identity,
+        strokes=args.strokes,
         keep_tone={"auto": None, "keep": True, "style": False}[args.skin_tone],
         seed=args.seed,
         train=replace(quality.train, device=device),
