@@ -47,12 +47,13 @@ class GeneratorConfig:
     """
 
     guide_channels: int = 0
-    # 48 rather than 64 channels at quarter resolution: 0.82x the time per crop (11.9 against
-    # 14.5 ms, bfloat16, one thread, interleaved) for the same look. Van Gogh, one cached set
-    # of teacher targets, 850 steps, the three shared clips: style 0.48 / 0.87 / 0.55 against
-    # 0.50 / 0.88 / 0.55, sharpness 0.57 / 0.29 / 0.41 against 0.59 / 0.28 / 0.43, warping
-    # error 0.84 / 1.09 / 1.19 against 0.82 / 1.01 / 1.19. 24 channels at half resolution
-    # instead lost sharpness (0.53 / 0.27 / 0.38) and saved less (0.94x).
+    # 48 rather than 64 channels at quarter resolution: 0.76x the time per crop in
+    # `facestyle bench` (11.4-12.1 against 15.3-15.9 ms, three interleaved pairs) for the
+    # same look. Van Gogh, one cached set of teacher targets, 850 steps, the three shared
+    # clips: style 0.48 / 0.87 / 0.55 against 0.50 / 0.88 / 0.55, sharpness 0.57 / 0.29 /
+    # 0.41 against 0.59 / 0.28 / 0.43, warping error 0.84 / 1.09 / 1.19 against 0.82 / 1.01
+    # / 1.19. 24 channels at half resolution instead lost sharpness (0.53 / 0.27 / 0.38) and
+    # saved less (0.94x).
     widths: tuple[int, int, int] = (16, 32, 48)
     blocks: int = 1
     canvas: int = 1
