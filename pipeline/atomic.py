@@ -6,9 +6,11 @@ through these two steps, so a crash, a full disk or Ctrl-C leaves the final name
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import secrets
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -16,10 +18,17 @@ import numpy as np
 
 from pipeline.errors import OutputError
 
-__all__ = ["partial_path", "publish", "remove_partials", "write_atomically", "write_image"]
+__all__ = [
+    "partial_file",
+    "partial_path",
+    "publish",
+    "remove_partials",
+    "write_atomically",
+    "write_image",
+]
 
 
-def partial_path(final: str | Path) -> Path:
+def partial_path(final: str | Path, claim: Callable[[Path], object] | None = None) -> Path:
     """Create an empty hidden file in ``final``'s folder to write into.
 
     The name keeps ``final``'s suffix, so writers that pick a format from the suffix (PyAV,
@@ -28,17 +37,47 @@ def partial_path(final: str | Path) -> Path:
     applied by the kernel), so nothing reads or sets the process-wide umask, which other
     threads may depend on at that moment.
 
+    Args:
+        final: the name the finished file will have.
+        claim: called with the name before the file is made. A caller that records it there
+            can delete the file whenever it is stopped: a Ctrl-C landing between the file's
+            creation and the caller's use of the returned name once left a partial file
+            behind that nobody knew of.
+
     Raises:
         OSError: the folder does not exist or cannot be written.
     """
     final = Path(final)
     while True:
         path = final.with_name(f".{final.stem}.{secrets.token_hex(4)}.part{final.suffix}")
+        if claim is not None:
+            claim(path)
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue  # another writer's partial file: draw another name
+        except BaseException:
+            # Stopped around the creation: the name is random, so the file there is ours.
+            path.unlink(missing_ok=True)
+            raise
         return path
+
+
+@contextlib.contextmanager
+def partial_file(final: str | Path) -> Iterator[Path]:
+    """A new partial file for ``final`` (:func:`partial_path`) for the block to write and
+    :func:`publish`; deleted when the block ends however it ends (an exception, Ctrl-C) unless
+    it was published.
+
+    Raises:
+        OSError: the folder does not exist or cannot be written.
+    """
+    name: dict[str, Path] = {}
+    try:
+        yield partial_path(final, claim=lambda path: name.update(path=path))
+    finally:
+        if "path" in name:
+            name["path"].unlink(missing_ok=True)  # gone already once published
 
 
 def publish(partial: str | Path, final: str | Path) -> None:
@@ -59,13 +98,9 @@ def write_atomically(path: str | Path, data: bytes) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = partial_path(path)
-        try:
+        with partial_file(path) as partial:
             partial.write_bytes(data)
             publish(partial, path)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
     except OSError as error:
         raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
     return path

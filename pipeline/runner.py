@@ -43,7 +43,15 @@ from pipeline.frame import Frame
 from pipeline.sinks.base import Sink
 from pipeline.timings import StageTimings
 
-__all__ = ["POLICIES", "Progress", "RunStats", "RunSummary", "Runner", "StageQueue"]
+__all__ = [
+    "POLICIES",
+    "Progress",
+    "RunStats",
+    "RunSummary",
+    "Runner",
+    "StageQueue",
+    "ctrl_c_calls",
+]
 
 T = TypeVar("T")
 Policy = Literal["block", "newest"]
@@ -61,7 +69,7 @@ _POLL_SECONDS = 0.1
 
 
 @contextlib.contextmanager
-def _ctrl_c_calls(handler: Callable[[], None]) -> Iterator[None]:
+def ctrl_c_calls(handler: Callable[[], None]) -> Iterator[None]:
     """Within the block, Ctrl-C (SIGINT) calls ``handler`` instead of raising
     ``KeyboardInterrupt``; Python's own handler comes back after.
 
@@ -369,7 +377,7 @@ class Runner:
         # closed the source and the interpreter exited under them (SIGSEGV, or SIGABRT from
         # C++ "terminate called without an active exception"). So while threads run, Ctrl-C
         # only asks them to stop, as stop() does.
-        with _ctrl_c_calls(self.stop):
+        with ctrl_c_calls(self.stop):
             try:
                 for thread in threads:
                     thread.start()

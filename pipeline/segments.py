@@ -27,7 +27,7 @@ from pathlib import Path
 
 import av
 
-from pipeline.atomic import partial_path, publish
+from pipeline.atomic import partial_file, publish
 from pipeline.errors import InputError, OutputError
 from pipeline.frame import Frame
 from pipeline.sinks.audio import AudioCopy
@@ -245,45 +245,45 @@ def join_segments(
         index.pts[k] if k >= 0 else index.pts[0] + k * step
         for k in range(-depth, len(positions) - depth)
     ]
-    partial = partial_path(output)
-    inputs = [av.open(str(part)) for part in parts]
+    inputs: list[av.container.InputContainer] = []
     audio = None
     try:
-        streams = [container.streams.video[0] for container in inputs]
-        first = streams[0].codec_context
-        for part, stream in zip(parts, streams, strict=True):
-            context = stream.codec_context
-            if (context.name, context.extradata) != (first.name, first.extradata):
-                raise OutputError(
-                    f"cannot join {part.name}: it was encoded with other parameters than "
-                    f"{parts[0].name}"
-                )
-        with av.open(str(partial), "w") as container:
-            if first.name not in container.supported_codecs:
-                raise OutputError(
-                    f"a {output.suffix} file cannot hold {first.name} video; name the output "
-                    ".mkv or .mov"
-                )
-            video = container.add_stream_from_template(streams[0])
-            video.time_base = index.time_base
-            if audio_from is not None:
-                audio = AudioCopy(container, audio_from, output)
-            packets = (p for c, s in zip(inputs, streams, strict=True) for p in _packets(c, s))
-            for packet, frame, dts in zip(packets, positions, decode_times, strict=True):
-                duration = packet.duration * packet.time_base if packet.duration else None
-                packet.stream = video
-                packet.time_base = index.time_base
-                packet.pts, packet.dts = index.pts[frame], dts
-                if duration is not None:
-                    packet.duration = round(duration / index.time_base)
+        with partial_file(output) as partial:
+            inputs.extend(av.open(str(part)) for part in parts)
+            streams = [container.streams.video[0] for container in inputs]
+            first = streams[0].codec_context
+            for part, stream in zip(parts, streams, strict=True):
+                context = stream.codec_context
+                if (context.name, context.extradata) != (first.name, first.extradata):
+                    raise OutputError(
+                        f"cannot join {part.name}: it was encoded with other parameters than "
+                        f"{parts[0].name}"
+                    )
+            with av.open(str(partial), "w") as container:
+                if first.name not in container.supported_codecs:
+                    raise OutputError(
+                        f"a {output.suffix} file cannot hold {first.name} video; name the output "
+                        ".mkv or .mov"
+                    )
+                video = container.add_stream_from_template(streams[0])
+                video.time_base = index.time_base
+                if audio_from is not None:
+                    audio = AudioCopy(container, audio_from, output)
+                packets = (p for c, s in zip(inputs, streams, strict=True) for p in _packets(c, s))
+                for packet, frame, dts in zip(packets, positions, decode_times, strict=True):
+                    duration = packet.duration * packet.time_base if packet.duration else None
+                    packet.stream = video
+                    packet.time_base = index.time_base
+                    packet.pts, packet.dts = index.pts[frame], dts
+                    if duration is not None:
+                        packet.duration = round(duration / index.time_base)
+                    if audio is not None:
+                        audio.mux_until(float(dts * index.time_base))
+                    container.mux(packet)
                 if audio is not None:
-                    audio.mux_until(float(dts * index.time_base))
-                container.mux(packet)
-            if audio is not None:
-                audio.mux_until(None)
-        publish(partial, output)
+                    audio.mux_until(None)
+            publish(partial, output)
     except BaseException as error:
-        partial.unlink(missing_ok=True)
         if isinstance(error, OSError) and not isinstance(error, OutputError):
             raise OutputError(f"cannot write {output}: {error.strerror or error}") from error
         raise

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -27,7 +29,7 @@ import numpy as np
 from pipeline.errors import Cancelled, OutputError
 from pipeline.frame import Frame
 from pipeline.restyle import Stylized
-from pipeline.runner import Progress, Runner, RunStats
+from pipeline.runner import Progress, Runner, RunStats, ctrl_c_calls
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET, FileSink
 from pipeline.sources import VideoFileSource, open_source
 from pipeline.sources.images import IMAGE_SUFFIXES
@@ -235,17 +237,30 @@ def render(
             if progress is not None:
                 progress(Progress.of(stats, total))
 
-        sink = FileSink.matching(
-            output, source, audio_from=input_path if has_audio else None, crf=crf, preset=preset
-        )
-        runner = Runner(
-            source,
-            (analyse, stylize, composite_and_keep),
-            [sink],
-            on_status=report,
-            status_interval=_PROGRESS_SECONDS,
-        )
-        with sink:
+        stopped = threading.Event()
+        with contextlib.ExitStack() as outputs:
+            # Ctrl-C while the output file is being made only marks the render stopped:
+            # raised there, it could land after the partial file existed and before the
+            # sink's context was entered, which deletes it.
+            with ctrl_c_calls(stopped.set):
+                sink = outputs.enter_context(
+                    FileSink.matching(
+                        output,
+                        source,
+                        audio_from=input_path if has_audio else None,
+                        crf=crf,
+                        preset=preset,
+                    )
+                )
+            if stopped.is_set():
+                raise Cancelled(f"stopped; nothing was written to {output}")
+            runner = Runner(
+                source,
+                (analyse, stylize, composite_and_keep),
+                [sink],
+                on_status=report,
+                status_interval=_PROGRESS_SECONDS,
+            )
             result = runner.run()
             if result.interrupted:
                 raise Cancelled(f"stopped; nothing was written to {output}")

@@ -11,7 +11,7 @@ import math
 import os
 from pathlib import Path
 
-from pipeline.atomic import partial_path, publish
+from pipeline.atomic import partial_file, publish
 from pipeline.errors import OutputError
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 
@@ -69,16 +69,13 @@ def sample_clip() -> Path:
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        name = partial_path(path)
+        with partial_file(path) as name:
+            faces = [FacePath("astronaut", _astronaut), FacePath("grace_hopper", _hopper)]
+            write_moving_face_clip(name, faces, SAMPLE_FRAMES, seed=7)
+            publish(name, path)
     except OSError as error:
         raise OutputError(
-            f"cannot create the sample clip in {path.parent} ({error.strerror}); "
+            f"cannot create the sample clip in {path.parent} ({error.strerror or error}); "
             "set FACESTYLE_CACHE to a writable folder"
         ) from error
-    try:
-        faces = [FacePath("astronaut", _astronaut), FacePath("grace_hopper", _hopper)]
-        write_moving_face_clip(name, faces, SAMPLE_FRAMES, seed=7)
-        publish(name, path)
-    finally:
-        Path(name).unlink(missing_ok=True)
     return path

@@ -57,3 +57,49 @@ def test_images_round_trip_and_unknown_types_leave_nothing(
     with pytest.raises(OutputError, match="unknown image type"):
         write_image(tmp_path / "face.notanimage", grace_hopper)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["face.png", "sub"]
+
+
+def _ctrl_c_once_made(monkeypatch: pytest.MonkeyPatch, module: object) -> None:
+    """``module.partial_path`` makes the file, then Ctrl-C lands before its name is
+    returned: the moment a render stopped as it began once left a partial file behind."""
+    made = partial_path
+
+    def interrupted(final: Path, claim=None) -> Path:
+        made(final, claim=claim)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "partial_path", interrupted)
+
+
+def test_ctrl_c_as_the_partial_file_is_made_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.atomic as atomic
+    import pipeline.sinks.file as file_sink
+
+    _ctrl_c_once_made(monkeypatch, file_sink)
+    with pytest.raises(KeyboardInterrupt):
+        FileSink(tmp_path / "clip.mp4", 32, 24, fps=10)
+    assert list(tmp_path.iterdir()) == []
+    _ctrl_c_once_made(monkeypatch, atomic)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.write_atomically(tmp_path / "pack.safetensors", b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_while_the_partial_file_is_created_deletes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claimed: list[Path] = []
+    close = os.close
+
+    def close_then_ctrl_c(fd: int) -> None:
+        close(fd)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("pipeline.atomic.os.close", close_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        partial_path(tmp_path / "out.mp4", claim=claimed.append)
+    # The name was handed over before the file existed; the file itself is gone.
+    assert len(claimed) == 1 and claimed[0].parent == tmp_path
+    assert list(tmp_path.iterdir()) == []

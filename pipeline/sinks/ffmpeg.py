@@ -102,23 +102,34 @@ class FfmpegSink(Sink):
         if codec in ("libx264", "libx265"):
             options |= {"crf": crf, "preset": preset}
         rate = Fraction(fps).limit_denominator(100_000)
+        self._process: subprocess.Popen | None = None
+        # Named before it exists, so that a stop at any moment deletes it (see partial_path).
+        self._tmp: Path | None = None
         try:
-            self._tmp = partial_path(self.path)
-        except OSError as error:
-            raise OutputError(f"cannot write in {self.path.parent} ({error.strerror})") from error
-        command = (
-            ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=rate)
-            .output(str(self._tmp), an=None, **options)
-            .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
-            .overwrite_output()
-            .compile(cmd=binary)
-        )
-        # ffmpeg's messages go to a file, not a pipe: a pipe nobody reads while frames are
-        # written would fill up and stall both processes.
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close() or abort()
-        self._process: subprocess.Popen | None = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stderr=self._log
-        )
+            try:
+                partial_path(self.path, claim=lambda path: setattr(self, "_tmp", path))
+            except OSError as error:
+                raise OutputError(
+                    f"cannot write in {self.path.parent} ({error.strerror})"
+                ) from error
+            command = (
+                ffmpeg.input(
+                    "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=rate
+                )
+                .output(str(self._tmp), an=None, **options)
+                .global_args("-hide_banner", "-loglevel", "error", "-nostdin")
+                .overwrite_output()
+                .compile(cmd=binary)
+            )
+            # ffmpeg's messages go to a file, not a pipe: a pipe nobody reads while frames are
+            # written would fill up and stall both processes.
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close() or abort()
+            self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._log)
+        except BaseException:
+            if self._process is None and self._tmp is not None:
+                self._tmp.unlink(missing_ok=True)
+            self.abort()
+            raise
 
     def write(self, frame: Frame) -> None:
         if frame.image.shape[:2] != (self.height, self.width):

@@ -89,8 +89,9 @@ class FileSink(Sink):
         self.frames_written = 0
         self._last_pts: int | None = None
         self._audio: AudioCopy | None = None
-        self._tmp = self._make_temp()
+        self._tmp: Path | None = None
         try:
+            self._make_temp()
             self._container = av.open(str(self._tmp), "w")
             self._video = self._add_video(codec or encoder_for(self.path), crf, preset)
             if audio_from is not None:
@@ -123,14 +124,16 @@ class FileSink(Sink):
             preset=preset,
         )
 
-    def _make_temp(self) -> Path:
+    def _make_temp(self) -> None:
+        """Make the partial file; its name is in ``_tmp`` before the file exists, so
+        :meth:`abort` deletes it whenever the sink is stopped."""
         folder = self.path.parent
         if not folder.is_dir():
             raise OutputError(
                 f"cannot write {self.path}: folder {folder} does not exist; create it first"
             )
         try:
-            return partial_path(self.path)
+            partial_path(self.path, claim=lambda path: setattr(self, "_tmp", path))
         except OSError as error:
             raise OutputError(
                 f"cannot write in {folder} ({error.strerror}); choose a folder you can write to"
