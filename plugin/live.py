@@ -88,16 +88,18 @@ class LiveOutputs:
 
             # Live frames carry capture times, not a stream clock: millisecond timestamps
             # keep the recording's timing true to when frames were captured, drops included.
-            recording = FileSink(
-                self.record,
-                width,
-                height,
-                fps=fps,
-                time_base=Fraction(1, 1000),
-                preset="ultrafast",
-                crf=20,
+            recording = stack.enter_context(
+                FileSink(
+                    self.record,
+                    width,
+                    height,
+                    fps=fps,
+                    time_base=Fraction(1, 1000),
+                    preset="ultrafast",
+                    crf=20,
+                )
             )
-            sinks.append(stack.enter_context(recording))
+            sinks.append(recording)
         if self.window:
             from pipeline.sinks.preview import PreviewSink
 
