@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.atomic import partial_path, publish
+from pipeline.atomic import publish
 from pipeline.errors import DeviceError, OutputError
 from pipeline.frame import Frame
 from pipeline.sinks.base import Sink
-from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
+from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET, reserve_partial
 
 __all__ = ["FfmpegSink", "check_ffmpeg_encoder"]
 
@@ -103,15 +103,10 @@ class FfmpegSink(Sink):
             options |= {"crf": crf, "preset": preset}
         rate = Fraction(fps).limit_denominator(100_000)
         self._process: subprocess.Popen | None = None
-        # Named before it exists, so that a stop at any moment deletes it (see partial_path).
         self._tmp: Path | None = None
         try:
-            try:
-                partial_path(self.path, claim=lambda path: setattr(self, "_tmp", path))
-            except OSError as error:
-                raise OutputError(
-                    f"cannot write in {self.path.parent} ({error.strerror})"
-                ) from error
+            # Named before it exists, so that a stop at any moment deletes it.
+            reserve_partial(self.path, claim=lambda path: setattr(self, "_tmp", path))
             command = (
                 ffmpeg.input(
                     "pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", r=rate

@@ -13,6 +13,7 @@ render never leaves a broken file under the final name.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from pipeline.sinks.audio import AudioCopy
 from pipeline.sinks.base import Sink
 from pipeline.sources.base import Source
 
-__all__ = ["DEFAULT_CRF", "DEFAULT_PRESET", "FileSink"]
+__all__ = ["DEFAULT_CRF", "DEFAULT_PRESET", "FileSink", "reserve_partial"]
 
 # CRF fixes the quality; the preset trades encoding time for file size. 18 looks visually
 # lossless, and "veryfast" costs a fraction of "medium"'s time on a 2-core CPU for files
@@ -91,7 +92,8 @@ class FileSink(Sink):
         self._audio: AudioCopy | None = None
         self._tmp: Path | None = None
         try:
-            self._make_temp()
+            # Named before it exists, so that abort() deletes it whenever the sink is stopped.
+            reserve_partial(self.path, claim=lambda path: setattr(self, "_tmp", path))
             self._container = av.open(str(self._tmp), "w")
             self._video = self._add_video(codec or encoder_for(self.path), crf, preset)
             if audio_from is not None:
@@ -123,21 +125,6 @@ class FileSink(Sink):
             crf=crf,
             preset=preset,
         )
-
-    def _make_temp(self) -> None:
-        """Make the partial file; its name is in ``_tmp`` before the file exists, so
-        :meth:`abort` deletes it whenever the sink is stopped."""
-        folder = self.path.parent
-        if not folder.is_dir():
-            raise OutputError(
-                f"cannot write {self.path}: folder {folder} does not exist; create it first"
-            )
-        try:
-            partial_path(self.path, claim=lambda path: setattr(self, "_tmp", path))
-        except OSError as error:
-            raise OutputError(
-                f"cannot write in {folder} ({error.strerror}); choose a folder you can write to"
-            ) from error
 
     def _add_video(self, codec: str, crf: int, preset: str) -> av.VideoStream:
         even = self.width % 2 == 0 and self.height % 2 == 0
@@ -210,6 +197,24 @@ class FileSink(Sink):
     def _close_audio(self) -> None:
         if self._audio is not None:
             self._audio.close()
+
+
+def reserve_partial(final: Path, claim: Callable[[Path], object]) -> None:
+    """Make the partial file a sink writes ``final`` through
+    (:func:`pipeline.atomic.partial_path`), its name handed to ``claim`` before it exists.
+
+    Raises:
+        OutputError: the folder does not exist or cannot be written.
+    """
+    folder = final.parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {final}: folder {folder} does not exist; create it first")
+    try:
+        partial_path(final, claim=claim)
+    except OSError as error:
+        raise OutputError(
+            f"cannot write in {folder} ({error.strerror}); choose a folder you can write to"
+        ) from error
 
 
 def encoder_for(path: Path) -> str:
