@@ -84,11 +84,9 @@ def _render(
     preset: str,
     frames: int | None,
 ) -> RunSummary:
-    with open_source(clip) as source:
-        sink = FileSink.matching(output, source, preset=preset)
-        with sink:
-            frames_in = source if frames is None else itertools.islice(source, frames)
-            return Runner(frames_in, stages, [sink]).run()
+    with open_source(clip) as source, FileSink.matching(output, source, preset=preset) as sink:
+        frames_in = source if frames is None else itertools.islice(source, frames)
+        return Runner(frames_in, stages, [sink]).run()
 
 
 def _stage_ms(run: RunSummary, restyler: Any) -> dict[str, float]:
