@@ -68,10 +68,6 @@ def restore_detail(stylized: Any, content: np.ndarray, strength: float, sigma: f
     return xp.clip(xp.rint(lifted), 0, 255).astype(xp.uint8)
 
 
-# The luma weights (OpenCV's RGB2GRAY runs on the host only): the same sum for both sides, so
-# a face already at its own brightness gets a gain of exactly 1.
-_GREY = LUMA_WEIGHTS
-
 # Darkening or lightening a stylized face by more than this factor is a failed landmark fit or
 # a blank crop, not a skin tone.
 _MAX_GAIN = 3.0
@@ -111,7 +107,9 @@ def restore_tone(stylized: Any, content: np.ndarray, landmarks: np.ndarray) -> A
             f"landmark sets, got {stylized.shape}, {content.shape} and {len(landmarks)}"
         )
     xp = array_module(stylized)
-    grey_weights = xp.asarray(_GREY)
+    # The luma weights, not OpenCV's RGB2GRAY (host only): the same sum for both sides, so a
+    # face already at its own brightness gets a gain of exactly 1.
+    grey_weights = xp.asarray(LUMA_WEIGHTS)
     size = stylized.shape[1]
     out = xp.empty_like(stylized)
     for i, (styled, source, points) in enumerate(zip(stylized, content, landmarks, strict=True)):
@@ -122,7 +120,7 @@ def restore_tone(stylized: Any, content: np.ndarray, landmarks: np.ndarray) -> A
         if not inside.any():
             out[i] = styled
             continue
-        own = np.median((source.astype(np.float32) @ _GREY)[inside])
+        own = np.median((source.astype(np.float32) @ LUMA_WEIGHTS)[inside])
         values = styled.astype(xp.float32)
         grey = values @ grey_weights
         made = xp.median(grey[xp.asarray(inside)])

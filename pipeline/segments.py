@@ -283,10 +283,10 @@ def join_segments(
                 if audio is not None:
                     audio.mux_until(None)
             publish(partial, output)
-    except BaseException as error:
-        if isinstance(error, OSError) and not isinstance(error, OutputError):
-            raise OutputError(f"cannot write {output}: {error.strerror or error}") from error
-        raise
+    except OSError as error:
+        if isinstance(error, OutputError):
+            raise
+        raise OutputError(f"cannot write {output}: {error.strerror or error}") from error
     finally:
         if audio is not None:
             audio.close()

@@ -61,12 +61,12 @@ class RestyleSettings:
         style: a style spec — ``"cartoon"``, a bundled pack name, a ``.safetensors`` pack path
             (see :func:`plugin.styles.resolve_style`) — or a ready :class:`Stylizer`.
         identity: how much of the person's fine detail to keep, 0 (pure style) to about 1;
-            ``None`` uses the style's own default (0.25-0.5 for the bundled packs, 0 for
+            ``None`` uses the style's own default (0.35-0.75 for the bundled packs, 0 for
             cartoon).
         strokes: how strongly a pack's student paints its strokes: its canvas
-            (:mod:`models.canvas`) scaled by this, 0 (none) to 4; 1 is the pack's own, and
-            about 2.4 the strength it was trained at (packs show 0.42 of it, for steadiness
-            and identity). Packs without a canvas and the cartoon style ignore it.
+            (:mod:`models.canvas`) scaled by this, 0 (none) to 4; 1 is the pack's own
+            (``adapt --strokes`` chose it; packs show less than they were trained with, for
+            steadiness and identity). Packs without a canvas and the cartoon style ignore it.
         max_faces: most faces restyled per frame.
         detect_every: run the face detector every this many frames (trackers in between).
         detect_lag: 0 runs the detector in line, so a file renders the same every time; N

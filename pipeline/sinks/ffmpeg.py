@@ -18,6 +18,7 @@ import tempfile
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -103,6 +104,7 @@ class FfmpegSink(Sink):
             options |= {"crf": crf, "preset": preset}
         rate = Fraction(fps).limit_denominator(100_000)
         self._process: subprocess.Popen | None = None
+        self._log: IO[bytes] | None = None
         self._tmp: Path | None = None
         try:
             # Named before it exists, so that a stop at any moment deletes it.
@@ -121,8 +123,6 @@ class FfmpegSink(Sink):
             self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close() or abort()
             self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._log)
         except BaseException:
-            if self._process is None and self._tmp is not None:
-                self._tmp.unlink(missing_ok=True)
             self.abort()
             raise
 
@@ -153,24 +153,28 @@ class FfmpegSink(Sink):
         except BaseException:
             self.abort()
             raise
-        self._process = None
-        self._log.close()
+        self._tmp = None
+        self.abort()  # the file is in place: this only lets go of the process and its log
 
     def abort(self) -> None:
-        """Stop ffmpeg and delete the temporary file; the final name is never touched."""
-        if self._process is None:
-            return
-        with contextlib.suppress(OSError):
-            self._process.stdin.close()
-        self._process.kill()
-        self._process.wait()
-        self._process = None
-        self._log.close()
-        self._tmp.unlink(missing_ok=True)
+        """Stop ffmpeg if it runs and delete the temporary file, whatever of them exists
+        (also halfway through ``__init__``); the final name is never touched."""
+        if self._process is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
 
     def _failed(self) -> OutputError:
         """ffmpeg stopped: its last message line says why."""
-        assert self._process is not None
+        assert self._process is not None and self._log is not None
         self._process.wait()
         self._log.seek(0)
         lines = self._log.read().decode(errors="replace").strip().splitlines()

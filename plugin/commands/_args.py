@@ -69,12 +69,12 @@ def add_restyle_options(
         type=number_in(float, 0),
         metavar="K",
         help="keep the person's fine detail: 0 pure style, about 1 clearly them "
-        "(default: the style's own; 0.25-0.5 for the bundled packs, 0 for cartoon)",
+        "(default: the style's own; 0.35-0.75 for the bundled packs, 0 for cartoon)",
     )
     add_strokes_option(
         parser,
-        "how strongly a pack paints its strokes: 0 none, 1 the pack's own (default), "
-        "about 2.4 as trained (bolder, less steady, less like the person)",
+        "how strongly a pack paints its strokes: 0 none, 1 the pack's own (default; "
+        "bolder is less steady and less like the person)",
     )
     parser.add_argument(
         "--max-faces", type=number_in(int, 1), default=8, metavar="N", help="faces per frame (8)"
