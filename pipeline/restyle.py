@@ -90,6 +90,7 @@ class Restyler:
     Attributes:
         timings: seconds spent per stage (:data:`STAGES`) and frames processed.
         track_ids: every track id that has been stylized in at least one frame.
+        most_faces: the most faces restyled in one frame (the student's largest batch).
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class Restyler:
         self.degrade = degrade
         self.timings = StageTimings()
         self.track_ids: set[int] = set()
+        self.most_faces = 0
         # For the "far faces classical" step, made on first use.
         self._classical: CartoonStylizer | None = None
         # track id -> (face box, stylized crop, whether that crop was a reused one) of its
@@ -174,6 +176,7 @@ class Restyler:
         with self.timings.measure("composite"):
             image = self.compositor.process(frame.image, analysis.crops, stylized.crops, faces)
         self.track_ids.update(face.track_id for face in faces)
+        self.most_faces = max(self.most_faces, len(faces))
         if self.degrade is not None:
             # The slowest stage sets the pace of the live pipeline.
             slowest = max(analysis.seconds, stylized.seconds, time.perf_counter() - start)
@@ -244,6 +247,7 @@ class Restyler:
         self.compositor.reset()
         self.timings.reset()
         self.track_ids.clear()
+        self.most_faces = 0
         self._last.clear()
         if self.degrade is not None:
             self.degrade.reset()

@@ -212,6 +212,8 @@ def run_bench(
         # The same stages as `facestyle render`: track and align, stylize, composite.
         stages = list(restyler.stages)
         quiet = _measured(_render(path, output, stages, preset, frames), restyler)
+        # The student's batch as the render ran it: the most faces in one frame.
+        batch = max(restyler.most_faces, 1)
         loaded = None
         if load:
             with CompetingLoad(load) as workers:
@@ -220,7 +222,6 @@ def run_bench(
             loaded["workers"] = workers.kinds
             loaded["fps_ratio"] = _ratio(loaded["fps"], quiet["fps"])
             loaded["face_ms_ratio"] = _ratio(loaded["face_ms"], quiet["face_ms"])
-        batch = max(faces if clip is None else settings.max_faces, 1)
         student_ms = _student_ms_per_crop(restyler.stylizer, batch, device)
         parity = _parity(settings, path, PARITY_FRAMES) if device == "cuda" else None
 

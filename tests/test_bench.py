@@ -38,7 +38,7 @@ def test_bench_beside_competing_workers_reports_ratios_to_the_quiet_run(
     assert main([*args, "--preset", "ultrafast", "--device", "cpu"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["clip"]["faces"] == 2 and result["clip"]["frames"] == 8
-    assert result["render"]["faces_tracked"] == 2
+    assert result["render"]["faces_tracked"] == 2 and result["student_batch"] == 2
     device = result["device"]
     assert device["device"] == "cpu" and device["omp_wait_policy"] == "PASSIVE"
     assert device["torch_threads"] >= 1 and device["opencv_threads"] >= 1
@@ -63,7 +63,8 @@ def test_bench_measures_the_users_own_clip(tmp_path, capsys: pytest.CaptureFixtu
     result = json.loads(capsys.readouterr().out)
     assert result["clip"]["path"] == str(clip) and result["clip"]["size"] == [480, 360]
     assert result["clip"]["frames"] == 10 and result["load"] is None
-    assert result["render"]["faces_tracked"] == 1
+    # The student is timed on the batch the render gave it: one face, not --max-faces.
+    assert result["render"]["faces_tracked"] == 1 and result["student_batch"] == 1
 
 
 @pytest.mark.parametrize("size", ["640", "641x480", "32x32", "axb"])

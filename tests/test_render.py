@@ -115,10 +115,11 @@ def test_restyler_returns_a_faceless_frame_itself_and_leaves_the_rest_exact(
         outside = ~_face_region(truth, frame.index, (frame.height, frame.width))
         assert np.array_equal(result.image[outside], frame.image[outside])
     assert restyler.track_ids == {next(iter(restyler.track_ids))}
+    assert restyler.most_faces == 1
     timings = restyler.timings.ms_per_frame()
     assert {"track", "align", "stylize", "composite"} <= timings.keys()
     restyler.reset()
-    assert not restyler.track_ids and restyler.timings.frames == 0
+    assert not restyler.track_ids and restyler.most_faces == 0 and restyler.timings.frames == 0
 
 
 def test_preview_sheet_is_written(clip: tuple[Path, ClipTruth], tmp_path: Path) -> None:
