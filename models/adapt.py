@@ -42,7 +42,7 @@ from models.student_input import (
 from models.teacher import TeacherParams, stylize_face
 from models.train import TrainingSet, TrainSettings, free_cores, train_student
 from pipeline.align import CROP_SIZE, align_face
-from pipeline.detail import DEFAULT_IDENTITY
+from pipeline.detail import DEFAULT_IDENTITY, DEFAULT_IDENTITY_SCALE, MAX_IDENTITY_SCALE
 from pipeline.errors import InputError, NoFaceError
 from pipeline.frame import AlignedCrop
 from pipeline.landmarks import detect_landmarks
@@ -77,6 +77,9 @@ class AdaptSettings:
         crop_size: side of the aligned crops.
         geometry: 0..1, how far faces are warped toward the exemplar's proportions.
         identity: the pack's default identity <-> style strength.
+        identity_scale: the pack's blur separating the person's detail from the face's
+            shape (:data:`pipeline.detail.DEFAULT_IDENTITY_SCALE`: fine detail only; 64
+            restores the face's light and shadow too, for a painted style).
         strokes: 0..4, how strongly the pack shows its strokes: its canvas is stored at this
             times :data:`models.canvas.SHOWN_STRENGTH` (a run's ``--strokes`` scales it
             again). The student trains the same either way.
@@ -96,6 +99,7 @@ class AdaptSettings:
     crop_size: int = CROP_SIZE
     geometry: float = 0.0
     identity: float = DEFAULT_IDENTITY
+    identity_scale: float = DEFAULT_IDENTITY_SCALE
     strokes: float = 1.0
     keep_tone: bool | None = None
     seed: int = 0
@@ -105,6 +109,11 @@ class AdaptSettings:
             raise ValueError(f"faces: expected >= 1, got {self.faces}")
         if not 0.0 <= self.geometry <= 1.0:
             raise InputError(f"--geometry: expected a value in 0..1, got {self.geometry}")
+        if not 1.0 <= self.identity_scale <= MAX_IDENTITY_SCALE:
+            raise InputError(
+                f"--identity-scale: expected a value in 1..{MAX_IDENTITY_SCALE:g}, "
+                f"got {self.identity_scale}"
+            )
         if not 0.0 <= self.strokes <= 4.0:
             raise InputError(f"--strokes: expected a value in 0..4, got {self.strokes}")
 
@@ -429,6 +438,7 @@ def adapt(
         luminance_quantiles=exemplar.reference.luminance_quantiles.astype(np.float32),
         thumbnail=cv2.resize(exemplar.image, (128, 128), interpolation=cv2.INTER_AREA),
         identity=float(settings.identity),
+        identity_scale=float(settings.identity_scale),
         geometry=float(settings.geometry),
         keep_tone=exemplar.keep_tone,
         training=figures,

@@ -18,8 +18,9 @@ File layout (safetensors, so any safetensors reader can inspect it):
 - metadata key ``facestyle``: one JSON object (keys sorted, so saving is byte-deterministic)
   with ``format`` (:data:`FORMAT`), ``format_version`` (:data:`FORMAT_VERSION`),
   ``architecture``, ``config``, ``crop_size``, ``guides``, ``name``, ``identity``,
-  ``geometry``, ``training`` (figures such as steps, seconds, losses) and ``keep_tone``
-  (absent in packs made before it existed: they matched the whole histogram).
+  ``geometry``, ``training`` (figures such as steps, seconds, losses), ``keep_tone``
+  (absent in packs made before it existed: they matched the whole histogram) and
+  ``identity_scale`` (absent in packs made before it: they restore fine detail only).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from safetensors import SafetensorError
 from models.generator import ARCHITECTURES, GeneratorConfig, StudentGenerator
 from models.student_input import GUIDE_CHANNELS, StudentReference, guide_channels
 from pipeline.atomic import write_atomically
+from pipeline.detail import DEFAULT_IDENTITY_SCALE, MAX_IDENTITY_SCALE
 from pipeline.errors import StyleError
 
 __all__ = [
@@ -75,6 +77,8 @@ class StylePack:
             quantiles (the appearance guide's reference).
         thumbnail: ``(T, T, 3)`` ``uint8`` RGB, the aligned exemplar.
         identity: default identity <-> style strength for ``restore_detail`` (0 = all style).
+        identity_scale: the blur (pixels of a 256 px crop) separating the person's detail
+            that identity restores from the face's shape (``restore_detail``'s ``sigma``).
         geometry: how far faces are warped toward the exemplar's proportions, 0..1.
         keep_tone: each stylized face is brought back to the person's own skin tone (see
             :attr:`models.exemplar.Exemplar.keep_tone`).
@@ -93,6 +97,7 @@ class StylePack:
     luminance_quantiles: np.ndarray
     thumbnail: np.ndarray
     identity: float = 0.0
+    identity_scale: float = DEFAULT_IDENTITY_SCALE
     geometry: float = 0.0
     keep_tone: bool = False
     training: dict[str, float | int | str] = field(default_factory=dict)
@@ -194,7 +199,11 @@ def _check_pack(pack: StylePack) -> None:
         f"thumbnail must be uint8 (T, T, 3) with 8 <= T <= {_MAX_THUMBNAIL}",
     )
     expect(type(pack.keep_tone) is bool, f"keep_tone must be true or false, got {pack.keep_tone!r}")
-    for key, low, high in (("identity", 0.0, 2.0), ("geometry", 0.0, 1.0)):
+    for key, low, high in (
+        ("identity", 0.0, 2.0),
+        ("identity_scale", 1.0, MAX_IDENTITY_SCALE),
+        ("geometry", 0.0, 1.0),
+    ):
         value = getattr(pack, key)
         expect(
             type(value) in (int, float) and low <= value <= high,
@@ -231,6 +240,7 @@ def _serialize(pack: StylePack) -> bytes:
         "guides": list(pack.guides),
         "name": pack.name,
         "identity": pack.identity,
+        "identity_scale": pack.identity_scale,
         "geometry": pack.geometry,
         "keep_tone": pack.keep_tone,
         "training": pack.training,
@@ -319,8 +329,9 @@ def _parse_metadata(path: Path, header: dict[str, object]) -> dict[str, object]:
         "geometry",
         "training",
     }
-    # keep_tone came later; a pack without it matched the whole histogram.
-    if set(meta) - {"keep_tone"} != expected:
+    # keep_tone and identity_scale came later: a pack without the first matched the whole
+    # histogram, one without the second restores fine detail only.
+    if set(meta) - {"keep_tone", "identity_scale"} != expected:
         raise _fail(path, f"metadata keys {sorted(meta)}, expected {sorted(expected)}")
     return meta
 
@@ -371,6 +382,7 @@ def load_pack(path: str | Path) -> StylePack:
             luminance_quantiles=tensors["luminance_quantiles"],
             thumbnail=tensors["thumbnail"],
             identity=meta["identity"],
+            identity_scale=meta.get("identity_scale", DEFAULT_IDENTITY_SCALE),
             geometry=meta["geometry"],
             keep_tone=meta.get("keep_tone", False),
             training=meta["training"],

@@ -129,6 +129,8 @@ class PackStylizer:
     Attributes:
         default_identity: the pack's suggested identity <-> style strength (for
             :func:`pipeline.detail.restore_detail`), chosen when the pack was made.
+        identity_scale: the pack's blur separating the person's detail from the face's
+            shape (:data:`pipeline.detail.DEFAULT_IDENTITY_SCALE`), chosen likewise.
         device: the torch device the student runs on.
         backend: the array module :meth:`stylize` returns crops in.
 
@@ -163,6 +165,7 @@ class PackStylizer:
         self.name = pack.name
         self.crop_size = pack.crop_size
         self.default_identity = pack.identity
+        self.identity_scale = pack.identity_scale
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise DeviceError(

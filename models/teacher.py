@@ -21,7 +21,7 @@ import numpy as np
 
 from models.exemplar import Exemplar
 from models.patchmatch import occupancy, pad_features, patchmatch, vote
-from pipeline.detail import restore_tone
+from pipeline.detail import DEFAULT_IDENTITY_SCALE, restore_tone
 from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop
 from pipeline.guides import REGIONS, Guides, compute_guides
@@ -255,6 +255,7 @@ class TeacherStylizer:
     name = "teacher"
     # The appearance guide already keeps the person's own shading.
     default_identity = 0.0
+    identity_scale = DEFAULT_IDENTITY_SCALE
 
     def __init__(self, exemplar: Exemplar, params: TeacherParams | None = None) -> None:
         self.exemplar = exemplar

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.detail import DEFAULT_IDENTITY_SCALE
 from pipeline.frame import AlignedCrop
 
 __all__ = ["CartoonStylizer", "soft_quantize"]
@@ -85,6 +86,7 @@ class CartoonStylizer:
     name = "cartoon"
     # Its ink lines follow the person's own features: no detail needs adding back.
     default_identity = 0.0
+    identity_scale = DEFAULT_IDENTITY_SCALE
 
     def __init__(
         self,

@@ -163,7 +163,9 @@ class Restyler:
         if identity > 0:
             with timings.measure("detail"):
                 content = np.stack([crop.image for crop in analysis.crops])
-                stylized = restore_detail(stylized, content, identity)
+                stylized = restore_detail(
+                    stylized, content, identity, analysis.stylizer.identity_scale
+                )
         return Stylized(analysis, stylized, time.perf_counter() - start)
 
     def composite(self, stylized: Stylized) -> Frame:

@@ -24,11 +24,15 @@ class Stylizer(Protocol):
         default_identity: the identity strength (:func:`pipeline.detail.restore_detail`)
             to use with it when the user gives none: a style pack's measured default, 0 for
             a stylizer that keeps the person by itself.
+        identity_scale: the blur (pixels of a 256 px crop) below which the content's
+            luminance is the person's detail that identity restores
+            (:data:`pipeline.detail.DEFAULT_IDENTITY_SCALE` for fine detail only).
     """
 
     name: str
     crop_size: int
     default_identity: float
+    identity_scale: float
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> Any:
         """Stylize a batch of crops.

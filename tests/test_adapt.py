@@ -29,6 +29,7 @@ from models.pack import load_pack, save_pack
 from models.pack_stylizer import PackStylizer
 from models.teacher import TeacherParams
 from models.train import TrainingSet, TrainSettings, _sample_patches
+from pipeline.detail import DEFAULT_IDENTITY_SCALE
 from pipeline.errors import NoFaceError
 from pipeline.frame import AlignedCrop
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
@@ -72,17 +73,25 @@ def test_tiny_adaptation_makes_a_pack_closer_to_the_teacher(tiny_result, tmp_pat
     assert after < 0.8 * before, (before, after)
 
 
-def test_strokes_set_how_strongly_the_pack_shows_its_canvas(tiny_result) -> None:
+def test_strokes_and_identity_scale_chosen_at_adapt_are_the_packs(tiny_result) -> None:
     bold = adapt(
         load_image(EXEMPLARS / "poster.jpg"),
-        replace(TINY, strokes=2.0, train=replace(TINY.train, steps=2)),
+        replace(TINY, strokes=2.0, identity_scale=32.0, train=replace(TINY.train, steps=2)),
         name="bold",
     ).pack
     # Same seed, same canvas: stored at twice the strength, and the figure says so.
     np.testing.assert_allclose(bold.canvas, 2.0 * tiny_result.pack.canvas, rtol=1e-6)
     assert bold.training["strokes"] == 2.0 and tiny_result.pack.training["strokes"] == 1.0
+    assert bold.identity_scale == 32.0
+    assert tiny_result.pack.identity_scale == DEFAULT_IDENTITY_SCALE
     with pytest.raises(ValueError, match="--strokes"):
         replace(TINY, strokes=5.0)
+
+
+def test_the_identity_scale_is_checked_where_it_is_chosen() -> None:
+    for outside in (0.5, 129.0):
+        with pytest.raises(ValueError, match="--identity-scale"):
+            replace(TINY, identity_scale=outside)
 
 
 def test_training_patches_cut_the_canvas_under_each_patch() -> None:
@@ -171,6 +180,9 @@ def test_adapt_command_refuses_bad_inputs(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["adapt", str(blank), "-o", str(tmp_path / "x.safetensors"), "--strokes", "5"])
     assert "--strokes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["adapt", str(blank), "-o", str(tmp_path / "x.safetensors"), "--identity-scale", "0"])
+    assert "--identity-scale" in capsys.readouterr().err
     assert not list(tmp_path.glob("x.*"))
 
 

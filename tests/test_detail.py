@@ -66,6 +66,37 @@ def test_colours_and_large_shapes_stay_the_style(pair):
     assert np.abs(low_out - low_style).mean() < 0.25 * np.abs(low_content - low_style).mean()
 
 
+def _band(image: np.ndarray, fine: float, coarse: float) -> np.ndarray:
+    """Luminance between two Gaussian blurs (exact, full resolution)."""
+    y = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return (cv2.GaussianBlur(y, (0, 0), fine) - cv2.GaussianBlur(y, (0, 0), coarse)).ravel()
+
+
+def test_a_wider_identity_scale_also_restores_the_faces_light_and_shadow(pair):
+    stylized, content = pair
+    flat = np.full_like(stylized, 128)  # a style that flattened the face's modelling
+    for i in range(len(content)):
+        fine, wide = (restore_detail(flat, content, 1.0, sigma)[i] for sigma in (3.0, 32.0))
+        # How much of the person's shading (the 6-32 px band) each output carries, 1 = all.
+        shading = _band(content[i], 6, 32)
+        carried = [float(_band(out, 6, 32) @ shading / (shading @ shading)) for out in (fine, wide)]
+        assert carried[0] < 0.2 and carried[1] > 0.8, carried
+        # The fine detail comes back either way.
+        assert min(_correlation(out, content[i]) for out in (fine, wide)) > 0.9
+
+
+def test_a_wide_scale_is_blurred_on_a_smaller_copy_within_a_grey_level_of_the_exact_blur(pair):
+    stylized, content = pair
+    grey = stylized[:, :, :, 1].copy()  # an equal add to R, G and B keeps the exact change
+    flat = np.repeat(np.full_like(grey, 128)[..., None], 3, axis=3)
+    out = restore_detail(flat, content, 1.0, 32.0).astype(np.float32)[..., 0] - 128
+    for i, source in enumerate(content):
+        luminance = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        exact = luminance - cv2.GaussianBlur(luminance, (0, 0), 32.0)
+        inside = (slice(8, -8), slice(8, -8))  # away from where the clip at 0 and 255 bites
+        assert np.abs(out[i][inside] - np.clip(exact, -128, 127)[inside]).mean() < 1.5
+
+
 @pytest.mark.parametrize(
     ("stylized", "content", "strength", "message"),
     [

@@ -222,6 +222,7 @@ class Unchanged:
     name = "unchanged"
     crop_size = 256
     default_identity = 0.0
+    identity_scale = 3.0
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
         return np.stack([c.image for c in crops])

@@ -18,6 +18,7 @@ from models.generator import StudentGenerator
 from models.pack import FORMAT_VERSION, bundled_packs, load_pack, save_pack
 from models.pack_stylizer import PackStylizer
 from pipeline.align import align_face
+from pipeline.detail import DEFAULT_IDENTITY_SCALE
 from pipeline.errors import StyleError
 from pipeline.landmarks import detect_landmarks
 
@@ -77,6 +78,22 @@ def test_skin_tone_choice_round_trips_and_older_packs_match_the_histogram(
     _resave(kept, tensors, meta)
     with pytest.raises(StyleError, match="keep_tone"):
         load_pack(kept)
+
+
+def test_identity_scale_round_trips_and_older_packs_restore_fine_detail(tmp_path: Path) -> None:
+    wide = save_pack(replace(make_pack(), identity_scale=32.0), tmp_path / "wide.safetensors")
+    assert load_pack(wide).identity_scale == 32.0
+    assert PackStylizer(load_pack(wide)).identity_scale == 32.0
+    # A pack written before identity_scale existed restores fine detail only, as it did.
+    tensors, meta = _contents(wide)
+    del meta["identity_scale"]
+    _resave(wide, tensors, meta)
+    assert load_pack(wide).identity_scale == DEFAULT_IDENTITY_SCALE
+    for hostile in (0.0, 1e9, float("nan"), "32", True):
+        meta["identity_scale"] = hostile
+        _resave(wide, tensors, meta)
+        with pytest.raises(StyleError, match="identity_scale"):
+            load_pack(wide)
 
 
 def _flip_header_byte(path: Path) -> None:

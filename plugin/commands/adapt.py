@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from pipeline.detail import DEFAULT_IDENTITY
+from pipeline.detail import DEFAULT_IDENTITY, DEFAULT_IDENTITY_SCALE, MAX_IDENTITY_SCALE
 from pipeline.errors import OutputError
 from plugin.commands._args import add_device_option, add_strokes_option, number_in
 
@@ -59,6 +59,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the pack's default identity <-> style strength, 0 (all style) to 2 "
         f"(default {DEFAULT_IDENTITY}, chosen with facestyle eval --identity)",
     )
+    parser.add_argument(
+        "--identity-scale",
+        type=number_in(float, 1, MAX_IDENTITY_SCALE),
+        default=DEFAULT_IDENTITY_SCALE,
+        metavar="PX",
+        help="what identity restores: the person's luminance detail finer than PX pixels of "
+        f"a 256 px crop; {DEFAULT_IDENTITY_SCALE:g} (default) fine detail only, 64 the face's "
+        "light and shadow too (for a painted style)",
+    )
     add_strokes_option(
         parser,
         "how strongly the pack shows its strokes, 0 (none) to 4 (default 1; bolder strokes "
@@ -100,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         quality,
         geometry=args.geometry,
         identity=args.identity,
+        identity_scale=args.identity_scale,
         strokes=args.strokes,
         keep_tone={"auto": None, "keep": True, "style": False}[args.skin_tone],
         seed=args.seed,

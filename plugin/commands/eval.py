@@ -161,11 +161,12 @@ class _WithDetail:
         self._strength = strength
         self.name = f"{stylizer.name} (identity {strength:g})" if label else stylizer.name
         self.crop_size = stylizer.crop_size
+        self.identity_scale = stylizer.identity_scale
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
         stylized = self._stylizer.stylize(crops)
         content = np.stack([crop.image for crop in crops])
-        return restore_detail(stylized, content, self._strength)
+        return restore_detail(stylized, content, self._strength, self.identity_scale)
 
     def reset(self) -> None:
         self._stylizer.reset()

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         figures = pack.training
         print(
             f"{name:<12} {path.stat().st_size / 1e6:4.1f} MB  {pack.crop_size}px crops  "
-            f"identity {pack.identity:g}  strokes {figures.get('strokes', 1.0):g}  "
+            f"identity {pack.identity:g} scale {pack.identity_scale:g}  strokes {figures.get('strokes', 1.0):g}  "
             f"geometry {pack.geometry:g}  "
             f"trained {figures.get('steps', '?')} steps on {figures.get('faces', '?')} faces  "
             f"{path}"
