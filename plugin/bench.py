@@ -38,13 +38,31 @@ BENCH_SIZE = (640, 480)
 GENERATED_FRAMES = 150
 # Frames restyled on both devices for the GPU-vs-CPU parity check.
 PARITY_FRAMES = 12
-# The issues' targets: on a 2-core CPU, >= 30 fps end to end (the classical style, and the
-# painterly pack on the bench clip) and >= 0.6x of that beside one competing PyTorch worker;
-# on a GPU, 1080p with four faces >= 60 fps and the student <= 1 ms per crop in a batch.
+# The issues' targets. On a 2-core CPU: >= 30 fps end to end and tracking within 10 ms on the
+# bench clip (640x480, one face), >= 25 fps on real footage, >= 0.6x of the quiet speed beside
+# one competing PyTorch worker, the student <= 12 ms a crop. On a GPU: 1080p with four faces
+# >= 60 fps and the student <= 1 ms per crop in a batch. A generated clip of another size or
+# face count is measured, not judged, on speed.
 TARGETS = {
-    "cpu": {"end_to_end_fps": 30.0, "track_landmarks_ms": 10.0, "load_fps_ratio": 0.6},
+    "cpu": {
+        "end_to_end_fps": 30.0,
+        "track_landmarks_ms": 10.0,
+        "load_fps_ratio": 0.6,
+        "student_ms_per_crop": 12.0,
+    },
+    "cpu footage": {"end_to_end_fps": 25.0, "load_fps_ratio": 0.6, "student_ms_per_crop": 12.0},
+    "cpu other": {"load_fps_ratio": 0.6, "student_ms_per_crop": 12.0},
     "cuda": {"end_to_end_fps": 60.0, "student_ms_per_crop": 1.0},
 }
+
+
+def _targets(device: str, clip: str | Path | None, size: tuple[int, int], faces: int) -> dict:
+    """The :data:`TARGETS` that judge this run: on the CPU they depend on the clip."""
+    if device == "cuda":
+        return TARGETS["cuda"]
+    if clip is not None:
+        return TARGETS["cpu footage"]
+    return TARGETS["cpu"] if (size, faces) == (BENCH_SIZE, 1) else TARGETS["cpu other"]
 
 
 def _face_path(index: int, faces: int, size: tuple[int, int]) -> FacePath:
@@ -229,8 +247,10 @@ def run_bench(
 
     # From the quiet run: the tracker's timings are the loaded run's once that has run.
     track_landmarks = sum(ms for name, ms in quiet["stage_ms"].items() if name.startswith("track."))
-    targets = TARGETS[device]
-    meets = {"end_to_end_fps": quiet["fps"] >= targets["end_to_end_fps"]}
+    targets = _targets(device, clip, size, faces)
+    meets = {}
+    if "end_to_end_fps" in targets:
+        meets["end_to_end_fps"] = quiet["fps"] >= targets["end_to_end_fps"]
     if "track_landmarks_ms" in targets:
         meets["track_landmarks_ms"] = track_landmarks <= targets["track_landmarks_ms"]
     if loaded is not None and "load_fps_ratio" in targets:
@@ -297,11 +317,10 @@ def format_bench(result: dict) -> str:
         f"  end to end                        {full['fps']:7.1f} fps  "
         f"= {result['fps_vs_io_floor']:.2f} x the I/O floor{_verdict(result, 'end_to_end_fps')}",
     ]
-    if "track_landmarks_ms" in result["meets"]:
-        lines.append(
-            f"  tracking + landmarks              {result['track_landmarks_ms']:7.2f} ms/frame"
-            f"{_verdict(result, 'track_landmarks_ms')}"
-        )
+    lines.append(
+        f"  tracking + landmarks              {result['track_landmarks_ms']:7.2f} ms/frame"
+        f"{_verdict(result, 'track_landmarks_ms')}"
+    )
     if result["student_ms_per_crop"] is not None:
         lines.append(
             f"  student alone                     {result['student_ms_per_crop']:7.2f} ms/crop "

@@ -29,6 +29,9 @@ def test_bench_reports_every_stage_and_the_io_floor(capsys: pytest.CaptureFixtur
     assert result["fps_vs_io_floor"] == pytest.approx(ratio)
     text = format_bench(result)
     assert "I/O floor" in text and "end to end" in text and "tracking + landmarks" in text
+    # The bench clip is judged by the bench clip's targets.
+    assert result["targets"]["end_to_end_fps"] == 30.0
+    assert {"end_to_end_fps", "track_landmarks_ms"} <= result["meets"].keys()
 
 
 def test_bench_beside_competing_workers_reports_ratios_to_the_quiet_run(
@@ -51,6 +54,8 @@ def test_bench_beside_competing_workers_reports_ratios_to_the_quiet_run(
     quiet_tracking = sum(ms for name, ms in quiet["stage_ms"].items() if name.startswith("track."))
     assert result["track_landmarks_ms"] == pytest.approx(quiet_tracking)
     assert result["parity"] is None and "load_fps_ratio" in result["meets"]
+    # Two faces are not the bench clip: their speed is measured, not judged.
+    assert "end_to_end_fps" not in result["meets"] and "end_to_end_fps" not in result["targets"]
     text = format_bench(result)
     assert "with load (torch)" in text and "x quiet" in text
 
@@ -65,6 +70,10 @@ def test_bench_measures_the_users_own_clip(tmp_path, capsys: pytest.CaptureFixtu
     assert result["clip"]["frames"] == 10 and result["load"] is None
     # The student is timed on the batch the render gave it: one face, not --max-faces.
     assert result["render"]["faces_tracked"] == 1 and result["student_batch"] == 1
+    # A user's footage is held to the real-footage target, and its tracking is not judged.
+    assert result["targets"]["end_to_end_fps"] == 25.0
+    assert "end_to_end_fps" in result["meets"] and "track_landmarks_ms" not in result["meets"]
+    assert "tracking + landmarks" in format_bench(result)
 
 
 @pytest.mark.parametrize("size", ["640", "641x480", "32x32", "axb"])
