@@ -50,12 +50,14 @@ from pipeline.samples import FACE_PHOTOS, face_photo
 from pipeline.sources import open_source
 
 __all__ = [
+    "PAINTED_IDENTITY_SCALE",
     "QUALITIES",
     "AdaptResult",
     "AdaptSettings",
     "Progress",
     "adapt",
     "footage_faces",
+    "identity_scale_for",
     "preview_sheet",
     "sample_faces",
 ]
@@ -79,7 +81,8 @@ class AdaptSettings:
         identity: the pack's default identity <-> style strength.
         identity_scale: the pack's blur separating the person's detail from the face's
             shape (:data:`pipeline.detail.DEFAULT_IDENTITY_SCALE`: fine detail only; 64
-            restores the face's light and shadow too, for a painted style).
+            restores the face's light and shadow too); ``None``: chosen from the exemplar
+            (:func:`identity_scale_for`).
         strokes: 0..4, how strongly the pack shows its strokes: its canvas is stored at this
             times :data:`models.canvas.SHOWN_STRENGTH` (a run's ``--strokes`` scales it
             again). The student trains the same either way.
@@ -99,7 +102,7 @@ class AdaptSettings:
     crop_size: int = CROP_SIZE
     geometry: float = 0.0
     identity: float = DEFAULT_IDENTITY
-    identity_scale: float = DEFAULT_IDENTITY_SCALE
+    identity_scale: float | None = None
     strokes: float = 1.0
     keep_tone: bool | None = None
     seed: int = 0
@@ -109,7 +112,9 @@ class AdaptSettings:
             raise ValueError(f"faces: expected >= 1, got {self.faces}")
         if not 0.0 <= self.geometry <= 1.0:
             raise InputError(f"--geometry: expected a value in 0..1, got {self.geometry}")
-        if not 1.0 <= self.identity_scale <= MAX_IDENTITY_SCALE:
+        if self.identity_scale is not None and not (
+            1.0 <= self.identity_scale <= MAX_IDENTITY_SCALE
+        ):
             raise InputError(
                 f"--identity-scale: expected a value in 1..{MAX_IDENTITY_SCALE:g}, "
                 f"got {self.identity_scale}"
@@ -314,6 +319,31 @@ def preview_sheet(result: AdaptResult, columns: int = 6, tile: int = 128) -> np.
     return sheet
 
 
+# A colour portrait whose skin is modelled at least this strongly (Exemplar.shading) gets the
+# wide identity scale. Six of the shared artworks, packs made at default quality and judged on
+# the three shared clips at 3 and at 64: Mucha's poster (0.12) lost style apart from skin tone
+# at the wide scale (0.32 / 0.24 / 0.41 -> 0.57 / 0.62 / 0.77 at 32), the album portrait of
+# Confucius (0.14) was mixed (apart from tone 0.18 / 0.19 / 0.26 -> 0.19 / 0.22 / 0.32, plain
+# 0.35 / 0.85 / 0.34 -> 0.37 / 0.78 / 0.30); Renoir (0.16), Cranach (0.17), Modigliani (0.22)
+# and Van Gogh (0.24) came closer on every clip, plain and apart from tone, sharper and as
+# steady (Renoir's clip 3 face from 33 % to all of it under 0.6).
+_SHADED = 0.15
+
+PAINTED_IDENTITY_SCALE = 64.0
+"""The identity scale of a pack whose portrait is painted with light and shadow."""
+
+
+def identity_scale_for(exemplar: Exemplar) -> float:
+    """The identity scale a pack gets by default: :data:`PAINTED_IDENTITY_SCALE` for a colour
+    portrait modelled with light and shadow, whose kept skin tone would otherwise flatten the
+    painted modelling on a darker face; fine detail only
+    (:data:`pipeline.detail.DEFAULT_IDENTITY_SCALE`) for flat colour, where the person's
+    shading would be photo texture, and for a monochrome print, whose tones are the style's."""
+    if exemplar.keep_tone and exemplar.shading >= _SHADED:
+        return PAINTED_IDENTITY_SCALE
+    return DEFAULT_IDENTITY_SCALE
+
+
 def _prepare(image: np.ndarray, points: np.ndarray | None, settings: AdaptSettings) -> Exemplar:
     try:
         return prepare_exemplar(image, points, settings.crop_size, settings.keep_tone)
@@ -438,7 +468,11 @@ def adapt(
         luminance_quantiles=exemplar.reference.luminance_quantiles.astype(np.float32),
         thumbnail=cv2.resize(exemplar.image, (128, 128), interpolation=cv2.INTER_AREA),
         identity=float(settings.identity),
-        identity_scale=float(settings.identity_scale),
+        identity_scale=float(
+            identity_scale_for(exemplar)
+            if settings.identity_scale is None
+            else settings.identity_scale
+        ),
         geometry=float(settings.geometry),
         keep_tone=exemplar.keep_tone,
         training=figures,

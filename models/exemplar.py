@@ -15,8 +15,10 @@ import cv2
 import numpy as np
 
 from pipeline.align import CROP_SIZE, align_face, canonical_landmarks
+from pipeline.detail import low_pass
 from pipeline.errors import InputError, InputNotFoundError, NoFaceError
 from pipeline.guides import (
+    REGIONS,
     GuideReference,
     Guides,
     compute_guides,
@@ -66,6 +68,18 @@ class Exemplar:
     @property
     def size(self) -> int:
         return int(self.image.shape[0])
+
+    @property
+    def shading(self) -> float:
+        """How strongly the portrait models its face with light and shadow: the spread of
+        the skin's luminance between a 3 px and a 64 px blur (of a 256 px crop), over its
+        mean. Mucha's flat poster skin 0.12; Renoir's, Cranach's, Modigliani's and Van
+        Gogh's oils 0.16-0.24."""
+        skin = self.guides.regions[..., REGIONS.index("skin")] > 0.5
+        luminance = cv2.cvtColor(self.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        scale = self.size / 256
+        band = low_pass(luminance, 3 * scale) - low_pass(luminance, 64 * scale)
+        return float(band[skin].std() / max(float(luminance[skin].mean()), 1.0))
 
 
 def _five(landmarks: np.ndarray) -> np.ndarray:

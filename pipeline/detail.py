@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_IDENTITY",
     "DEFAULT_IDENTITY_SCALE",
     "MAX_IDENTITY_SCALE",
+    "low_pass",
     "restore_detail",
     "restore_tone",
 ]
@@ -36,8 +37,8 @@ DEFAULT_IDENTITY = 0.25
 DEFAULT_IDENTITY_SCALE = 3.0
 """The Gaussian blur (pixels of a 256 px crop) that separates the person's detail from the
 face's shape: at 3 identity restores fine structure only (eyelids, lip line, wrinkles); a
-style pack painted with light and shadow may restore the face's modelling too (``adapt
---identity-scale 64``, as the bundled ``painterly`` does)."""
+pack whose portrait is painted with light and shadow restores the face's modelling too (64,
+which ``adapt`` chooses for one: ``models.adapt.identity_scale_for``)."""
 
 MAX_IDENTITY_SCALE = 128.0
 """The widest identity scale a pack may have: half a 256 px crop."""
@@ -47,7 +48,7 @@ MAX_IDENTITY_SCALE = 128.0
 _EXACT_BLUR = 8.0
 
 
-def _low_pass(luminance: np.ndarray, sigma: float) -> np.ndarray:
+def low_pass(luminance: np.ndarray, sigma: float) -> np.ndarray:
     """``(S, S)`` ``float32`` Gaussian blur of ``sigma`` pixels (see :data:`_EXACT_BLUR`)."""
     if sigma <= _EXACT_BLUR:
         return cv2.GaussianBlur(luminance, (0, 0), sigma)
@@ -95,7 +96,7 @@ def restore_detail(
     detail = np.empty(content.shape[:3], np.float32)
     for i, source in enumerate(content):
         luminance = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        detail[i] = luminance - _low_pass(luminance, sigma)
+        detail[i] = luminance - low_pass(luminance, sigma)
     xp = array_module(stylized)
     # Adding the same amount to R, G and B changes luminance only, not hue.
     lifted = stylized.astype(xp.float32) + xp.float32(strength) * xp.asarray(detail)[..., None]

@@ -15,15 +15,17 @@ import pytest
 import torch
 
 from models.adapt import (
+    PAINTED_IDENTITY_SCALE,
     AdaptSettings,
     _spread,
     adapt,
     footage_faces,
+    identity_scale_for,
     preview_sheet,
     sample_faces,
 )
 from models.canvas import CANVAS_STRENGTH, SHOWN_STRENGTH, make_canvas
-from models.exemplar import load_image
+from models.exemplar import load_image, prepare_exemplar
 from models.generator import GeneratorConfig
 from models.pack import load_pack, save_pack
 from models.pack_stylizer import PackStylizer
@@ -83,9 +85,26 @@ def test_strokes_and_identity_scale_chosen_at_adapt_are_the_packs(tiny_result) -
     np.testing.assert_allclose(bold.canvas, 2.0 * tiny_result.pack.canvas, rtol=1e-6)
     assert bold.training["strokes"] == 2.0 and tiny_result.pack.training["strokes"] == 1.0
     assert bold.identity_scale == 32.0
-    assert tiny_result.pack.identity_scale == DEFAULT_IDENTITY_SCALE
+    # Without a choice, the pack gets the scale its portrait calls for.
+    poster = prepare_exemplar(load_image(EXEMPLARS / "poster.jpg"), size=TINY.crop_size)
+    assert tiny_result.pack.identity_scale == identity_scale_for(poster)
     with pytest.raises(ValueError, match="--strokes"):
         replace(TINY, strokes=5.0)
+
+
+@pytest.mark.parametrize(
+    ("exemplar", "scale"),
+    [
+        ("painterly.jpg", PAINTED_IDENTITY_SCALE),
+        ("poster.jpg", DEFAULT_IDENTITY_SCALE),
+        ("engraving.jpg", DEFAULT_IDENTITY_SCALE),
+    ],
+)
+def test_the_identity_scale_follows_how_the_portrait_is_painted(exemplar: str, scale) -> None:
+    """Van Gogh models the face with light and shadow; Mucha's poster skin is flat; the
+    engraving is monochrome, its tones the style's own."""
+    prepared = prepare_exemplar(load_image(EXEMPLARS / exemplar))
+    assert identity_scale_for(prepared) == scale
 
 
 def test_the_identity_scale_is_checked_where_it_is_chosen() -> None:

@@ -62,11 +62,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--identity-scale",
         type=number_in(float, 1, MAX_IDENTITY_SCALE),
-        default=DEFAULT_IDENTITY_SCALE,
+        default=None,
         metavar="PX",
         help="what identity restores: the person's luminance detail finer than PX pixels of "
-        f"a 256 px crop; {DEFAULT_IDENTITY_SCALE:g} (default) fine detail only, 64 the face's "
-        "light and shadow too (for a painted style)",
+        f"a 256 px crop; {DEFAULT_IDENTITY_SCALE:g} fine detail only, 64 the face's light and "
+        "shadow too (default: 64 for a colour portrait painted with light and shadow, "
+        f"{DEFAULT_IDENTITY_SCALE:g} for flat colour or a monochrome print)",
     )
     add_strokes_option(
         parser,
@@ -153,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) and {preview}: "
         f"{figures['faces']} faces, teacher {figures['teacher_seconds']:.0f} s, "
         f"{figures['steps']} training steps in {figures['train_seconds']:.0f} s, "
-        f"total {figures['total_seconds']:.0f} s"
+        f"total {figures['total_seconds']:.0f} s; identity {result.pack.identity:g} at scale "
+        f"{result.pack.identity_scale:g}"
     )
     return 0
