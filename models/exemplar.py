@@ -24,6 +24,7 @@ from pipeline.guides import (
     compute_guides,
     guide_reference,
     is_monochrome,
+    luminance,
 )
 from pipeline.landmarks import detect_faces, predict_landmarks
 
@@ -76,10 +77,10 @@ class Exemplar:
         mean. Mucha's flat poster skin 0.12; Renoir's, Cranach's, Modigliani's and Van
         Gogh's oils 0.16-0.24."""
         skin = self.guides.regions[..., REGIONS.index("skin")] > 0.5
-        luminance = cv2.cvtColor(self.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        luma = luminance(self.image)
         scale = self.size / 256
-        band = low_pass(luminance, 3 * scale) - low_pass(luminance, 64 * scale)
-        return float(band[skin].std() / max(float(luminance[skin].mean()), 1.0))
+        band = low_pass(luma, 3 * scale) - low_pass(luma, 64 * scale)
+        return float(band[skin].std() / max(float(luma[skin].mean()), 1 / 255))
 
 
 def _five(landmarks: np.ndarray) -> np.ndarray:

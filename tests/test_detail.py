@@ -85,15 +85,14 @@ def test_a_wider_identity_scale_also_restores_the_faces_light_and_shadow(pair):
         assert min(_correlation(out, content[i]) for out in (fine, wide)) > 0.9
 
 
-def test_a_wide_scale_is_blurred_on_a_smaller_copy_within_a_grey_level_of_the_exact_blur(pair):
+def test_a_wide_scale_is_blurred_on_a_smaller_copy_close_to_the_exact_blur(pair):
     stylized, content = pair
-    grey = stylized[:, :, :, 1].copy()  # an equal add to R, G and B keeps the exact change
-    flat = np.repeat(np.full_like(grey, 128)[..., None], 3, axis=3)
+    flat = np.full_like(stylized, 128)  # the detail is added to R, G and B alike: read one
     out = restore_detail(flat, content, 1.0, 32.0).astype(np.float32)[..., 0] - 128
     for i, source in enumerate(content):
         luminance = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY).astype(np.float32)
         exact = luminance - cv2.GaussianBlur(luminance, (0, 0), 32.0)
-        inside = (slice(8, -8), slice(8, -8))  # away from where the clip at 0 and 255 bites
+        inside = (slice(8, -8), slice(8, -8))  # the border is extended differently when shrunk
         assert np.abs(out[i][inside] - np.clip(exact, -128, 127)[inside]).mean() < 1.5
 
 
