@@ -11,6 +11,8 @@ from face_crops import photo_face
 
 from pipeline.cartoon import CartoonStylizer
 from pipeline.detail import restore_detail, restore_tone
+from pipeline.frame import Frame
+from pipeline.restyle import Analysis, Restyler
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +96,37 @@ def test_a_wide_scale_is_blurred_on_a_smaller_copy_close_to_the_exact_blur(pair)
         exact = luminance - cv2.GaussianBlur(luminance, (0, 0), 32.0)
         inside = (slice(8, -8), slice(8, -8))  # the border is extended differently when shrunk
         assert np.abs(out[i][inside] - np.clip(exact, -128, 127)[inside]).mean() < 1.5
+
+
+class _Flat:
+    """A style that paints every face one flat grey, with a chosen identity scale."""
+
+    name = "flat"
+    crop_size = 256
+    default_identity = 1.0
+
+    def __init__(self, identity_scale: float) -> None:
+        self.identity_scale = identity_scale
+
+    def stylize(self, crops) -> np.ndarray:
+        return np.full((len(crops), 256, 256, 3), 128, np.uint8)
+
+    def reset(self) -> None:
+        pass
+
+
+def test_a_render_restores_detail_at_its_styles_identity_scale() -> None:
+    photo, face, crop = photo_face("astronaut")
+    frame = Frame(photo, 0.0, 0)
+    content = crop.image[None]
+    for scale in (3.0, 64.0):
+        style = _Flat(scale)
+        out = Restyler(style).stylize(Analysis(frame, (face,), (crop,), style)).crops
+        np.testing.assert_array_equal(
+            out, restore_detail(style.stylize([crop]), content, 1.0, scale)
+        )
+    wide = Restyler(_Flat(64.0)).stylize(Analysis(frame, (face,), (crop,), _Flat(64.0))).crops
+    assert not np.array_equal(wide, restore_detail(_Flat(3.0).stylize([crop]), content, 1.0))
 
 
 @pytest.mark.parametrize(
