@@ -45,22 +45,39 @@ __all__ = [
 _SKULL_UP = 1.05
 _SKULL_ACROSS = 1.12
 
-# The head polygon shrunk by this factor toward the eyes is taken as head whatever GrabCut
-# says; colour decides only the band outside it.
-_SURE = 0.85
+# A skull this tall above the eyes (in eye-to-chin distances) and this much narrower than
+# the head polygon is taken as head whatever GrabCut says; colour decides only the band
+# outside it. A short-haired crown sits lower than the polygon's: on the shared
+# weekly-address clips about 0.75 eye-to-chin distances above the eyes. When the sure region
+# reached higher (the polygon shrunk by 0.85 toward the eyes, 0.89 up), a dark curtain or
+# bookshelf above a short-haired head was sure head too, and GrabCut kept the whole block
+# above the head: the style painted a rectangle over the background.
+_SURE_UP = 0.8
+_SURE_ACROSS = 0.85
 
 # GrabCut works on a crop this many pixels a side: hair outlines need no more, and it costs
 # about a sixteenth of the full 256² crop.
 _CUT_SIDE = 64
 
+# The cut's top rows that are background when they look it: the outer 1/32 of the crop, which
+# soft_matte fades out anyway.
+_TOP_ROWS = _CUT_SIDE // 32
 
-def head_polygon(landmarks: np.ndarray) -> np.ndarray:
+# Components of each of GrabCut's colour mixtures (fixed in OpenCV).
+_COMPONENTS = 5
+
+
+def head_polygon(
+    landmarks: np.ndarray, up: float = _SKULL_UP, across: float = _SKULL_ACROSS
+) -> np.ndarray:
     """The head's outline extrapolated from the landmarks: ``(K, 2)`` ``float32`` crop pixels.
 
     The convex hull of the jaw line (points 0-16) and a half-ellipse above the eye line whose
-    height is :data:`_SKULL_UP` eye-to-chin distances and whose half-width is
-    :data:`_SKULL_ACROSS` times half the jaw's width; the ellipse follows the face's roll.
+    height is ``up`` eye-to-chin distances and whose half-width is ``across`` times half the
+    jaw's width (by default :data:`_SKULL_UP` and :data:`_SKULL_ACROSS`); the ellipse
+    follows the face's roll.
     """
+    skull_up, skull_across = up, across
     points = np.asarray(landmarks, np.float64)
     jaw = points[JAW]
     eyes = points[EYES].mean(axis=0)
@@ -68,12 +85,12 @@ def head_polygon(landmarks: np.ndarray) -> np.ndarray:
     height = float(np.linalg.norm(up)) or 1.0
     up /= height
     across = np.array([-up[1], up[0]])
-    half_width = 0.5 * float(np.linalg.norm(jaw[16] - jaw[0])) * _SKULL_ACROSS
+    half_width = 0.5 * float(np.linalg.norm(jaw[16] - jaw[0])) * skull_across
     angles = np.linspace(0.0, np.pi, 25)
     skull = (
         eyes
         + np.cos(angles)[:, None] * half_width * across
-        + np.sin(angles)[:, None] * _SKULL_UP * height * up
+        + np.sin(angles)[:, None] * skull_up * height * up
     )
     hull = cv2.convexHull(np.concatenate([jaw, skull]).astype(np.float32))
     return hull.reshape(-1, 2)
@@ -99,11 +116,16 @@ def head_cut(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Which pixels are head, decided by colour: GrabCut seeded by :func:`head_polygon`.
 
     One iteration at :data:`_CUT_SIDE` pixels a side, deciding only the band around the
-    polygon's edge: the face (jaw and brows) and the polygon shrunk by :data:`_SURE` toward
-    the eyes are sure head; the rest of the polygon probable head; a ring around it, a fifth
-    of the crop wide, probable background; the rest, and everything below the chin outside
-    the polygon (neck, collar), sure background. (Left to decide the whole skull, GrabCut
-    gave fair hair on a pale wall to the background.)
+    polygon's edge: the face (jaw and brows) and a short-haired skull (:data:`_SURE_UP`) are
+    sure head; the rest of the polygon probable head; a ring around it, a fifth of the crop
+    wide, probable background; the rest, everything below the chin outside the polygon
+    (neck, collar) sure background. (Left to decide the whole skull, GrabCut gave fair hair
+    on a pale wall to the background.) The polygon reaches the crop's top edge on most crops,
+    so nothing there told GrabCut what lies above the head, and a dark curtain or bookshelf
+    above a short-haired head, taken for hair, stayed head up to the edge: the style painted
+    a block over the background. So the crop's top rows (:data:`_TOP_ROWS`) are background
+    too where their colour is likelier the background's than the sure head's
+    (:func:`_likelier_background`); hair that reaches the edge stays undecided.
 
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB aligned crop.
@@ -116,27 +138,83 @@ def head_cut(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     points = np.asarray(landmarks, np.float64) * scale
     polygon = head_polygon(points)
     head = _fill(polygon, _CUT_SIDE) > 127
-    eyes = points[EYES].mean(axis=0)
-    inner = _fill(eyes + (polygon - eyes) * _SURE, _CUT_SIDE) > 127
+    skull = _fill(head_polygon(points, _SURE_UP, _SKULL_ACROSS * _SURE_ACROSS), _CUT_SIDE) > 127
     face = _fill(np.concatenate([points[JAW], points[BROWS][::-1]]), _CUT_SIDE) > 127
-    face = cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | inner
+    sure = cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | skull
     ring = cv2.dilate(head.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
     rows = np.arange(_CUT_SIDE)[:, None]
     below_chin = rows > points[CHIN, 1] + 1.0
     seeds = np.full((_CUT_SIDE, _CUT_SIDE), cv2.GC_BGD, np.uint8)
     seeds[ring & ~below_chin] = cv2.GC_PR_BGD
     seeds[head] = cv2.GC_PR_FGD
-    seeds[face] = cv2.GC_FGD
+    seeds[sure] = cv2.GC_FGD
     small = cv2.resize(image, (_CUT_SIDE, _CUT_SIDE), interpolation=cv2.INTER_AREA)
-    background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
     # GrabCut models colours as BGR, but only compares them, so RGB order does not matter.
     # Its k-means start draws from OpenCV's per-thread RNG: seed it, or the same crop gets a
     # slightly different matte each time (renders would not be reproducible).
     cv2.setRNGSeed(0)
+    top = seeds[:_TOP_ROWS]
+    above = _likelier_background(small[:_TOP_ROWS], small, sure, seeds == cv2.GC_BGD)
+    top[above & (top != cv2.GC_FGD)] = cv2.GC_BGD
+    background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
     # One iteration: a second one changed the cut on the shared weekly-address crops by an IoU
     # of at most 0.012 (median 0) for 1.7-2 ms more a call (4.7-5.5 ms against 3.0-3.4).
     cv2.grabCut(small, seeds, None, background, foreground, 1, cv2.GC_INIT_WITH_MASK)
     return ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.float32)
+
+
+def _likelier_background(
+    pixels: np.ndarray, image: np.ndarray, head: np.ndarray, background: np.ndarray
+) -> np.ndarray:
+    """Which ``pixels`` are likelier under the colour model of ``image``'s ``background``
+    than under that of its ``head``.
+
+    The models are GrabCut's own (five-component Gaussian mixtures, fitted by its
+    initialisation alone: ``iterCount`` 0 on a strip of the sample pixels).
+
+    Args:
+        pixels: ``(..., 3)`` ``uint8`` colours to decide.
+        image: ``(C, C, 3)`` ``uint8`` the crop the samples come from.
+        head, background: ``(C, C)`` ``bool`` the sample pixels.
+
+    Returns:
+        ``(...)`` ``bool``; all ``False`` when either sample has fewer pixels than a mixture
+        has components.
+    """
+    # Every 4th sample: the mixtures' k-means start is most of the cost, and a few hundred
+    # pixels a side fit five components as well.
+    head_pixels, background_pixels = image[head][::4], image[background][::4]
+    if len(head_pixels) < _COMPONENTS or len(background_pixels) < _COMPONENTS:
+        return np.zeros(pixels.shape[:-1], bool)
+    strip = np.ascontiguousarray(np.concatenate([head_pixels, background_pixels])[None])
+    labels = np.concatenate(
+        [np.full(len(head_pixels), cv2.GC_FGD), np.full(len(background_pixels), cv2.GC_BGD)]
+    ).astype(np.uint8)[None]
+    background_model, head_model = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.grabCut(strip, labels, None, background_model, head_model, 0, cv2.GC_INIT_WITH_MASK)
+    return _likelihood(pixels, background_model) > _likelihood(pixels, head_model)
+
+
+def _likelihood(pixels: np.ndarray, model: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` colours → ``(...)`` ``float64`` density under a GrabCut colour model,
+    ``(1, 65)`` ``float64`` in OpenCV's layout: five weights, five means, five 3x3
+    covariances."""
+    values = model.reshape(-1)
+    weights = values[:_COMPONENTS]
+    means = values[_COMPONENTS : 4 * _COMPONENTS].reshape(_COMPONENTS, 3)
+    covariances = values[4 * _COMPONENTS :].reshape(_COMPONENTS, 3, 3)
+    colours = pixels.reshape(-1, 3).astype(np.float64)
+    density = np.zeros(len(colours))
+    for weight, mean, covariance in zip(weights, means, covariances, strict=True):
+        if weight <= 0:
+            continue
+        # OpenCV adds the same to a near-singular covariance's diagonal.
+        covariance = covariance + np.eye(3) * 0.01
+        offset = colours - mean
+        distance = np.einsum("ni,ij,nj->n", offset, np.linalg.inv(covariance), offset)
+        norm = np.sqrt((2 * np.pi) ** 3 * np.linalg.det(covariance))
+        density += weight * np.exp(-0.5 * distance) / norm
+    return density.reshape(pixels.shape[:-1])
 
 
 def soft_matte(image: np.ndarray, cut: np.ndarray) -> np.ndarray:
