@@ -19,10 +19,13 @@ import numpy as np
 from pipeline.errors import OutputError
 
 __all__ = [
+    "check_output",
+    "discard",
     "partial_file",
     "partial_path",
     "publish",
     "remove_partials",
+    "reserve_partial",
     "write_atomically",
     "write_image",
 ]
@@ -58,9 +61,64 @@ def partial_path(final: str | Path, claim: Callable[[Path], object] | None = Non
             continue  # another writer's partial file: draw another name
         except BaseException:
             # Stopped around the creation: the name is random, so the file there is ours.
-            path.unlink(missing_ok=True)
+            discard(path)
             raise
         return path
+
+
+def discard(path: str | Path) -> None:
+    """Delete ``path`` if it is there, as cleanup after a failure.
+
+    ``Path.unlink(missing_ok=True)`` is not enough: on a read-only filesystem unlink fails
+    (EROFS) before it looks the name up, so cleaning up a partial file that could never be
+    made raised, and that error replaced the one saying why the output could not be written.
+
+    Raises:
+        OSError: ``path`` is there and cannot be deleted.
+    """
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        if os.path.lexists(path):
+            raise
+
+
+def reserve_partial(final: str | Path, claim: Callable[[Path], object] | None = None) -> Path:
+    """:func:`partial_path` for ``final``, failing with an :class:`OutputError` that names
+    ``final``, not the hidden partial file.
+
+    Raises:
+        OutputError: ``final`` is a folder, or its folder does not exist or cannot be written.
+    """
+    final = Path(final)
+    folder = final.parent
+    if final.is_dir():
+        raise OutputError(f"cannot write {final}: it is a folder; give a file name")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write {final}: folder {folder} does not exist; create it first")
+    try:
+        return partial_path(final, claim=claim)
+    except OSError as error:
+        raise OutputError(
+            f"cannot write {final}: folder {folder} is not writable ({error.strerror}); "
+            "choose a folder you can write to"
+        ) from error
+
+
+def check_output(final: str | Path) -> None:
+    """Refuse an output that could not be written, before the work that makes it: a partial
+    file for ``final`` is made and deleted (:func:`reserve_partial`), so a render or a
+    training does not run for minutes only to fail at its end.
+
+    Raises:
+        OutputError: ``final`` is a folder, or its folder does not exist or cannot be written.
+    """
+    made: list[Path] = []
+    try:
+        reserve_partial(final, claim=made.append)
+    finally:
+        for path in made:
+            discard(path)
 
 
 @contextlib.contextmanager
@@ -77,7 +135,7 @@ def partial_file(final: str | Path) -> Iterator[Path]:
         yield partial_path(final, claim=lambda path: name.update(path=path))
     finally:
         if "path" in name:
-            name["path"].unlink(missing_ok=True)  # gone already once published
+            discard(name["path"])  # gone already once published
 
 
 def publish(partial: str | Path, final: str | Path) -> None:

@@ -32,7 +32,7 @@ from pipeline.errors import InputError, OutputError
 from pipeline.frame import Frame
 from pipeline.sinks.audio import AudioCopy
 from pipeline.sinks.base import Sink
-from pipeline.sources.video import Keyframe, VideoFileSource
+from pipeline.sources.video import Keyframe, VideoFileSource, video_stream
 
 __all__ = [
     "Segment",
@@ -68,7 +68,7 @@ class VideoIndex:
 
 
 def scan_video(path: str | Path) -> VideoIndex:
-    """Read the timestamps and keyframes of a video file's first video stream.
+    """Read the timestamps and keyframes of a video file's video stream (:func:`video_stream`).
 
     Only packets are read (a few seconds for an hour of video); the first frame is decoded
     once to check that the file is a usable video at all.
@@ -80,7 +80,7 @@ def scan_video(path: str | Path) -> VideoIndex:
     path = Path(path)
     VideoFileSource(path).close()  # the same checks and messages as a render
     with av.open(str(path)) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         stamps: list[int] = []
         starts: set[int] = set()
         try:

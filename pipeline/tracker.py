@@ -324,6 +324,22 @@ class FaceTracker:
             if t.state != "tentative" and t.level > 0
         ]
 
+    def settle(self, frame: Frame) -> None:
+        """Track one still picture until its faces are confirmed and fully visible.
+
+        A new face is confirmed by the next detection and fades in over ``ramp_frames``
+        frames; a single image has no next frames, so its faces were never shown. After this,
+        :meth:`process` of the same picture returns them at full visibility (a face whose
+        landmarks are not trusted stays hidden, as in a video).
+        """
+        # Two detections, each used ``lag`` frames late, then the ramp: a bound, never reached.
+        for _ in range(2 * (self.detector.lag + 1) + self.ramp_frames):
+            self.process(frame)
+            if not self.detector.busy and all(
+                t.state != "tentative" and t.level in (0, self.ramp_frames) for t in self._tracks
+            ):
+                return
+
     @staticmethod
     def _smoothed_box(track: _Track) -> np.ndarray:
         """The fit's box moved as far as smoothing moved the landmarks: nearly the box of the

@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
 
+from pipeline.atomic import check_output
 from pipeline.errors import Cancelled, OutputError
 from pipeline.frame import Frame
 from pipeline.restyle import Stylized
@@ -219,10 +220,18 @@ def render(
         raise OutputError(f"{output}: render writes a video; give a name ending in .mp4 or .mkv")
     if output.exists() and input_path.exists() and output.resolve() == input_path.resolve():
         raise OutputError(f"{output} is the input; give another output name")
+    if sheet is not None:
+        check_output(sheet)  # the sheet is written last: an error there would waste the render
     with open_source(input_path) as source:
         has_audio = isinstance(source, VideoFileSource) and source.has_audio
         total = source.frame_count
         picks = set(pick_sheet_indices(total))
+        frames: Iterable[Frame] = source
+        if total == 1:
+            # One still picture: the frames its faces are confirmed and faded in over never
+            # come, so the tracker is shown it until they are in.
+            frames = list(source)
+            restyler.tracker.settle(frames[0])
         pairs: list[tuple[np.ndarray, np.ndarray]] = []
 
         analyse, stylize, composite = restyler.stages
@@ -255,7 +264,7 @@ def render(
             if stopped.is_set():
                 raise Cancelled(f"stopped; nothing was written to {output}")
             runner = Runner(
-                source,
+                frames,
                 (analyse, stylize, composite_and_keep),
                 [sink],
                 on_status=report,

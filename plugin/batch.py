@@ -32,13 +32,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipeline.atomic import remove_partials
+from pipeline.atomic import check_output, remove_partials
 from pipeline.errors import Cancelled, FacestyleError, InputError, InputNotFoundError, OutputError
 from pipeline.segments import Segment, VideoIndex, join_segments, plan_segments, scan_video
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
 from plugin.batch_engines import ENGINES, Outcome, run_local, run_ray
 from plugin.batch_work import RenderUnit, encoder_codec
-from plugin.manifest import ClipKey, Manifest, file_sha256, text_sha256
+from plugin.manifest import MANIFEST_NAME, ClipKey, Manifest, file_sha256, text_sha256
 from plugin.settings import RestyleSettings
 from plugin.styles import resolve_style, style_file
 
@@ -364,10 +364,14 @@ def run_batch(
     if not jobs:
         return BatchSummary((), 0.0)
     out_dir = folders.pop()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"cannot write in {out_dir}: it is a file, not a folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create {out_dir}: {error.strerror or error}") from error
+    # Once, here: otherwise every clip fails on its own, each naming its hidden partial file.
+    check_output(out_dir / MANIFEST_NAME)
     style = style_file(settings.restyle.style)
     style_key = (
         file_sha256(style) if style is not None else text_sha256(str(settings.restyle.style))

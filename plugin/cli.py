@@ -8,9 +8,13 @@ into a one-line message and an exit status.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
 from pipeline.errors import Cancelled, FacestyleError, UsageError
 
@@ -32,7 +36,43 @@ COMMANDS = {
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_CANCELLED = 130
+EXIT_CANCELLED = 130  # 128 + SIGINT, as a shell reports a job Ctrl-C ended
+# What else asks a job to stop: `kill` and `timeout` (SIGTERM), a closed terminal (SIGHUP).
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+@contextlib.contextmanager
+def _stop_signals_act_as_ctrl_c(received: list[int]) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGHUP do what Ctrl-C would do at that moment, and their
+    numbers are appended to ``received`` (for the exit status, 128 + the number).
+
+    Their default action ends the process on the spot, leaving partial files behind. Instead
+    SIGINT's handler of the moment runs: Python's raises ``KeyboardInterrupt``, and a running
+    :class:`pipeline.runner.Runner` has swapped in one that asks its threads to stop; so every
+    command cleans up along the path its Ctrl-C already takes. Handlers can only be set on the
+    main thread (where Python runs them all); a signal that is ignored (``nohup``) or already
+    handled is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def as_ctrl_c(number: int, frame: FrameType | None) -> None:
+        received.append(number)
+        handler = signal.getsignal(signal.SIGINT)
+        # SIGINT is ignored in a background job of a non-interactive shell: still stop.
+        (handler if callable(handler) else signal.default_int_handler)(number, frame)
+
+    replaced = [number for number in STOP_SIGNALS if signal.getsignal(number) is signal.SIG_DFL]
+    for number in replaced:
+        signal.signal(number, as_ctrl_c)
+    try:
+        yield
+    finally:
+        for number in replaced:
+            signal.signal(number, signal.SIG_DFL)
 
 
 def _load(name: str):
@@ -67,13 +107,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     # The top level has no option that takes a value: the first word is the command.
     command = next((word for word in argv if not word.startswith("-")), "")
-    parser = build_parser(command)
-    args = parser.parse_args(argv)
+    stop_signals: list[int] = []
     try:
-        return int(args.run(args) or 0)
+        # Inside the try: importing the command's module takes a while (PyAV, torch), and a
+        # Ctrl-C there is a Ctrl-C like any other.
+        args = build_parser(command).parse_args(argv)
+        with _stop_signals_act_as_ctrl_c(stop_signals):
+            return int(args.run(args) or 0)
     except (Cancelled, KeyboardInterrupt):
         print("facestyle: stopped; nothing was written under the output name", file=sys.stderr)
-        return EXIT_CANCELLED
+        return 128 + stop_signals[-1] if stop_signals else EXIT_CANCELLED
     except UsageError as error:
         print(f"facestyle {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE

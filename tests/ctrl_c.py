@@ -1,4 +1,5 @@
-"""Ctrl-C a ``facestyle`` command as a terminal does, at the moment its render begins."""
+"""Ctrl-C a ``facestyle`` command as a terminal does (or send it another stop signal), at the
+moment its render begins."""
 
 from __future__ import annotations
 
@@ -12,10 +13,15 @@ from pathlib import Path
 
 
 def ctrl_c_when_writing(
-    args: Sequence[str], folder: Path, partial: str, timeout: float = 60.0
+    args: Sequence[str],
+    folder: Path,
+    partial: str,
+    timeout: float = 60.0,
+    number: int = signal.SIGINT,
 ) -> tuple[int, str]:
-    """Run ``python -m plugin.cli ARGS`` and send SIGINT to its process group as soon as a
-    file matching ``partial`` appears in ``folder``.
+    """Run ``python -m plugin.cli ARGS`` and send SIGINT (or signal ``number``: SIGTERM as
+    ``timeout`` and ``kill`` send, SIGHUP as a closed terminal does) to its process group as
+    soon as a file matching ``partial`` appears in ``folder``.
 
     The partial output file is created just before the runner starts its threads, so the
     signal lands while they start: where a ``KeyboardInterrupt`` once skipped their joins and
@@ -37,7 +43,7 @@ def ctrl_c_when_writing(
             assert process.poll() is None, f"it ended ({process.returncode}) before writing"
             assert time.monotonic() < deadline, f"no {partial} in {folder} after {timeout} s"
             time.sleep(0.005)
-        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, number)
         _, err = process.communicate(timeout=timeout)
     finally:
         if process.poll() is None:

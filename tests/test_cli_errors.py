@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -124,3 +125,163 @@ def test_the_installed_command_renders(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Rendered 4 frames" in done.stdout and str(output) in done.stdout
     assert output.is_file()
+
+
+# A folder no one can make files in, not even root: sysfs's top.
+SYSFS = Path("/sys")
+
+# name → (arguments, with {d} for the test's folder, what the message says). The folder holds
+# a good clip in.mp4, a file file.jpg, and folders named like outputs (folder.png,
+# folder.mp4, folder.preview.png). A render or batch that ran would leave its video; adapt's
+# and stylize-image's images are missing, so an error about the output shows that it was
+# checked before any input was read, let alone worked on.
+OUTPUT_CASES: dict[str, tuple[list[str], str]] = {
+    "render: video is a folder": (
+        ["render", "{d}/in.mp4", "-o", "{d}/folder.mp4"],
+        "folder.mp4: it is a folder",
+    ),
+    "render: sheet in an unwritable folder": (
+        ["render", "{d}/in.mp4", "-o", "{d}/out.mp4", "--sheet", "/sys/sheet.png"],
+        "folder /sys is not writable",
+    ),
+    "render: sheet in a missing folder": (
+        ["render", "{d}/in.mp4", "-o", "{d}/out.mp4", "--sheet", "{d}/nodir/sheet.png"],
+        "nodir does not exist",
+    ),
+    "render: sheet is a folder": (
+        ["render", "{d}/in.mp4", "-o", "{d}/out.mp4", "--sheet", "{d}/folder.png"],
+        "folder.png: it is a folder",
+    ),
+    "adapt: pack in an unwritable folder": (
+        ["adapt", "{d}/gone.jpg", "-o", "/sys/pack.safetensors"],
+        "folder /sys is not writable",
+    ),
+    "adapt: preview is a folder": (
+        ["adapt", "{d}/gone.jpg", "-o", "{d}/folder.safetensors"],
+        "folder.preview.png: it is a folder",
+    ),
+    "stylize-image: output in a missing folder": (
+        ["stylize-image", "{d}/gone.jpg", "{d}/gone.jpg", "-o", "{d}/nodir/x/out.png"],
+        "nodir/x does not exist",
+    ),
+    "stylize-image: sheet in an unwritable folder": (
+        [
+            "stylize-image",
+            "{d}/gone.jpg",
+            "{d}/gone.jpg",
+            "-o",
+            "{d}/out.png",
+            "--sheet",
+            "/sys/s.png",
+        ],
+        "folder /sys is not writable",
+    ),
+    "batch: unwritable folder": (
+        ["batch", "{d}/in.mp4", "--out-dir", "/sys"],
+        "folder /sys is not writable",
+    ),
+    "batch: out-dir is a file": (
+        ["batch", "{d}/in.mp4", "--out-dir", "{d}/file.jpg"],
+        "file.jpg: it is a file, not a folder",
+    ),
+}
+
+
+@pytest.mark.skipif(not SYSFS.is_dir(), reason="no /sys to stand for an unwritable folder")
+@pytest.mark.parametrize("case", OUTPUT_CASES)
+def test_an_output_that_cannot_be_written_is_refused_before_the_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture, case: str
+) -> None:
+    args, says = OUTPUT_CASES[case]
+    _good(tmp_path / "in.mp4")
+    (tmp_path / "file.jpg").touch()
+    for name in ("folder.png", "folder.mp4", "folder.preview.png"):
+        (tmp_path / name).mkdir()
+    before = set(tmp_path.rglob("*"))
+    status = main([arg.format(d=tmp_path) for arg in args])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 1
+    assert len(lines) == 1 and lines[0].startswith("facestyle: error: "), lines
+    assert says in lines[0] and ".part" not in lines[0], lines[0]
+    assert set(tmp_path.rglob("*")) == before, "the work ran, or a folder was made"
+
+
+def _read_only(folder: Path, command: list[str]) -> subprocess.CompletedProcess[str]:
+    """``command`` with a read-only filesystem mounted on ``folder``, in a mount namespace of
+    its own: the mount needs no root where user namespaces are allowed, and ends with it."""
+    mount = 'mount -t tmpfs -o ro,size=64k tmpfs "$0" && exec "$@"'
+    return subprocess.run(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            mount,
+            str(folder),
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["render", "{d}/in.mp4", "-o", "{d}/ro/x.mp4"],
+        ["live", "--camera", "{d}/in.mp4", "--record", "{d}/ro/rec.mp4", "-q"],
+    ],
+    ids=["render", "live --record"],
+)
+def test_a_read_only_filesystem_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    # Unlike a folder without write permission, this stops root too; and there, deleting a
+    # file that does not exist fails as well, which once buried the message under a traceback.
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if shutil.which("unshare") is None or _read_only(folder, ["true"]).returncode != 0:
+        pytest.skip("cannot mount a read-only filesystem here (no user namespaces)")
+    _good(tmp_path / "in.mp4")
+    command = [sys.executable, "-m", "plugin.cli", *(arg.format(d=tmp_path) for arg in args)]
+    done = _read_only(folder, command)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("facestyle: error: ")
+    assert f"folder {folder} is not writable (Read-only file system)" in done.stderr
+
+
+# Ctrl-C as `facestyle` imports the command's module, which takes a while (PyAV, torch): a
+# real SIGINT, handled by Python's own handler, at that moment.
+_CTRL_C_AS_THE_COMMAND_LOADS = """
+import signal, sys
+from plugin import cli
+
+load = cli._load
+
+def interrupted(name):
+    signal.raise_signal(signal.SIGINT)
+    return load(name)
+
+cli._load = interrupted
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_as_the_command_loads_is_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _CTRL_C_AS_THE_COMMAND_LOADS,
+            "render",
+            "--sample",
+            "-o",
+            str(tmp_path / "o.mp4"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("facestyle: stopped")

@@ -3,6 +3,7 @@ audio are the input's."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,11 @@ import pytest
 from ctrl_c import ctrl_c_when_writing
 from videoclips import audio_packets, video_timestamps
 
+from pipeline.atomic import write_image
 from pipeline.cartoon import CartoonStylizer
 from pipeline.frame import Frame
 from pipeline.restyle import Restyler
-from pipeline.samples import ClipTruth, FacePath, Pose, write_moving_face_clip
+from pipeline.samples import ClipTruth, FacePath, Pose, _face_box, write_moving_face_clip
 from pipeline.sources import open_source
 from plugin.api import render
 from plugin.cli import main
@@ -122,6 +124,19 @@ def test_restyler_returns_a_faceless_frame_itself_and_leaves_the_rest_exact(
     assert not restyler.track_ids and restyler.most_faces == 0 and restyler.timings.frames == 0
 
 
+def test_a_single_image_is_restyled(tmp_path: Path, astronaut: np.ndarray) -> None:
+    # A face is confirmed by the next detection and fades in over the frames after it: one
+    # image has none of those, and once passed through as it was, "0 faces tracked".
+    still = write_image(tmp_path / "portrait.png", astronaut)
+    summary = render(still, tmp_path / "one.mp4", style="cartoon", crf=12, preset="ultrafast")
+    assert summary.frames == 1 and summary.faces_tracked == 1
+    (frame,) = _frames(summary.output)
+    change = np.abs(frame.image.astype(np.int16) - astronaut).mean(axis=2)
+    x0, y0, x1, y1 = (int(v) for v in _face_box("astronaut"))
+    # The face is painted; far from it, only the encoding's loss.
+    assert change[y0:y1, x0:x1].mean() > 4 * change[:60, :60].mean()
+
+
 def test_preview_sheet_is_written(clip: tuple[Path, ClipTruth], tmp_path: Path) -> None:
     import cv2
 
@@ -180,3 +195,18 @@ def test_ctrl_c_mid_render_exits_130_every_time(
         assert status == 130, err
         assert err.splitlines() == ["facestyle: stopped; nothing was written under the output name"]
         assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_stop_a_render_as_ctrl_c_does(
+    clip: tuple[Path, ClipTruth], tmp_path: Path, number: int
+) -> None:
+    # `timeout` and `kill` send SIGTERM, a closed terminal SIGHUP: their default action once
+    # ended the process on the spot, leaving its hidden partial file behind for good.
+    path, _ = clip
+    output = tmp_path / "out.mp4"
+    command = ["render", str(path), "-o", str(output), "--style", "cartoon", "-q"]
+    status, err = ctrl_c_when_writing(command, tmp_path, ".out.*", number=number)
+    assert status == 128 + number, err
+    assert err.splitlines() == ["facestyle: stopped; nothing was written under the output name"]
+    assert list(tmp_path.iterdir()) == []

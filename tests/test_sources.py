@@ -9,7 +9,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from videoclips import BLOCK, level, picture, write_clip
+from videoclips import BLOCK, level, picture, write_clip, write_song
 
 from pipeline.errors import InputError, InputNotFoundError
 from pipeline.sources import ImageSource, VideoFileSource, open_source
@@ -111,6 +111,9 @@ BAD_INPUTS = {
     "zero-length": (lambda d: _touch(d / "empty.mp4"), InputError, "empty"),
     "not a video": (lambda d: _text(d / "notes.mp4"), InputError, "not a video"),
     "audio only": (_audio_only, InputError, "audio only"),
+    # Album art is a one-picture video stream: once taken for the video, "truncated".
+    "mp3 with cover art": (lambda d: write_song(d / "song.mp3"), InputError, "audio only"),
+    "m4a with cover art": (lambda d: write_song(d / "song.m4a"), InputError, "audio only"),
     "folder without images": (lambda d: d, InputError, "no image files"),
     # mp4 keeps its index at the end by default: cut, it no longer opens at all.
     "truncated mp4": (

@@ -79,6 +79,23 @@ def write_clip(
     return path
 
 
+def write_song(path: Path, seconds: float = 2.0) -> Path:
+    """Write a music file with album art: a stereo tone (MP3 for ``.mp3``, else AAC in MP4),
+    and a PNG cover, which is a one-picture video stream marked ``attached_pic``."""
+    mp3 = path.suffix == ".mp3"
+    # PyAV refuses a PNG stream in the muxer the .m4a name picks ("ipod"); the mp4 one takes it.
+    with av.open(str(path), "w", format=None if mp3 else "mp4") as container:
+        tone = container.add_stream("libmp3lame" if mp3 else "aac", rate=48000, layout="stereo")
+        cover = container.add_stream("png")
+        cover.width, cover.height, cover.pix_fmt = 32, 32, "rgb24"
+        cover.disposition = av.stream.Disposition.attached_pic
+        art = av.VideoFrame.from_ndarray(picture(0, (32, 32)), format="rgb24")
+        art.pts = 0
+        container.mux([*cover.encode(art), *cover.encode()])
+        _write_tone(container, tone, seconds)
+    return path
+
+
 def video_timestamps(path: Path) -> list[float]:
     """Presentation time in seconds of every decoded video frame."""
     with av.open(str(path)) as container:

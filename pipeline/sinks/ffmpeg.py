@@ -22,11 +22,11 @@ from typing import IO
 
 import numpy as np
 
-from pipeline.atomic import publish
+from pipeline.atomic import discard, publish, reserve_partial
 from pipeline.errors import DeviceError, OutputError
 from pipeline.frame import Frame
 from pipeline.sinks.base import Sink
-from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET, reserve_partial
+from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
 
 __all__ = ["FfmpegSink", "check_ffmpeg_encoder"]
 
@@ -169,7 +169,7 @@ class FfmpegSink(Sink):
             self._log.close()
             self._log = None
         if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
+            discard(self._tmp)
             self._tmp = None
 
     def _failed(self) -> OutputError:

@@ -13,20 +13,19 @@ render never leaves a broken file under the final name.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
-from pipeline.atomic import partial_path, publish
+from pipeline.atomic import discard, publish, reserve_partial
 from pipeline.errors import OutputError
 from pipeline.frame import Frame
 from pipeline.sinks.audio import AudioCopy
 from pipeline.sinks.base import Sink
 from pipeline.sources.base import Source
 
-__all__ = ["DEFAULT_CRF", "DEFAULT_PRESET", "FileSink", "reserve_partial"]
+__all__ = ["DEFAULT_CRF", "DEFAULT_PRESET", "FileSink"]
 
 # CRF fixes the quality; the preset trades encoding time for file size. 18 looks visually
 # lossless, and "veryfast" costs a fraction of "medium"'s time on a 2-core CPU for files
@@ -66,8 +65,8 @@ class FileSink(Sink):
         codec: FFmpeg encoder name; ``None`` picks by suffix (see :func:`encoder_for`).
 
     Raises:
-        OutputError: the folder does not exist or cannot be written, the suffix names no
-            container FFmpeg knows, or the disk fills up.
+        OutputError: the output is a folder, its folder does not exist or cannot be written,
+            the suffix names no container FFmpeg knows, or the disk fills up.
     """
 
     def __init__(
@@ -191,30 +190,12 @@ class FileSink(Sink):
             with contextlib.suppress(Exception):
                 container.close()
         self._close_audio()
-        self._tmp.unlink(missing_ok=True)
+        discard(self._tmp)
         self._tmp = None
 
     def _close_audio(self) -> None:
         if self._audio is not None:
             self._audio.close()
-
-
-def reserve_partial(final: Path, claim: Callable[[Path], object]) -> None:
-    """Make the partial file a sink writes ``final`` through
-    (:func:`pipeline.atomic.partial_path`), its name handed to ``claim`` before it exists.
-
-    Raises:
-        OutputError: the folder does not exist or cannot be written.
-    """
-    folder = final.parent
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {final}: folder {folder} does not exist; create it first")
-    try:
-        partial_path(final, claim=claim)
-    except OSError as error:
-        raise OutputError(
-            f"cannot write in {folder} ({error.strerror}); choose a folder you can write to"
-        ) from error
 
 
 def encoder_for(path: Path) -> str:

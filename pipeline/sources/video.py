@@ -24,7 +24,7 @@ from pipeline.errors import InputError, InputNotFoundError
 from pipeline.frame import Frame
 from pipeline.sources.base import Source
 
-__all__ = ["Keyframe", "VideoFileSource", "rotate_upright"]
+__all__ = ["Keyframe", "VideoFileSource", "rotate_upright", "video_stream"]
 
 _REPAIR_HINT = "re-export it, or try `ffmpeg -i IN -c copy repaired.mkv`"
 
@@ -57,6 +57,17 @@ class Keyframe:
     pts: int
 
 
+def video_stream(container: av.container.InputContainer) -> av.VideoStream | None:
+    """The container's first video stream that is moving pictures, if it has one.
+
+    Cover art (a song's album picture, a video's thumbnail) is stored as a video stream of one
+    picture marked ``attached_pic``; taken for the video, it made a song with a cover a
+    "truncated" video of one frame.
+    """
+    attached = av.stream.Disposition.attached_pic
+    return next((s for s in container.streams.video if not s.disposition & attached), None)
+
+
 def _stream_duration(stream: av.VideoStream) -> float | None:
     """The video stream's duration in seconds as its header states it, if it does."""
     if stream.duration and stream.time_base:
@@ -70,7 +81,7 @@ def _stream_duration(stream: av.VideoStream) -> float | None:
 
 
 class VideoFileSource(Source):
-    """Decodes the first video stream of a file into RGB :class:`Frame` objects.
+    """Decodes the video stream of a file (:func:`video_stream`) into RGB :class:`Frame` objects.
 
     Args:
         path: the video file.
@@ -99,7 +110,8 @@ class VideoFileSource(Source):
                 f"{self.path} is not a video FFmpeg can read ({error.strerror}); "
                 f"give an mp4, mov, mkv or webm file, or if it is damaged, {_REPAIR_HINT}"
             ) from error
-        if not self._container.streams.video:
+        stream = video_stream(self._container)
+        if stream is None:
             audio_only = bool(self._container.streams.audio)
             self._container.close()
             if audio_only:
@@ -108,7 +120,6 @@ class VideoFileSource(Source):
                 f"{self.path} has no video stream FFmpeg can find: it is not a video, or it is "
                 f"damaged ({_REPAIR_HINT})"
             )
-        stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         self._stream = stream
         self.time_base: Fraction | None = stream.time_base

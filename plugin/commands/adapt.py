@@ -93,13 +93,14 @@ def run(args: argparse.Namespace) -> int:
     from models.adapt import QUALITIES, adapt, preview_sheet
     from models.exemplar import load_image, parse_points
     from models.pack import save_pack
-    from pipeline.atomic import write_image
+    from pipeline.atomic import check_output, write_image
 
     output = Path(args.output)
     if output.suffix != ".safetensors":
         raise OutputError(f"the pack must be a .safetensors file, got {output}")
-    if not output.parent.is_dir():
-        raise OutputError(f"cannot write {output}: folder {output.parent} does not exist")
+    preview = output.with_suffix(".preview.png")
+    for path in (output, preview):
+        check_output(path)  # before minutes of training, not after them
     from plugin.settings import resolve_device
 
     device = resolve_device(args.device)  # a missing GPU fails before minutes of work
@@ -147,7 +148,6 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
         )
     save_pack(result.pack, output)
-    preview = output.with_suffix(".preview.png")
     write_image(preview, preview_sheet(result))
     figures = result.pack.training
     print(

@@ -16,7 +16,7 @@ import numpy as np
 from models.exemplar import Exemplar, load_image, parse_points, prepare_exemplar
 from models.teacher import TeacherParams, stylize_face
 from pipeline.align import align_face
-from pipeline.atomic import write_image
+from pipeline.atomic import check_output, write_image
 from pipeline.composite import Compositor
 from pipeline.detail import restore_detail
 from pipeline.errors import NoFaceError, OutputError
@@ -133,8 +133,11 @@ def _sheet(exemplar: Exemplar, crops: list[AlignedCrop], stylized: np.ndarray) -
 def run(args: argparse.Namespace) -> int:
     for path in (args.output, args.sheet):
         # Before a second of synthesis, not after it.
-        if path is not None and not cv2.haveImageWriter(str(path)):
+        if path is None:
+            continue
+        if not cv2.haveImageWriter(str(path)):
             raise OutputError(f"cannot write {path}: unknown image type; use a .png or .jpg name")
+        check_output(path)
     points = parse_points(args.points) if args.points else None
     exemplar = prepare_exemplar(load_image(args.style), points)
     photo = load_image(args.content)
