@@ -344,13 +344,6 @@ def identity_scale_for(exemplar: Exemplar) -> float:
     return DEFAULT_IDENTITY_SCALE
 
 
-def _prepare(image: np.ndarray, points: np.ndarray | None, settings: AdaptSettings) -> Exemplar:
-    try:
-        return prepare_exemplar(image, points, settings.crop_size, settings.keep_tone)
-    except NoFaceError as error:
-        raise NoFaceError(f"style image: {error}") from error
-
-
 def _teach(
     exemplar: Exemplar,
     images: Sequence[np.ndarray],
@@ -368,6 +361,8 @@ def _teach(
             pool.submit(stylize_face, exemplar, image, points, params)
             for image, points in zip(images, landmarks, strict=True)
         ]
+        # Reported at the start as well, so that a progress bar times the phase from there.
+        report("teacher", 0, len(jobs))
         for done, _ in enumerate(as_completed(jobs), start=1):
             report("teacher", done, len(jobs))
         return [job.result() for job in jobs]
@@ -407,7 +402,7 @@ def adapt(
     threads = settings.train.threads or free_cores(own_load=0.0)
     report = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
-    exemplar = _prepare(style_image, points, settings)
+    exemplar = prepare_exemplar(style_image, points, settings.crop_size, settings.keep_tone)
     count = settings.faces
     if content:
         crops = footage_faces(

@@ -119,10 +119,10 @@ def parse_points(text: str) -> np.ndarray:
     try:
         values = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
     except ValueError as error:
-        raise InputError(f"--points: expected 10 comma-separated numbers, got {text!r}") from error
+        raise InputError(f"expected 10 comma-separated numbers, got {text!r}") from error
     if len(values) != 10:
         raise InputError(
-            f"--points: expected 10 numbers (x,y for {', '.join(FIVE_POINTS)}), got {len(values)}"
+            f"expected 10 numbers (x,y for {', '.join(FIVE_POINTS)}), got {len(values)}"
         )
     return np.array(values, np.float64).reshape(5, 2)
 

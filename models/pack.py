@@ -37,7 +37,7 @@ from safetensors import SafetensorError
 from models.generator import ARCHITECTURES, GeneratorConfig, StudentGenerator
 from models.student_input import GUIDE_CHANNELS, StudentReference, guide_channels
 from pipeline.atomic import write_atomically
-from pipeline.detail import DEFAULT_IDENTITY_SCALE, MAX_IDENTITY_SCALE
+from pipeline.detail import DEFAULT_IDENTITY_SCALE, MAX_IDENTITY, MAX_IDENTITY_SCALE
 from pipeline.errors import StyleError
 
 __all__ = [
@@ -200,7 +200,7 @@ def _check_pack(pack: StylePack) -> None:
     )
     expect(type(pack.keep_tone) is bool, f"keep_tone must be true or false, got {pack.keep_tone!r}")
     for key, low, high in (
-        ("identity", 0.0, 2.0),
+        ("identity", 0.0, MAX_IDENTITY),
         ("identity_scale", 1.0, MAX_IDENTITY_SCALE),
         ("geometry", 0.0, 1.0),
     ):
@@ -331,8 +331,19 @@ def _parse_metadata(path: Path, header: dict[str, object]) -> dict[str, object]:
     }
     # keep_tone and identity_scale came later: a pack without the first matched the whole
     # histogram, one without the second restores fine detail only.
-    if set(meta) - {"keep_tone", "identity_scale"} != expected:
-        raise _fail(path, f"metadata keys {sorted(meta)}, expected {sorted(expected)}")
+    optional = {"keep_tone", "identity_scale"}
+    unknown, missing = set(meta) - expected - optional, expected - set(meta)
+    if unknown or missing:
+        wrong = [
+            f"{what} {sorted(keys)}"
+            for what, keys in (("unknown", unknown), ("missing", missing))
+            if keys
+        ]
+        raise _fail(
+            path,
+            f"metadata keys {', '.join(wrong)}; expected {sorted(expected)} and optionally "
+            f"{sorted(optional)}",
+        )
     return meta
 
 

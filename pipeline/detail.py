@@ -22,6 +22,7 @@ from pipeline.xp import array_module
 __all__ = [
     "DEFAULT_IDENTITY",
     "DEFAULT_IDENTITY_SCALE",
+    "MAX_IDENTITY",
     "MAX_IDENTITY_SCALE",
     "low_pass",
     "restore_detail",
@@ -33,6 +34,10 @@ __all__ = [
 # small cost in style (+0.6-0.9 patch distance) and steadiness (+0.05-0.08 warping-error
 # ratio); 0.5 and 1 cost two to four times as much for little more identity.
 DEFAULT_IDENTITY = 0.25
+
+MAX_IDENTITY = 2.0
+"""The strongest identity strength a pack may store and a run may ask for (render, live, eval,
+adapt and the API alike); beyond 1 a face looks more and more photographic."""
 
 DEFAULT_IDENTITY_SCALE = 3.0
 """The Gaussian blur (pixels of a 256 px crop) that separates the person's detail from the

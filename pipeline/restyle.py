@@ -21,7 +21,7 @@ from pipeline.align import align_face
 from pipeline.cartoon import CartoonStylizer
 from pipeline.composite import Compositor
 from pipeline.degrade import DegradePolicy, DegradeSettings, sheds
-from pipeline.detail import restore_detail
+from pipeline.detail import MAX_IDENTITY, restore_detail
 from pipeline.frame import AlignedCrop, Face, Frame
 from pipeline.stylizer import Stylizer
 from pipeline.timings import StageTimings
@@ -101,8 +101,8 @@ class Restyler:
         identity: float | None = None,
         degrade: DegradePolicy | None = None,
     ) -> None:
-        if identity is not None and identity < 0:
-            raise ValueError(f"Restyler: identity must be >= 0, got {identity}")
+        if identity is not None and not 0 <= identity <= MAX_IDENTITY:
+            raise ValueError(f"Restyler: identity must be in 0..{MAX_IDENTITY:g}, got {identity}")
         self.stylizer = stylizer
         self.tracker = tracker if tracker is not None else FaceTracker()
         self.compositor = compositor if compositor is not None else Compositor()

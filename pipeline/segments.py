@@ -262,8 +262,8 @@ def join_segments(
             with av.open(str(partial), "w") as container:
                 if first.name not in container.supported_codecs:
                     raise OutputError(
-                        f"a {output.suffix} file cannot hold {first.name} video; name the output "
-                        ".mkv or .mov"
+                        f"a {output.suffix} file cannot hold {first.name} video; use "
+                        "--container mkv or mov"
                     )
                 video = container.add_stream_from_template(streams[0])
                 video.time_base = index.time_base

@@ -31,9 +31,8 @@ from pipeline.errors import Cancelled, OutputError
 from pipeline.frame import Frame
 from pipeline.restyle import Stylized
 from pipeline.runner import Progress, Runner, RunStats, ctrl_c_calls
-from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET, FileSink
+from pipeline.sinks.file import CONTAINERS, DEFAULT_CRF, DEFAULT_PRESET, FileSink
 from pipeline.sources import VideoFileSource, open_source
-from pipeline.sources.images import IMAGE_SUFFIXES
 from pipeline.stylizer import Stylizer
 from plugin.live import LiveOutputs, LiveSession
 from plugin.sample import SAMPLE_NAME, sample_clip
@@ -195,7 +194,8 @@ def render(
     Args:
         input: a video file, an image folder or pattern, an image, or ``"sample"`` for the
             bundled sample clip.
-        output: the video to write (``.mp4``, ``.mkv``, ``.mov``).
+        output: the video to write, named with one of
+            :data:`~pipeline.sinks.file.CONTAINERS` (``.mp4``, ``.mov``, ``.mkv``, ``.webm``).
         style, options: see :class:`FaceStylizer` (``identity``, ``max_faces``,
             ``detect_every``, ``mask``, ``device``).
         crf, preset: x264 quality and speed (see :class:`pipeline.sinks.file.FileSink`).
@@ -216,8 +216,10 @@ def render(
     restyler = build_restyler(_settings(style, options))
     input_path = sample_clip() if str(input) == SAMPLE_NAME else Path(input)
     output = Path(output)
-    if output.suffix.lower() in IMAGE_SUFFIXES or not output.suffix:
-        raise OutputError(f"{output}: render writes a video; give a name ending in .mp4 or .mkv")
+    if output.suffix.lower() not in CONTAINERS:
+        raise OutputError(
+            f"{output}: render writes a video; give a name ending in {', '.join(CONTAINERS)}"
+        )
     if output.exists() and input_path.exists() and output.resolve() == input_path.resolve():
         raise OutputError(f"{output} is the input; give another output name")
     if sheet is not None:

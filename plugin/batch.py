@@ -35,7 +35,7 @@ from typing import Literal
 from pipeline.atomic import check_output, remove_partials
 from pipeline.errors import Cancelled, FacestyleError, InputError, InputNotFoundError, OutputError
 from pipeline.segments import Segment, VideoIndex, join_segments, plan_segments, scan_video
-from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
+from pipeline.sinks.file import CONTAINERS, DEFAULT_CRF, DEFAULT_PRESET, audio_misfit
 from plugin.batch_engines import ENGINES, Outcome, run_local, run_ray
 from plugin.batch_work import RenderUnit, encoder_codec
 from plugin.manifest import MANIFEST_NAME, ClipKey, Manifest, file_sha256, text_sha256
@@ -57,7 +57,7 @@ __all__ = [
 # What a folder or pattern contributes: files with these suffixes (any file named directly).
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".m4v", ".avi", ".mts", ".ts", ".mpg")
 # Containers an output keeps from its input; anything else becomes .mkv (it takes any audio).
-OUTPUT_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm")
+OUTPUT_SUFFIXES = CONTAINERS
 WORK_FOLDER = ".facestyle-work"
 
 
@@ -283,8 +283,19 @@ def _prepare(
     job: BatchJob, key: ClipKey, settings: BatchSettings, work_root: Path
 ) -> tuple[_Clip, list[RenderUnit]]:
     """Plan a clip's units; the second list holds those still to render (finished parts of
-    an interrupted run are kept)."""
+    an interrupted run are kept).
+
+    Raises:
+        OutputError: the output's container cannot hold the input's audio.
+    """
     index = scan_video(job.input)
+    # Found here, not when the finished segments are joined: by then the work is done.
+    misfit = audio_misfit(job.input, job.output.suffix) if index.has_audio else None
+    if misfit is not None:
+        raise OutputError(
+            f"a {job.output.suffix} file cannot hold the input's {misfit} audio; use "
+            "--container mkv (it takes any audio)"
+        )
     segments = plan_segments(
         index,
         settings.segment_frames,

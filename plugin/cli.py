@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import importlib.metadata
 import signal
 import sys
 import threading
@@ -33,6 +34,8 @@ COMMANDS = {
     "packs": "list the bundled style packs",
     "live": "restyle a camera live: virtual camera, stream or recording out",
 }
+
+DISTRIBUTION = "facestyle"  # the name setup.cfg installs the package under
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -75,6 +78,28 @@ def _stop_signals_act_as_ctrl_c(received: list[int]) -> Iterator[None]:
             signal.signal(number, signal.SIG_DFL)
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: prints the installed version and exits. Looked up only when asked for,
+    so that no other command line reads package metadata, nor fails where it is missing."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        try:
+            version = importlib.metadata.version(DISTRIBUTION)
+        except importlib.metadata.PackageNotFoundError:
+            version = "(not installed: run from a source tree)"
+        print(f"{parser.prog} {version}")
+        parser.exit()
+
+
 def _load(name: str):
     return importlib.import_module(f"plugin.commands.{name}")
 
@@ -85,6 +110,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="facestyle",
         description="Restyle every face in a video after ONE reference portrait.",
+    )
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print facestyle's version and exit"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, summary in COMMANDS.items():

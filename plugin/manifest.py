@@ -2,15 +2,20 @@
 
 ``facestyle-batch.json`` in the output folder maps each finished output's file name to the
 SHA-256 of its input file, of its style (the pack file's bytes) and of the settings that
-shape the output. A clip is done when its entry matches all three and the output exists;
-anything else is rendered (again). The manifest is rewritten whole, atomically, after every
-finished clip, so a killed batch loses at most the clips in flight.
+shape the output, and to the output's size in bytes. A clip is done when its entry matches
+all three hashes and the output is still there at that size; anything else is rendered
+(again), so a deleted, truncated or damaged output is redone. Its modification time is not
+recorded: a copy of the folder that does not keep times (``cp -r``) would redo every clip.
+Entries from before the size was recorded need the output only to exist. The manifest is
+rewritten whole, atomically, after every finished clip, so a killed batch loses at most the
+clips in flight.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +67,8 @@ class ManifestEntry:
         frames: frames written.
         seconds: render time (summed over its segments).
         finished: when it was finished, ISO 8601 UTC.
+        output_bytes: the output's size as written; ``None`` in entries written before
+            sizes were recorded.
     """
 
     input: str
@@ -69,6 +76,7 @@ class ManifestEntry:
     frames: int
     seconds: float
     finished: str
+    output_bytes: int | None = None
 
 
 class Manifest:
@@ -97,6 +105,7 @@ class Manifest:
                     int(entry["frames"]),
                     float(entry["seconds"]),
                     entry["finished"],
+                    None if entry.get("output_bytes") is None else int(entry["output_bytes"]),
                 )
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise InputError(
@@ -105,18 +114,29 @@ class Manifest:
             ) from error
 
     def done(self, output: Path, key: ClipKey) -> ManifestEntry | None:
-        """The entry of ``output`` if it was made from ``key`` and is still there."""
+        """The entry of ``output`` if it was made from ``key`` and is still there as written
+        (at its recorded size, where one was recorded)."""
         entry = self.entries.get(output.name)
-        return entry if entry is not None and entry.key == key and output.is_file() else None
+        if entry is None or entry.key != key:
+            return None
+        try:
+            status = output.stat()
+        except OSError:
+            return None
+        kept = stat.S_ISREG(status.st_mode) and entry.output_bytes in (None, status.st_size)
+        return entry if kept else None
 
     def record(self, output: Path, input: Path, key: ClipKey, frames: int, seconds: float) -> None:
-        """Add or replace ``output``'s entry and rewrite the manifest atomically.
+        """Add or replace ``output``'s entry (``output`` finished, its size is recorded) and
+        rewrite the manifest atomically.
 
         Raises:
+            OSError: ``output`` is gone.
             OutputError: the manifest cannot be written.
         """
         finished = datetime.now(UTC).isoformat(timespec="seconds")
-        self.entries[output.name] = ManifestEntry(str(input), key, frames, seconds, finished)
+        size = output.stat().st_size
+        self.entries[output.name] = ManifestEntry(str(input), key, frames, seconds, finished, size)
         clips = {name: asdict(entry) for name, entry in sorted(self.entries.items())}
         text = json.dumps({"version": _VERSION, "clips": clips}, indent=1)
         write_atomically(self.path, text.encode() + b"\n")

@@ -13,11 +13,11 @@ This module imports nothing heavy at the top (the command line reads its choices
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from pipeline.detail import MAX_IDENTITY
 from pipeline.errors import DeviceError
 from pipeline.stylizer import Stylizer
 from plugin.styles import DEFAULT_STYLE, resolve_style
@@ -60,8 +60,8 @@ class RestyleSettings:
     Attributes:
         style: a style spec — ``"cartoon"``, a bundled pack name, a ``.safetensors`` pack path
             (see :func:`plugin.styles.resolve_style`) — or a ready :class:`Stylizer`.
-        identity: how much of the person's fine detail to keep, 0 (pure style) to about 1;
-            ``None`` uses the style's own default (0.35-0.75 for the bundled packs, 0 for
+        identity: how much of the person's fine detail to keep, 0 (pure style) to about 1,
+            at most :data:`~pipeline.detail.MAX_IDENTITY` (2); ``None`` uses the style's own default (0.35-0.75 for the bundled packs, 0 for
             cartoon).
         strokes: how strongly a pack's student paints its strokes: its canvas
             (:mod:`models.canvas`) scaled by this, 0 (none) to 4; 1 is the pack's own
@@ -105,13 +105,9 @@ class RestyleSettings:
         )
         _expect(
             self.identity is None
-            or (
-                isinstance(self.identity, int | float)
-                and math.isfinite(self.identity)
-                and self.identity >= 0
-            ),
+            or (isinstance(self.identity, int | float) and 0 <= self.identity <= MAX_IDENTITY),
             "identity",
-            "a number >= 0 or None",
+            f"a number from 0 to {MAX_IDENTITY:g} or None",
             self.identity,
         )
         _expect(

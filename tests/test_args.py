@@ -61,3 +61,30 @@ def test_a_command_line_without_an_input_is_a_usage_error(
 ) -> None:
     assert main(["render", "-o", "out.mp4"]) == 2
     assert capsys.readouterr().err == "facestyle render: error: give an input video (or --sample)\n"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        ["adapt", "s.png", "-o", "p.safetensors"],
+        ["eval", "--teacher", "s.png"],
+        ["stylize-image", "s.png", "c.png", "-o", "x.png"],
+    ],
+    ids=lambda line: line[0],
+)
+def test_malformed_points_are_a_usage_error_in_every_command(
+    line: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([*line, "--points", "1,2,3"])
+    assert exit_info.value.code == 2
+    assert "argument --points: expected 10 numbers" in capsys.readouterr().err
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"facestyle {version('facestyle')}\n"

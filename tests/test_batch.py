@@ -147,6 +147,38 @@ def test_a_changed_pack_setting_or_input_redoes_its_clips(clips: Path, tmp_path:
     assert statuses(identity=0.9, crf=30) == ["skipped", "done"]
 
 
+def test_a_damaged_output_is_redone_and_an_older_manifest_still_counts(tmp_path: Path) -> None:
+    _clip(tmp_path / "a.mp4", frames=8, seed=1)
+    jobs = plan_jobs([tmp_path / "a.mp4"], tmp_path / "out")
+    output, manifest = jobs[0].output, tmp_path / "out" / MANIFEST_NAME
+
+    def statuses() -> list[str]:
+        settings = BatchSettings(CARTOON, preset="ultrafast")
+        return [clip.status for clip in run_batch(jobs, settings).clips]
+
+    assert statuses() == ["done"]
+    output.write_bytes(output.read_bytes()[:1000])  # what a copy cut short leaves
+    assert statuses() == ["done"]
+    assert len(_frames(output)) == 8
+    assert statuses() == ["skipped"]
+    # A manifest written before sizes were recorded: the output need only be there.
+    data = json.loads(manifest.read_text())
+    del data["clips"][output.name]["output_bytes"]
+    manifest.write_text(json.dumps(data))
+    assert statuses() == ["skipped"]
+
+
+def test_audio_the_container_cannot_hold_fails_before_the_work_naming_the_option(
+    clips: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    command = ["batch", str(clips / "a.mp4"), "--out-dir", str(out), "--container", "webm"]
+    assert main([*command, "--style", "cartoon"]) == 1
+    err = capsys.readouterr().err
+    assert "a .webm file cannot hold the input's aac audio; use --container mkv" in err
+    assert [p.name for p in out.iterdir()] == []
+
+
 def test_output_names_never_collide(tmp_path: Path) -> None:
     for folder in ("x", "y"):
         (tmp_path / folder).mkdir()

@@ -55,6 +55,12 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str], str, str]] = {
         "does not exist",
     ),
     "output is an image": (lambda d: _good(d / "in.mp4"), [], "out.png", "writes a video"),
+    "output is not a video": (
+        lambda d: _good(d / "in.mp4"),
+        [],
+        "out.txt",
+        "give a name ending in .mp4, .mov, .mkv, .webm",
+    ),
     "unknown style": (
         lambda d: _good(d / "in.mp4"),
         ["--style", "oil-paint"],
@@ -87,7 +93,12 @@ def test_bad_input_fails_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture, 
 
 
 def test_bad_option_values_are_usage_errors(tmp_path: Path) -> None:
-    for option in (["--crf", "99"], ["--max-faces", "0"], ["--mask", "body"]):
+    for option in (
+        ["--crf", "99"],
+        ["--max-faces", "0"],
+        ["--mask", "body"],
+        ["--identity", "2.5"],
+    ):
         with pytest.raises(SystemExit) as caught:
             main(["render", "in.mp4", "-o", str(tmp_path / "o.mp4"), *option])
         assert caught.value.code == 2
@@ -96,6 +107,13 @@ def test_bad_option_values_are_usage_errors(tmp_path: Path) -> None:
 def test_missing_output_argument_is_a_usage_error(tmp_path: Path, capsys) -> None:
     assert main(["render", str(_good(tmp_path / "in.mp4"))]) == 2
     assert "-o" in capsys.readouterr().err
+
+
+def test_live_without_an_output_is_a_usage_error_naming_them(tmp_path: Path, capsys) -> None:
+    assert main(["live", "--camera", str(_good(tmp_path / "in.mp4"))]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("facestyle live: error: nothing would be")
+    assert all(option in lines[0] for option in ("--vcam", "--stream", "--record", "--preview"))
 
 
 def _run_render(source: Path, output: Path) -> subprocess.CompletedProcess[str]:

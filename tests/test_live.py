@@ -175,8 +175,11 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
-def test_cli_missing_camera_is_one_line_and_nonzero(capfd: pytest.CaptureFixture[str]) -> None:
-    assert main(["live", "--camera", "7", "--style", "cartoon"]) == 1
+def test_cli_missing_camera_is_one_line_and_nonzero(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    record = ["--record", str(tmp_path / "rec.mp4")]
+    assert main(["live", "--camera", "7", "--style", "cartoon", *record]) == 1
     _, err = capfd.readouterr()
     assert "camera 7 could not be opened" in _one_error_line(err)
 
@@ -184,7 +187,8 @@ def test_cli_missing_camera_is_one_line_and_nonzero(capfd: pytest.CaptureFixture
 def test_cli_missing_video_file_is_one_line(
     capfd: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["live", "--camera", str(tmp_path / "gone.mp4")]) == 1
+    record = ["--record", str(tmp_path / "rec.mp4")]
+    assert main(["live", "--camera", str(tmp_path / "gone.mp4"), *record]) == 1
     assert "no such file" in _one_error_line(capfd.readouterr().err)
 
 

@@ -178,6 +178,11 @@ def _bad_metadata_type(path: Path) -> None:
     _resave(path, tensors, {**meta, "crop_size": "sixty-four"})
 
 
+def _extra_metadata_key(path: Path) -> None:
+    tensors, meta = _contents(path)
+    _resave(path, tensors, {**meta, "mood": "sunny"})
+
+
 def _foreign_safetensors(path: Path) -> None:
     tensors, _ = _contents(path)
     _resave(path, tensors, raw_meta={"format": "pt"})
@@ -205,6 +210,8 @@ def _empty(path: Path) -> None:
         (_wrong_size_canvas, "canvas"),
         (_loud_canvas, "canvas"),
         (_bad_metadata_type, "crop_size"),
+        # The culprit is named, and the optional keys a good pack may have are listed too.
+        (_extra_metadata_key, r"unknown \['mood'\]; expected .* optionally .*'keep_tone'"),
         (_foreign_safetensors, "no facestyle metadata"),
         (_empty, "empty"),
     ],

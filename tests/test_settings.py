@@ -21,8 +21,9 @@ HAS_CUDA = torch.cuda.is_available()
     ("field", "value", "message"),
     [
         ("style", 3, "style: expected a style name, a pack path or a Stylizer, got 3"),
-        ("identity", -0.5, "identity: expected a number >= 0 or None, got -0.5"),
-        ("identity", float("nan"), "identity: expected a number >= 0 or None, got nan"),
+        ("identity", -0.5, "identity: expected a number from 0 to 2 or None, got -0.5"),
+        ("identity", 2.5, "identity: expected a number from 0 to 2 or None, got 2.5"),
+        ("identity", float("nan"), "identity: expected a number from 0 to 2 or None, got nan"),
         ("strokes", -1, "strokes: expected a number from 0 to 4, got -1"),
         ("strokes", 4.5, "strokes: expected a number from 0 to 4, got 4.5"),
         ("max_faces", 0, "max_faces: expected a whole number >= 1, got 0"),

@@ -13,6 +13,7 @@ render never leaves a broken file under the final name.
 from __future__ import annotations
 
 import contextlib
+import io
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,13 +26,19 @@ from pipeline.sinks.audio import AudioCopy
 from pipeline.sinks.base import Sink
 from pipeline.sources.base import Source
 
-__all__ = ["DEFAULT_CRF", "DEFAULT_PRESET", "FileSink"]
+__all__ = ["CONTAINERS", "DEFAULT_CRF", "DEFAULT_PRESET", "FileSink", "audio_misfit"]
 
 # CRF fixes the quality; the preset trades encoding time for file size. 18 looks visually
 # lossless, and "veryfast" costs a fraction of "medium"'s time on a 2-core CPU for files
 # about a third larger: the render's speed matters more here than its size.
 DEFAULT_CRF = 18
 DEFAULT_PRESET = "veryfast"
+
+# Suffix -> FFmpeg muxer of the containers render and batch write: those that keep the input's
+# timestamps (AVI, for one, reorders them) and that the tests cover.
+_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+CONTAINERS = tuple(_FORMATS)
+"""The suffixes of the videos render and batch write."""
 
 
 def _write_failed(path: Path, error: Exception) -> OutputError:
@@ -196,6 +203,18 @@ class FileSink(Sink):
     def _close_audio(self) -> None:
         if self._audio is not None:
             self._audio.close()
+
+
+def audio_misfit(source: str | Path, suffix: str) -> str | None:
+    """The codec of the first audio stream of ``source`` that a file with ``suffix`` (one of
+    :data:`CONTAINERS`) cannot hold, or ``None`` when all of its audio fits; found from the
+    files' headers, before any work."""
+    with (
+        av.open(str(source)) as media,
+        av.open(io.BytesIO(), "w", format=_FORMATS[suffix.lower()]) as probe,
+    ):
+        names = (stream.codec_context.name for stream in media.streams.audio)
+        return next((name for name in names if name not in probe.supported_codecs), None)
 
 
 def encoder_for(path: Path) -> str:

@@ -7,13 +7,22 @@ import argparse
 import math
 from collections.abc import Callable
 
+import numpy as np
+
+from models.exemplar import parse_points
+from pipeline.detail import MAX_IDENTITY
+from pipeline.errors import InputError
 from pipeline.sinks.file import DEFAULT_CRF, DEFAULT_PRESET
 from plugin.settings import DEVICES, MASKS, RestyleSettings
 
 __all__ = [
     "add_device_option",
     "add_mask_option",
+    "add_points_option",
+    "add_quiet_option",
     "add_restyle_options",
+    "bars_disabled",
+    "counted",
     "number_in",
     "restyle_settings",
 ]
@@ -66,15 +75,16 @@ def add_restyle_options(
     )
     parser.add_argument(
         "--identity",
-        type=number_in(float, 0),
+        type=number_in(float, 0, MAX_IDENTITY),
         metavar="K",
-        help="keep the person's fine detail: 0 pure style, about 1 clearly them "
-        "(default: the style's own; 0.35-0.75 for the bundled packs, 0 for cartoon)",
+        help=f"keep the person's fine detail: 0 pure style, about 1 clearly them, at most "
+        f"{MAX_IDENTITY:g} (default: the style's own; 0.35-0.75 for the bundled packs, 0 for "
+        "cartoon)",
     )
     add_strokes_option(
         parser,
-        "how strongly a pack paints its strokes: 0 none, 1 the pack's own (default; "
-        "bolder is less steady and less like the person)",
+        "a pack's stroke strength times K: 0 none, 1 the pack's own (default; facestyle "
+        "packs lists it as 'own strokes'); bolder is less steady and less like the person",
     )
     parser.add_argument(
         "--max-faces", type=number_in(int, 1), default=8, metavar="N", help="faces per frame (8)"
@@ -110,6 +120,41 @@ def restyle_settings(args: argparse.Namespace, style: str | None = None) -> Rest
         mask=args.mask,
         device=args.device,
     )
+
+
+def add_quiet_option(parser: argparse.ArgumentParser, help_text: str = "no progress bar") -> None:
+    """``-q/--quiet``; :func:`bars_disabled` reads it."""
+    parser.add_argument("-q", "--quiet", action="store_true", help=help_text)
+
+
+def bars_disabled(args: argparse.Namespace) -> bool | None:
+    """tqdm's ``disable=`` for a command's progress bars: ``True`` under ``-q``, else
+    ``None``, which draws them only when their stream (stderr) is a terminal: a log, a pipe
+    or a test would get a line per refresh."""
+    return True if args.quiet else None
+
+
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless one.
+
+    >>> counted(1, "face"), counted(0, "face"), counted(3, "frame")
+    ('1 face', '0 faces', '3 frames')
+    """
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _five_points(text: str) -> np.ndarray:
+    """An argparse ``type=`` for ``--points``: a malformed list is a usage error (exit 2)."""
+    try:
+        return parse_points(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_points_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--points X,Y,...``: five points of a style portrait whose face is not detected,
+    parsed into a ``(5, 2)`` array (see :func:`models.exemplar.parse_points`)."""
+    parser.add_argument("--points", type=_five_points, metavar="X,Y,...", help=help_text)
 
 
 def add_device_option(parser: argparse.ArgumentParser, what: str) -> None:

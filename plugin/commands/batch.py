@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from plugin.commands._args import (
     add_encoder_options,
+    add_quiet_option,
     add_restyle_options,
+    bars_disabled,
     number_in,
     restyle_settings,
 )
@@ -36,7 +38,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video, folder or pattern")
-    parser.add_argument("--out-dir", type=Path, required=True, metavar="DIR")
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for the outputs (NAME-styled.EXT each) and the manifest that lets a rerun "
+        "skip finished clips; made if missing",
+    )
     add_restyle_options(parser, DEFAULT_STYLE)
     parser.add_argument(
         "--jobs",
@@ -45,7 +54,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help=f"local worker processes ({_DEFAULT_JOBS} here: half the cores)",
     )
-    parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="where clips render: local, in --jobs worker processes here (default), or ray, as "
+        "tasks on the cluster --ray-address names",
+    )
     parser.add_argument(
         "--ray-address",
         metavar="ADDR",
@@ -80,7 +95,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="warm-up frames rendered and dropped before each segment (30)",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add_quiet_option(parser, "no progress bars")
     parser.set_defaults(run=run)
 
 
@@ -108,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         overlap=args.overlap,
     )
     jobs = plan_jobs(args.inputs, args.out_dir, container=args.container)
-    quiet = True if args.quiet else None  # None: no bars when stderr is not a terminal
+    quiet = bars_disabled(args)
     overall = tqdm(total=0, unit="frame", desc="batch", disable=quiet, dynamic_ncols=True)
     bars: dict[Path, tqdm] = {}
     done: dict[Path, int] = {}

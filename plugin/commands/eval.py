@@ -21,19 +21,24 @@ from pathlib import Path
 
 import numpy as np
 
-from models.exemplar import Exemplar, load_image, parse_points, prepare_exemplar
+from models.exemplar import Exemplar, load_image, prepare_exemplar
 from models.metrics import SAME_PERSON, StylizerReport, TrackCrops, clip_tracks, evaluate_stylizer
 from models.teacher import TeacherParams, TeacherStylizer
 from pipeline.composite import Compositor
 from pipeline.coverage import CoverageReport, measure_coverage
-from pipeline.detail import restore_detail
+from pipeline.detail import MAX_IDENTITY, restore_detail
 from pipeline.errors import InputError
 from pipeline.frame import AlignedCrop
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
 from pipeline.stylizer import Stylizer
 from pipeline.tracker import FaceTracker
-from plugin.commands._args import add_mask_option, add_strokes_option, number_in
+from plugin.commands._args import (
+    add_mask_option,
+    add_points_option,
+    add_strokes_option,
+    number_in,
+)
 from plugin.styles import resolve_style
 
 __all__ = ["add_parser", "format_coverage", "format_report", "generated_clip", "run"]
@@ -65,10 +70,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--teacher", type=Path, metavar="STYLE_IMAGE", help="also run the teacher per frame"
     )
-    parser.add_argument(
-        "--points",
-        metavar="X,Y,...",
-        help="five points of the style image (--teacher or --exemplar) if its face is not detected",
+    add_points_option(
+        parser,
+        "five points of the style image (--teacher or --exemplar) if its face is not detected",
     )
     parser.add_argument(
         "--temporal",
@@ -99,14 +103,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--identity",
-        type=number_in(float, 0),
+        type=number_in(float, 0, MAX_IDENTITY),
         action="append",
         metavar="K",
         help="judge each style with this identity strength, as render --identity K "
         "(repeatable; default: each style's own, as render uses it)",
     )
     add_strokes_option(
-        parser, "judge packs with this stroke strength, as render --strokes K (default 1)"
+        parser,
+        "judge packs with their stroke strength times K, as render --strokes K (default 1)",
     )
     parser.add_argument(
         "--no-coverage",
@@ -137,12 +142,11 @@ def generated_clip(path: Path, frames: int) -> Path:
 
 def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], Exemplar | None]:
     stylizers = [resolve_style(spec, strokes=args.strokes) for spec in args.style]
-    points = parse_points(args.points) if args.points else None
     exemplar = None
     if args.exemplar:
-        exemplar = prepare_exemplar(load_image(args.exemplar), points)
+        exemplar = prepare_exemplar(load_image(args.exemplar), args.points)
     if args.teacher:
-        teacher = prepare_exemplar(load_image(args.teacher), points)
+        teacher = prepare_exemplar(load_image(args.teacher), args.points)
         stylizers.append(TeacherStylizer(teacher, TeacherParams(temporal=args.temporal)))
         exemplar = teacher if exemplar is None else exemplar
     if not stylizers:

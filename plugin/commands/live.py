@@ -143,8 +143,15 @@ def _signals(stop: Callable[[], None], next_style: Callable[[], None]):
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.errors import StyleError
+    from pipeline.errors import StyleError, UsageError
     from plugin.live import LiveOutputs, LiveSession
+
+    # A session without an output shows and keeps nothing (bench --live is what measures it).
+    if not (args.vcam or args.stream or args.record or args.preview):
+        raise UsageError(
+            "nothing would be shown or saved; give at least one of --vcam, --stream URL, "
+            "--record OUT.mp4, --preview"
+        )
 
     outputs = LiveOutputs(
         vcam=args.vcam, stream=args.stream, record=args.record, window=args.preview

@@ -11,7 +11,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "packs",
         help="list the bundled style packs",
-        description="List the style packs that ship with facestyle (use one with --style NAME).",
+        description="List the style packs that ship with facestyle (use one with --style NAME). "
+        "'own strokes' is the stroke strength a pack was made with, which a run's --strokes K "
+        "multiplies.",
     )
     parser.set_defaults(run=run)
 
@@ -28,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
         figures = pack.training
         print(
             f"{name:<12} {path.stat().st_size / 1e6:4.1f} MB  {pack.crop_size}px crops  "
-            f"identity {pack.identity:g} scale {pack.identity_scale:g}  strokes {figures.get('strokes', 1.0):g}  "
+            f"identity {pack.identity:g} scale {pack.identity_scale:g}  "
+            f"own strokes {figures.get('strokes', 1.0):g}  "
             f"geometry {pack.geometry:g}  "
             f"trained {figures.get('steps', '?')} steps on {figures.get('faces', '?')} faces  "
             f"{path}"

@@ -7,9 +7,13 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import UsageError
+from pipeline.sinks.file import CONTAINERS
 from plugin.commands._args import (
     add_encoder_options,
+    add_quiet_option,
     add_restyle_options,
+    bars_disabled,
+    counted,
     restyle_settings,
 )
 from plugin.settings import DEFAULT_STYLE
@@ -31,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="video file, image folder, glob pattern or image; 'sample' for the bundled clip",
     )
     parser.add_argument(
-        "-o", "--output", type=Path, metavar="OUT", help="output video (.mp4, .mkv, .mov)"
+        "-o", "--output", type=Path, metavar="OUT", help=f"output video ({', '.join(CONTAINERS)})"
     )
     parser.add_argument(
         "--sample",
@@ -46,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--preview", type=Path, metavar="SHEET.png", help="deprecated name of --sheet"
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -70,9 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if args.preview is not None:
         print("facestyle render: --preview is now --sheet", file=sys.stderr)
 
-    # disable=None: no bar when stderr is not a terminal (logs, pipes, tests).
-    quiet = True if args.quiet else None
-    with tqdm(unit="frame", disable=quiet, dynamic_ncols=True, leave=False) as bar:
+    with tqdm(unit="frame", disable=bars_disabled(args), dynamic_ncols=True, leave=False) as bar:
 
         def progress(step) -> None:
             if bar.total is None and step.total:
@@ -89,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
         )
     print(
-        f"Rendered {summary.frames} frames with style {summary.style}: "
-        f"{summary.faces_tracked} faces tracked, {summary.mean_fps:.1f} fps mean "
+        f"Rendered {counted(summary.frames, 'frame')} with style {summary.style}: "
+        f"{counted(summary.faces_tracked, 'face')} tracked, {summary.mean_fps:.1f} fps mean "
         f"({summary.seconds:.1f} s)"
     )
     print(f"Output: {summary.output.resolve()}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.exemplar import Exemplar, load_image, parse_points, prepare_exemplar
+from models.exemplar import Exemplar, load_image, prepare_exemplar
 from models.teacher import TeacherParams, stylize_face
 from pipeline.align import align_face
 from pipeline.atomic import check_output, write_image
@@ -23,7 +23,7 @@ from pipeline.errors import NoFaceError, OutputError
 from pipeline.frame import AlignedCrop, Face
 from pipeline.landmarks import detect_landmarks
 from pipeline.tracker import box_from_landmarks
-from plugin.commands._args import add_mask_option, number_in
+from plugin.commands._args import add_mask_option, add_points_option, number_in
 
 __all__ = ["add_parser", "run", "stylize_photo"]
 
@@ -42,10 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("style", type=Path, help="style portrait (PNG, JPEG, ...)")
     parser.add_argument("content", type=Path, help="photo whose faces are restyled")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output image (.png)")
-    parser.add_argument(
-        "--points",
-        metavar="X,Y,...",
-        help="the style portrait's left eye, right eye, nose tip, left and right mouth corner "
+    add_points_option(
+        parser,
+        "the style portrait's left eye, right eye, nose tip, left and right mouth corner "
         "(10 numbers, image pixels) when its face is not detected",
     )
     parser.add_argument(
@@ -138,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
         if not cv2.haveImageWriter(str(path)):
             raise OutputError(f"cannot write {path}: unknown image type; use a .png or .jpg name")
         check_output(path)
-    points = parse_points(args.points) if args.points else None
-    exemplar = prepare_exemplar(load_image(args.style), points)
+    exemplar = prepare_exemplar(load_image(args.style), args.points)
     photo = load_image(args.content)
     params = TeacherParams(
         appearance=args.appearance, positional=args.positional, uniformity=args.uniformity
