@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import importlib
 import importlib.metadata
+import os
 import signal
 import sys
 import threading
@@ -40,6 +41,7 @@ DISTRIBUTION = "facestyle"  # the name setup.cfg installs the package under
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130  # 128 + SIGINT, as a shell reports a job Ctrl-C ended
+EXIT_BROKEN_PIPE = 128 + getattr(signal, "SIGPIPE", 13)  # as a writer whose reader left ends
 # What else asks a job to stop: `kill` and `timeout` (SIGTERM), a closed terminal (SIGHUP).
 STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -151,6 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FacestyleError as error:
         print(f"facestyle: error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # The reader went away (`facestyle packs | head`): stop as a shell pipeline's writer
+        # does. Python flushes stdout once more at exit, and that write would fail again and
+        # print a traceback, so what is left goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

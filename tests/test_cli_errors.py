@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -102,6 +103,27 @@ def test_bad_option_values_are_usage_errors(tmp_path: Path) -> None:
         with pytest.raises(SystemExit) as caught:
             main(["render", "in.mp4", "-o", str(tmp_path / "o.mp4"), *option])
         assert caught.value.code == 2
+
+
+def test_stylize_image_takes_the_identity_range_render_takes(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["stylize-image", "s.jpg", "c.jpg", "-o", str(tmp_path / "o.png"), "--identity", "3"])
+    assert caught.value.code == 2
+
+
+def test_a_reader_that_goes_away_ends_the_command_without_a_traceback() -> None:
+    """`facestyle packs | head -1`: the reader closes the pipe before the listing is written
+    (it is closed here before the process has even loaded its modules)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plugin.cli", "packs"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # type: ignore[union-attr]
+    err = process.stderr.read()  # type: ignore[union-attr]
+    assert process.wait(timeout=120) == 128 + signal.SIGPIPE
+    assert err == "", err
 
 
 def test_missing_output_argument_is_a_usage_error(tmp_path: Path, capsys) -> None:

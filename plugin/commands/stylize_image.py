@@ -18,7 +18,7 @@ from models.teacher import TeacherParams, stylize_face
 from pipeline.align import align_face
 from pipeline.atomic import check_output, write_image
 from pipeline.composite import Compositor
-from pipeline.detail import restore_detail
+from pipeline.detail import MAX_IDENTITY, restore_detail
 from pipeline.errors import NoFaceError, OutputError
 from pipeline.frame import AlignedCrop, Face
 from pipeline.landmarks import detect_landmarks
@@ -52,10 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--identity",
-        type=number_in(float, 0),
+        type=number_in(float, 0, MAX_IDENTITY),
         metavar="K",
         default=0.0,
-        help="add back the content's fine detail, 0 (pure style) to 1 or more (0)",
+        help=f"add back the content's fine detail, 0 (pure style) to {MAX_IDENTITY:g} (0)",
     )
     add_mask_option(parser)
     parser.add_argument(
