@@ -145,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _stop_signals_act_as_ctrl_c(stop_signals):
             return int(args.run(args) or 0)
     except (Cancelled, KeyboardInterrupt):
-        print("facestyle: stopped; nothing was written under the output name", file=sys.stderr)
+        print(
+            "facestyle: stopped; no half-written file is left under an output name", file=sys.stderr
+        )
         return 128 + stop_signals[-1] if stop_signals else EXIT_CANCELLED
     except UsageError as error:
         print(f"facestyle {args.command}: error: {error}", file=sys.stderr)

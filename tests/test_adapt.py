@@ -273,7 +273,7 @@ def test_ctrl_c_stops_adapt_and_writes_nothing(tmp_path: Path) -> None:
     finally:
         os.close(leader)
     assert process.returncode == 130
-    assert "nothing was written" in seen
+    assert "no half-written file" in seen
     assert list(tmp_path.iterdir()) == []
 
 

@@ -193,7 +193,9 @@ def test_ctrl_c_mid_render_exits_130_every_time(
     for _ in range(5):
         status, err = ctrl_c_when_writing([*command, "--preset", "ultrafast"], tmp_path, ".out.*")
         assert status == 130, err
-        assert err.splitlines() == ["facestyle: stopped; nothing was written under the output name"]
+        assert err.splitlines() == [
+            "facestyle: stopped; no half-written file is left under an output name"
+        ]
         assert list(tmp_path.iterdir()) == []
 
 
@@ -208,5 +210,7 @@ def test_sigterm_and_sighup_stop_a_render_as_ctrl_c_does(
     command = ["render", str(path), "-o", str(output), "--style", "cartoon", "-q"]
     status, err = ctrl_c_when_writing(command, tmp_path, ".out.*", number=number)
     assert status == 128 + number, err
-    assert err.splitlines() == ["facestyle: stopped; nothing was written under the output name"]
+    assert err.splitlines() == [
+        "facestyle: stopped; no half-written file is left under an output name"
+    ]
     assert list(tmp_path.iterdir()) == []
