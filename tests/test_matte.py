@@ -6,14 +6,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
 from pipeline.align import align_face
 from pipeline.composite import Compositor
-from pipeline.frame import CHIN, EYES, AlignedCrop, Face
+from pipeline.frame import BROWS, CHIN, EYES, JAW, AlignedCrop, Face
 from pipeline.landmarks import detect_landmarks
-from pipeline.matte import HeadMatte, head_prior, refine_matte
+from pipeline.matte import HeadMatte, head_polygon, head_prior, refine_matte
 from pipeline.tracker import box_from_landmarks
 
 
@@ -103,3 +104,28 @@ def test_head_matte_leaves_a_dark_background_above_short_hair() -> None:
         # The head itself, hair above the brows included, is still all there.
         assert matte[_above_brows(crop, 0.4)] > 0.95
         assert (matte * head_prior(crop.landmarks, crop.size)).sum() / head > 0.85
+
+
+def test_a_dark_curtain_above_short_black_hair_stays_out_of_the_matte(crop: AlignedCrop) -> None:
+    """Known truth: the astronaut's crop repainted as a short-haired head (the skull up to 0.75
+    eye-to-chin distances over the eyes, near-black hair) before a dark maroon curtain, the
+    case of the shared clip 2. The cut once kept a block of curtain above the head, up to
+    the crop's edge (a third of the strip above the line below)."""
+    landmarks = crop.landmarks
+
+    def inside(polygon: np.ndarray) -> np.ndarray:
+        mask = np.zeros((crop.size, crop.size), np.uint8)
+        cv2.fillPoly(mask, [np.rint(polygon).astype(np.int32)], 1)
+        return mask.astype(bool)
+
+    head = inside(head_polygon(landmarks, up=0.75, across=1.0))
+    face = inside(np.concatenate([landmarks[JAW], landmarks[BROWS][::-1]]))
+    noise = np.random.default_rng(0).normal(0.0, 6.0, crop.image.shape)
+    image = crop.image.copy()
+    image[~head] = np.clip(np.array([70, 25, 30]) + noise, 0, 255)[~head]
+    image[head & ~face] = np.clip(np.array([28, 22, 22]) + noise, 0, 255)[head & ~face]
+    matte = refine_matte(image, landmarks)
+    eyes = landmarks[EYES].mean(axis=0)
+    line = round(float(eyes[1] - 0.85 * np.linalg.norm(eyes - landmarks[CHIN])))
+    assert matte[:line].mean() < 0.02
+    assert matte[head].mean() > 0.95
