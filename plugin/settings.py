@@ -61,8 +61,8 @@ class RestyleSettings:
         style: a style spec — ``"cartoon"``, a bundled pack name, a ``.safetensors`` pack path
             (see :func:`plugin.styles.resolve_style`) — or a ready :class:`Stylizer`.
         identity: how much of the person's fine detail to keep, 0 (pure style) to about 1,
-            at most :data:`~pipeline.detail.MAX_IDENTITY` (2); ``None`` uses the style's own default (0.35-0.75 for the bundled packs, 0 for
-            cartoon).
+            at most :data:`~pipeline.detail.MAX_IDENTITY` (2); ``None`` uses the style's own
+            default (0.35-0.75 for the bundled packs, 0 for cartoon).
         strokes: how strongly a pack's student paints its strokes: its canvas
             (:mod:`models.canvas`) scaled by this, 0 (none) to 4; 1 is the pack's own
             (``adapt --strokes`` chose it; packs show less than they were trained with, for
