@@ -57,7 +57,7 @@ def low_pass(luminance: np.ndarray, sigma: float) -> np.ndarray:
     """``(S, S)`` ``float32`` Gaussian blur of ``sigma`` pixels (see :data:`_EXACT_BLUR`)."""
     if sigma <= _EXACT_BLUR:
         return cv2.GaussianBlur(luminance, (0, 0), sigma)
-    factor = int(sigma // 8)
+    factor = int(sigma // _EXACT_BLUR)
     height, width = luminance.shape
     small = cv2.resize(
         luminance, (max(width // factor, 1), max(height // factor, 1)), interpolation=cv2.INTER_AREA
