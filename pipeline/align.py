@@ -17,7 +17,7 @@ from functools import cache
 import cv2
 import numpy as np
 
-from pipeline.frame import AlignedCrop, Face
+from pipeline.frame import SURROUND_SCALE, SURROUND_SIDE, AlignedCrop, Face
 
 __all__ = [
     "CROP_SIZE",
@@ -151,9 +151,10 @@ def align_face(
         track_id: used when ``face_or_landmarks`` is a bare array.
 
     Returns:
-        The ``(size, size, 3)`` ``uint8`` RGB crop, its frame-to-crop matrix and the
-        landmarks in crop pixels. Where the crop reaches past the frame, edge pixels are
-        repeated so a stylizer sees no hard black border.
+        The ``(size, size, 3)`` ``uint8`` RGB crop, its frame-to-crop matrix, the
+        landmarks in crop pixels and the crop's surround (:class:`AlignedCrop`). Where the
+        crop reaches past the frame, edge pixels are repeated so a stylizer sees no hard
+        black border.
     """
     if isinstance(face_or_landmarks, Face):
         landmarks, track_id = face_or_landmarks.landmarks, face_or_landmarks.track_id
@@ -163,4 +164,21 @@ def align_face(
     crop = cv2.warpAffine(
         image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
-    return AlignedCrop(crop, matrix, transform_points(matrix, landmarks), track_id)
+    surround = cv2.warpAffine(
+        image,
+        _surround_matrix(matrix, size),
+        (SURROUND_SIDE, SURROUND_SIDE),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return AlignedCrop(crop, matrix, transform_points(matrix, landmarks), track_id, surround)
+
+
+def _surround_matrix(matrix: np.ndarray, size: int) -> np.ndarray:
+    """Frame → surround pixels: the crop's ``size`` square scaled to fill the middle
+    ``1 / SURROUND_SCALE`` of a ``SURROUND_SIDE`` square."""
+    scale = SURROUND_SIDE / (SURROUND_SCALE * size)
+    margin = SURROUND_SIDE * (1.0 - 1.0 / SURROUND_SCALE) / 2.0
+    return np.vstack([scale * matrix[0], scale * matrix[1]]) + np.array(
+        [[0.0, 0.0, margin], [0.0, 0.0, margin]]
+    )

@@ -7,13 +7,29 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["BROWS", "CHIN", "EYES", "JAW", "AlignedCrop", "Face", "Frame"]
+__all__ = [
+    "BROWS",
+    "CHIN",
+    "EYES",
+    "JAW",
+    "SURROUND_SCALE",
+    "SURROUND_SIDE",
+    "AlignedCrop",
+    "Face",
+    "Frame",
+]
 
 # Parts of the 68-point (iBUG-300W) landmarks every Face and AlignedCrop carries.
 JAW = slice(0, 17)
 BROWS = slice(17, 27)
 EYES = slice(36, 48)
 CHIN = 8
+
+# An AlignedCrop's surround: its square enlarged this many times about its centre (a sixth of
+# the surround on every side is outside the crop), this many pixels a side whatever the
+# crop's size — the resolution the head matte's colour cut works at.
+SURROUND_SCALE = 1.5
+SURROUND_SIDE = 96
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -105,12 +121,18 @@ class AlignedCrop:
             with ``cv2.warpAffine(frame, matrix, (S, S))``; the compositor inverts it.
         landmarks: ``(68, 2)`` ``float32`` the face's landmarks in crop pixels.
         track_id: the face's track, so stateful stylizers can keep per-face state.
+        surround: ``(W, W, 3)`` ``uint8`` RGB, the frame around the crop at low resolution:
+            the crop's square enlarged :data:`SURROUND_SCALE` times about its centre, ``W``
+            pixels a side (:func:`pipeline.align.align_face` makes it ``SURROUND_SIDE``).
+            The head matte finds the background above and beside the head there, which
+            the crop cuts off. ``None`` for a crop with no frame around it.
     """
 
     image: np.ndarray
     matrix: np.ndarray
     landmarks: np.ndarray
     track_id: int = 0
+    surround: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         s = self.image.shape[0]
@@ -126,6 +148,13 @@ class AlignedCrop:
             np.shape(self.landmarks) == (68, 2),
             f"AlignedCrop.landmarks: expected (68, 2), got {np.shape(self.landmarks)}",
         )
+        if self.surround is not None:
+            w = self.surround.shape[0]
+            _expect(
+                self.surround.shape == (w, w, 3) and self.surround.dtype == np.uint8,
+                "AlignedCrop.surround: expected (W, W, 3) uint8, got "
+                f"{self.surround.shape} {self.surround.dtype}",
+            )
 
     @property
     def size(self) -> int:

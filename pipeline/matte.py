@@ -7,8 +7,9 @@ brows, so the matte is built in three steps, all in crop pixels:
 1. :func:`head_prior`: a head shape extrapolated from the landmarks — the jaw line below,
    a half-ellipse for the skull above (a head is about twice as tall as the eye line is
    above the chin, and a little wider than the jaw at the ears).
-2. :func:`head_cut`: GrabCut on the crop, at low resolution, seeded by the prior (the
-   face inside the landmarks is surely head, the crop far outside the prior surely not), so
+2. :func:`head_cut`: GrabCut at low resolution on the crop's surround (the frame around
+   it, so the background beyond the crop's edges is in view), seeded by the prior (the face
+   inside the landmarks is surely head, the frame far outside the prior surely not), so
    the matte follows the hair's real outline; then :func:`soft_matte`: a guided filter
    (OpenCV contrib's) on the crop's luminance turns the hard cut into a soft edge that
    follows the hair's own edges (:func:`refine_matte` is the two together).
@@ -28,7 +29,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from pipeline.frame import BROWS, CHIN, EYES, JAW, AlignedCrop
+from pipeline.frame import BROWS, CHIN, EYES, JAW, SURROUND_SCALE, SURROUND_SIDE, AlignedCrop
 
 __all__ = [
     "HeadMatte",
@@ -55,25 +56,9 @@ _SKULL_ACROSS = 1.12
 _SURE_UP = 0.8
 _SURE_ACROSS = 0.85
 
-# GrabCut works on a crop this many pixels a side: hair outlines need no more, and it costs
-# about a sixteenth of the full 256² crop.
-_CUT_SIDE = 64
-
-# The cut's top rows that are background when they look it: the outer 1/32 of the crop, which
-# soft_matte fades out anyway.
-_TOP_ROWS = _CUT_SIDE // 32
-
-# How many times likelier under the background's colours than the head's a top-row pixel must
-# be to be taken as background. At even odds hair touching the crop's top edge (the
-# astronaut's bob on a generated clip) went back and forth between frames: the cut changed by
-# 2.4 % of its pixels a frame against 1.7 % before the top rows were decided, and a batch
-# render split into segments no longer matched the whole render. At 5: 1.8 %, and the halo
-# above short hair on the shared clips as low as at even odds (0.6 % of the head; at 20,
-# 0.9 %; at 50, 1.6 %).
-_BACKGROUND_ODDS = 5.0
-
-# Components of each of GrabCut's colour mixtures (fixed in OpenCV).
-_COMPONENTS = 5
+# GrabCut works on the crop at this many pixels a side (hair outlines need no more; about a
+# sixteenth of the cost of the full 256² crop), within the crop's surround.
+_CUT_SIDE = round(SURROUND_SIDE / SURROUND_SCALE)
 
 
 def head_polygon(
@@ -121,7 +106,7 @@ def head_prior(landmarks: np.ndarray, size: int) -> np.ndarray:
     return _fill(head_polygon(landmarks), size).astype(np.float32) / np.float32(255.0)
 
 
-def head_cut(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+def head_cut(crop: AlignedCrop) -> np.ndarray:
     """Which pixels are head, decided by colour: GrabCut seeded by :func:`head_polygon`.
 
     One iteration at :data:`_CUT_SIDE` pixels a side, deciding only the band around the
@@ -129,103 +114,50 @@ def head_cut(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     sure head; the rest of the polygon probable head; a ring around it, a fifth of the crop
     wide, probable background; the rest, everything below the chin outside the polygon
     (neck, collar) sure background. (Left to decide the whole skull, GrabCut gave fair hair
-    on a pale wall to the background.) The polygon reaches the crop's top edge on most crops,
-    so nothing there told GrabCut what lies above the head, and a dark curtain or bookshelf
-    above a short-haired head, taken for hair, stayed head up to the edge: the style painted
-    a block over the background. So the crop's top rows (:data:`_TOP_ROWS`) are background
-    too where their colour is clearly likelier the background's than the sure head's
-    (:func:`_likelier_background`); hair that reaches the edge stays undecided.
+    on a pale wall to the background.)
+
+    The cut runs on the crop's surround (:attr:`AlignedCrop.surround`), so that it sees
+    what lies above and beside the head. The polygon reaches the crop's top edge on most
+    crops: cut on the crop alone, nothing told GrabCut what lies above the head, and a dark
+    curtain or bookshelf above a short-haired head, taken for hair, stayed head up to the
+    crop's edge (the style painted a block over the background), while hair in shadow at the
+    crop's side was given to the background. A crop without a surround is cut on its own.
 
     Args:
-        image: ``(S, S, 3)`` ``uint8`` RGB aligned crop.
-        landmarks: ``(68, 2)`` its landmarks, crop pixels.
+        crop: the aligned crop, its landmarks and (when it has one) its surround.
 
     Returns:
-        ``(C, C)`` ``float32`` 1 = head, 0 = not, ``C`` = :data:`_CUT_SIDE`.
+        ``(C, C)`` ``float32`` over the crop, 1 = head, 0 = not, ``C`` = :data:`_CUT_SIDE`.
     """
-    scale = _CUT_SIDE / image.shape[0]
-    points = np.asarray(landmarks, np.float64) * scale
-    polygon = head_polygon(points)
-    head = _fill(polygon, _CUT_SIDE) > 127
-    skull = _fill(head_polygon(points, _SURE_UP, _SKULL_ACROSS * _SURE_ACROSS), _CUT_SIDE) > 127
-    face = _fill(np.concatenate([points[JAW], points[BROWS][::-1]]), _CUT_SIDE) > 127
+    if crop.surround is None:
+        window = cv2.resize(crop.image, (_CUT_SIDE, _CUT_SIDE), interpolation=cv2.INTER_AREA)
+        inner = _CUT_SIDE
+    else:
+        window = crop.surround
+        inner = round(window.shape[0] / SURROUND_SCALE)
+    side = window.shape[0]
+    margin = (side - inner) // 2
+    points = np.asarray(crop.landmarks, np.float64) * (inner / crop.size) + margin
+    head = _fill(head_polygon(points), side) > 127
+    skull = _fill(head_polygon(points, _SURE_UP, _SKULL_ACROSS * _SURE_ACROSS), side) > 127
+    face = _fill(np.concatenate([points[JAW], points[BROWS][::-1]]), side) > 127
     sure = cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | skull
     ring = cv2.dilate(head.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
-    rows = np.arange(_CUT_SIDE)[:, None]
-    below_chin = rows > points[CHIN, 1] + 1.0
-    seeds = np.full((_CUT_SIDE, _CUT_SIDE), cv2.GC_BGD, np.uint8)
+    below_chin = np.arange(side)[:, None] > points[CHIN, 1] + 1.0
+    seeds = np.full((side, side), cv2.GC_BGD, np.uint8)
     seeds[ring & ~below_chin] = cv2.GC_PR_BGD
     seeds[head] = cv2.GC_PR_FGD
     seeds[sure] = cv2.GC_FGD
-    small = cv2.resize(image, (_CUT_SIDE, _CUT_SIDE), interpolation=cv2.INTER_AREA)
     # GrabCut models colours as BGR, but only compares them, so RGB order does not matter.
     # Its k-means start draws from OpenCV's per-thread RNG: seed it, or the same crop gets a
     # slightly different matte each time (renders would not be reproducible).
     cv2.setRNGSeed(0)
-    top = seeds[:_TOP_ROWS]
-    above = _likelier_background(small[:_TOP_ROWS], small, sure, seeds == cv2.GC_BGD)
-    top[above & (top != cv2.GC_FGD)] = cv2.GC_BGD
     background, foreground = np.zeros((1, 65)), np.zeros((1, 65))
     # One iteration: a second one changed the cut on the shared weekly-address crops by an IoU
     # of at most 0.012 (median 0) for 1.7-2 ms more a call (4.7-5.5 ms against 3.0-3.4).
-    cv2.grabCut(small, seeds, None, background, foreground, 1, cv2.GC_INIT_WITH_MASK)
-    return ((seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)).astype(np.float32)
-
-
-def _likelier_background(
-    pixels: np.ndarray, image: np.ndarray, head: np.ndarray, background: np.ndarray
-) -> np.ndarray:
-    """Which ``pixels`` are :data:`_BACKGROUND_ODDS` times likelier under the colour model
-    of ``image``'s ``background`` than under that of its ``head``.
-
-    The models are GrabCut's own (five-component Gaussian mixtures, fitted by its
-    initialisation alone: ``iterCount`` 0 on a strip of the sample pixels).
-
-    Args:
-        pixels: ``(..., 3)`` ``uint8`` colours to decide.
-        image: ``(C, C, 3)`` ``uint8`` the crop the samples come from.
-        head, background: ``(C, C)`` ``bool`` the sample pixels.
-
-    Returns:
-        ``(...)`` ``bool``; all ``False`` when either sample has fewer pixels than a mixture
-        has components.
-    """
-    # Every 4th sample: the mixtures' k-means start is most of the cost, and a few hundred
-    # pixels a side fit five components as well.
-    head_pixels, background_pixels = image[head][::4], image[background][::4]
-    if len(head_pixels) < _COMPONENTS or len(background_pixels) < _COMPONENTS:
-        return np.zeros(pixels.shape[:-1], bool)
-    strip = np.ascontiguousarray(np.concatenate([head_pixels, background_pixels])[None])
-    labels = np.concatenate(
-        [np.full(len(head_pixels), cv2.GC_FGD), np.full(len(background_pixels), cv2.GC_BGD)]
-    ).astype(np.uint8)[None]
-    background_model, head_model = np.zeros((1, 65)), np.zeros((1, 65))
-    cv2.grabCut(strip, labels, None, background_model, head_model, 0, cv2.GC_INIT_WITH_MASK)
-    return _likelihood(pixels, background_model) > _BACKGROUND_ODDS * _likelihood(
-        pixels, head_model
-    )
-
-
-def _likelihood(pixels: np.ndarray, model: np.ndarray) -> np.ndarray:
-    """``(..., 3)`` colours → ``(...)`` ``float64`` density under a GrabCut colour model,
-    ``(1, 65)`` ``float64`` in OpenCV's layout: five weights, five means, five 3x3
-    covariances."""
-    values = model.reshape(-1)
-    weights = values[:_COMPONENTS]
-    means = values[_COMPONENTS : 4 * _COMPONENTS].reshape(_COMPONENTS, 3)
-    covariances = values[4 * _COMPONENTS :].reshape(_COMPONENTS, 3, 3)
-    colours = pixels.reshape(-1, 3).astype(np.float64)
-    density = np.zeros(len(colours))
-    for weight, mean, covariance in zip(weights, means, covariances, strict=True):
-        if weight <= 0:
-            continue
-        # OpenCV adds the same to a near-singular covariance's diagonal.
-        covariance = covariance + np.eye(3) * 0.01
-        offset = colours - mean
-        distance = np.einsum("ni,ij,nj->n", offset, np.linalg.inv(covariance), offset)
-        norm = np.sqrt((2 * np.pi) ** 3 * np.linalg.det(covariance))
-        density += weight * np.exp(-0.5 * distance) / norm
-    return density.reshape(pixels.shape[:-1])
+    cv2.grabCut(window, seeds, None, background, foreground, 1, cv2.GC_INIT_WITH_MASK)
+    cut = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
+    return cut[margin : margin + inner, margin : margin + inner].astype(np.float32)
 
 
 def soft_matte(image: np.ndarray, cut: np.ndarray) -> np.ndarray:
@@ -264,10 +196,10 @@ def _border_fade(size: int) -> np.ndarray:
     return fade
 
 
-def refine_matte(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+def refine_matte(crop: AlignedCrop) -> np.ndarray:
     """The head matte of one crop: :func:`soft_matte` of :func:`head_cut`,
     ``(S, S)`` ``float32`` 0-1."""
-    return soft_matte(image, head_cut(image, landmarks))
+    return soft_matte(crop.image, head_cut(crop))
 
 
 class HeadMatte:
@@ -304,7 +236,7 @@ class HeadMatte:
         for crop in crops:
             age, cut, last = previous.get(crop.track_id, (self.refresh, None, None))
             if cut is None or age >= self.refresh:
-                age, cut = 0, head_cut(crop.image, crop.landmarks)
+                age, cut = 0, head_cut(crop)
             matte = soft_matte(crop.image, cut)
             if last is not None and last.shape == matte.shape:
                 matte += np.float32(self.smoothing) * (last - matte)
