@@ -124,3 +124,7 @@ def test_profile_frames_names_where_a_frame_spends_its_time() -> None:
     listing = "\n".join(rest)
     # The restyler's own stages, down to the student's convolutions.
     assert "restyle.py" in listing and "(process)" in listing and "conv2d" in listing
+    # Then each part timed on its own: the whole frame first, then the student among them.
+    parts = listing.split("-- each part, the GPU synchronised around it (ms a frame) --")[1]
+    names = [line.split()[0] for line in parts.strip().splitlines()]
+    assert names[0] == "whole" and "stylizer.forward" in names and "compositor.masks" in names
