@@ -14,7 +14,7 @@ from pipeline.align import (
     invert_affine,
     transform_points,
 )
-from pipeline.frame import Face
+from pipeline.frame import SURROUND_SIDE, Face
 from pipeline.landmarks import detect_landmarks
 
 
@@ -97,6 +97,16 @@ def test_align_face_takes_a_face_and_keeps_its_track(grace_hopper: np.ndarray) -
         ).max()
         < 40
     )
+
+
+def test_align_face_gives_the_crop_its_surround(grace_hopper: np.ndarray) -> None:
+    crop = align_face(grace_hopper, detect_landmarks(grace_hopper)[0])
+    assert crop.surround is not None
+    # Her nose tip, in the crop and in the surround (the crop's square is its middle third).
+    assert crop.surround.shape == (SURROUND_SIDE, SURROUND_SIDE, 3)
+    x, y = crop.landmarks[30] / crop.size * (SURROUND_SIDE * 2 / 3) + SURROUND_SIDE / 6
+    nose = crop.image[tuple(np.rint(crop.landmarks[30][::-1]).astype(int))].astype(int)
+    assert np.abs(crop.surround[round(y), round(x)].astype(int) - nose).max() < 40
 
 
 def test_alignment_rejects_wrong_landmarks() -> None:

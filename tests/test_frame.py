@@ -46,3 +46,5 @@ def test_aligned_crop_must_be_square_uint8() -> None:
         AlignedCrop(np.zeros((8, 9, 3), np.uint8), np.eye(2, 3), np.zeros((68, 2)))
     crop = AlignedCrop(np.zeros((8, 8, 3), np.uint8), np.eye(2, 3), np.zeros((68, 2)))
     assert crop.size == 8
+    with pytest.raises(ValueError, match=r"AlignedCrop\.surround"):
+        AlignedCrop(crop.image, crop.matrix, crop.landmarks, surround=np.zeros((12, 12), np.uint8))
