@@ -62,14 +62,21 @@ _CUT_SIDE = round(SURROUND_SIDE / SURROUND_SCALE)
 
 
 def head_polygon(
-    landmarks: np.ndarray, up: float = _SKULL_UP, across: float = _SKULL_ACROSS
+    landmarks: np.ndarray,
+    up: float = _SKULL_UP,
+    across: float = _SKULL_ACROSS,
+    *,
+    jaw_centred: bool = False,
 ) -> np.ndarray:
     """The head's outline extrapolated from the landmarks: ``(K, 2)`` ``float32`` crop pixels.
 
     The convex hull of the jaw line (points 0-16) and a half-ellipse above the eye line whose
     height is ``up`` eye-to-chin distances and whose half-width is ``across`` times half the
     jaw's width (by default :data:`_SKULL_UP` and :data:`_SKULL_ACROSS`); the ellipse
-    follows the face's roll.
+    follows the face's roll. It is centred between the eyes, or with ``jaw_centred``
+    between the jaw's two ends: on a turned head the eyes sit toward the far cheek, so an
+    ellipse centred on them reaches past the face's far outline into the background, while
+    the jaw's ends stay at the outline and the ear.
     """
     skull_up, skull_across = up, across
     points = np.asarray(landmarks, np.float64)
@@ -79,10 +86,13 @@ def head_polygon(
     height = float(np.linalg.norm(up)) or 1.0
     up /= height
     across = np.array([-up[1], up[0]])
+    centre = eyes
+    if jaw_centred:
+        centre = eyes + across * float(((jaw[0] + jaw[16]) / 2.0 - eyes) @ across)
     half_width = 0.5 * float(np.linalg.norm(jaw[16] - jaw[0])) * skull_across
     angles = np.linspace(0.0, np.pi, 25)
     skull = (
-        eyes
+        centre
         + np.cos(angles)[:, None] * half_width * across
         + np.sin(angles)[:, None] * skull_up * height * up
     )
@@ -139,7 +149,8 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
     margin = (side - inner) // 2
     points = np.asarray(crop.landmarks, np.float64) * (inner / crop.size) + margin
     head = _fill(head_polygon(points), side) > 127
-    skull = _fill(head_polygon(points, _SURE_UP, _SKULL_ACROSS * _SURE_ACROSS), side) > 127
+    sure_skull = head_polygon(points, _SURE_UP, _SKULL_ACROSS * _SURE_ACROSS, jaw_centred=True)
+    skull = _fill(sure_skull, side) > 127
     face = _fill(np.concatenate([points[JAW], points[BROWS][::-1]]), side) > 127
     sure = cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | skull
     ring = cv2.dilate(head.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)

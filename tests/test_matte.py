@@ -110,6 +110,30 @@ def test_head_matte_leaves_a_dark_background_above_short_hair() -> None:
         assert (matte * head_prior(crop.landmarks, crop.size)).sum() / head > 0.85
 
 
+def test_the_background_beyond_a_turned_face_stays_out_of_the_matte() -> None:
+    """Vermeer's girl looks over her shoulder: her eyes sit toward the far cheek, and a sure
+    skull centred between them reached past the far outline into the black background,
+    which was half restyled there (0.51; 0.45 beside Van Gogh's turned head)."""
+    path = Path(__file__).resolve().parents[1] / ".." / "shared" / "media"
+    path /= "vermeer_girl_with_a_pearl_earring.jpg"
+    if not path.is_file():
+        pytest.skip(f"the shared artworks are not in {path.parent}")
+    image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    crop = align_face(image, detect_landmarks(image)[0])
+    matte = refine_matte(crop)
+    face = np.zeros((crop.size, crop.size), np.uint8)
+    outline = np.concatenate([crop.landmarks[JAW], crop.landmarks[BROWS][::-1]])
+    cv2.fillPoly(face, [np.rint(outline).astype(np.int32)], 1)
+    near = cv2.dilate(face, np.ones((13, 13), np.uint8)).astype(bool)
+    columns = np.arange(crop.size)[None, :]
+    # Inside the head outline the landmarks predict, beyond her far cheek: background.
+    far = (head_prior(crop.landmarks, crop.size) > 0.5) & ~near
+    far &= columns < crop.landmarks[JAW][:, 0].min()
+    assert far.sum() > 1000
+    assert matte[far].mean() < 0.05
+    assert matte[face.astype(bool)].mean() > 0.95
+
+
 def test_a_dark_curtain_above_short_black_hair_stays_out_of_the_matte(crop: AlignedCrop) -> None:
     """Known truth: the astronaut's crop repainted as a short-haired head (the skull up to 0.75
     eye-to-chin distances over the eyes, near-black hair) in the middle of a frame of dark
