@@ -162,7 +162,8 @@ def run_live_bench(
         degradation step it ended at), ``baseline`` (the same numbers for a pass-through
         stage), ``fps_vs_baseline``, the targets (``None`` for a size without one) and
         ``meets_target`` (``None`` likewise); with ``load``, also ``load``: the loaded run's
-        numbers with ``fps_ratio`` and ``p95_ratio`` (loaded / quiet) and ``meets_target``.
+        numbers with ``fps_ratio`` and ``p95_ratio`` (loaded / quiet) and ``meets_target``
+        (the p95 bound alone: under load the target is latency; ``None`` without one).
     """
     result: dict = {
         "seconds": seconds,
@@ -175,6 +176,11 @@ def run_live_bench(
         if target_fps is None:
             return None
         return row["fps"] >= target_fps and (target_p95 is None or row["p95_ms"] <= target_p95)
+
+    def meets_loaded(row: dict, target_p95: float | None) -> bool | None:
+        # Beside other programs the latency bound is the target; a few frames dropped to keep
+        # it is the degradation working, not a miss.
+        return None if target_p95 is None else row["p95_ms"] <= target_p95
 
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-live-") as folder:
         for path, frames, size, (target_fps, target_p95) in _clips(Path(folder), seconds, clip):
@@ -204,7 +210,7 @@ def run_live_bench(
                     "p95_ratio": round(loaded["p95_ms"] / measured["p95_ms"], 2)
                     if measured["p95_ms"]
                     else None,
-                    "meets_target": meets(loaded, target_fps, target_p95),
+                    "meets_target": meets_loaded(loaded, target_p95),
                 }
             result["sizes"][f"{size[0]}x{size[1]}"] = row
     return result
@@ -242,12 +248,15 @@ def format_live_bench(result: dict) -> str:
             f" restyled/baseline fps {row['fps_vs_baseline']}; stage ms/frame: {stages}"
         )
         loaded = row.get("load")
+        loaded_target = (
+            f"p95 <= {row['target_p95_ms']:g} ms" if row["target_p95_ms"] is not None else ""
+        )
         if loaded:
             lines.append(
                 f"  {'':>9}  with load ({', '.join(loaded['workers'])}): {loaded['fps']:.1f} fps "
                 f"= {loaded['fps_ratio']} x quiet, p95 {loaded['p95_ms']:.1f} ms "
                 f"= {loaded['p95_ratio']} x quiet, dropped {loaded['dropped']}/"
                 f"{loaded['captured']}, work: {loaded['degraded']} "
-                f"{_verdict(loaded['meets_target'])}".rstrip()
+                f"{_verdict(loaded['meets_target'], loaded_target)}".rstrip()
             )
     return "\n".join(lines)
