@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from plugin.bench import format_bench
+from plugin.bench_batch import format_batch_bench
 from plugin.cli import main
 
 
@@ -95,6 +96,31 @@ def test_the_parity_check_and_the_student_timing_run_up_to_the_cuda_boundary(tmp
     same = _parity(RestyleSettings("cartoon", device="cpu"), clip, 3)
     assert same == {"frames": 3, "mean_abs": 0.0, "max_abs": 0, "psnr_db": float("inf")}
     assert _student_ms_per_crop(PackStylizer(make_pack()), 2, "cpu") > 0
+
+
+@pytest.mark.slow
+def test_batch_bench_renders_the_asked_clips_with_each_engine(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    argv = ["bench", "--batch", "--size", "320x240", "--faces", "2", "--clips", "2"]
+    argv += ["--frames", "10", "--jobs", "2", "--preset", "ultrafast", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["clips"], result["frames"], result["size"], result["faces"]) == (
+        2,
+        10,
+        [320, 240],
+        2,
+    )
+    runs = result["runs"]
+    assert [run["name"] for run in runs] == ["--jobs 1", "--jobs 2", "--engine ray (local)"]
+    for run in runs[:2]:
+        # The clips' own render time leaves out the workers' start-up, never adds to it.
+        assert 0 < run["fps"] <= run["steady_fps"]
+    assert runs[0]["vs_jobs_1"] == 1.0 and runs[2]["steady_fps"] is None
+    assert result["ray_vs_jobs"] == pytest.approx(runs[2]["fps"] / runs[1]["fps"])
+    text = format_batch_bench(result)
+    assert "320x240, 2 face(s)" in text and "steady" in text and "--jobs 2" in text
 
 
 def test_the_gpu_self_check_names_only_files_the_repository_has() -> None:

@@ -91,11 +91,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch",
         action="store_true",
-        help="measure batch throughput instead: the same clips with --jobs 1, --jobs 2 and "
-        "--engine ray (local), as ratios to --jobs 1",
+        help="measure batch throughput instead: copies of the generated clip (--size, "
+        "--faces) with --jobs 1, --jobs N and --engine ray (local), as ratios to --jobs 1",
     )
     parser.add_argument(
         "--clips", type=number_in(int, 1), default=4, help="clips in the --batch batch (4)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=number_in(int, 1),
+        default=2,
+        metavar="N",
+        help="worker processes of --batch's second run (2)",
     )
     parser.set_defaults(run=run)
 
@@ -110,7 +117,14 @@ def run(args: argparse.Namespace) -> int:
         settings = BatchSettings(
             restyle_settings(args, args.style or "cartoon"), preset=args.preset
         )
-        batch = run_batch_bench(settings, args.clips, args.frames or 150)
+        batch = run_batch_bench(
+            settings,
+            args.clips,
+            args.frames or 150,
+            size=args.size,
+            faces=args.faces,
+            jobs=args.jobs,
+        )
         print(json.dumps(batch, indent=2) if args.json else format_batch_bench(batch))
         return 0
     result = run_bench(
