@@ -3,7 +3,7 @@
 ::
 
     from plugin.batch import BatchSettings, plan_jobs, run_batch
-    from plugin.settings import RestyleSettings
+    from plugin.settings import RestyleSettings, resolve_device
 
     jobs = plan_jobs(["shoot/", "extra/*.mov"], "styled/")
     summary = run_batch(jobs, BatchSettings(RestyleSettings(style="poster")), workers=2)
@@ -39,7 +39,7 @@ from pipeline.sinks.file import CONTAINERS, DEFAULT_CRF, DEFAULT_PRESET, audio_m
 from plugin.batch_engines import ENGINES, Outcome, run_local, run_ray
 from plugin.batch_work import RenderUnit, encoder_codec
 from plugin.manifest import MANIFEST_NAME, ClipKey, Manifest, file_sha256, text_sha256
-from plugin.settings import RestyleSettings
+from plugin.settings import RestyleSettings, resolve_device
 from plugin.styles import resolve_style, style_file
 
 __all__ = [
@@ -362,7 +362,8 @@ def run_batch(
 
     Raises:
         StyleError: the style cannot be used (checked before any work).
-        DeviceError: ffmpeg or the ffmpeg encoder, or Ray, is not available.
+        DeviceError: ffmpeg or the ffmpeg encoder, or Ray, is not available; or, for local
+            workers, ``device="cuda"`` on a machine without one.
         OutputError: the output folder or the manifest cannot be written.
         Cancelled: Ctrl-C; finished clips are kept, partial files removed.
     """
@@ -374,6 +375,9 @@ def run_batch(
         raise ValueError(f"run_batch: expected outputs in one folder, got {sorted(folders)}")
     if not jobs:
         return BatchSummary((), 0.0)
+    if engine == "local":
+        # Here, once: a Ray cluster's GPUs are on its nodes, but local workers use this one's.
+        resolve_device(settings.restyle.device)
     out_dir = folders.pop()
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"cannot write in {out_dir}: it is a file, not a folder")

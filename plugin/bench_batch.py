@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pipeline.errors import FacestyleError
 from plugin.batch import BatchSettings, BatchSummary, plan_jobs, run_batch
 from plugin.bench import BENCH_SIZE, generate_clip
 
@@ -66,7 +67,7 @@ def run_batch_bench(
             )
             if summary.failed:
                 reasons = "; ".join(c.error or "" for c in summary.clips if c.error)
-                raise RuntimeError(f"bench --batch: {name} failed: {reasons}")
+                raise FacestyleError(f"bench --batch: {name} failed: {reasons}")
             runs.append(
                 {
                     "name": name,

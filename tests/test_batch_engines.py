@@ -72,6 +72,24 @@ def test_ray_gives_the_same_files(
     assert run_batch(jobs, SETTINGS, engine="ray").skipped == 2
 
 
+def test_local_workers_refuse_cuda_on_a_machine_without_one_before_any_work(
+    inputs: Path, tmp_path: Path
+) -> None:
+    import torch
+
+    from pipeline.errors import DeviceError
+    from plugin.settings import RestyleSettings
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    out = tmp_path / "out"
+    settings = BatchSettings(RestyleSettings(style="cartoon", device="cuda"))
+    # Once, in one line, not once a clip after planning and starting every worker.
+    with pytest.raises(DeviceError, match=r"no CUDA device .* use --device cpu"):
+        run_batch(plan_jobs([inputs], out), settings, workers=2)
+    assert not out.exists()
+
+
 def test_ray_refuses_cuda_on_a_cluster_without_gpus(
     ray_local, inputs: Path, tmp_path: Path
 ) -> None:
