@@ -177,8 +177,6 @@ def align_face(
 def _surround_matrix(matrix: np.ndarray, size: int) -> np.ndarray:
     """Frame → surround pixels: the crop's ``size`` square scaled to fill the middle
     ``1 / SURROUND_SCALE`` of a ``SURROUND_SIDE`` square."""
-    scale = SURROUND_SIDE / (SURROUND_SCALE * size)
-    margin = SURROUND_SIDE * (1.0 - 1.0 / SURROUND_SCALE) / 2.0
-    return np.vstack([scale * matrix[0], scale * matrix[1]]) + np.array(
-        [[0.0, 0.0, margin], [0.0, 0.0, margin]]
-    )
+    scaled = np.asarray(matrix, np.float64) * (SURROUND_SIDE / (SURROUND_SCALE * size))
+    scaled[:, 2] += SURROUND_SIDE * (1.0 - 1.0 / SURROUND_SCALE) / 2.0  # the margin
+    return scaled

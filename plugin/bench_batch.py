@@ -50,8 +50,11 @@ def run_batch_bench(
         throughput against ``jobs`` local processes.
     """
     runs: list[dict] = []
-    plans = [("--jobs 1", {"workers": 1}, 1), (f"--jobs {jobs}", {"workers": jobs}, jobs)]
-    plans.append(("--engine ray (local)", {"engine": "ray"}, 0))
+    plans: list[tuple[str, dict, int | None]] = [
+        ("--jobs 1", {"workers": 1}, 1),
+        (f"--jobs {jobs}", {"workers": jobs}, jobs),
+    ]
+    plans.append(("--engine ray (local)", {"engine": "ray"}, None))  # Ray's own worker count
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-batch-") as folder:
         inputs = Path(folder) / "in"
         inputs.mkdir()
@@ -72,7 +75,7 @@ def run_batch_bench(
                 {
                     "name": name,
                     "fps": summary.fps,
-                    "steady_fps": _steady_fps(summary, workers) if workers else None,
+                    "steady_fps": None if workers is None else _steady_fps(summary, workers),
                     "seconds": summary.seconds,
                 }
             )
