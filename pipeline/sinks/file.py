@@ -24,6 +24,7 @@ from pipeline.errors import OutputError
 from pipeline.frame import Frame
 from pipeline.sinks.audio import AudioCopy
 from pipeline.sinks.base import Sink
+from pipeline.sinks.picture import video_frame
 from pipeline.sources.base import Source
 
 __all__ = ["CONTAINERS", "DEFAULT_CRF", "DEFAULT_PRESET", "FileSink", "audio_misfit"]
@@ -159,7 +160,7 @@ class FileSink(Sink):
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
         self._last_pts = pts
-        picture = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
+        picture = video_frame(frame.image, self._video.pix_fmt)
         picture.pts = pts
         picture.time_base = self.time_base
         try:

@@ -20,6 +20,7 @@ import av
 from pipeline.errors import OutputError
 from pipeline.frame import Frame
 from pipeline.sinks.base import Sink
+from pipeline.sinks.picture import video_frame
 
 __all__ = ["StreamSink"]
 
@@ -90,7 +91,7 @@ class StreamSink(Sink):
         # Timestamps must rise strictly; two frames within a millisecond get adjacent ones.
         pts = max(round((frame.time - self._first_time) / _TIME_BASE), self._last_pts + 1)
         self._last_pts = pts
-        video = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
+        video = video_frame(frame.image, self._stream.pix_fmt)
         video.pts, video.time_base = pts, _TIME_BASE
         self._send(self._stream.encode(video))
 
