@@ -173,6 +173,8 @@ class _Track:
     misses: int = 0
     level: int = 0  # visibility in steps of 1 / ramp_frames; integers so 0 is exactly 0
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2, np.float32))
+    found_centre: np.ndarray | None = None  # box centre when it was last on the face,
+    found_at: int = 0  # and that frame's count
     carrier: cv2.legacy.Tracker | None = None
     found: bool = True  # on the face in the current frame
     fit: float = 0.0  # running landmark fit error (see fit_error), checked at detections
@@ -379,8 +381,20 @@ class FaceTracker:
         if float((patch * track.template).sum()) < self.min_similarity:
             return False
         box = _box(matrix)
-        shift = (box[:2] + box[2:] - track.box[:2] - track.box[2:]) / 2
-        track.velocity = 0.5 * track.velocity + 0.5 * shift
+        centre = (box[:2] + box[2:]) / 2
+        since = self._count - track.found_at
+        if track.found_centre is None or since > self.carry_frames + 1:
+            track.velocity = np.zeros(2, np.float32)  # new, or back after long: speed unknown
+        elif since > 0:  # (a second fit in one frame corrects where it is, not its speed)
+            shift = (centre - track.found_centre) / np.float32(since)
+            # Averaging steadies the fit's jitter (about a pixel), but a face found again
+            # after frames lost, or a tenth of its side from where its speed put it, changed
+            # its motion (a jump caught by carrying or a detection): the next fit should
+            # start where it is heading now, or it loses the face every other frame.
+            surprise = float(np.linalg.norm(shift - track.velocity)) > 0.1 * _side(box)
+            blended = 0.5 * track.velocity + 0.5 * shift
+            track.velocity = shift if since > 1 or surprise else blended
+        track.found_centre, track.found_at = centre, self._count
         track.box, track.landmarks = box, landmarks
         # A slowly updated template follows a face that turns or changes expression.
         template = 0.9 * track.template + 0.1 * patch
@@ -398,6 +412,9 @@ class FaceTracker:
             # A small face on a frame between refits: its landmarks move with its velocity.
             track.box = track.box + step
             track.landmarks = track.landmarks + track.velocity
+            if track.found_centre is not None:
+                track.found_centre = track.found_centre + track.velocity
+                track.found_at = self._count
             return True
         moved = track.box + step if track.state != "lost" else track.box
         return self._verified(track, grey, predict_landmarks(grey, moved))

@@ -284,8 +284,8 @@ def test_carrying_catches_a_face_that_jumps(tmp_path: Path) -> None:
     frames = _decode(path)
     burst = range(15, 22)
 
-    def overlaps(carry_frames: int) -> tuple[list[float], set[int]]:
-        output = _run(FaceTracker(carry_frames=carry_frames), frames)
+    def overlaps(carry_frames: int, detect_every: int = 10) -> tuple[list[float], set[int]]:
+        output = _run(FaceTracker(carry_frames=carry_frames, detect_every=detect_every), frames)
         best = [
             _best(output[i], _expected_box("astronaut", pose(i), truth.boxes[i][0])) for i in burst
         ]
@@ -293,8 +293,28 @@ def test_carrying_catches_a_face_that_jumps(tmp_path: Path) -> None:
 
     carried, ids = overlaps(3)
     assert min(carried) >= 0.7 and ids == {1}
-    without, _ = overlaps(0)
-    assert min(without) < 0.5  # the landmarks alone lose it: carrying is what held on
+    # With no detection in the burst either, the landmarks alone lose it: carrying is what
+    # held on (a detection that lands in the burst also catches it).
+    without, _ = overlaps(0, detect_every=1000)
+    assert min(without) < 0.5
+
+
+def test_a_face_that_speeds_up_is_followed_at_its_new_speed(tmp_path: Path) -> None:
+    # 4 px a frame, then five frames of 56: past what carrying catches at once. Once a
+    # detection has caught the face again, the next frames' fits must start where it is
+    # heading now, not where its old speed said (which lost it every other frame).
+    def pose(i: int) -> Pose:
+        return Pose(120 + 4 * i + 52 * min(max(i - 15, 0), 5), 240)
+
+    path = tmp_path / "faster.mp4"
+    truth = write_moving_face_clip(path, [FacePath("astronaut", pose)], 26, audio=False)
+    output = _run(FaceTracker(), _decode(path))
+    after_catch = range(17, 22)
+    overlaps = [
+        _best(output[i], _expected_box("astronaut", pose(i), truth.boxes[i][0]))[0]
+        for i in after_catch
+    ]
+    assert min(overlaps) >= 0.6, [round(v, 2) for v in overlaps]
 
 
 def test_a_face_passing_in_front_of_another_does_not_take_its_id(clips: Callable) -> None:
