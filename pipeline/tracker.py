@@ -52,7 +52,7 @@ from scipy.optimize import linear_sum_assignment
 from pipeline.align import CROP_SIZE, alignment_matrix, invert_affine, transform_points
 from pipeline.detector import DetectionWorker, FaceDetector
 from pipeline.frame import Face, Frame
-from pipeline.landmarks import OneEuroFilter, predict_landmarks, preload_models
+from pipeline.landmarks import OneEuroFilter, detect_faces, predict_landmarks, preload_models
 from pipeline.timings import StageTimings
 
 __all__ = ["FaceTracker", "box_from_landmarks", "fit_error", "iou_matrix"]
@@ -69,6 +69,18 @@ _PATCH_CROP, _PATCH_ORIGIN, _PATCH_SIZE = 64, (16, 20), (32, 36)
 # MOSSE looks for its patch only within the patch's own size: started on the face box alone it
 # loses a face moving 44 px a frame (tests/test_tracker.py), on 1.5 times the box it does not.
 _CARRY_PAD = 1.5
+
+# A face that jumped further than MOSSE follows (about half its side in a frame) is looked
+# for by the detector in a window this many of its sides wide around where it was, scaled so
+# the face is about _SEARCH_FACE px: HOG's window finds faces from about 80 px.
+_SEARCH_PAD = 3.0
+_SEARCH_FACE = 100.0
+# A face that jumped is found by the first search; one hidden or turned away is not found by
+# more of them, so only the first frames of a loss pay for one.
+_SEARCH_FRAMES = 2
+
+# A face found again after more frames than this has no speed worth keeping.
+_SPEED_GAP = 10
 
 # The box nudge of the landmark confidence check, in box sides (see :func:`fit_error`).
 _NUDGE = np.array([0.1, 0.05, 0.1, 0.05], np.float32)
@@ -383,7 +395,7 @@ class FaceTracker:
         box = _box(matrix)
         centre = (box[:2] + box[2:]) / 2
         since = self._count - track.found_at
-        if track.found_centre is None or since > self.carry_frames + 1:
+        if track.found_centre is None or since > _SPEED_GAP:
             track.velocity = np.zeros(2, np.float32)  # new, or back after long: speed unknown
         elif since > 0:  # (a second fit in one frame corrects where it is, not its speed)
             shift = (centre - track.found_centre) / np.float32(since)
@@ -455,15 +467,45 @@ class FaceTracker:
             track.carrier.init(self._previous, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)))
         ok, (x, y, w, h) = track.carrier.update(image)
         if not ok:
-            return False
+            return self._search(track, grey)
         # MOSSE keeps the initial size; keep the track's own, centred where MOSSE went.
         half = (track.box[2:] - track.box[:2]) / 2
         centre = np.array([x + w / 2, y + h / 2], np.float32)
         box = np.concatenate([centre - half, centre + half]).astype(np.float32)
         if self._verified(track, grey, predict_landmarks(grey, box)):
             return True
+        if self._search(track, grey):
+            return True
         track.box = box
         return False
+
+    def _search(self, track: _Track, grey: np.ndarray) -> bool:
+        """Look for a lost face with the detector near where it was (a jump too far for
+        MOSSE); whether its landmarks are found and verified there.
+
+        Only the first :data:`_SEARCH_FRAMES` frames of a loss pay for it, a few ms each
+        (the window is about 300 px across).
+        """
+        if track.misses >= _SEARCH_FRAMES:
+            return False
+        height, width = grey.shape
+        side = _side(track.box)
+        centre = (track.box[:2] + track.box[2:]) / 2
+        x0, y0 = np.maximum(centre - side * _SEARCH_PAD / 2, 0).astype(int)
+        x1, y1 = np.minimum(centre + side * _SEARCH_PAD / 2, (width, height)).astype(int)
+        if x1 - x0 < side or y1 - y0 < side:
+            return False
+        scale = min(_SEARCH_FACE / side, 2.0)
+        offset = np.array([x0, y0, x0, y0], np.float32)
+        found = [
+            box + offset
+            for box in detect_faces(grey[y0:y1, x0:x1], scale=scale)
+            if 0.5 < _side(box) / side < 2.0
+        ]
+        if not found:
+            return False
+        nearest = min(found, key=lambda b: float(np.linalg.norm((b[:2] + b[2:]) / 2 - centre)))
+        return self._verified(track, grey, predict_landmarks(grey, nearest))
 
     def _trust(self, track: _Track, grey: np.ndarray) -> None:
         # A running mean: one check can spike (0.09 on a tilted face that measures 0.02-0.05
