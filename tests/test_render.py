@@ -19,6 +19,7 @@ from pipeline.samples import ClipTruth, FacePath, Pose, _face_box, write_moving_
 from pipeline.sources import open_source
 from plugin.api import render
 from plugin.cli import main
+from plugin.commands.render import batch_hint
 
 N_FRAMES = 30
 AWAY = 8  # the face is off screen for the first AWAY frames
@@ -214,3 +215,17 @@ def test_sigterm_and_sighup_stop_a_render_as_ctrl_c_does(
         "facestyle: stopped; no half-written file is left under an output name"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_long_gpu_render_on_many_cores_points_to_batch_segments() -> None:
+    assert batch_hint("talk.mp4", "cuda", 1500, 16) == (
+        "Faster on this machine: facestyle batch talk.mp4 --out-dir DIR --jobs 8 "
+        "--segment-frames 188 --device cuda and your style options (one file in 8 parallel segments)"
+    )
+    hint = batch_hint("talk.mp4", "cuda", 1500, 8)  # a worker per two cores
+    assert hint is not None and "--jobs 4 --segment-frames 375" in hint
+    # Where one render is as good: the CPU path, a short clip, few cores.
+    assert batch_hint("talk.mp4", "cpu", 1500, 16) is None
+    assert batch_hint("talk.mp4", "cuda", 300, 16) is None
+    assert batch_hint("talk.mp4", "cuda", 1500, 2) is None
+    assert batch_hint("talk.mp4", "cuda", 1500, None) is None
