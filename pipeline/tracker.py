@@ -407,7 +407,7 @@ class FaceTracker:
             # start where it is heading now, or it loses the face every other frame.
             surprise = float(np.linalg.norm(shift - track.velocity)) > 0.1 * _side(box)
             blended = 0.5 * track.velocity + 0.5 * shift
-            track.velocity = shift if since > 1 or surprise else blended
+            track.velocity = shift if track.misses or surprise else blended
         track.found_centre, track.found_at = centre, self._count
         track.box, track.landmarks = box, landmarks
         # A slowly updated template follows a face that turns or changes expression.
@@ -423,13 +423,17 @@ class FaceTracker:
             and _side(track.box) < self.refit_below
             and (self._count + track.track_id) % 2
         ):
-            # A small face on a frame between refits: its landmarks move with its velocity.
-            track.box = track.box + step
-            track.landmarks = track.landmarks + track.velocity
-            if track.found_centre is not None:
-                track.found_centre = track.found_centre + track.velocity
-                track.found_at = self._count
-            return True
+            # A small face on a frame between refits: its landmarks move with its velocity,
+            # if its patch still matches there (about 0.1 ms); one that jumped is fitted.
+            moved_landmarks = track.landmarks + track.velocity
+            _, patch = _aligned_patch(grey, moved_landmarks)
+            if float((patch * track.template).sum()) >= self.min_similarity:
+                track.box = track.box + step
+                track.landmarks = moved_landmarks
+                if track.found_centre is not None:
+                    track.found_centre = track.found_centre + track.velocity
+                    track.found_at = self._count
+                return True
         moved = track.box + step if track.state != "lost" else track.box
         return self._verified(track, grey, predict_landmarks(grey, moved))
 

@@ -283,7 +283,7 @@ def test_a_split_render_equals_a_single_render(long_clip: Path, tmp_path: Path) 
     whole, source = _frames(single), _frames(long_clip)
     restyled = _differences(whole, source)
     assert restyled[10:].min() > restyled[0] + 0.3  # the face has faded in: restyling shows
-    # Measured: 0 in the second segment and at most 0.01 in the third (a cold start: 0.6).
+    # Measured: 0 in the second segment and at most 0.04 in the third (a cold start: 0.6).
     assert _differences(whole, _frames(split)).max() < 0.05
 
     # Without warm-up the tracker starts cold at each cut, and the seam shows.

@@ -299,13 +299,15 @@ def test_carrying_catches_a_face_that_jumps(tmp_path: Path) -> None:
     assert min(without) < 0.5
 
 
-def _burst(tmp_path: Path, step: int) -> tuple[list[Frame], ClipTruth, Callable[[int], Pose]]:
+def _burst(
+    tmp_path: Path, step: int, scale: float = 1.0
+) -> tuple[list[Frame], ClipTruth, Callable[[int], Pose]]:
     """A face moving 4 px a frame, then ``step`` px a frame for frames 16-20."""
 
     def pose(i: int) -> Pose:
-        return Pose(120 + 4 * i + (step - 4) * min(max(i - 15, 0), 5), 240)
+        return Pose(120 + 4 * i + (step - 4) * min(max(i - 15, 0), 5), 240, scale)
 
-    path = tmp_path / f"burst{step}.mp4"
+    path = tmp_path / f"burst{step}-{scale}.mp4"
     truth = write_moving_face_clip(path, [FacePath("astronaut", pose)], 26, audio=False)
     return _decode(path), truth, pose
 
@@ -334,6 +336,19 @@ def test_a_face_too_fast_for_carrying_is_found_near_where_it_was(tmp_path: Path)
     # face, so not one frame of the burst shows it where it was.
     frames, truth, pose = _burst(tmp_path, 56)
     burst = _overlaps(_run(FaceTracker(), frames), truth, pose, range(16, 22))
+    assert min(burst) >= 0.6, burst
+
+
+def test_a_small_fast_face_is_not_moved_blindly_between_its_fits(tmp_path: Path) -> None:
+    # A face under 80 px is fitted every other frame and moved by its speed in between: at
+    # 40 px a frame (most of its side) that must be checked, or every other frame shows the
+    # face where its old speed put it.
+    frames, truth, pose = _burst(tmp_path, 40, scale=0.55)
+    tracker = FaceTracker()
+    output = _run(tracker, frames)
+    (face,) = output[14]
+    assert 40 < face.box[2] - face.box[0] < tracker.refit_below
+    burst = _overlaps(output, truth, pose, range(16, 24))
     assert min(burst) >= 0.6, burst
 
 
