@@ -283,12 +283,14 @@ def test_a_split_render_equals_a_single_render(long_clip: Path, tmp_path: Path) 
     whole, source = _frames(single), _frames(long_clip)
     restyled = _differences(whole, source)
     assert restyled[10:].min() > restyled[0] + 0.3  # the face has faded in: restyling shows
-    # Measured: 0 in the second segment and at most 0.04 in the third (a cold start: 0.6).
-    assert _differences(whole, _frames(split)).max() < 0.05
+    # No seam. Measured: 0 in the second segment, at most 0.04 in the third. The smoothing
+    # filters remember long, so a small residual stays after any warm-up: made with
+    # OpenCV's chroma instead of swscale's (a level apart), the same clip gives 0.15.
+    assert _differences(whole, _frames(split)).max() < 0.25
 
-    # Without warm-up the tracker starts cold at each cut, and the seam shows.
+    # Without warm-up the faces fade in again at each cut: 1.4 on the cut's frame here.
     cold = _render(long_clip, tmp_path / "cold", segment_frames=20, overlap=0)
-    assert _differences(whole[20:22], _frames(cold)[20:22]).min() > 0.3
+    assert _differences(whole[20:22], _frames(cold)[20:22]).min() > 0.5
 
 
 @pytest.mark.skipif(
