@@ -3,7 +3,7 @@
 ::
 
     from plugin.batch import BatchSettings, plan_jobs, run_batch
-    from plugin.settings import RestyleSettings, resolve_device
+    from plugin.settings import RestyleSettings
 
     jobs = plan_jobs(["shoot/", "extra/*.mov"], "styled/")
     summary = run_batch(jobs, BatchSettings(RestyleSettings(style="poster")), workers=2)
