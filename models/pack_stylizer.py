@@ -123,6 +123,23 @@ class _Motion:
     flow: np.ndarray | None
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """One crop ready for the student (:meth:`PackStylizer.prepare`).
+
+    Attributes:
+        image: ``(S, S, 3)`` ``uint8`` RGB, the crop after the pack's geometry warp.
+        guides: ``(G, S/4, S/4)`` ``float32``.
+        motion: the crop's track, now and at its last frame.
+        canvas: ``(C, S, S)`` ``float32``, the track's carried canvas; ``None`` without one.
+    """
+
+    image: np.ndarray
+    guides: np.ndarray
+    motion: _Motion
+    canvas: np.ndarray | None
+
+
 class PackStylizer:
     """Stylizes aligned crops with a pack's student.
 
@@ -196,46 +213,84 @@ class PackStylizer:
         ``S`` is the pack's crop size, or half of it for every crop (the live path's "smaller
         crops" step: the student is fully convolutional, the exemplar's side scales along).
         """
+        pairs = self._warped_with_guides(crops)
+        return to_unit_rgb(np.stack([image for image, _ in pairs])), np.stack(
+            [guides for _, guides in pairs]
+        )
+
+    def _warped_with_guides(
+        self, crops: Sequence[AlignedCrop]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per crop: ``(S, S, 3)`` ``uint8`` after the geometry warp, ``(G, S/4, S/4)``
+        ``float32`` guides (see :meth:`inputs`)."""
         size = crops[0].size if crops else self.crop_size
         if size not in (self.crop_size, self.crop_size // 2):
             raise StyleError(f"pack {self.name!r} stylizes {self.crop_size}px crops, got {size}px")
         scale = np.float32(size / self.crop_size)
         exemplar = self.pack.exemplar_landmarks * scale
         reference = replace(self._reference, landmarks=self._reference.landmarks * scale, size=size)
-        images, guides = [], []
+        pairs = []
         for crop in crops:
             if crop.size != size:
                 raise StyleError(f"pack {self.name!r}: crops of one batch must share a size")
             image, landmarks = toward_exemplar(
                 crop.image, crop.landmarks, exemplar, self.pack.geometry
             )
-            images.append(image)
-            guides.append(student_guides(image, landmarks, reference, self.pack.guides))
-        return to_unit_rgb(np.stack(images)), np.stack(guides)
+            pairs.append((image, student_guides(image, landmarks, reference, self.pack.guides)))
+        return pairs
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> Any:
         """``N`` aligned crops → ``(N, S, S, 3)`` ``uint8`` RGB stylized crops, as an array of
         :attr:`backend` (a CuPy array on CUDA, handed over through DLPack with no host copy;
-        NumPy otherwise).
+        NumPy otherwise): :meth:`prepare`, :meth:`paint` and :meth:`finish` in turn."""
+        return self.finish(self.paint(crops, self.prepare(crops)), crops)
 
-        A pack that keeps skin tone (``pack.keep_tone``) has each face's brightness brought
-        back to the person's own (:func:`pipeline.detail.restore_tone`)."""
+    def prepare(self, crops: Sequence[AlignedCrop]) -> list[_Prepared]:
+        """What the student needs of each crop, from the input crops alone: the warped crop,
+        its guides, the flow from the track's last crop and the canvas carried along it.
+
+        Call once per frame, in frame order: the tracks' last crops are kept here. The
+        restyler calls it on its analysing thread, so it overlaps the student's batch of
+        the frame before."""
+        if not crops:
+            return []
+        motions = self._motions(crops)
+        canvases: Sequence[np.ndarray | None] = (
+            [None] * len(crops) if self._canvas is None else self._carried_canvas(motions)
+        )
+        self._tracks = {motion.track_id: motion.track for motion in motions}
+        return [
+            _Prepared(image, guides, motion, canvas)
+            for (image, guides), motion, canvas in zip(
+                self._warped_with_guides(crops), motions, canvases, strict=True
+            )
+        ]
+
+    def paint(self, crops: Sequence[AlignedCrop], prepared: Sequence[_Prepared]) -> Any:
+        """The student on :meth:`prepare`'s items, all crops in one batch, steadied by each
+        track's last output: ``(N, S, S, 3)`` ``uint8`` of :attr:`backend`, before
+        :meth:`finish`. Call in frame order (the tracks' last outputs are kept)."""
         if not crops:
             return self.backend.xp.zeros((0, self.crop_size, self.crop_size, 3), np.uint8)
-        rgb, guides = self.inputs(crops)
-        motions = self._motions(crops)
-        canvas = None if self._canvas is None else self._carried_canvas(motions)
+        rgb = to_unit_rgb(np.stack([item.image for item in prepared]))
+        guides = np.stack([item.guides for item in prepared])
+        canvas = None if self._canvas is None else np.stack([item.canvas for item in prepared])
+        motions = [item.motion for item in prepared]
         styled = self.forward(rgb, guides, canvas).round_().clamp_(0, 255)
         if self.smoothing > 0:
             styled = self._smooth(motions, styled)
         for motion, current in zip(motions, styled, strict=True):
             motion.track.styled = current
-        self._tracks = {motion.track_id: motion.track for motion in motions}
-        styled = self._hand_over(styled)
-        if self.pack.keep_tone:
-            content = np.stack([crop.image for crop in crops])
-            styled = restore_tone(styled, content, np.stack([crop.landmarks for crop in crops]))
-        return styled
+        return self._hand_over(styled)
+
+    def finish(self, painted: Any, crops: Sequence[AlignedCrop]) -> Any:
+        """:meth:`paint`'s crops made final, from this frame alone (any thread): a pack that
+        keeps skin tone (``pack.keep_tone``) has each face's brightness brought back to the
+        person's own (:func:`pipeline.detail.restore_tone`)."""
+        if not self.pack.keep_tone or not crops:
+            return painted
+        content = np.stack([crop.image for crop in crops])
+        return restore_tone(painted, content, np.stack([crop.landmarks for crop in crops]))
 
     def _motions(self, crops: Sequence[AlignedCrop]) -> list[_Motion]:
         """Each crop's track now and the flow from it to the track's last crop (``None``
@@ -253,8 +308,8 @@ class PackStylizer:
             motions.append(_Motion(crop.track_id, _TrackState(grey), last, flow))
         return motions
 
-    def _carried_canvas(self, motions: Sequence[_Motion]) -> np.ndarray:
-        """``(N, C, S, S)`` ``float32``: each track's canvas carried along its face's motion
+    def _carried_canvas(self, motions: Sequence[_Motion]) -> list[np.ndarray]:
+        """Per crop ``(C, S, S)`` ``float32``: each track's canvas carried along its face's motion
         since the track began (:func:`models.canvas.advect_shift`)."""
         size = motions[0].track.grey.shape[0]
         canvas = self._canvas_at(size)
@@ -266,7 +321,7 @@ class PackStylizer:
             else:
                 motion.track.shift = advect_shift(motion.last.shift, motion.flow)
                 planes.append(shifted_canvas(canvas, motion.track.shift))
-        return np.stack(planes)
+        return planes
 
     def _canvas_at(self, size: int) -> np.ndarray:
         """The pack's ``(C, size, size)`` canvas (half size on the live path's smaller

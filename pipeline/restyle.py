@@ -5,7 +5,10 @@ This is where the per-frame stages are wired, once; the Python API calls
 benchmarks) its three parts (:attr:`Restyler.stages`: analyse, stylize, composite) on three
 threads, so one frame is composited while the next is stylized and the one after tracked
 (stylize and composite on one thread set the pace of a 720p render; split, interleaved runs
-on 2 cores were 3-13 % faster).
+on 2 cores were 3-13 % faster). A :class:`~pipeline.stylizer.StagedStylizer` (a style
+pack) has its work spread over all three: what it reads from the input crops alone is
+prepared with the analysis, its finishing touches are made with the composite, so the
+stylizing thread, the slowest, only paints.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pipeline.composite import Compositor
 from pipeline.degrade import DegradePolicy, DegradeSettings, sheds
 from pipeline.detail import MAX_IDENTITY, restore_detail
 from pipeline.frame import AlignedCrop, Face, Frame
-from pipeline.stylizer import Stylizer
+from pipeline.stylizer import StagedStylizer, Stylizer
 from pipeline.timings import StageTimings
 from pipeline.tracker import FaceTracker
 from pipeline.xp import array_module
@@ -31,7 +34,7 @@ from pipeline.xp import array_module
 __all__ = ["STAGES", "Analysis", "Restyler", "Stylized"]
 
 # The stages in the order they run, as named in :attr:`Restyler.timings`.
-STAGES = ("track", "align", "stylize", "detail", "composite")
+STAGES = ("track", "align", "prepare", "stylize", "finish", "detail", "composite")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class Analysis:
             halves of :meth:`Restyler.process` must not pair crops with the wrong size).
         step: the degradation step (:data:`pipeline.degrade.STEPS`) the crops were made at.
         seconds: wall time the analysis took.
+        prepared: ``prepared[i]``, what a staged stylizer prepared of ``crops[i]``
+            (:meth:`~pipeline.stylizer.StagedStylizer.prepare`); empty for another stylizer.
     """
 
     frame: Frame
@@ -54,6 +59,7 @@ class Analysis:
     stylizer: Stylizer
     step: int = 0
     seconds: float = 0.0
+    prepared: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,14 +68,18 @@ class Stylized:
 
     Attributes:
         analysis: what was stylized.
-        crops: ``(N, S, S, 3)`` ``uint8`` RGB stylized crops with their detail restored, of
-            the stylizer's array module (NumPy, or CuPy on a GPU); ``None`` without faces.
+        crops: ``(N, S, S, 3)`` ``uint8`` RGB stylized crops, of the stylizer's array module
+            (NumPy, or CuPy on a GPU), before their detail is restored; ``None`` without
+            faces.
         seconds: wall time stylizing took.
+        unfinished: the crops are a staged stylizer's painted ones, still to be finished
+            (:meth:`~pipeline.stylizer.StagedStylizer.finish`).
     """
 
     analysis: Analysis
     crops: Any
     seconds: float = 0.0
+    unfinished: bool = False
 
 
 class Restyler:
@@ -144,39 +154,52 @@ class Restyler:
         size = stylizer.crop_size // 2 if sheds(step, "smaller crops") else stylizer.crop_size
         with timings.measure("align"):
             crops = [align_face(frame.image, face, size) for face in faces]
+        prepared: tuple[Any, ...] = ()
+        if isinstance(stylizer, StagedStylizer):
+            with timings.measure("prepare"):
+                prepared = tuple(stylizer.prepare(crops))
         seconds = time.perf_counter() - start
-        return Analysis(frame, tuple(faces), tuple(crops), stylizer, step, seconds)
+        return Analysis(frame, tuple(faces), tuple(crops), stylizer, step, seconds, prepared)
 
     def render(self, analysis: Analysis) -> Frame:
         """The rest of :meth:`process`: :meth:`stylize`, then :meth:`composite`."""
         return self.composite(self.stylize(analysis))
 
     def stylize(self, analysis: Analysis) -> Stylized:
-        """Stylize the analysed faces and restore their detail (the runner's second stage)."""
+        """Stylize the analysed faces (the runner's second stage)."""
         if not analysis.faces:
             return Stylized(analysis, None)
         start = time.perf_counter()
+        with self.timings.measure("stylize"):
+            crops, unfinished = self._stylize(analysis)
+        return Stylized(analysis, crops, time.perf_counter() - start, unfinished)
+
+    def finish(self, stylized: Stylized) -> Any:
+        """The stylized crops made final: finished by their stylizer where it left that to
+        this stage, then the person's detail restored (see ``identity``)."""
+        analysis, crops = stylized.analysis, stylized.crops
         timings = self.timings
-        with timings.measure("stylize"):
-            stylized = self._stylize(analysis)
+        if stylized.unfinished:
+            with timings.measure("finish"):
+                crops = analysis.stylizer.finish(crops, analysis.crops)  # type: ignore[attr-defined]
         identity = self.identity_for(analysis.stylizer)
         if identity > 0:
             with timings.measure("detail"):
                 content = np.stack([crop.image for crop in analysis.crops])
-                stylized = restore_detail(
-                    stylized, content, identity, analysis.stylizer.identity_scale
-                )
-        return Stylized(analysis, stylized, time.perf_counter() - start)
+                crops = restore_detail(crops, content, identity, analysis.stylizer.identity_scale)
+        return crops
 
     def composite(self, stylized: Stylized) -> Frame:
-        """Blend the stylized faces into their frame (the runner's third stage)."""
+        """Finish the stylized faces and blend them into their frame (the runner's third
+        stage)."""
         analysis = stylized.analysis
         frame, faces = analysis.frame, analysis.faces
         if not faces:
             return frame
         start = time.perf_counter()
+        crops = self.finish(stylized)
         with self.timings.measure("composite"):
-            image = self.compositor.process(frame.image, analysis.crops, stylized.crops, faces)
+            image = self.compositor.process(frame.image, analysis.crops, crops, faces)
         self.track_ids.update(face.track_id for face in faces)
         self.most_faces = max(self.most_faces, len(faces))
         if self.degrade is not None:
@@ -194,13 +217,17 @@ class Restyler:
         """:meth:`process` as three stages for the threaded runner, in order."""
         return (self.analyse, self.stylize, self.composite)
 
-    def _stylize(self, analysis: Analysis) -> Any:
-        """The crops stylized as ``analysis.step`` says (see :mod:`pipeline.degrade`)."""
+    def _stylize(self, analysis: Analysis) -> tuple[Any, bool]:
+        """The crops stylized as ``analysis.step`` says (see :mod:`pipeline.degrade`), and
+        whether they are still to be finished (:attr:`Stylized.unfinished`)."""
         crops, faces, step = analysis.crops, analysis.faces, analysis.step
         alternate, classical = sheds(step, "alternate frames"), sheds(step, "far faces classical")
         if not (alternate or classical):
             self._last.clear()
-            return analysis.stylizer.stylize(crops)
+            if analysis.prepared:
+                painter: StagedStylizer = analysis.stylizer  # type: ignore[assignment]
+                return painter.paint(crops, analysis.prepared), True
+            return analysis.stylizer.stylize(crops), False
         settings = self.degrade.settings if self.degrade is not None else DegradeSettings()
         sides = [float(face.box[2] - face.box[0]) for face in faces]
         parts: list[Any] = [None] * len(crops)
@@ -221,13 +248,27 @@ class Restyler:
         for chosen, stylizer in ((near, analysis.stylizer), (far, self._classical_for(analysis))):
             todo = [i for i in chosen if parts[i] is None]
             if todo:
-                for i, styled in zip(todo, stylizer.stylize([crops[i] for i in todo]), strict=True):
+                for i, styled in zip(
+                    todo, self._stylize_some(stylizer, analysis, todo), strict=True
+                ):
                     parts[i] = styled
         self._last = {
             face.track_id: (face.box, parts[i], reused[i]) for i, face in enumerate(faces)
         }
         xp = next((array_module(p) for p in parts if array_module(p) is not np), np)
-        return xp.stack([xp.asarray(part) for part in parts])
+        return xp.stack([xp.asarray(part) for part in parts]), False
+
+    @staticmethod
+    def _stylize_some(stylizer: Stylizer, analysis: Analysis, indices: list[int]) -> Any:
+        """Crops ``indices`` of ``analysis`` stylized and finished by ``stylizer``, from what
+        was prepared of them when it is the analysis's own staged stylizer (so its tracks
+        see every frame, the faces left out of this one too)."""
+        crops = [analysis.crops[i] for i in indices]
+        if stylizer is analysis.stylizer and analysis.prepared:
+            painter: StagedStylizer = stylizer  # type: ignore[assignment]
+            painted = painter.paint(crops, [analysis.prepared[i] for i in indices])
+            return painter.finish(painted, crops)
+        return stylizer.stylize(crops)
 
     def _classical_for(self, analysis: Analysis) -> CartoonStylizer:
         """The classical filter for the far faces, at the style's crop size."""

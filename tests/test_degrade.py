@@ -114,7 +114,7 @@ def test_smaller_crops_stylize_at_half_the_side(make) -> None:
     restyler = Restyler(stylizer, degrade=DegradePolicy(SETTINGS))
     analysis = _analysis(stylizer, step=1)
     half = stylizer.crop_size // 2
-    assert restyler._stylize(analysis).shape == (2, half, half, 3)
+    assert restyler.stylize(analysis).crops.shape == (2, half, half, 3)
     assert restyler.render(analysis).image.shape == analysis.frame.image.shape
 
 
@@ -122,7 +122,7 @@ def test_far_faces_get_the_classical_style_and_near_ones_the_pack() -> None:
     pack = make_pack()
     restyler = Restyler(PackStylizer(make_pack(), smoothing=0.0))
     analysis = _analysis(restyler.stylizer, step=2, small=True)
-    styled = restyler._stylize(analysis)
+    styled = restyler.stylize(analysis).crops
     near, far = analysis.crops
     by_pack = PackStylizer(pack, smoothing=0.0).stylize([near])[0]
     by_cartoon = CartoonStylizer(pack.crop_size).stylize([far])[0]
@@ -132,15 +132,15 @@ def test_far_faces_get_the_classical_style_and_near_ones_the_pack() -> None:
 
 def test_alternate_frames_reuse_a_still_faces_last_crop_every_other_frame() -> None:
     restyler = Restyler(CartoonStylizer())
-    first = restyler._stylize(_analysis(restyler.stylizer, step=3, index=0))
+    first = restyler.stylize(_analysis(restyler.stylizer, step=3, index=0)).crops
     # The next frame to arrive, darker: face 0 moved by a fifth of its side and is stylized
     # anew; face 1 did not move, and its last crop is reused as it was.
-    second = restyler._stylize(_analysis(restyler.stylizer, 3, index=2, shift=20.0, dark=True))
+    second = restyler.stylize(_analysis(restyler.stylizer, 3, index=2, shift=20.0, dark=True)).crops
     np.testing.assert_array_equal(second[1], first[1])
     assert np.abs(second[0].astype(int) - first[0]).mean() > 20
     # The one after (frames dropped between them do not matter): a reused crop is not reused
     # twice, so the darker input shows in face 1 now; face 0, stylized last time and now
     # still, is the one reused.
-    third = restyler._stylize(_analysis(restyler.stylizer, 3, index=6, shift=20.0, dark=True))
+    third = restyler.stylize(_analysis(restyler.stylizer, 3, index=6, shift=20.0, dark=True)).crops
     assert np.abs(third[1].astype(int) - first[1]).mean() > 20
     np.testing.assert_array_equal(third[0], second[0])

@@ -121,11 +121,13 @@ def test_a_render_restores_detail_at_its_styles_identity_scale() -> None:
     content = crop.image[None]
     for scale in (3.0, 64.0):
         style = _Flat(scale)
-        out = Restyler(style).stylize(Analysis(frame, (face,), (crop,), style)).crops
+        restyler = Restyler(style)
+        out = restyler.finish(restyler.stylize(Analysis(frame, (face,), (crop,), style)))
         np.testing.assert_array_equal(
             out, restore_detail(style.stylize([crop]), content, 1.0, scale)
         )
-    wide = Restyler(_Flat(64.0)).stylize(Analysis(frame, (face,), (crop,), _Flat(64.0))).crops
+    restyler = Restyler(_Flat(64.0))
+    wide = restyler.finish(restyler.stylize(Analysis(frame, (face,), (crop,), _Flat(64.0))))
     assert not np.array_equal(wide, restore_detail(_Flat(3.0).stylize([crop]), content, 1.0))
 
 

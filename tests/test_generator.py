@@ -227,3 +227,28 @@ def test_stylize_hands_over_exactly_what_the_student_computes(astronaut: np.ndar
     # On the CPU the DLPack hand-over gives NumPy (CuPy on a GPU), with the same values.
     assert type(handed) is np.ndarray and handed.dtype == np.uint8
     np.testing.assert_array_equal(handed, stylizer.run(*stylizer.inputs([crop, crop])))
+
+
+def test_a_pack_prepared_a_frame_ahead_paints_what_it_paints_alone(astronaut: np.ndarray) -> None:
+    # The restyler prepares frame t + 1 (its flow from frame t, its canvas carried along it)
+    # before it paints frame t, and finishes frame t on another thread: every crop must be
+    # what the stylizer alone makes of the same crops, one frame after another.
+    pack = replace(make_pack(), keep_tone=True)
+    landmarks = detect_landmarks(astronaut)[0]
+    # The face drifts 2 px a frame inside a crop held still, and brightens a little.
+    crops = [
+        align_face(np.roll(astronaut, 2 * step, axis=1) + 2 * step, landmarks, pack.crop_size, 7)
+        for step in range(5)
+    ]
+    staged, whole = PackStylizer(pack), PackStylizer(pack)
+    unsmoothed = PackStylizer(pack, smoothing=0.0)
+    prepared = [staged.prepare(crops[:1])]
+    for t, crop in enumerate(crops):
+        if t + 1 < len(crops):
+            prepared.append(staged.prepare(crops[t + 1 : t + 2]))
+        painted = staged.paint([crop], prepared[t])
+        finished = staged.finish(painted, [crop])
+        np.testing.assert_array_equal(finished, whole.stylize([crop]))
+        alone = unsmoothed.stylize([crop])
+        # From the second frame on, the track's last output is blended in: the frames met.
+        assert (np.abs(finished.astype(int) - alone).mean() > 0.5) == (t > 0)
