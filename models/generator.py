@@ -179,9 +179,12 @@ class StudentGenerator(nn.Module):
             f1 = self.enc1(rgb)
         f2 = self.enc2(f1)
         f3 = self.body(self.fuse(torch.cat([self.enc3(f2), guides], dim=1)))
-        d2 = self.dec2(self.up2(f3) + f2)
-        d1 = self.dec1(self.up1(d2) + f1)
-        styled = rgb + self.out(d1)
+        # In place: a new full-resolution tensor per sum cost more than the sum (the student
+        # 0.85-0.97x the time a batch of four, bfloat16, one thread, three interleaved
+        # rounds; autograd needs none of these tensors kept).
+        d2 = self.dec2(self.up2(f3).add_(f2))
+        d1 = self.dec1(self.up1(d2).add_(f1))
+        styled = self.out(d1).add_(rgb)
         # Clamping while training would zero the gradient of every saturated pixel; a
         # student pushed past white on a mostly white style (pencil on paper) then never
         # comes back. L1 keeps training outputs in range; inference clamps.

@@ -115,12 +115,15 @@ class _TrackState:
 
 @dataclass
 class _Motion:
-    """One crop of this frame: its track's new state, the last one, the flow between."""
+    """One crop of this frame: its track's new state, the last one, the flow between and,
+    when smoothing, how much of the last output to blend in (``(S, S)`` ``float32``; see
+    :meth:`PackStylizer._smooth`)."""
 
     track_id: int
     track: _TrackState
     last: _TrackState | None
     flow: np.ndarray | None
+    weight: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -128,13 +131,13 @@ class _Prepared:
     """One crop ready for the student (:meth:`PackStylizer.prepare`).
 
     Attributes:
-        image: ``(S, S, 3)`` ``uint8`` RGB, the crop after the pack's geometry warp.
+        rgb: ``(3, S, S)`` ``float32`` -1..1, the crop after the pack's geometry warp.
         guides: ``(G, S/4, S/4)`` ``float32``.
         motion: the crop's track, now and at its last frame.
         canvas: ``(C, S, S)`` ``float32``, the track's carried canvas; ``None`` without one.
     """
 
-    image: np.ndarray
+    rgb: np.ndarray
     guides: np.ndarray
     motion: _Motion
     canvas: np.ndarray | None
@@ -260,7 +263,7 @@ class PackStylizer:
         )
         self._tracks = {motion.track_id: motion.track for motion in motions}
         return [
-            _Prepared(image, guides, motion, canvas)
+            _Prepared(to_unit_rgb(image[None])[0], guides, motion, canvas)
             for (image, guides), motion, canvas in zip(
                 self._warped_with_guides(crops), motions, canvases, strict=True
             )
@@ -272,7 +275,7 @@ class PackStylizer:
         :meth:`finish`. Call in frame order (the tracks' last outputs are kept)."""
         if not crops:
             return self.backend.xp.zeros((0, self.crop_size, self.crop_size, 3), np.uint8)
-        rgb = to_unit_rgb(np.stack([item.image for item in prepared]))
+        rgb = np.stack([item.rgb for item in prepared])
         guides = np.stack([item.guides for item in prepared])
         canvas = None if self._canvas is None else np.stack([item.canvas for item in prepared])
         motions = [item.motion for item in prepared]
@@ -293,19 +296,27 @@ class PackStylizer:
         return restore_tone(painted, content, np.stack([crop.landmarks for crop in crops]))
 
     def _motions(self, crops: Sequence[AlignedCrop]) -> list[_Motion]:
-        """Each crop's track now and the flow from it to the track's last crop (``None``
-        for a new track, or one whose crop size changed: a live degradation step)."""
+        """Each crop's track now, the flow from it to the track's last crop (``None`` for a
+        new track, or one whose crop size changed: a live degradation step) and the
+        smoothing's weights (see :meth:`_smooth`)."""
         needs_flow = self.smoothing > 0 or self._canvas is not None
         motions = []
         for crop in crops:
             grey = cv2.cvtColor(crop.image, cv2.COLOR_RGB2GRAY)
+            track = _TrackState(grey)
             last = self._tracks.get(crop.track_id)
             if last is not None and last.grey.shape != grey.shape:
                 last = None
-            flow = None
+            flow = weight = None
             if last is not None and needs_flow:
                 flow = optical_flow(grey, last.grey, fast=True)
-            motions.append(_Motion(crop.track_id, _TrackState(grey), last, flow))
+            if self.smoothing > 0:
+                sigma = grey.shape[0] / 128
+                track.luminance = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), sigma)
+                if flow is not None and last is not None and last.luminance is not None:
+                    change = np.abs(track.luminance - warp_by_flow(last.luminance, flow))
+                    weight = np.float32(self.smoothing) * np.exp(-((change / _CHANGE_SCALE) ** 2))
+            motions.append(_Motion(crop.track_id, track, last, flow, weight))
         return motions
 
     def _carried_canvas(self, motions: Sequence[_Motion]) -> list[np.ndarray]:
@@ -341,20 +352,17 @@ class PackStylizer:
         an occlusion) fades the blend out.
 
         ``styled`` and the result: ``(N, S, S, 3)`` ``float32`` 0-255 on :attr:`device`; the
-        flow and change weights come from the input crops, which are on the host anyway.
+        flow and change weights come from the input crops (:meth:`_motions`), on the host.
+        A track whose last frame was not painted (the live path's alternate frames) has no
+        output to blend in.
         """
         out = torch.empty_like(styled)
-        sigma = styled.shape[1] / 128
         for i, motion in enumerate(motions):
-            track = motion.track
-            track.luminance = cv2.GaussianBlur(track.grey.astype(np.float32), (0, 0), sigma)
             current = styled[i]
-            last = motion.last
-            if motion.flow is not None and last is not None and last.luminance is not None:
-                change = np.abs(track.luminance - warp_by_flow(last.luminance, motion.flow))
-                weight = np.float32(self.smoothing) * np.exp(-((change / _CHANGE_SCALE) ** 2))
+            last, weight = motion.last, motion.weight
+            if weight is not None and last is not None and last.styled is not None:
                 current = current + torch.from_numpy(weight).to(self.device)[..., None] * (
-                    _warp_crop(last.styled, motion.flow) - current
+                    _warp_crop(last.styled, motion.flow) - current  # type: ignore[arg-type]
                 )
             out[i] = current
         return out
