@@ -180,7 +180,10 @@ class PackStylizer:
         if not 0.0 <= strokes <= 4.0:
             raise ValueError(f"PackStylizer: strokes must be in 0..4, got {strokes}")
         self.smoothing = smoothing
+        # Each track's last prepared crop (prepare's) and last painted one (paint's): on the
+        # live path a frame can be prepared and then dropped before it is painted.
         self._tracks: dict[int, _TrackState] = {}
+        self._painted: dict[int, _TrackState] = {}
         self.pack = pack
         self.name = pack.name
         self.crop_size = pack.crop_size
@@ -284,6 +287,9 @@ class PackStylizer:
             styled = self._smooth(motions, styled)
         for motion, current in zip(motions, styled, strict=True):
             motion.track.styled = current
+        painted = {**self._painted, **{motion.track_id: motion.track for motion in motions}}
+        # Kept while the track is: a face left out of this frame is painted again next time.
+        self._painted = {key: state for key, state in painted.items() if key in self._tracks}
         return self._hand_over(styled)
 
     def finish(self, painted: Any, crops: Sequence[AlignedCrop]) -> Any:
@@ -313,11 +319,17 @@ class PackStylizer:
             if self.smoothing > 0:
                 sigma = grey.shape[0] / 128
                 track.luminance = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), sigma)
-                if flow is not None and last is not None and last.luminance is not None:
-                    change = np.abs(track.luminance - warp_by_flow(last.luminance, flow))
-                    weight = np.float32(self.smoothing) * np.exp(-((change / _CHANGE_SCALE) ** 2))
+                if flow is not None and last is not None:
+                    weight = self._blend_weight(track, last, flow)
             motions.append(_Motion(crop.track_id, track, last, flow, weight))
         return motions
+
+    def _blend_weight(self, track: _TrackState, last: _TrackState, flow: np.ndarray) -> np.ndarray:
+        """``(S, S)`` ``float32``: how much of ``last``'s output :meth:`_smooth` blends into
+        ``track``'s, less where the flow does not explain the change of input (both with a
+        ``luminance``; ``flow`` from ``track``'s crop to ``last``'s)."""
+        change = np.abs(track.luminance - warp_by_flow(last.luminance, flow))  # type: ignore[operator]
+        return np.float32(self.smoothing) * np.exp(-((change / _CHANGE_SCALE) ** 2))
 
     def _carried_canvas(self, motions: Sequence[_Motion]) -> list[np.ndarray]:
         """Per crop ``(C, S, S)`` ``float32``: each track's canvas carried along its face's motion
@@ -353,16 +365,20 @@ class PackStylizer:
 
         ``styled`` and the result: ``(N, S, S, 3)`` ``float32`` 0-255 on :attr:`device`; the
         flow and change weights come from the input crops (:meth:`_motions`), on the host.
-        A track whose last frame was not painted (the live path's alternate frames) has no
-        output to blend in.
+        Where the track's last prepared frame was not painted (dropped on the live path, or
+        left out of alternate frames), the flow is made here from its last painted one.
         """
         out = torch.empty_like(styled)
         for i, motion in enumerate(motions):
             current = styled[i]
-            last, weight = motion.last, motion.weight
-            if weight is not None and last is not None and last.styled is not None:
+            track, last = motion.track, self._painted.get(motion.track_id)
+            flow, weight = (motion.flow, motion.weight) if last is motion.last else (None, None)
+            if last is not None and last is not motion.last and last.grey.shape == track.grey.shape:
+                flow = optical_flow(track.grey, last.grey, fast=True)
+                weight = self._blend_weight(track, last, flow)
+            if weight is not None and last is not None:
                 current = current + torch.from_numpy(weight).to(self.device)[..., None] * (
-                    _warp_crop(last.styled, motion.flow) - current  # type: ignore[arg-type]
+                    _warp_crop(last.styled, flow) - current  # type: ignore[arg-type]
                 )
             out[i] = current
         return out
@@ -414,3 +430,4 @@ class PackStylizer:
     def reset(self) -> None:
         """Forget every track's previous frame (call between unrelated clips)."""
         self._tracks = {}
+        self._painted = {}

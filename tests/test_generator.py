@@ -229,17 +229,22 @@ def test_stylize_hands_over_exactly_what_the_student_computes(astronaut: np.ndar
     np.testing.assert_array_equal(handed, stylizer.run(*stylizer.inputs([crop, crop])))
 
 
+def _drifting_crops(astronaut: np.ndarray, size: int, count: int) -> list[AlignedCrop]:
+    """The astronaut's face drifting 2 px a frame inside a crop held still, brightening a
+    little: crops of one track that smoothing blends."""
+    landmarks = detect_landmarks(astronaut)[0]
+    return [
+        align_face(np.roll(astronaut, 2 * step, axis=1) + 2 * step, landmarks, size, 7)
+        for step in range(count)
+    ]
+
+
 def test_a_pack_prepared_a_frame_ahead_paints_what_it_paints_alone(astronaut: np.ndarray) -> None:
     # The restyler prepares frame t + 1 (its flow from frame t, its canvas carried along it)
     # before it paints frame t, and finishes frame t on another thread: every crop must be
     # what the stylizer alone makes of the same crops, one frame after another.
     pack = replace(make_pack(), keep_tone=True)
-    landmarks = detect_landmarks(astronaut)[0]
-    # The face drifts 2 px a frame inside a crop held still, and brightens a little.
-    crops = [
-        align_face(np.roll(astronaut, 2 * step, axis=1) + 2 * step, landmarks, pack.crop_size, 7)
-        for step in range(5)
-    ]
+    crops = _drifting_crops(astronaut, pack.crop_size, 5)
     staged, whole = PackStylizer(pack), PackStylizer(pack)
     unsmoothed = PackStylizer(pack, smoothing=0.0)
     prepared = [staged.prepare(crops[:1])]
@@ -252,3 +257,17 @@ def test_a_pack_prepared_a_frame_ahead_paints_what_it_paints_alone(astronaut: np
         alone = unsmoothed.stylize([crop])
         # From the second frame on, the track's last output is blended in: the frames met.
         assert (np.abs(finished.astype(int) - alone).mean() > 0.5) == (t > 0)
+
+
+def test_a_frame_prepared_and_dropped_does_not_stop_the_smoothing(astronaut: np.ndarray) -> None:
+    # Live, a frame can be prepared and then dropped before it is painted: the next frame is
+    # still blended with the last one painted, as by a stylizer that never saw the dropped one.
+    first, dropped, third = _drifting_crops(astronaut, 64, 3)
+    pack = make_pack()
+    painted = []
+    for stylizer in (PackStylizer(pack), PackStylizer(pack, smoothing=0.0)):
+        stylizer.paint([first], stylizer.prepare([first]))
+        stylizer.prepare([dropped])  # its canvas is carried along it all the same
+        painted.append(stylizer.paint([third], stylizer.prepare([third])).astype(int))
+    smoothed, alone = painted
+    assert np.abs(smoothed - alone).mean() > 0.5
