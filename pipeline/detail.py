@@ -147,26 +147,50 @@ def restore_tone(stylized: Any, content: np.ndarray, landmarks: np.ndarray) -> A
             f"landmark sets, got {stylized.shape}, {content.shape} and {len(landmarks)}"
         )
     xp = array_module(stylized)
-    # The luma weights, not OpenCV's RGB2GRAY (host only): the same sum for both sides, so a
-    # face already at its own brightness gets a gain of exactly 1.
-    grey_weights = xp.asarray(LUMA_WEIGHTS)
     size = stylized.shape[1]
     out = xp.empty_like(stylized)
     for i, (styled, source, points) in enumerate(zip(stylized, content, landmarks, strict=True)):
         face = np.zeros((size, size), np.uint8)
         outline = np.concatenate([points[JAW], points[BROWS][::-1]])
         cv2.fillPoly(face, [np.rint(outline).astype(np.int32)], 1)
-        inside = face.astype(bool)
+        # Every other pixel each way: a median of the face's pixels, 4x cheaper.
+        inside = face[::2, ::2].astype(bool)
         if not inside.any():
             out[i] = styled
             continue
-        own = np.median((source.astype(np.float32) @ LUMA_WEIGHTS)[inside])
-        values = styled.astype(xp.float32)
-        grey = values @ grey_weights
-        made = xp.median(grey[xp.asarray(inside)])
-        gain = np.clip(max(float(own), 1.0) / max(float(made), 1.0), 1 / _MAX_GAIN, _MAX_GAIN)
-        grey = (grey * xp.float32(gain))[..., None]
-        # The colour's distance from grey is scaled, its luminance is not: the median holds.
-        chroma = (values * xp.float32(gain) - grey) * xp.float32(gain**-_CHROMA_POWER)
-        out[i] = xp.clip(xp.rint(grey + chroma), 0, 255)
+        # The luma weights, not OpenCV's RGB2GRAY (host only): the same sum for both sides,
+        # so a face already at its own brightness gets a gain of exactly 1.
+        own = np.median(_luma(source[::2, ::2])[inside])
+        made = float(xp.median(_luma(styled[::2, ::2])[xp.asarray(inside)]))
+        gain = np.clip(max(float(own), 1.0) / max(made, 1.0), 1 / _MAX_GAIN, _MAX_GAIN)
+        out[i] = _apply_colour_matrix(styled, _tone_matrix(gain))
     return out
+
+
+def _luma(image: Any) -> Any:
+    """``(H, W, 3)`` ``uint8`` RGB → ``(H, W)`` ``float32`` luma (NumPy or CuPy)."""
+    xp = array_module(image)
+    return image.astype(xp.float32) @ xp.asarray(LUMA_WEIGHTS)
+
+
+def _tone_matrix(gain: float) -> np.ndarray:
+    """``(3, 3)`` ``float32`` RGB → RGB: luma times ``gain``, the colour's distance from grey
+    times ``gain ** (1 - _CHROMA_POWER)``.
+
+    With ``y = w . rgb`` the luma, the result is ``g y + g^-p (g rgb - g y)``, which is linear
+    in ``rgb``: ``a rgb + b y`` with ``a = g^(1-p)`` and ``b = g - a``.
+    """
+    scaled = gain ** (1.0 - _CHROMA_POWER)
+    return (scaled * np.eye(3) + (gain - scaled) * np.outer(np.ones(3), LUMA_WEIGHTS)).astype(
+        np.float32
+    )
+
+
+def _apply_colour_matrix(image: Any, matrix: np.ndarray) -> Any:
+    """``(H, W, 3)`` ``uint8`` with each pixel's RGB multiplied by ``matrix``, rounded and
+    clipped: OpenCV's one pass on the host, a matrix product on a GPU."""
+    xp = array_module(image)
+    if xp is np:
+        return cv2.transform(image, matrix)
+    mixed = image.astype(xp.float32) @ xp.asarray(matrix.T)
+    return xp.clip(xp.rint(mixed), 0, 255).astype(xp.uint8)
