@@ -118,11 +118,19 @@ def test_smaller_crops_stylize_at_half_the_side(make) -> None:
     assert restyler.render(analysis).image.shape == analysis.frame.image.shape
 
 
-def test_far_faces_get_the_classical_style_and_near_ones_the_pack() -> None:
-    pack = make_pack()
-    restyler = Restyler(PackStylizer(make_pack(), smoothing=0.0))
-    analysis = _analysis(restyler.stylizer, step=2, small=True)
-    styled = restyler.stylize(analysis).crops
+@pytest.mark.parametrize("prepared", [False, True])
+def test_far_faces_get_the_classical_style_and_near_ones_the_pack(prepared: bool) -> None:
+    # Prepared (as the restyler's analysis does) or not, the pack paints and finishes its
+    # own faces at once: the classical ones must not get the pack's finishing.
+    pack = dataclasses.replace(make_pack(), keep_tone=True)
+    stylizer = PackStylizer(pack, smoothing=0.0)
+    restyler = Restyler(stylizer)
+    analysis = _analysis(stylizer, step=2, small=True)
+    if prepared:
+        analysis = dataclasses.replace(analysis, prepared=tuple(stylizer.prepare(analysis.crops)))
+    stylized = restyler.stylize(analysis)
+    assert not stylized.unfinished
+    styled = stylized.crops
     near, far = analysis.crops
     by_pack = PackStylizer(pack, smoothing=0.0).stylize([near])[0]
     by_cartoon = CartoonStylizer(pack.crop_size).stylize([far])[0]
