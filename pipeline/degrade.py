@@ -15,6 +15,8 @@ step  name                       what changes
                                  filter (a few ms) instead of the style pack
 3     ``alternate frames``       a face that barely moved is stylized every other frame; in
                                  between, its last stylized crop is blended at its new place
+4     ``every face classical``   every face uses the classical filter (several faces on a busy
+                                 machine: the style pack's student is most of a face's cost)
 ====  =========================  =============================================================
 
 Each step includes the ones before it. The policy only decides; :class:`pipeline.restyle.
@@ -28,7 +30,13 @@ from dataclasses import dataclass
 
 __all__ = ["STEPS", "DegradePolicy", "DegradeSettings", "sheds"]
 
-STEPS = ("full", "smaller crops", "far faces classical", "alternate frames")
+STEPS = (
+    "full",
+    "smaller crops",
+    "far faces classical",
+    "alternate frames",
+    "every face classical",
+)
 
 
 def sheds(step: int, work: str) -> bool:

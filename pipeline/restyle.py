@@ -156,8 +156,13 @@ class Restyler:
             crops = [align_face(frame.image, face, size) for face in faces]
         prepared: tuple[Any, ...] = ()
         if isinstance(stylizer, StagedStylizer):
-            with timings.measure("prepare"):
-                prepared = tuple(stylizer.prepare(crops))
+            if sheds(step, "every face classical"):
+                # Nothing of it is used; when it is again, its tracks start afresh rather
+                # than from crops seconds old.
+                stylizer.reset()
+            else:
+                with timings.measure("prepare"):
+                    prepared = tuple(stylizer.prepare(crops))
         seconds = time.perf_counter() - start
         return Analysis(frame, tuple(faces), tuple(crops), stylizer, step, seconds, prepared)
 
@@ -243,6 +248,8 @@ class Restyler:
                     parts[i] = last[1]
         reused = [part is not None for part in parts]
         far_below = settings.far_face * max(sides) if classical else 0.0
+        if sheds(step, "every face classical"):
+            far_below = np.inf
         far = [i for i, side in enumerate(sides) if side < far_below]
         near = [i for i in range(len(crops)) if i not in far]
         for chosen, stylizer in ((near, analysis.stylizer), (far, self._classical_for(analysis))):

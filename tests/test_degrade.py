@@ -30,8 +30,8 @@ def test_slow_frames_step_down_every_few_frames_until_the_last() -> None:
     policy = DegradePolicy(SETTINGS)
     steps = _feed(policy, 1.5 * BUDGET, 20)
     # Two slow frames at a step (of its first three) are enough to go down again.
-    assert steps == [0] * 2 + [1] * 3 + [2] * 3 + [3] * 12
-    assert policy.step == len(STEPS) - 1 and policy.name == "alternate frames"
+    assert steps == [0] * 2 + [1] * 3 + [2] * 3 + [3] * 3 + [4] * 9
+    assert policy.step == len(STEPS) - 1 and policy.name == "every face classical"
 
 
 def test_frames_made_before_a_step_down_do_not_count_against_the_new_step() -> None:
@@ -136,6 +136,15 @@ def test_far_faces_get_the_classical_style_and_near_ones_the_pack(prepared: bool
     by_cartoon = CartoonStylizer(pack.crop_size).stylize([far])[0]
     np.testing.assert_array_equal(styled[0], by_pack)
     np.testing.assert_array_equal(styled[1], by_cartoon)
+
+
+def test_every_face_classical_gives_every_face_the_classical_style() -> None:
+    stylizer = PackStylizer(make_pack(), smoothing=0.0)
+    analysis = _analysis(stylizer, step=STEPS.index("every face classical"), small=True)
+    styled = Restyler(stylizer).stylize(analysis).crops
+    cartoon = CartoonStylizer(stylizer.crop_size)
+    for i, crop in enumerate(analysis.crops):
+        np.testing.assert_array_equal(styled[i], cartoon.stylize([crop])[0])
 
 
 def test_alternate_frames_reuse_a_still_faces_last_crop_every_other_frame() -> None:
