@@ -15,8 +15,9 @@ step  name                       what changes
                                  filter (a few ms) instead of the style pack
 3     ``alternate frames``       a face that barely moved is stylized every other frame; in
                                  between, its last stylized crop is blended at its new place
-4     ``every face classical``   every face uses the classical filter (several faces on a busy
-                                 machine: the style pack's student is most of a face's cost)
+4     ``groups classical``       with two faces or more, every face uses the classical filter
+                                 (the style pack's student is most of what a face costs); a
+                                 lone face keeps the style
 ====  =========================  =============================================================
 
 Each step includes the ones before it. The policy only decides; :class:`pipeline.restyle.
@@ -35,7 +36,7 @@ STEPS = (
     "smaller crops",
     "far faces classical",
     "alternate frames",
-    "every face classical",
+    "groups classical",
 )
 
 

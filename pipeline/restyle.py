@@ -156,7 +156,7 @@ class Restyler:
             crops = [align_face(frame.image, face, size) for face in faces]
         prepared: tuple[Any, ...] = ()
         if isinstance(stylizer, StagedStylizer):
-            if sheds(step, "every face classical"):
+            if _all_classical(step, len(faces)):
                 # Nothing of it is used; when it is again, its tracks start afresh rather
                 # than from crops seconds old.
                 stylizer.reset()
@@ -248,7 +248,7 @@ class Restyler:
                     parts[i] = last[1]
         reused = [part is not None for part in parts]
         far_below = settings.far_face * max(sides) if classical else 0.0
-        if sheds(step, "every face classical"):
+        if _all_classical(step, len(faces)):
             far_below = np.inf
         far = [i for i, side in enumerate(sides) if side < far_below]
         near = [i for i in range(len(crops)) if i not in far]
@@ -301,3 +301,9 @@ class Restyler:
         self._last.clear()
         if self.degrade is not None:
             self.degrade.reset()
+
+
+def _all_classical(step: int, faces: int) -> bool:
+    """Whether every face of a frame with ``faces`` faces gets the classical filter at
+    ``step``: at "groups classical", when there are several (a lone face keeps its style)."""
+    return sheds(step, "groups classical") and faces > 1

@@ -31,7 +31,7 @@ def test_slow_frames_step_down_every_few_frames_until_the_last() -> None:
     steps = _feed(policy, 1.5 * BUDGET, 20)
     # Two slow frames at a step (of its first three) are enough to go down again.
     assert steps == [0] * 2 + [1] * 3 + [2] * 3 + [3] * 3 + [4] * 9
-    assert policy.step == len(STEPS) - 1 and policy.name == "every face classical"
+    assert policy.step == len(STEPS) - 1 and policy.name == "groups classical"
 
 
 def test_frames_made_before_a_step_down_do_not_count_against_the_new_step() -> None:
@@ -138,13 +138,18 @@ def test_far_faces_get_the_classical_style_and_near_ones_the_pack(prepared: bool
     np.testing.assert_array_equal(styled[1], by_cartoon)
 
 
-def test_every_face_classical_gives_every_face_the_classical_style() -> None:
-    stylizer = PackStylizer(make_pack(), smoothing=0.0)
-    analysis = _analysis(stylizer, step=STEPS.index("every face classical"), small=True)
+def test_groups_classical_gives_a_group_the_classical_style_and_a_lone_face_its_own() -> None:
+    pack = make_pack()
+    stylizer = PackStylizer(pack, smoothing=0.0)
+    analysis = _analysis(stylizer, step=STEPS.index("groups classical"), small=True)
+    cartoon = CartoonStylizer(pack.crop_size)
     styled = Restyler(stylizer).stylize(analysis).crops
-    cartoon = CartoonStylizer(stylizer.crop_size)
     for i, crop in enumerate(analysis.crops):
         np.testing.assert_array_equal(styled[i], cartoon.stylize([crop])[0])
+    lone = dataclasses.replace(analysis, faces=analysis.faces[:1], crops=analysis.crops[:1])
+    styled = Restyler(stylizer).stylize(lone).crops
+    own = PackStylizer(pack, smoothing=0.0).stylize(lone.crops)
+    np.testing.assert_array_equal(styled, own)
 
 
 def test_alternate_frames_reuse_a_still_faces_last_crop_every_other_frame() -> None:
