@@ -23,6 +23,7 @@ __all__ = [
     "CROP_SIZE",
     "align_face",
     "alignment_matrix",
+    "box_centre",
     "canonical_landmarks",
     "invert_affine",
     "transform_points",
@@ -127,6 +128,11 @@ def alignment_matrix(landmarks: np.ndarray, size: int = CROP_SIZE) -> np.ndarray
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
     """The inverse of a ``(2, 3)`` affine, as a ``(2, 3)`` ``float64`` (crop to frame)."""
     return cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+
+
+def box_centre(box: np.ndarray) -> np.ndarray:
+    """``(2,)`` the centre ``x, y`` of a ``(4,)`` box ``x0, y0, x1, y1``."""
+    return (box[:2] + box[2:]) / 2
 
 
 def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import Protocol
 import dlib
 import numpy as np
 
+from pipeline.align import box_centre
 from pipeline.frame import Face, Frame
 from pipeline.landmarks import model_path
 from pipeline.timings import StageTimings
@@ -61,7 +62,7 @@ def reference_faces(image: np.ndarray, min_face: float = 40.0) -> list[np.ndarra
 
 def _covers(face: np.ndarray, reference: np.ndarray) -> bool:
     """Each box holds the other's centre: the same face, whatever the box convention."""
-    fc, rc = (face[:2] + face[2:]) / 2, (reference[:2] + reference[2:]) / 2
+    fc, rc = box_centre(face), box_centre(reference)
     return bool(
         np.all((reference[:2] <= fc) & (fc <= reference[2:]))
         and np.all((face[:2] <= rc) & (rc <= face[2:]))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.align import align_face
+from pipeline.align import align_face, box_centre
 from pipeline.cartoon import CartoonStylizer
 from pipeline.composite import Compositor
 from pipeline.degrade import DegradePolicy, DegradeSettings, sheds
@@ -243,8 +243,8 @@ class Restyler:
                 last = self._last.get(face.track_id)
                 if last is None or last[2] or last[1].shape != crops[i].image.shape:
                     continue
-                moved = np.hypot(*((face.box[:2] + face.box[2:]) - (last[0][:2] + last[0][2:])))
-                if moved / 2 < settings.slow_face * sides[i]:
+                moved = np.hypot(*(box_centre(face.box) - box_centre(last[0])))
+                if moved < settings.slow_face * sides[i]:
                     parts[i] = last[1]
         reused = [part is not None for part in parts]
         far_below = settings.far_face * max(sides) if classical else 0.0

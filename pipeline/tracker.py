@@ -51,7 +51,13 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from pipeline.align import CROP_SIZE, alignment_matrix, invert_affine, transform_points
+from pipeline.align import (
+    CROP_SIZE,
+    alignment_matrix,
+    box_centre,
+    invert_affine,
+    transform_points,
+)
 from pipeline.detector import DetectionWorker, FaceDetector
 from pipeline.frame import Face, Frame
 from pipeline.landmarks import OneEuroFilter, detect_faces, predict_landmarks, preload_models
@@ -171,10 +177,6 @@ def _colours(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 def _side(box: np.ndarray) -> float:
     return float(max(box[2] - box[0], box[3] - box[1]))
-
-
-def _centre(box: np.ndarray) -> np.ndarray:
-    return (box[:2] + box[2:]) / 2
 
 
 @dataclass(eq=False)
@@ -399,7 +401,7 @@ class FaceTracker:
         if float((patch * track.template).sum()) < self.min_similarity:
             return False
         box = _box(matrix)
-        centre = _centre(box)
+        centre = box_centre(box)
         since = self._count - track.found_at
         if track.found_centre is None or since > _SPEED_GAP:
             track.velocity = np.zeros(2, np.float32)  # new, or back after long: speed unknown
@@ -467,7 +469,7 @@ class FaceTracker:
         """Move a lost track's box with MOSSE; whether the landmarks are back on the face."""
         if track.carrier is None:
             height, width = grey.shape
-            centre, half = _centre(track.box), _side(track.box) * _CARRY_PAD / 2
+            centre, half = box_centre(track.box), _side(track.box) * _CARRY_PAD / 2
             x0, y0 = np.maximum(centre - half, 0).astype(int)
             x1, y1 = np.minimum(centre + half, (width - 1, height - 1)).astype(int)
             # A face mostly outside the frame is gone; MOSSE would hold on to the edge.
@@ -500,7 +502,7 @@ class FaceTracker:
             return False
         height, width = grey.shape
         side = _side(track.box)
-        centre = _centre(track.box)
+        centre = box_centre(track.box)
         x0, y0 = np.maximum(centre - side * _SEARCH_PAD / 2, 0).astype(int)
         x1, y1 = np.minimum(centre + side * _SEARCH_PAD / 2, (width, height)).astype(int)
         if x1 - x0 < side or y1 - y0 < side:
@@ -514,7 +516,7 @@ class FaceTracker:
         ]
         if not found:
             return False
-        nearest = min(found, key=lambda b: float(np.linalg.norm(_centre(b) - centre)))
+        nearest = min(found, key=lambda b: float(np.linalg.norm(box_centre(b) - centre)))
         return self._verified(track, grey, predict_landmarks(grey, nearest))
 
     def _trust(self, track: _Track, grey: np.ndarray) -> None:
@@ -579,7 +581,7 @@ class FaceTracker:
             if appearance < self.reid_similarity:
                 continue
             # Among faces that look alike, the one that was last seen nearest.
-            distance = float(np.linalg.norm(_centre(box) - _centre(track.box))) / side
+            distance = float(np.linalg.norm(box_centre(box) - box_centre(track.box))) / side
             if best is None or distance < best[0]:
                 best = (distance, track)
         return best[1] if best else None
