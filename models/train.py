@@ -12,6 +12,12 @@ What each term is for (DESIGN.md, step 4):
   stroke for nearly the same input, so L1 alone learns the average of its strokes: a soft
   wash. This term asks for the same distribution of strokes, wherever they fall (Heitz et
   al., "A Sliced Wasserstein Loss for Neural Texture Synthesis", CVPR 2021).
+- Artwork: the same kind of distance between the output's raw 5x5 windows and the
+  exemplar's own, part by part (hair, skin, eyes and brows, lips): the teacher's collage
+  paints a face with whichever of the artwork's patches match its guides (for Van Gogh
+  mostly his pale background), so a student that learns only the teacher is held to the
+  teacher's palette; this term asks each part of the face for the artwork's own colours and
+  strokes in that part.
 - Consistency: the same input slightly warped (sub-pixel shift, small rotation and scale)
   and with a little noise must give the same output warped; this is what keeps the student
   steady on video, where the aligned crop jitters by a fraction of a pixel every frame.
@@ -30,6 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -38,15 +45,61 @@ from torch.nn import functional
 
 from models.generator import GeneratorConfig, StudentGenerator
 from models.student_input import GUIDE_SCALE
+from pipeline.guides import REGIONS, region_labels
 
 __all__ = [
+    "HEAD_PARTS",
+    "Artwork",
     "PatchDiscriminator",
     "TrainSettings",
     "TrainingSet",
     "busy_cores",
     "free_cores",
+    "head_parts",
     "train_student",
 ]
+
+HEAD_PARTS = ("hair", "skin", "eyes", "lips")
+"""The parts of a head the artwork term compares one by one: hair (with the forehead band),
+skin (with the nose), eyes (with the brows), lips (with the inside of the mouth)."""
+
+# Background is no part (-1): the artwork's background is not what a head is painted with.
+_PART_OF = {
+    "hair": "hair",
+    "skin": "skin",
+    "nose": "skin",
+    "brows": "eyes",
+    "eyes": "eyes",
+    "lips": "lips",
+    "mouth": "lips",
+}
+_PART_OF_REGION = np.array(
+    [HEAD_PARTS.index(_PART_OF[name]) if name in _PART_OF else -1 for name in REGIONS], np.int8
+)
+
+
+def head_parts(landmarks: np.ndarray, size: int, ears: bool = True) -> np.ndarray:
+    """``(S, S)`` ``int8``: each pixel's index in :data:`HEAD_PARTS`, -1 for background.
+
+    Args:
+        landmarks: ``(68, 2)`` crop pixels.
+        size: crop side ``S``.
+        ears: as in :func:`pipeline.guides.region_labels` (``False`` for the exemplar).
+    """
+    return _PART_OF_REGION[region_labels(landmarks, size, ears)]
+
+
+@dataclass(frozen=True)
+class Artwork:
+    """The exemplar as the artwork term sees it.
+
+    Attributes:
+        image: ``(3, S, S)`` ``float32`` -1..1, the aligned exemplar crop.
+        parts: ``(S, S)`` ``int8`` its :func:`head_parts` (its ears not taken as skin).
+    """
+
+    image: np.ndarray
+    parts: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -59,12 +112,17 @@ class TrainingSet:
         targets: ``(N, 3, S, S)`` ``float32`` the teacher's output, -1..1.
         canvas: ``(C, S, S)`` ``float32`` the canvas of every face (:mod:`models.canvas`);
             ``None`` for a student without one.
+        parts: ``(N, S, S)`` ``int8`` each content pixel's :func:`head_parts`, for the
+            artwork term; ``None`` without it.
+        artwork: the exemplar, for the artwork term; ``None`` without it.
     """
 
     rgb: np.ndarray
     guides: np.ndarray
     targets: np.ndarray
     canvas: np.ndarray | None = None
+    parts: np.ndarray | None = None
+    artwork: Artwork | None = None
 
     def __post_init__(self) -> None:
         n, _, s, _ = self.rgb.shape
@@ -80,6 +138,21 @@ class TrainingSet:
             )
         if self.canvas is not None and self.canvas.shape[1:] != (s, s):
             raise ValueError(f"TrainingSet.canvas: expected (C, {s}, {s}), got {self.canvas.shape}")
+        if (self.parts is None) != (self.artwork is None):
+            raise ValueError("TrainingSet: parts and artwork come together")
+        if (
+            self.parts is not None
+            and self.artwork is not None
+            and (
+                self.parts.shape != (n, s, s)
+                or self.artwork.image.shape != (3, s, s)
+                or self.artwork.parts.shape != (s, s)
+            )
+        ):
+            raise ValueError(
+                f"TrainingSet: expected parts ({n}, {s}, {s}) and an artwork (3, {s}, {s}), "
+                f"got {self.parts.shape} and {self.artwork.image.shape}"
+            )
 
 
 @dataclass(frozen=True)
@@ -95,6 +168,9 @@ class TrainSettings:
         adversarial: weight of the LSGAN term; 0 trains with L1 (and consistency) alone.
         consistency: weight of the warp-consistency term; 0 turns it off.
         texture: weight of the patch-distribution term; 0 turns it off.
+        artwork: weight of the artwork term (the output's windows against the exemplar's
+            own, part by part); 0, or data without an artwork (``adapt`` gives none for a
+            monochrome exemplar), turns it off.
         seed: random seed (patches, warps, initial weights).
         seconds: stop early after this much wall time, if set.
         threads: PyTorch CPU threads while training; ``None`` for :func:`free_cores`.
@@ -111,6 +187,7 @@ class TrainSettings:
     adversarial: float = 0.5
     consistency: float = 2.0
     texture: float = 4.0
+    artwork: float = 2.0
     seed: int = 0
     seconds: float | None = None
     threads: int | None = None
@@ -208,11 +285,29 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
+class Batch(NamedTuple):
+    """Random patches of the training set, on the training device.
+
+    Attributes:
+        rgb: ``(B, 3, P, P)`` content.
+        guides: ``(B, G, P/4, P/4)``.
+        target: ``(B, 3, P, P)`` the teacher's.
+        canvas: ``(B, C, P, P)``, or ``None``.
+        parts: ``(B, P, P)`` ``int64`` head parts, or ``None``.
+    """
+
+    rgb: torch.Tensor
+    guides: torch.Tensor
+    target: torch.Tensor
+    canvas: torch.Tensor | None
+    parts: torch.Tensor | None
+
+
 def _sample_patches(
     data: TrainingSet, count: int, patch: int, rng: np.random.Generator, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Random patches at positions on the guides' grid, so guides and RGB stay aligned:
-    RGB, guides, targets and the canvas under them."""
+) -> Batch:
+    """Random patches at positions on the guides' grid, so guides and RGB stay aligned, with
+    the targets, canvas and head parts under them."""
     n, _, s, _ = data.rgb.shape
     small = patch // GUIDE_SCALE
     index = rng.integers(0, n, count)
@@ -223,26 +318,29 @@ def _sample_patches(
     def cut(array: np.ndarray, side: int, scale: int = 1) -> np.ndarray:
         return np.stack(
             [
-                array[i, :, y // scale : y // scale + side, x // scale : x // scale + side]
+                array[i, ..., y // scale : y // scale + side, x // scale : x // scale + side]
                 for i, y, x in picks
             ]
         )
-
-    rgb, target = cut(data.rgb, patch), cut(data.targets, patch)
-    guides = cut(data.guides, small, GUIDE_SCALE)
-    canvas = None
-    if data.canvas is not None:
-        canvas = np.stack([data.canvas[:, y : y + patch, x : x + patch] for _, y, x in picks])
 
     # channels_last: several times faster for these thin convs on a CPU, training included.
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).to(device).contiguous(memory_format=torch.channels_last)
 
-    return (
-        tensor(rgb),
-        tensor(guides),
-        tensor(target),
-        None if canvas is None else tensor(canvas),
+    canvas = None
+    if data.canvas is not None:
+        canvas = tensor(
+            np.stack([data.canvas[:, y : y + patch, x : x + patch] for _, y, x in picks])
+        )
+    parts = None
+    if data.parts is not None:
+        parts = torch.from_numpy(cut(data.parts, patch).astype(np.int64)).to(device)
+    return Batch(
+        tensor(cut(data.rgb, patch)),
+        tensor(cut(data.guides, small, GUIDE_SCALE)),
+        tensor(cut(data.targets, patch)),
+        canvas,
+        parts,
     )
 
 
@@ -264,6 +362,14 @@ def _high_pass(images: torch.Tensor) -> torch.Tensor:
     return images - functional.avg_pool2d(images, 5, stride=1, padding=2, count_include_pad=False)
 
 
+def _directions(generator: torch.Generator, patch: int, like: torch.Tensor) -> torch.Tensor:
+    """``(24, 3, patch, patch)`` random unit directions in window space, as convolution
+    kernels of ``like``'s device and dtype."""
+    directions = torch.randn(24, 3 * patch * patch, generator=generator)
+    directions = (directions / directions.norm(dim=1, keepdim=True)).view(24, 3, patch, patch)
+    return directions.to(like.device, like.dtype)
+
+
 def _texture_distance(
     output: torch.Tensor, target: torch.Tensor, generator: torch.Generator, *, patch: int = 5
 ) -> torch.Tensor:
@@ -276,9 +382,7 @@ def _texture_distance(
     """
     # Projecting every window on a direction is a strided convolution with that direction
     # as its kernel: far cheaper, forward and backward, than unfolding the windows.
-    directions = torch.randn(24, 3 * patch * patch, generator=generator)
-    directions = (directions / directions.norm(dim=1, keepdim=True)).view(24, 3, patch, patch)
-    directions = directions.to(output.device, output.dtype)
+    directions = _directions(generator, patch, output)
     total = output.new_zeros(())
     # Every third window at full resolution, every second at half: plenty for 24 quantile
     # curves, and sorting (backward included) is what this term costs.
@@ -293,6 +397,54 @@ def _texture_distance(
         sorted_out, sorted_target = (w.sort(dim=2).values for w in windows)
         total = total + (sorted_out - sorted_target).abs().mean()
     return total / 2
+
+
+def _artwork_distance(
+    output: torch.Tensor,
+    parts: torch.Tensor,
+    artwork: torch.Tensor,
+    artwork_parts: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    patch: int = 5,
+) -> torch.Tensor:
+    """Sliced Wasserstein distance between the output's ``patch`` x ``patch`` windows and the
+    artwork's, within each head part, weighted by the output's windows in it.
+
+    Raw windows, not high-passed: a part's colours are what the teacher's collage gets wrong
+    (a face painted with the background's patches). Windows are taken every second pixel,
+    each labelled by the part of its centre; a part with fewer than 64 windows on either side
+    is left out. The two sides' sorted projections are compared at the output's quantiles
+    (the counts differ).
+
+    Args:
+        output: ``(B, 3, P, P)`` the student's output.
+        parts: ``(B, P, P)`` ``int64`` its head parts (-1 background).
+        artwork: ``(1, 3, S, S)`` the exemplar.
+        artwork_parts: ``(S, S)`` ``int64`` its head parts.
+        generator: draws the 24 projection directions.
+    """
+    directions = _directions(generator, patch, output)
+    half = patch // 2
+    mine = functional.conv2d(output, directions, stride=2).permute(1, 0, 2, 3)  # (24, B, h, w)
+    my_parts = parts[:, half : half + 2 * mine.shape[2] : 2, half : half + 2 * mine.shape[3] : 2]
+    theirs = functional.conv2d(artwork, directions, stride=2)[0]  # (24, h, w)
+    their_parts = artwork_parts[
+        half : half + 2 * theirs.shape[1] : 2, half : half + 2 * theirs.shape[2] : 2
+    ]
+    total, windows = output.new_zeros(()), 0
+    for part in range(len(HEAD_PARTS)):
+        here, there = my_parts == part, their_parts == part
+        count = int(here.sum())
+        if count < 64 or int(there.sum()) < 64:
+            continue
+        sorted_mine = mine[:, here].sort(dim=1).values
+        sorted_theirs = theirs[:, there].sort(dim=1).values
+        quantiles = torch.linspace(0, sorted_theirs.shape[1] - 1, count, device=output.device)
+        matched = sorted_theirs[:, quantiles.round().long()]
+        total = total + (sorted_mine - matched).abs().mean() * count
+        windows += count
+    return total / max(windows, 1)
 
 
 def _warp(images: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -356,6 +508,12 @@ def _train(
     opt_d = torch.optim.Adam(critic.parameters(), lr=settings.lr, betas=(0.5, 0.99))
     margin = 6  # pixels at the patch border where a warped input has no true counterpart
     running: dict[str, float] = {}
+    artwork: tuple[torch.Tensor, torch.Tensor] | None = None
+    if settings.artwork > 0 and data.artwork is not None:
+        artwork = (
+            torch.from_numpy(data.artwork.image[None]).to(device),
+            torch.from_numpy(data.artwork.parts.astype(np.int64)).to(device),
+        )
     start = time.perf_counter()
     step, done = 0, 0.0
     while done < 1.0:
@@ -366,7 +524,9 @@ def _train(
         for optimizer in (opt_g, opt_d):
             for group in optimizer.param_groups:
                 group["lr"] = lr
-        rgb, guides, target, canvas = _sample_patches(data, settings.batch, patch, rng, device)
+        rgb, guides, target, canvas, parts = _sample_patches(
+            data, settings.batch, patch, rng, device
+        )
         output = student(rgb, guides, canvas)
         losses = {"l1": functional.l1_loss(output, target)}
         total = settings.l1 * losses["l1"]
@@ -376,6 +536,9 @@ def _train(
         if settings.texture > 0:
             losses["texture"] = _texture_distance(output, target, generator)
             total = total + settings.texture * losses["texture"]
+        if artwork is not None and parts is not None:
+            losses["artwork"] = _artwork_distance(output, parts, *artwork, generator)
+            total = total + settings.artwork * losses["artwork"]
         if settings.consistency > 0:
             theta = _random_warps(settings.batch, patch, generator).to(device)
             noise = (torch.randn(rgb.shape, generator=generator) * (2.0 / 255.0)).to(device)

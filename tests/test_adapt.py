@@ -24,6 +24,7 @@ from models.adapt import (
     PAINTED_IDENTITY_SCALE,
     QUALITIES,
     AdaptSettings,
+    _artwork_term,
     _spread,
     adapt,
     footage_faces,
@@ -37,7 +38,7 @@ from models.generator import GeneratorConfig
 from models.pack import load_pack, save_pack
 from models.pack_stylizer import PackStylizer
 from models.teacher import TeacherParams
-from models.train import TrainingSet, TrainSettings, _sample_patches
+from models.train import HEAD_PARTS, Artwork, TrainingSet, TrainSettings, _sample_patches
 from pipeline.detail import DEFAULT_IDENTITY_SCALE
 from pipeline.errors import NoFaceError
 from pipeline.frame import AlignedCrop
@@ -114,21 +115,57 @@ def test_the_identity_scale_follows_how_the_portrait_is_painted(exemplar: str, s
     assert identity_scale_for(prepared) == scale
 
 
+def test_the_artwork_term_trains_colour_styles_and_leaves_prints_to_the_teacher(
+    tiny_result,
+) -> None:
+    assert "loss_artwork" in tiny_result.pack.training  # Mucha's poster: colour
+    engraving = prepare_exemplar(load_image(EXEMPLARS / "engraving.jpg"), size=64)
+    assert _artwork_term(engraving, list(tiny_result.landmarks)) == (None, None)
+    poster = prepare_exemplar(load_image(EXEMPLARS / "poster.jpg"), size=64)
+    parts, artwork = _artwork_term(poster, list(tiny_result.landmarks))
+    assert parts is not None and parts.shape == (3, 64, 64)
+    assert artwork is not None and artwork.image.shape == (3, 64, 64)
+    # The exemplar's skin, not its background, is what a face's skin is compared with.
+    assert (artwork.parts == HEAD_PARTS.index("skin")).mean() > 0.1
+
+
 def test_the_identity_scale_is_checked_where_it_is_chosen() -> None:
     for outside in (0.5, 129.0):
         with pytest.raises(ValueError, match="--identity-scale"):
             replace(TINY, identity_scale=outside)
 
 
-def test_training_patches_cut_the_canvas_under_each_patch() -> None:
+def test_training_patches_cut_the_canvas_and_parts_under_each_patch() -> None:
     rng = np.random.default_rng(0)
     canvas = make_canvas(64)
     rgb = rng.uniform(-1, 1, (3, 3, 64, 64)).astype(np.float32)
     rgb[:, 0] = canvas[0]  # red is the canvas: the canvas patch must match it
-    data = TrainingSet(rgb, np.zeros((3, 1, 16, 16), np.float32), rgb.copy(), canvas)
-    patches, _, _, canvases = _sample_patches(data, 8, 32, rng, torch.device("cpu"))
-    assert canvases is not None and canvases.shape == (8, 1, 32, 32)
-    assert torch.equal(canvases[:, 0], patches[:, 0])
+    # Green gives each pixel's head part: the parts patch must match it.
+    parts = rng.integers(-1, 4, (3, 64, 64)).astype(np.int8)
+    rgb[:, 1] = parts
+    artwork = Artwork(rgb[0], parts[0])
+    data = TrainingSet(
+        rgb, np.zeros((3, 1, 16, 16), np.float32), rgb.copy(), canvas, parts, artwork
+    )
+    batch = _sample_patches(data, 8, 32, rng, torch.device("cpu"))
+    assert batch.canvas is not None and batch.canvas.shape == (8, 1, 32, 32)
+    assert torch.equal(batch.canvas[:, 0], batch.rgb[:, 0])
+    assert batch.parts is not None and torch.equal(batch.parts, batch.rgb[:, 1].long())
+
+
+def test_training_set_takes_head_parts_and_artwork_together() -> None:
+    rgb = np.zeros((2, 3, 32, 32), np.float32)
+    guides = np.zeros((2, 1, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="come together"):
+        TrainingSet(rgb, guides, rgb, parts=np.zeros((2, 32, 32), np.int8))
+    with pytest.raises(ValueError, match="parts"):
+        TrainingSet(
+            rgb,
+            guides,
+            rgb,
+            parts=np.zeros((2, 16, 16), np.int8),
+            artwork=Artwork(rgb[0], np.zeros((32, 32), np.int8)),
+        )
 
 
 def test_teacher_targets_do_not_depend_on_how_many_threads_paint_them(tiny_result) -> None:

@@ -14,8 +14,15 @@ import torch
 from torch.nn import functional
 
 from models import train
-from models.exemplar import load_image
-from models.train import _texture_distance, busy_cores, free_cores
+from models.exemplar import load_image, prepare_exemplar
+from models.train import (
+    HEAD_PARTS,
+    _artwork_distance,
+    _texture_distance,
+    busy_cores,
+    free_cores,
+    head_parts,
+)
 
 EXEMPLARS = Path(__file__).resolve().parents[1] / "models" / "exemplars"
 
@@ -53,6 +60,54 @@ def test_texture_term_sends_gradients_toward_the_strokes() -> None:
         loss.backward()
         optimizer.step()
     assert _distance(output.detach(), strokes) < 0.7 * before
+
+
+def _van_gogh() -> tuple[torch.Tensor, torch.Tensor]:
+    """The aligned Van Gogh crop ``(1, 3, S, S)`` -1..1 and its head parts ``(S, S)``."""
+    exemplar = prepare_exemplar(load_image(EXEMPLARS / "painterly.jpg"))
+    image = torch.from_numpy(exemplar.image.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+    parts = head_parts(exemplar.landmarks, exemplar.size, ears=False)
+    return image[None].contiguous(), torch.from_numpy(parts.astype(np.int64))
+
+
+def _artwork(output: torch.Tensor, parts: torch.Tensor, seed: int = 0) -> float:
+    artwork, artwork_parts = _van_gogh()
+    generator = torch.Generator().manual_seed(seed)
+    return float(_artwork_distance(output, parts[None], artwork, artwork_parts, generator))
+
+
+def test_artwork_term_asks_each_part_of_the_head_for_the_artworks_own_colours() -> None:
+    artwork, parts = _van_gogh()
+    assert _artwork(artwork, parts) == 0.0
+    skin = parts == HEAD_PARTS.index("skin")
+    background = parts == -1
+    rng = np.random.default_rng(0)
+    flat = artwork[0].reshape(3, -1)
+    # Both faces are pixels scattered at random; only where they come from differs.
+    own = artwork.clone()
+    own[0][:, skin] = flat[:, rng.permutation(np.flatnonzero(skin.numpy().ravel()))]
+    from_background = artwork.clone()
+    picks = rng.choice(np.flatnonzero(background.numpy().ravel()), int(skin.sum()))
+    from_background[0][:, skin] = flat[:, picks]
+    assert _artwork(from_background, parts) > 2 * _artwork(own, parts)
+
+
+def test_artwork_term_paints_the_skin_in_the_artworks_skin_colour() -> None:
+    artwork, parts = _van_gogh()
+    skin = parts == HEAD_PARTS.index("skin")
+    output = torch.zeros_like(artwork).requires_grad_()
+    optimizer = torch.optim.Adam([output], lr=0.02)
+    for step in range(40):
+        loss = _artwork_distance(
+            output, parts[None], artwork, parts, torch.Generator().manual_seed(step)
+        )
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    target = artwork[0][:, skin].mean(dim=1)
+    before = target.norm()  # the grey start's distance from the skin's mean colour
+    after = (output.detach()[0][:, skin].mean(dim=1) - target).norm()
+    assert after < 0.3 * before
 
 
 def test_busy_cores_from_two_readings_of_the_cpu_counters() -> None:
