@@ -426,12 +426,15 @@ def _artwork_distance(
     """
     directions = _directions(generator, patch, output)
     half = patch // 2
+
+    def centres(labels: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+        """The part of each window's centre pixel."""
+        height, width = windows.shape[-2:]
+        return labels[..., half : half + 2 * height : 2, half : half + 2 * width : 2]
+
     mine = functional.conv2d(output, directions, stride=2).permute(1, 0, 2, 3)  # (24, B, h, w)
-    my_parts = parts[:, half : half + 2 * mine.shape[2] : 2, half : half + 2 * mine.shape[3] : 2]
     theirs = functional.conv2d(artwork, directions, stride=2)[0]  # (24, h, w)
-    their_parts = artwork_parts[
-        half : half + 2 * theirs.shape[1] : 2, half : half + 2 * theirs.shape[2] : 2
-    ]
+    my_parts, their_parts = centres(parts, mine), centres(artwork_parts, theirs)
     total, windows = output.new_zeros(()), 0
     for part in range(len(HEAD_PARTS)):
         here, there = my_parts == part, their_parts == part

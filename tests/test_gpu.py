@@ -97,15 +97,26 @@ def test_the_cupy_compositor_matches_the_numpy_one(mode: str) -> None:
 def test_the_student_trains_on_the_gpu() -> None:
     from models.canvas import make_canvas
     from models.generator import GeneratorConfig
-    from models.train import TrainingSet, TrainSettings, train_student
+    from models.train import Artwork, TrainingSet, TrainSettings, train_student
 
     rng = np.random.default_rng(0)
     rgb = rng.uniform(-1, 1, (4, 3, 64, 64)).astype(np.float32)
     guides = rng.uniform(-1, 1, (4, 2, 16, 16)).astype(np.float32)
-    data = TrainingSet(rgb, guides, np.clip(rgb * 0.5, -1, 1), make_canvas(64))
+    # Skin in the middle, hair above, background around: the artwork term has parts to match.
+    parts = np.full((64, 64), -1, np.int8)
+    parts[8:24, 12:52], parts[24:56, 12:52] = 0, 1
+    data = TrainingSet(
+        rgb,
+        guides,
+        np.clip(rgb * 0.5, -1, 1),
+        make_canvas(64),
+        parts=np.repeat(parts[None], 4, axis=0),
+        artwork=Artwork(rgb[0], parts),
+    )
     settings = TrainSettings(steps=30, batch=4, patch=32, device="cuda")
     student, figures = train_student(data, GeneratorConfig(guide_channels=2), settings)
     assert figures["train_device"] == "cuda" and figures["steps"] == 30
+    assert figures["loss_artwork"] > 0
     assert all(p.device.type == "cpu" for p in student.parameters())
     # The output layer starts at zero (the identity): non-zero weights mean it trained.
     assert student.out.weight.abs().sum() > 0
