@@ -150,8 +150,9 @@ class TrainingSet:
             )
         ):
             raise ValueError(
-                f"TrainingSet: expected parts ({n}, {s}, {s}) and an artwork (3, {s}, {s}), "
-                f"got {self.parts.shape} and {self.artwork.image.shape}"
+                f"TrainingSet: expected parts ({n}, {s}, {s}) and an artwork (3, {s}, {s}) with "
+                f"parts ({s}, {s}), got {self.parts.shape}, {self.artwork.image.shape} and "
+                f"{self.artwork.parts.shape}"
             )
 
 

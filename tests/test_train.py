@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -62,8 +63,10 @@ def test_texture_term_sends_gradients_toward_the_strokes() -> None:
     assert _distance(output.detach(), strokes) < 0.7 * before
 
 
+@functools.cache
 def _van_gogh() -> tuple[torch.Tensor, torch.Tensor]:
-    """The aligned Van Gogh crop ``(1, 3, S, S)`` -1..1 and its head parts ``(S, S)``."""
+    """The aligned Van Gogh crop ``(1, 3, S, S)`` -1..1 and its head parts ``(S, S)`` (found
+    once: callers copy before changing them)."""
     exemplar = prepare_exemplar(load_image(EXEMPLARS / "painterly.jpg"))
     image = torch.from_numpy(exemplar.image.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)
     parts = head_parts(exemplar.landmarks, exemplar.size, ears=False)
