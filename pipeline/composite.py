@@ -10,6 +10,11 @@ bounding rectangle is found through the inverse. The mask is drawn in crop pixel
 feather is the same fraction of the face at every distance from the camera, and it travels
 through the same warp as the colours.
 
+A face larger in the frame than its crop (a 256 px crop of a head 600 px tall is magnified
+2.3 times on the way back) would come out as soft as the crop's resolution; the frame's own
+detail finer than the crop is put back on it (:func:`fine_detail_gain`,
+:func:`add_fine_detail`) in the measure the stylized crop carries the photo's detail there.
+
 Only the face's bounding region of the frame is touched; every pixel outside the warped
 mask keeps its exact input value. The blend is written once against an array module
 (:mod:`pipeline.xp`): NumPy here, CuPy on a CUDA machine.
@@ -25,15 +30,20 @@ import numpy as np
 
 from pipeline.align import invert_affine, transform_points
 from pipeline.frame import BROWS, CHIN, JAW, AlignedCrop, Face
+from pipeline.guides import LUMA_WEIGHTS
 from pipeline.matte import HeadMatte
 from pipeline.xp import ArrayBackend, Device, select_backend
 
 __all__ = [
+    "FINE_DETAIL_FROM",
     "MODES",
     "Compositor",
+    "add_fine_detail",
     "blend",
     "crop_mask",
     "face_mask",
+    "fine_detail_gain",
+    "magnification",
     "warp_crop_ndimage",
     "warp_crop_opencv",
 ]
@@ -107,7 +117,7 @@ def warp_crop_opencv(
     """Warp a crop (colour + mask) into a rectangle of the frame, on the CPU.
 
     Args:
-        rgba: ``(S, S, 4)`` ``uint8`` RGB + mask.
+        rgba: ``(S, S, 4)`` ``uint8`` RGB + mask (or any four crop-sized ``uint8`` layers).
         matrix: ``(2, 3)`` ``float64`` frame -> crop affine, as in ``AlignedCrop.matrix``.
         region: ``x0, y0, width, height`` of the frame rectangle to fill.
 
@@ -169,6 +179,101 @@ def _bucket(side: int) -> int:
     return -(-side // _SHAPE_STEP) * _SHAPE_STEP
 
 
+FINE_DETAIL_FROM = 1.25
+"""The magnification (frame pixels per crop pixel) from which a face gets the frame's fine
+detail back. Below it the crop holds about all the detail the frame has, and what the round
+trip loses is resampling error, not detail."""
+
+# The guided filter's window radius and regulariser (grey levels squared) for the gain: a
+# window of 5 crop pixels is about one stroke of the bundled packs. The regulariser is the
+# variance of a near-flat patch of skin: it keeps the gain near 0 where the photo has no
+# structure to carry, as on a cartoon's flat colour.
+_GAIN_RADIUS = 2
+_GAIN_EPS = 4.0
+
+
+def magnification(matrix: np.ndarray) -> float:
+    """Frame pixels per crop pixel of a ``(2, 3)`` frame -> crop similarity."""
+    return 1.0 / float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
+
+
+def _box_mean(backend: ArrayBackend, image: Any, radius: int) -> Any:
+    """Mean over a ``2 * radius + 1`` square window, the border mirrored."""
+    side = 2 * radius + 1
+    if backend.name == "numpy":
+        return cv2.boxFilter(image, -1, (side, side), borderType=cv2.BORDER_REFLECT)
+    return backend.ndimage.uniform_filter(image, size=side, mode="reflect")
+
+
+def fine_detail_gain(backend: ArrayBackend, photo: Any, stylized: Any) -> Any:
+    """How much of the photo's own light-and-dark detail the stylized crop carries, per pixel.
+
+    The slope of a local linear fit of the stylized crop's luma on the photo's, in 5-pixel
+    windows, then averaged over the same windows: the ``a`` of He et al.'s guided filter
+    ("Guided Image Filtering", 2013), which its fast version upsamples to carry a result
+    computed at low resolution onto a full-resolution guide. A painted face that follows the
+    photo's lids and lips gets their sharpness back; a cartoon's flat colour, which follows
+    nothing, gets none. Clipped to 0-1: the photo's detail is never inverted nor amplified.
+
+    Args:
+        backend: where the arrays live.
+        photo: ``(S, S, 3)`` ``uint8`` RGB aligned crop, the stylizer's input.
+        stylized: ``(S, S, 3)`` ``uint8`` RGB, the stylizer's output for it.
+
+    Returns:
+        ``(S, S, 4)`` ``uint8`` layers for :func:`add_fine_detail`, warped into the frame as
+        the colours are: the gain (255 = 1), the photo's luma, and two zero layers that keep
+        the warp on OpenCV's four-channel fast path (a two-channel warp costs seven times
+        as much).
+    """
+    xp = backend.xp
+    weights = backend.to_device(LUMA_WEIGHTS)
+    guide = photo.astype(xp.float32) @ weights
+    painted = stylized.astype(xp.float32) @ weights
+    guide_mean = _box_mean(backend, guide, _GAIN_RADIUS)
+    painted_mean = _box_mean(backend, painted, _GAIN_RADIUS)
+    covariance = _box_mean(backend, guide * painted, _GAIN_RADIUS) - guide_mean * painted_mean
+    variance = _box_mean(backend, guide * guide, _GAIN_RADIUS) - guide_mean * guide_mean
+    slope = covariance / (xp.maximum(variance, 0.0) + xp.float32(_GAIN_EPS))
+    gain = xp.clip(_box_mean(backend, slope, _GAIN_RADIUS), 0.0, 1.0) * xp.float32(255.0)
+    layers = xp.zeros((*guide.shape, 4), xp.uint8)
+    layers[:, :, 0] = xp.rint(gain).astype(xp.uint8)
+    layers[:, :, 1] = xp.clip(xp.rint(guide), 0, 255).astype(xp.uint8)
+    return layers
+
+
+def add_fine_detail(xp: Any, window: Any, warped: Any, detail: Any) -> Any:
+    """Put the frame's detail finer than the crop back on a warped stylized crop.
+
+    The detail is the frame's luma minus the crop's luma warped back (what the crop's
+    resolution could not hold), added to each colour channel times the warped gain.
+
+    Args:
+        xp: ``numpy`` or ``cupy``.
+        window: ``(H, W, 3)`` ``uint8`` RGB frame region (the photo at full resolution).
+        warped: ``(H, W, 4)`` ``uint8`` RGB + mask, the stylized crop warped into it.
+        detail: ``(H, W, 4)`` ``uint8``, :func:`fine_detail_gain`'s layers warped alike.
+
+    Returns:
+        ``(H, W, 4)`` ``uint8``: ``warped`` with the detail on its colour, the mask as it was.
+    """
+    if xp is np:
+        # Saturating uint8 arithmetic in two halves (detail up, detail down): the same
+        # result as signed arithmetic here, in a third less time.
+        grey = cv2.cvtColor(window, cv2.COLOR_RGB2GRAY)
+        gain, luma = detail[:, :, 0], detail[:, :, 1]
+        up = cv2.multiply(cv2.subtract(grey, luma), gain, scale=1 / 255)
+        down = cv2.multiply(cv2.subtract(luma, grey), gain, scale=1 / 255)
+        none = np.zeros_like(up)
+        lighter = cv2.add(warped, cv2.merge([up, up, up, none]))
+        return cv2.subtract(lighter, cv2.merge([down, down, down, none]))
+    grey = window.astype(xp.float32) @ xp.asarray(LUMA_WEIGHTS)
+    gain = detail[:, :, 0].astype(xp.float32) / xp.float32(255.0)
+    band = (grey - detail[:, :, 1].astype(xp.float32)) * gain
+    colour = xp.clip(xp.rint(warped[:, :, :3].astype(xp.float32) + band[:, :, None]), 0, 255)
+    return xp.dstack([colour.astype(xp.uint8), warped[:, :, 3]])
+
+
 def blend(xp: Any, base: Any, warped: Any, weight: float) -> Any:
     """Blend warped colour over ``base`` by the warped mask times ``weight``.
 
@@ -207,6 +312,9 @@ class Compositor:
             fraction of the brow-to-chin distance.
         device: ``"auto"`` (CuPy on a CUDA device, else NumPy), ``"cpu"`` or ``"cuda"``; or
             an :class:`~pipeline.xp.ArrayBackend` to use as it is.
+        fine_detail: put the frame's detail finer than the crop back on faces magnified at
+            least :data:`FINE_DETAIL_FROM` times (:func:`fine_detail_gain`); ``False`` shows
+            every face at its crop's resolution.
     """
 
     def __init__(
@@ -216,6 +324,7 @@ class Compositor:
         feather: float = 0.03,
         forehead: float = 0.3,
         device: Device | ArrayBackend = "auto",
+        fine_detail: bool = True,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"Compositor: mode must be one of {MODES}, got {mode!r}")
@@ -224,6 +333,7 @@ class Compositor:
         self.mode = mode
         self.feather = feather
         self.forehead = forehead
+        self.fine_detail = fine_detail
         self.backend = device if isinstance(device, ArrayBackend) else select_backend(device)
         self._crop_masks: dict[int, np.ndarray] = {}
         self._matte = HeadMatte()
@@ -270,8 +380,12 @@ class Compositor:
             if out is image:
                 out = image.copy()
             # Crops from a GPU stylizer arrive as CuPy arrays and stay on the GPU.
-            rgba = self.backend.xp.dstack([self.backend.to_device(x) for x in (styled, mask)])
-            self._blend_one(out, rgba, crop.matrix, region, face.visibility)
+            styled = self.backend.to_device(styled)
+            rgba = self.backend.xp.dstack([styled, self.backend.to_device(mask)])
+            detail = None
+            if self.fine_detail and magnification(crop.matrix) >= FINE_DETAIL_FROM:
+                detail = fine_detail_gain(self.backend, self.backend.to_device(crop.image), styled)
+            self._blend_one(out, rgba, detail, crop.matrix, region, face.visibility)
         return out
 
     def masks(self, crops: Sequence[AlignedCrop]) -> list[np.ndarray]:
@@ -298,7 +412,8 @@ class Compositor:
     def _blend_one(
         self,
         out: np.ndarray,
-        rgba: np.ndarray,
+        rgba: Any,
+        detail: Any | None,
         matrix: np.ndarray,
         region: tuple[int, int, int, int],
         weight: float,
@@ -306,12 +421,18 @@ class Compositor:
         backend = self.backend
         x0, y0, width, height = region
         window = out[y0 : y0 + height, x0 : x0 + width]
-        if backend.name == "numpy":
-            warped = warp_crop_opencv(rgba, matrix, region)
-        else:
-            warped = warp_crop_ndimage(backend, backend.to_device(rgba), matrix, region)
-        mixed = blend(backend.xp, backend.to_device(window), warped, weight)
+        below = backend.to_device(window)
+        warped = self._warp(rgba, matrix, region)
+        if detail is not None:
+            warped = add_fine_detail(backend.xp, below, warped, self._warp(detail, matrix, region))
+        mixed = blend(backend.xp, below, warped, weight)
         window[...] = backend.to_numpy(mixed)
+
+    def _warp(self, layers: Any, matrix: np.ndarray, region: tuple[int, int, int, int]) -> Any:
+        """Four ``uint8`` crop layers warped into the frame region, on the backend."""
+        if self.backend.name == "numpy":
+            return warp_crop_opencv(layers, matrix, region)
+        return warp_crop_ndimage(self.backend, layers, matrix, region)
 
 
 def _frame_region(

@@ -75,6 +75,10 @@ class RestyleSettings:
         mask: ``"head"`` blends the whole head with its hair (a matte that follows it);
             ``"face"`` only the face inside its landmarks; ``"crop"`` the whole aligned
             square.
+        fine_detail: on a face larger in the frame than its 256 px crop, put back the
+            frame's own detail finer than the crop, in the measure the style carries the
+            photo's detail (:func:`pipeline.composite.fine_detail_gain`); ``False`` shows
+            such a face as soft as its crop.
         channels: colour order of the bare arrays a host passes to
             :meth:`plugin.api.FaceStylizer.process` and gets back: ``"rgb"``, or ``"bgr"``
             for OpenCV hosts. Frames inside the pipeline are always RGB.
@@ -93,6 +97,7 @@ class RestyleSettings:
     detect_every: int = 10
     detect_lag: int = 0
     mask: Mask = "head"
+    fine_detail: bool = True
     channels: Channels = "rgb"
     device: Device = "auto"
 
@@ -129,6 +134,9 @@ class RestyleSettings:
             self.detect_lag,
         )
         _expect(self.mask in MASKS, "mask", ", ".join(MASKS), self.mask)
+        _expect(
+            isinstance(self.fine_detail, bool), "fine_detail", "True or False", self.fine_detail
+        )
         _expect(self.channels in CHANNELS, "channels", " or ".join(CHANNELS), self.channels)
         _expect(self.device in DEVICES, "device", ", ".join(DEVICES), self.device)
 
@@ -190,6 +198,6 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
             detect_lag=settings.detect_lag,
             detect_wait=settings.detect_lag == 0,
         ),
-        Compositor(mode=settings.mask, device=blend_device),
+        Compositor(mode=settings.mask, device=blend_device, fine_detail=settings.fine_detail),
         settings.identity,
     )

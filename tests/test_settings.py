@@ -30,6 +30,7 @@ HAS_CUDA = torch.cuda.is_available()
         ("detect_every", 2.5, "detect_every: expected a whole number >= 1, got 2.5"),
         ("detect_every", True, "detect_every: expected a whole number >= 1, got True"),
         ("mask", "ellipse", "mask: expected head, face, crop, got 'ellipse'"),
+        ("fine_detail", 1, "fine_detail: expected True or False, got 1"),
         ("channels", "BGR", "channels: expected rgb or bgr, got 'BGR'"),
         ("device", "gpu", "device: expected auto, cpu, cuda, got 'gpu'"),
     ],
@@ -49,11 +50,14 @@ def test_settings_are_frozen_and_default_to_the_default_style() -> None:
 def test_the_restyler_is_built_as_the_settings_say() -> None:
     stylizer = CartoonStylizer()
     restyler = build_restyler(
-        RestyleSettings(stylizer, identity=0.5, max_faces=2, detect_every=3, mask="crop")
+        RestyleSettings(
+            stylizer, identity=0.5, max_faces=2, detect_every=3, mask="crop", fine_detail=False
+        )
     )
     assert restyler.stylizer is stylizer and restyler.identity == 0.5
     assert (restyler.tracker.max_faces, restyler.tracker.detect_every) == (2, 3)
-    assert restyler.compositor.mode == "crop"
+    assert restyler.compositor.mode == "crop" and not restyler.compositor.fine_detail
+    assert build_restyler(RestyleSettings(stylizer)).compositor.fine_detail
     assert build_restyler(RestyleSettings("cartoon")).stylizer.name == "cartoon"
     with pytest.raises(StyleError, match="unknown style"):
         build_restyler(RestyleSettings("no-such-style"))
@@ -76,7 +80,7 @@ def test_devices_resolve_and_a_missing_cuda_is_one_clear_error() -> None:
 @pytest.mark.parametrize("command", ["render", "live", "bench"])
 def test_every_restyling_command_makes_the_same_settings(command: str) -> None:
     options = ["--style", "cartoon", "--identity", "0.5", "--max-faces", "2", "--strokes", "2"]
-    options += ["--detect-every", "3", "--mask", "crop", "--device", "cpu"]
+    options += ["--detect-every", "3", "--mask", "crop", "--no-fine-detail", "--device", "cpu"]
     positional = ["in.mp4", "-o", "out.mp4"] if command == "render" else []
     args = build_parser().parse_args([command, *positional, *options])
     assert restyle_settings(args) == RestyleSettings(
@@ -86,6 +90,7 @@ def test_every_restyling_command_makes_the_same_settings(command: str) -> None:
         max_faces=2,
         detect_every=3,
         mask="crop",
+        fine_detail=False,
         device="cpu",
     )
 

@@ -98,6 +98,13 @@ def add_restyle_options(
         "spikes, new faces found later",
     )
     add_mask_option(parser)
+    parser.add_argument(
+        "--no-fine-detail",
+        dest="fine_detail",
+        action="store_false",
+        help="show faces larger than their 256 px crop as soft as the crop (by default the "
+        "frame's own fine detail is put back where the style follows the photo)",
+    )
     add_device_option(parser, "the work runs")
 
 
@@ -118,6 +125,7 @@ def restyle_settings(args: argparse.Namespace, style: str | None = None) -> Rest
         max_faces=args.max_faces,
         detect_every=args.detect_every,
         mask=args.mask,
+        fine_detail=args.fine_detail,
         device=args.device,
     )
 
