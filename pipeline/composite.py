@@ -385,7 +385,7 @@ class Compositor:
             detail = None
             if self.fine_detail and magnification(crop.matrix) >= FINE_DETAIL_FROM:
                 detail = fine_detail_gain(self.backend, self.backend.to_device(crop.image), styled)
-            self._blend_one(out, rgba, detail, crop.matrix, region, face.visibility)
+            self._blend_one(out, image, rgba, detail, crop.matrix, region, face.visibility)
         return out
 
     def masks(self, crops: Sequence[AlignedCrop]) -> list[np.ndarray]:
@@ -412,6 +412,7 @@ class Compositor:
     def _blend_one(
         self,
         out: np.ndarray,
+        image: np.ndarray,
         rgba: Any,
         detail: Any | None,
         matrix: np.ndarray,
@@ -424,7 +425,10 @@ class Compositor:
         below = backend.to_device(window)
         warped = self._warp(rgba, matrix, region)
         if detail is not None:
-            warped = add_fine_detail(backend.xp, below, warped, self._warp(detail, matrix, region))
+            # The detail comes from the input frame: where faces overlap, ``out`` already
+            # holds the one composited before.
+            photo = backend.to_device(image[y0 : y0 + height, x0 : x0 + width])
+            warped = add_fine_detail(backend.xp, photo, warped, self._warp(detail, matrix, region))
         mixed = blend(backend.xp, below, warped, weight)
         window[...] = backend.to_numpy(mixed)
 
