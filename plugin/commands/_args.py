@@ -17,6 +17,7 @@ from plugin.settings import DEVICES, MASKS, RestyleSettings
 
 __all__ = [
     "add_device_option",
+    "add_fine_detail_option",
     "add_mask_option",
     "add_points_option",
     "add_quiet_option",
@@ -98,13 +99,7 @@ def add_restyle_options(
         "spikes, new faces found later",
     )
     add_mask_option(parser)
-    parser.add_argument(
-        "--no-fine-detail",
-        dest="fine_detail",
-        action="store_false",
-        help="show faces larger than their 256 px crop as soft as the crop (by default the "
-        "frame's own fine detail is put back where the style follows the photo)",
-    )
+    add_fine_detail_option(parser)
     add_device_option(parser, "the work runs")
 
 
@@ -183,6 +178,18 @@ def add_mask_option(parser: argparse.ArgumentParser) -> None:
         default="head",
         help="blend the whole head with its hair (a matte that follows it), the face inside "
         "its landmarks only, or the whole aligned square (head)",
+    )
+
+
+def add_fine_detail_option(parser: argparse.ArgumentParser) -> None:
+    """``--no-fine-detail`` (``args.fine_detail``): see
+    :attr:`plugin.settings.RestyleSettings.fine_detail`."""
+    parser.add_argument(
+        "--no-fine-detail",
+        dest="fine_detail",
+        action="store_false",
+        help="show faces larger than their 256 px crop as soft as the crop (by default the "
+        "frame's own fine detail is put back where the style follows the photo)",
     )
 
 

@@ -23,7 +23,12 @@ from pipeline.errors import NoFaceError, OutputError
 from pipeline.frame import AlignedCrop, Face
 from pipeline.landmarks import detect_landmarks
 from pipeline.tracker import box_from_landmarks
-from plugin.commands._args import add_mask_option, add_points_option, number_in
+from plugin.commands._args import (
+    add_fine_detail_option,
+    add_mask_option,
+    add_points_option,
+    number_in,
+)
 
 __all__ = ["add_parser", "run", "stylize_photo"]
 
@@ -58,6 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"add back the content's fine detail, 0 (pure style) to {MAX_IDENTITY:g} (0)",
     )
     add_mask_option(parser)
+    add_fine_detail_option(parser)
     parser.add_argument(
         "--appearance",
         type=number_in(float, 0),
@@ -87,6 +93,7 @@ def stylize_photo(
     params: TeacherParams,
     identity: float = 0.0,
     mask: str = "head",
+    fine_detail: bool = True,
 ) -> tuple[np.ndarray, list[AlignedCrop], np.ndarray]:
     """Restyle every face in a photo with the teacher.
 
@@ -96,6 +103,7 @@ def stylize_photo(
         params: teacher settings.
         identity: :func:`pipeline.detail.restore_detail` strength.
         mask: compositor mode, ``"head"``, ``"face"`` or ``"crop"``.
+        fine_detail: see :class:`pipeline.composite.Compositor`.
 
     Returns:
         The restyled ``(H, W, 3)`` ``uint8`` RGB photo, the aligned crops, and the stylized
@@ -111,7 +119,8 @@ def stylize_photo(
     stylized = np.stack([stylize_face(exemplar, c.image, c.landmarks, params) for c in crops])
     stylized = restore_detail(stylized, np.stack([c.image for c in crops]), identity)
     faces = [Face(i, box_from_landmarks(lm), lm) for i, lm in enumerate(found)]
-    return Compositor(mode=mask).process(photo, crops, stylized, faces), crops, stylized
+    shown = Compositor(mode=mask, fine_detail=fine_detail).process(photo, crops, stylized, faces)
+    return shown, crops, stylized
 
 
 def _sheet(exemplar: Exemplar, crops: list[AlignedCrop], stylized: np.ndarray) -> np.ndarray:
@@ -142,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
     params = TeacherParams(
         appearance=args.appearance, positional=args.positional, uniformity=args.uniformity
     )
-    result, crops, stylized = stylize_photo(exemplar, photo, params, args.identity, args.mask)
+    result, crops, stylized = stylize_photo(
+        exemplar, photo, params, args.identity, args.mask, args.fine_detail
+    )
     write_image(args.output, result)
     if args.sheet:
         write_image(args.sheet, _sheet(exemplar, crops, stylized))
