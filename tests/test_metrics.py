@@ -259,6 +259,8 @@ def test_eval_command_json_on_the_generated_clip(
     assert main(["eval", "--frames", "5", "--every", "4", "--json", "--style", "cartoon"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["clip"] == "generated" and data["faces"] == 2
+    # The generated faces are smaller in the frame than their crops.
+    assert 0.4 < data["enlarged"] < 0.9
     # The CNN reference looks at frame 5, where both faces are tracked and fading in.
     coverage = data["coverage"]
     assert (coverage["checked"], coverage["faces"], coverage["restyled"]) == (1, 2, 2)

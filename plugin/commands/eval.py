@@ -24,7 +24,7 @@ import numpy as np
 from models.exemplar import Exemplar, load_image, prepare_exemplar
 from models.metrics import SAME_PERSON, StylizerReport, TrackCrops, clip_tracks, evaluate_stylizer
 from models.teacher import TeacherParams, TeacherStylizer
-from pipeline.composite import Compositor
+from pipeline.composite import Compositor, magnification
 from pipeline.coverage import CoverageReport, measure_coverage
 from pipeline.detail import MAX_IDENTITY, restore_detail
 from pipeline.errors import InputError
@@ -37,6 +37,7 @@ from plugin.commands._args import (
     add_mask_option,
     add_points_option,
     add_strokes_option,
+    counted,
     number_in,
 )
 from plugin.styles import resolve_style
@@ -261,16 +262,22 @@ def run(args: argparse.Namespace) -> int:
         )
         for s in stylizers
     ]
+    enlarged = float(np.median([magnification(c.matrix) for t in tracks for c in t.crops]))
     if args.json:
         data = {
             "clip": str(args.clip or "generated"),
             "faces": len(tracks),
+            "enlarged": enlarged,
             "coverage": _json_safe(coverage.as_dict()) if coverage else None,
             "styles": [_json_safe(r.as_dict()) for r in reports],
         }
         print(json.dumps(data, indent=2))
     else:
-        print(f"clip: {args.clip or 'generated'}, {len(tracks)} tracked faces")
+        print(
+            f"clip: {args.clip or 'generated'}, {counted(len(tracks), 'tracked face')}, "
+            f"shown enlarged {enlarged:.2f} x from their crops (median; the figures below are "
+            "on the crops)"
+        )
         if coverage:
             print(format_coverage(coverage))
         for report in reports:
