@@ -13,6 +13,10 @@
   exemplar's (a student that averages away brush marks scores well under 1).
 - Head share: how much of the head, hair included, the compositor's mask restyles (an
   oval on the face restyles about half of it).
+- Detail at full resolution: a face larger in the frame than its crop is shown enlarged,
+  with the frame's fine detail put back by the compositor (:mod:`pipeline.composite`); on
+  those faces, the shown head's pixel-scale detail (mean absolute Laplacian) over the
+  photo's own, both at the frame's resolution.
 - Temporal stability: warping error — the next output frame warped back onto the current one
   with optical flow computed on the *input* (OpenCV DIS), pixels failing a forward-backward
   check left out — relative to the same error of the input itself (1 = as steady as the input).
@@ -37,8 +41,16 @@ import dlib
 import numpy as np
 
 from models.exemplar import Exemplar
-from pipeline.align import align_face
-from pipeline.composite import Compositor
+from pipeline.align import align_face, invert_affine
+from pipeline.composite import (
+    FINE_DETAIL_FROM,
+    Compositor,
+    add_fine_detail,
+    blend,
+    fine_detail_gain,
+    magnification,
+    warp_crop_opencv,
+)
 from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop, Frame
 from pipeline.landmarks import detect_landmarks, model_path
@@ -46,6 +58,7 @@ from pipeline.matte import head_prior
 from pipeline.samples import FACE_PHOTOS, face_photo
 from pipeline.stylizer import Stylizer
 from pipeline.tracker import FaceTracker
+from pipeline.xp import select_backend
 
 __all__ = [
     "SAME_PERSON",
@@ -59,6 +72,7 @@ __all__ = [
     "evaluate_stylizer",
     "face_descriptor",
     "face_descriptors",
+    "full_resolution_detail",
     "head_share",
     "identity_report",
     "lab_patches",
@@ -411,19 +425,29 @@ class TrackCrops:
         track_id: the tracker's id.
         frames: ``(T,)`` ``int`` index of the frame of each crop, increasing.
         crops: ``T`` aligned crops, row for row with ``frames``.
+        native: row for row with ``crops``, the same face aligned at the frame's own
+            resolution (its side the crop's times :func:`~pipeline.composite.magnification`)
+            where :func:`clip_tracks` was asked for it and the face is enlarged at least
+            :data:`~pipeline.composite.FINE_DETAIL_FROM` times, else ``None``; empty when
+            not asked for.
     """
 
     track_id: int
     frames: np.ndarray
     crops: tuple[AlignedCrop, ...]
+    native: tuple[AlignedCrop | None, ...] = ()
 
 
-def clip_tracks(frames: Iterable[Frame], tracker: FaceTracker | None = None) -> list[TrackCrops]:
+def clip_tracks(
+    frames: Iterable[Frame], tracker: FaceTracker | None = None, native_every: int = 0
+) -> list[TrackCrops]:
     """Track, smooth and align every face of a clip, as a stylizer in the pipeline sees them.
 
     Args:
         frames: the clip's frames in order.
         tracker: defaults to a fresh :class:`pipeline.tracker.FaceTracker`.
+        native_every: also keep every this-many-th crop of a track at the frame's own
+            resolution, where the face is enlarged (:attr:`TrackCrops.native`); 0 keeps none.
 
     Returns:
         One entry per track, in order of first appearance.
@@ -431,13 +455,73 @@ def clip_tracks(frames: Iterable[Frame], tracker: FaceTracker | None = None) -> 
     tracker = tracker or FaceTracker()
     indices: dict[int, list[int]] = {}
     crops: dict[int, list[AlignedCrop]] = {}
+    natives: dict[int, list[AlignedCrop | None]] = {}
     for frame in frames:
         for face in tracker.process(frame):
             if face.visibility <= 0.0:
                 continue
             indices.setdefault(face.track_id, []).append(frame.index)
-            crops.setdefault(face.track_id, []).append(align_face(frame.image, face))
-    return [TrackCrops(t, np.array(indices[t]), tuple(crops[t])) for t in indices]
+            row = len(crops.setdefault(face.track_id, []))
+            crop = align_face(frame.image, face)
+            crops[face.track_id].append(crop)
+            native = None
+            enlarged = magnification(crop.matrix)
+            if native_every and row % native_every == 0 and enlarged >= FINE_DETAIL_FROM:
+                native = align_face(frame.image, face, round(crop.size * enlarged))
+            natives.setdefault(face.track_id, []).append(native)
+    return [
+        TrackCrops(
+            t, np.array(indices[t]), tuple(crops[t]), tuple(natives[t]) if native_every else ()
+        )
+        for t in indices
+    ]
+
+
+def _laplacian_energy(image: np.ndarray, region: np.ndarray) -> float:
+    """Mean absolute Laplacian of the grey image, weighted by ``region`` (``(S, S)`` 0-1)."""
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    energy = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
+    weights = np.asarray(region, np.float32)
+    return float((energy * weights).sum() / max(float(weights.sum()), 1e-9))
+
+
+def full_resolution_detail(
+    crop: AlignedCrop,
+    native: AlignedCrop,
+    stylized: np.ndarray,
+    mask: np.ndarray,
+    fine_detail: bool = True,
+) -> float:
+    """Pixel-scale detail of a face as the compositor shows it in the frame, over the photo's.
+
+    The stylized crop is put back onto the face aligned at the frame's own resolution as
+    :class:`~pipeline.composite.Compositor` puts it into the frame (the same warp, fine
+    detail and blend), and the head's mean absolute Laplacian is compared with the photo's.
+
+    Args:
+        crop: the aligned crop the stylizer saw, side ``S``.
+        native: the same face aligned at the frame's resolution, side ``N`` > ``S``.
+        stylized: ``(S, S, 3)`` ``uint8`` RGB, the stylizer's output for ``crop``.
+        mask: ``(S, S)`` 0-1, the compositor's mask for it.
+        fine_detail: as the compositor's setting.
+
+    Returns:
+        The ratio (1 = as much fine detail as the photo; a soft enlargement is well under 1).
+    """
+    size = native.size
+    # native pixels -> frame -> crop pixels: the inverse map the compositor's warp reads.
+    frame_to_native = np.vstack([invert_affine(native.matrix), [0.0, 0.0, 1.0]])
+    native_to_crop = np.asarray(crop.matrix, np.float64) @ frame_to_native
+    region = (0, 0, size, size)
+    alpha = np.rint(np.asarray(mask, np.float32) * 255.0).astype(np.uint8)
+    warped = warp_crop_opencv(np.dstack([stylized, alpha]), native_to_crop, region)
+    if fine_detail:
+        layers = fine_detail_gain(select_backend("cpu"), crop.image, stylized)
+        layers = warp_crop_opencv(layers, native_to_crop, region)
+        warped = add_fine_detail(np, native.image, warped, layers)
+    shown = blend(np, native.image, warped, 1.0)
+    head = head_prior(native.landmarks, size)
+    return _laplacian_energy(shown, head) / max(_laplacian_energy(native.image, head), 1e-9)
 
 
 @dataclass(frozen=True)
@@ -479,6 +563,9 @@ class StylizerReport:
         head_share: mean share of the head (hair included, :func:`pipeline.matte.head_prior`)
             that the mask restyles.
         temporal: warping error of the shown crop sequences relative to the input's.
+        full_resolution_detail: median :func:`full_resolution_detail` over the measured
+            faces that are enlarged from their crops (those the tracks carry at the frame's
+            resolution); NaN when there are none.
     """
 
     name: str
@@ -488,6 +575,7 @@ class StylizerReport:
     style: StyleReport | None
     head_share: float
     temporal: TemporalReport
+    full_resolution_detail: float = float("nan")
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -498,19 +586,21 @@ class StylizerReport:
             "style": None if self.style is None else self.style.as_dict(),
             "head_share": self.head_share,
             "temporal": self.temporal.as_dict(),
+            "full_resolution_detail": self.full_resolution_detail,
         }
 
 
 def _stylize_clip(
     stylizer: Stylizer, tracks: Sequence[TrackCrops], compositor: Compositor
-) -> tuple[list[np.ndarray], list[np.ndarray], float]:
-    """Per track, the crops as shown (stylized, blended over the input by the compositor's
-    mask) and the masks (0-1), fed frame by frame (all faces of a frame in one batch); and
-    the stylizer's seconds per crop."""
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], float]:
+    """Per track, the stylizer's crops, the crops as shown (stylized, blended over the input
+    by the compositor's mask) and the masks (0-1), fed frame by frame (all faces of a frame
+    in one batch); and the stylizer's seconds per crop."""
     by_frame: dict[int, list[tuple[int, int]]] = {}
     for k, track in enumerate(tracks):
         for row, index in enumerate(track.frames):
             by_frame.setdefault(int(index), []).append((k, row))
+    painted = [np.empty((len(t.crops), *t.crops[0].image.shape), np.uint8) for t in tracks]
     shown = [np.empty((len(t.crops), *t.crops[0].image.shape), np.uint8) for t in tracks]
     masks = [np.empty((len(t.crops), *t.crops[0].image.shape[:2]), np.float32) for t in tracks]
     stylizer.reset()
@@ -525,11 +615,12 @@ def _stylize_clip(
         for (k, row), crop, image, mask in zip(
             batch, crops, styled, compositor.masks(crops), strict=True
         ):
+            painted[k][row] = image
             alpha = mask.astype(np.float32)[..., None] / np.float32(255.0)
             below = crop.image.astype(np.float32)
             shown[k][row] = np.rint(below + (image - below) * alpha).astype(np.uint8)
             masks[k][row] = alpha[..., 0]
-    return shown, masks, elapsed / max(sum(len(t.crops) for t in tracks), 1)
+    return painted, shown, masks, elapsed / max(sum(len(t.crops) for t in tracks), 1)
 
 
 def _temporal(tracks: Sequence[TrackCrops], stylized: Sequence[np.ndarray]) -> TemporalReport:
@@ -580,7 +671,7 @@ def evaluate_stylizer(
     if not tracks:
         raise ValueError("evaluate_stylizer: the clip has no tracked face")
     compositor = compositor if compositor is not None else Compositor(device="cpu")
-    shown, masks, seconds = _stylize_clip(stylizer, tracks, compositor)
+    painted, shown, masks, seconds = _stylize_clip(stylizer, tracks, compositor)
     means = {t.track_id: _track_descriptor(t) for t in tracks}
     references = list(reference_descriptors().values())
     reference_sharpness = 1.0
@@ -592,9 +683,9 @@ def evaluate_stylizer(
             tone: lab_patches(exemplar.image, reference_head, tone_free=tone)
             for tone in (False, True)
         }
-    sources, results, others, shares = [], [], [], []
+    sources, results, others, shares, detail = [], [], [], [], []
     ratios, tone_free, sharp, sharp_input = [], [], [], []
-    for track, styled, mask in zip(tracks, shown, masks, strict=True):
+    for track, own_painted, styled, mask in zip(tracks, painted, shown, masks, strict=True):
         own = means[track.track_id]
         strangers = [means[t] for t in means if t != track.track_id]
         # A shipped photo of this very person is not "someone else".
@@ -603,6 +694,13 @@ def evaluate_stylizer(
             crop = track.crops[row]
             head = head_prior(crop.landmarks, crop.size)
             shares.append(head_share(mask[row], head))
+            native = track.native[row] if track.native else None
+            if native is not None:
+                detail.append(
+                    full_resolution_detail(
+                        crop, native, own_painted[row], mask[row], compositor.fine_detail
+                    )
+                )
             sources.append(face_descriptor(crop.image, crop.landmarks))
             results.append(face_descriptor(styled[row], crop.landmarks))
             others.append(np.array(strangers).reshape(-1, 128))
@@ -629,6 +727,7 @@ def evaluate_stylizer(
         style=style,
         head_share=float(np.mean(shares)),
         temporal=_temporal(tracks, shown),
+        full_resolution_detail=float(np.median(detail)) if detail else float("nan"),
     )
 
 

@@ -28,7 +28,7 @@ from models.metrics import (
 )
 from pipeline.align import align_face
 from pipeline.composite import Compositor
-from pipeline.frame import AlignedCrop
+from pipeline.frame import AlignedCrop, Frame
 from pipeline.landmarks import detect_landmarks
 from pipeline.matte import head_prior
 from pipeline.sources import open_source
@@ -253,6 +253,28 @@ def test_evaluate_an_unchanged_stylizer_on_a_tracked_clip(clip: Path) -> None:
     assert report.head_share > 0.8 and 0.3 < face.head_share < report.head_share - 0.2
 
 
+def test_a_face_enlarged_in_its_frame_is_judged_there_too(grace_hopper: np.ndarray) -> None:
+    # Grace Hopper at twice her photo's size: her face is enlarged about 2.6 times from its
+    # crop, and a style that keeps the photo shows what the crop's resolution loses.
+    frame = cv2.resize(grace_hopper, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    frames = [Frame(frame, i / 25, i) for i in range(5)]
+    (track,) = clip_tracks(frames, native_every=2)
+    assert len(track.native) == len(track.crops) >= 3
+    assert [n is not None for n in track.native] == [
+        row % 2 == 0 for row in range(len(track.crops))
+    ]
+    assert track.native[0].size > 2.4 * track.crops[0].size
+
+    def judged(fine_detail: bool) -> float:
+        compositor = Compositor("head", device="cpu", fine_detail=fine_detail)
+        report = evaluate_stylizer(Unchanged(), [track], compositor=compositor, every=2)
+        return report.full_resolution_detail
+
+    # Kept: about as much pixel-scale detail as the frame's own; left soft: 0.7 of it.
+    assert judged(True) > 0.95
+    assert judged(False) < 0.8
+
+
 def test_eval_command_json_on_the_generated_clip(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -270,6 +292,7 @@ def test_eval_command_json_on_the_generated_clip(
     assert 0.0 < style["identity"]["mean_distance"] < 1.0
     assert style["style"] is None  # no exemplar given
     assert 0.8 < style["head_share"] <= 1.0
+    assert style["full_resolution_detail"] is None  # no face is enlarged
     assert style["temporal"]["ratio"] > 0.0
 
 

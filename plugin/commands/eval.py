@@ -34,6 +34,7 @@ from pipeline.sources import open_source
 from pipeline.stylizer import Stylizer
 from pipeline.tracker import FaceTracker
 from plugin.commands._args import (
+    add_fine_detail_option,
     add_mask_option,
     add_points_option,
     add_strokes_option,
@@ -55,7 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Run each style on the same clip and report identity (dlib descriptor distance "
             "and margin), style (patch-distribution distance to the exemplar as a ratio to "
             "the photo's), sharpness relative to the exemplar, the share of the head "
-            "restyled, and temporal stability (flow warping error relative to the input's)."
+            "restyled, detail in the frame where faces are enlarged from their crops (relative "
+            "to the footage's), and temporal stability (flow warping error relative to the "
+            "input's)."
         ),
     )
     parser.add_argument(
@@ -122,6 +125,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "seconds a frame: most of eval's time on footage)",
     )
     add_mask_option(parser)
+    add_fine_detail_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(run=run)
 
@@ -183,9 +187,9 @@ def _with_identity(stylizers: list[Stylizer], strengths: list[float] | None) -> 
     return [_WithDetail(s, k, label=True) for s in stylizers for k in strengths]
 
 
-def _tracks(clip: str | Path, frames: int) -> list[TrackCrops]:
+def _tracks(clip: str | Path, frames: int, every: int) -> list[TrackCrops]:
     with open_source(clip) as source:
-        tracks = clip_tracks(itertools.islice(source, frames))
+        tracks = clip_tracks(itertools.islice(source, frames), native_every=every)
     if not tracks:
         raise InputError(f"no face was found in the first {frames} frames of {clip}")
     return tracks
@@ -212,6 +216,16 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.{digits}f}"
 
 
+def _full_resolution_lines(report: StylizerReport) -> list[str]:
+    """The detail line, for a clip whose faces are enlarged from their crops."""
+    if math.isnan(report.full_resolution_detail):
+        return []
+    return [
+        f"  in frame  detail {report.full_resolution_detail:.2f} x the photo's at the frame's "
+        "own resolution (enlarged faces)"
+    ]
+
+
 def format_report(report: StylizerReport) -> str:
     """Human-readable lines for one stylizer."""
     identity, temporal, style = report.identity, report.temporal, report.style
@@ -233,6 +247,7 @@ def format_report(report: StylizerReport) -> str:
             f"closest to own face {_number(identity.share_closest * 100, 0)}%",
             *style_lines,
             f"  head      {report.head_share * 100:.0f}% restyled (hair included)",
+            *_full_resolution_lines(report),
             f"  temporal  warping error {_number(temporal.output_error, 2)} "
             f"(input {_number(temporal.input_error, 2)}, ratio {_number(temporal.ratio, 2)}; "
             f"per unit of detail {_number(temporal.detail_ratio, 2)})",
@@ -253,12 +268,16 @@ def run(args: argparse.Namespace) -> int:
     stylizers, exemplar = _stylizers(args)
     with tempfile.TemporaryDirectory(prefix="facestyle-eval-") as scratch:
         clip = args.clip or generated_clip(Path(scratch) / "clip.mp4", args.frames)
-        tracks = _tracks(clip, args.frames)
+        tracks = _tracks(clip, args.frames, args.every)
         coverage = _coverage(clip, args.frames) if args.coverage else None
     stylizers = _with_identity(stylizers, args.identity)
     reports = [
         evaluate_stylizer(
-            s, tracks, exemplar, compositor=Compositor(args.mask, device="cpu"), every=args.every
+            s,
+            tracks,
+            exemplar,
+            compositor=Compositor(args.mask, device="cpu", fine_detail=args.fine_detail),
+            every=args.every,
         )
         for s in stylizers
     ]
@@ -276,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"clip: {args.clip or 'generated'}, {counted(len(tracks), 'tracked face')}, "
             f"shown enlarged {enlarged:.2f} x from their crops (median; the figures below are "
-            "on the crops)"
+            "on the crops but for 'in frame')"
         )
         if coverage:
             print(format_coverage(coverage))
