@@ -510,8 +510,8 @@ def full_resolution_detail(
     """
     size = native.size
     # native pixels -> frame -> crop pixels: the inverse map the compositor's warp reads.
-    frame_to_native = np.vstack([invert_affine(native.matrix), [0.0, 0.0, 1.0]])
-    native_to_crop = np.asarray(crop.matrix, np.float64) @ frame_to_native
+    native_to_frame = np.vstack([invert_affine(native.matrix), [0.0, 0.0, 1.0]])
+    native_to_crop = np.asarray(crop.matrix, np.float64) @ native_to_frame
     region = (0, 0, size, size)
     alpha = np.rint(np.asarray(mask, np.float32) * 255.0).astype(np.uint8)
     warped = warp_crop_opencv(np.dstack([stylized, alpha]), native_to_crop, region)
