@@ -45,11 +45,9 @@ from pipeline.align import align_face, invert_affine
 from pipeline.composite import (
     FINE_DETAIL_FROM,
     Compositor,
-    add_fine_detail,
-    blend,
     fine_detail_gain,
     magnification,
-    warp_crop_opencv,
+    place_crop,
 )
 from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop, Frame
@@ -77,6 +75,7 @@ __all__ = [
     "identity_report",
     "lab_patches",
     "mean_gradient",
+    "pixel_detail",
     "reference_descriptors",
     "sharpness",
     "sliced_wasserstein",
@@ -477,8 +476,14 @@ def clip_tracks(
     ]
 
 
-def _laplacian_energy(image: np.ndarray, region: np.ndarray) -> float:
-    """Mean absolute Laplacian of the grey image, weighted by ``region`` (``(S, S)`` 0-1)."""
+def pixel_detail(image: np.ndarray, region: np.ndarray) -> float:
+    """Detail at the pixel scale: the mean absolute Laplacian of the grey image, weighted by
+    ``region``.
+
+    Args:
+        image: ``(S, S, 3)`` ``uint8`` RGB.
+        region: ``(S, S)`` weights (0-1, or bool).
+    """
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     energy = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
     weights = np.asarray(region, np.float32)
@@ -512,16 +517,16 @@ def full_resolution_detail(
     # native pixels -> frame -> crop pixels: the inverse map the compositor's warp reads.
     native_to_frame = np.vstack([invert_affine(native.matrix), [0.0, 0.0, 1.0]])
     native_to_crop = np.asarray(crop.matrix, np.float64) @ native_to_frame
-    region = (0, 0, size, size)
     alpha = np.rint(np.asarray(mask, np.float32) * 255.0).astype(np.uint8)
-    warped = warp_crop_opencv(np.dstack([stylized, alpha]), native_to_crop, region)
-    if fine_detail:
-        layers = fine_detail_gain(select_backend("cpu"), crop.image, stylized)
-        layers = warp_crop_opencv(layers, native_to_crop, region)
-        warped = add_fine_detail(np, native.image, warped, layers)
-    shown = blend(np, native.image, warped, 1.0)
+    backend = select_backend("cpu")
+    detail = fine_detail_gain(backend, crop.image, stylized) if fine_detail else None
+    rgba = np.dstack([stylized, alpha])
+    region = (0, 0, size, size)
+    shown = place_crop(
+        backend, native.image, native.image, rgba, detail, native_to_crop, region, 1.0
+    )
     head = head_prior(native.landmarks, size)
-    return _laplacian_energy(shown, head) / max(_laplacian_energy(native.image, head), 1e-9)
+    return pixel_detail(shown, head) / max(pixel_detail(native.image, head), 1e-9)
 
 
 @dataclass(frozen=True)

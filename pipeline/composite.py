@@ -44,6 +44,7 @@ __all__ = [
     "face_mask",
     "fine_detail_gain",
     "magnification",
+    "place_crop",
     "warp_crop_ndimage",
     "warp_crop_opencv",
 ]
@@ -422,21 +423,53 @@ class Compositor:
         backend = self.backend
         x0, y0, width, height = region
         window = out[y0 : y0 + height, x0 : x0 + width]
-        below = backend.to_device(window)
-        warped = self._warp(rgba, matrix, region)
-        if detail is not None:
-            # The detail comes from the input frame: where faces overlap, ``out`` already
-            # holds the one composited before.
-            photo = backend.to_device(image[y0 : y0 + height, x0 : x0 + width])
-            warped = add_fine_detail(backend.xp, photo, warped, self._warp(detail, matrix, region))
-        mixed = blend(backend.xp, below, warped, weight)
+        # The detail comes from the input frame: where faces overlap, ``out`` already holds
+        # the one composited before.
+        photo = None if detail is None else image[y0 : y0 + height, x0 : x0 + width]
+        mixed = place_crop(backend, window, photo, rgba, detail, matrix, region, weight)
         window[...] = backend.to_numpy(mixed)
 
-    def _warp(self, layers: Any, matrix: np.ndarray, region: tuple[int, int, int, int]) -> Any:
-        """Four ``uint8`` crop layers warped into the frame region, on the backend."""
-        if self.backend.name == "numpy":
-            return warp_crop_opencv(layers, matrix, region)
-        return warp_crop_ndimage(self.backend, layers, matrix, region)
+
+def _warp(
+    backend: ArrayBackend, layers: Any, matrix: np.ndarray, region: tuple[int, int, int, int]
+) -> Any:
+    """Four ``uint8`` crop layers warped into the frame region, on the backend."""
+    if backend.name == "numpy":
+        return warp_crop_opencv(layers, matrix, region)
+    return warp_crop_ndimage(backend, layers, matrix, region)
+
+
+def place_crop(
+    backend: ArrayBackend,
+    below: np.ndarray,
+    photo: np.ndarray | None,
+    rgba: Any,
+    detail: Any | None,
+    matrix: np.ndarray,
+    region: tuple[int, int, int, int],
+    weight: float,
+) -> Any:
+    """One stylized crop put into a rectangle of the frame: warped, its fine detail put back,
+    blended by its mask.
+
+    Args:
+        backend: where the work runs.
+        below: ``(H, W, 3)`` ``uint8`` NumPy RGB, the rectangle as it is now.
+        photo: ``(H, W, 3)`` ``uint8`` NumPy RGB, the rectangle of the input frame (the
+            fine detail's source); ``None`` without ``detail``.
+        rgba: ``(S, S, 4)`` ``uint8`` backend array, the stylized crop and its mask.
+        detail: ``(S, S, 4)`` :func:`fine_detail_gain` layers, or ``None`` for none.
+        matrix: ``(2, 3)`` frame -> crop affine; ``region``: ``x0, y0, width, height``.
+        weight: 0-1 overall opacity.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` backend array.
+    """
+    warped = _warp(backend, rgba, matrix, region)
+    if detail is not None and photo is not None:
+        layers = _warp(backend, detail, matrix, region)
+        warped = add_fine_detail(backend.xp, backend.to_device(photo), warped, layers)
+    return blend(backend.xp, backend.to_device(below), warped, weight)
 
 
 def _frame_region(

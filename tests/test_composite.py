@@ -11,6 +11,7 @@ import pytest
 import scipy.ndimage
 from face_crops import photo_face
 
+from models.metrics import pixel_detail
 from pipeline.align import align_face, canonical_landmarks, invert_affine, transform_points
 from pipeline.cartoon import CartoonStylizer
 from pipeline.composite import (
@@ -301,12 +302,6 @@ def test_the_gpu_warp_asks_for_few_output_shapes(astronaut_face):
     assert len(set(shapes)) == 1
 
 
-def _laplacian_energy(image: np.ndarray, region: np.ndarray) -> float:
-    """Mean absolute Laplacian of the grey image inside ``region``: detail at the pixel scale."""
-    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F))[region].mean())
-
-
 def test_a_magnified_face_gets_the_frames_fine_detail_back():
     # A 128 px crop (the size live paints at under load) of Grace Hopper's face is magnified
     # about 2.6 times on the way back; a style that keeps the photo as it is shows what the
@@ -318,9 +313,9 @@ def test_a_magnified_face_gets_the_frames_fine_detail_back():
     soft = Compositor("face", fine_detail=False).process(photo, [crop], crop.image[None], [face])
     sharp = Compositor("face").process(photo, [crop], crop.image[None], [face])
 
-    own = _laplacian_energy(photo, inside)
-    assert _laplacian_energy(soft, inside) < 0.6 * own
-    assert _laplacian_energy(sharp, inside) > 0.85 * own
+    own = pixel_detail(photo, inside)
+    assert pixel_detail(soft, inside) < 0.6 * own
+    assert pixel_detail(sharp, inside) > 0.85 * own
     soft_error, sharp_error = (
         np.abs(v.astype(np.float32) - photo)[inside].mean() for v in (soft, sharp)
     )
