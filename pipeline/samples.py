@@ -23,6 +23,7 @@ __all__ = [
     "ClipTruth",
     "FacePath",
     "Pose",
+    "face_box",
     "face_photo",
     "face_side",
     "write_moving_face_clip",
@@ -49,7 +50,7 @@ def _photo(name: str) -> np.ndarray:
 def face_side(name: str) -> float:
     """Side in photo pixels of the face box of :func:`face_photo` ``name`` (what a
     :class:`Pose` ``scale`` of 1 draws it at)."""
-    x0, y0, x1, y1 = _face_box(name)
+    x0, y0, x1, y1 = face_box(name)
     return max(x1 - x0, y1 - y0)
 
 
@@ -59,8 +60,9 @@ def face_photo(name: str) -> np.ndarray:
 
 
 @cache
-def _face_box(name: str) -> tuple[float, float, float, float]:
-    """dlib's HOG box of the photo's main face, ``x0, y0, x1, y1`` in photo pixels."""
+def face_box(name: str) -> tuple[float, float, float, float]:
+    """dlib's HOG box of :func:`face_photo` ``name``'s face, ``x0, y0, x1, y1`` in photo
+    pixels (each photo shows one person)."""
     import dlib
 
     boxes = dlib.get_frontal_face_detector()(_photo(name), 1)
@@ -130,7 +132,7 @@ def _background(size: tuple[int, int], seed: int) -> np.ndarray:
 def _sprite(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The photo, a soft alpha around its head, and the face box centre and side."""
     photo = _photo(name)
-    x0, y0, x1, y1 = _face_box(name)
+    x0, y0, x1, y1 = face_box(name)
     side = max(x1 - x0, y1 - y0)
     centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2], np.float64)
     alpha = np.zeros(photo.shape[:2], np.float32)

@@ -35,6 +35,7 @@ from models.adapt import (
 from models.canvas import CANVAS_STRENGTH, SHOWN_STRENGTH, make_canvas
 from models.exemplar import load_image, prepare_exemplar
 from models.generator import GeneratorConfig
+from models.metrics import SAME_PERSON, descriptor_distance, face_descriptor
 from models.pack import load_pack, save_pack
 from models.pack_stylizer import PackStylizer
 from models.teacher import TeacherParams
@@ -188,6 +189,17 @@ def test_sample_faces_are_varied_aligned_crops() -> None:
     assert len(crops) == 4 and all(c.image.shape == (64, 64, 3) for c in crops)
     images = np.stack([c.image for c in crops]).astype(np.float32)
     assert np.abs(images[2] - images[0]).mean() > 5.0  # augmented, not copies
+
+
+def test_every_sampled_face_is_the_photos_person() -> None:
+    # With this seed dlib's largest box on an augmented astronaut photo was her spacesuit's
+    # mission patch, and adapt trained on it.
+    crops = sample_faces(18, size=128, seed=2)
+    own = [face_descriptor(c.image, c.landmarks) for c in crops[:2]]
+    for index, crop in enumerate(crops):
+        descriptor = face_descriptor(crop.image, crop.landmarks)
+        distance = min(descriptor_distance(descriptor, person) for person in own)
+        assert distance < SAME_PERSON, f"crop {index} is neither photo's face ({distance:.2f})"
 
 
 def test_spread_picks_one_of_each_pose_and_never_repeats() -> None:
