@@ -15,7 +15,7 @@ from pipeline.atomic import write_image
 from pipeline.cartoon import CartoonStylizer
 from pipeline.frame import Frame
 from pipeline.restyle import Restyler
-from pipeline.samples import ClipTruth, FacePath, Pose, _face_box, write_moving_face_clip
+from pipeline.samples import ClipTruth, FacePath, Pose, face_box, write_moving_face_clip
 from pipeline.sources import open_source
 from plugin.api import render
 from plugin.cli import main
@@ -133,7 +133,7 @@ def test_a_single_image_is_restyled(tmp_path: Path, astronaut: np.ndarray) -> No
     assert summary.frames == 1 and summary.faces_tracked == 1
     (frame,) = _frames(summary.output)
     change = np.abs(frame.image.astype(np.int16) - astronaut).mean(axis=2)
-    x0, y0, x1, y1 = (int(v) for v in _face_box("astronaut"))
+    x0, y0, x1, y1 = (int(v) for v in face_box("astronaut"))
     # The face is painted; far from it, only the encoding's loss.
     assert change[y0:y1, x0:x1].mean() > 4 * change[:60, :60].mean()
 
