@@ -48,7 +48,13 @@ from models.train import (
     head_parts,
     train_student,
 )
-from pipeline.align import CROP_SIZE, align_face
+from pipeline.align import (
+    CROP_SIZE,
+    align_face,
+    box_centre,
+    similarity_scale,
+    transform_points,
+)
 from pipeline.detail import DEFAULT_IDENTITY, DEFAULT_IDENTITY_SCALE, MAX_IDENTITY_SCALE
 from pipeline.errors import InputError, NoFaceError
 from pipeline.frame import AlignedCrop
@@ -212,13 +218,13 @@ def _augment(photo: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, n
     return _jitter_colour(image, rng), matrix @ flip if flipped else matrix
 
 
-def _moved_box(box: Sequence[float], matrix: np.ndarray) -> np.ndarray:
+def _moved_box(box: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """``(4,)`` the square face box ``x0, y0, x1, y1`` carried by a ``(2, 3)`` similarity:
     its centre moved, its side scaled (an upright box, as the landmark predictor expects)."""
-    x0, y0, x1, y1 = box
-    centre = matrix @ [(x0 + x1) / 2, (y0 + y1) / 2, 1.0]
-    half = max(x1 - x0, y1 - y0) / 2 * np.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    return np.array([*(centre - half), *(centre + half)], np.float32)
+    box = np.asarray(box, np.float32)
+    centre = transform_points(matrix, box_centre(box)[None])[0]
+    half = float(max(box[2:] - box[:2])) / 2 * similarity_scale(matrix)
+    return np.concatenate([centre - half, centre + half]).astype(np.float32)
 
 
 def sample_faces(

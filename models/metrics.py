@@ -464,9 +464,10 @@ def clip_tracks(
             crop = align_face(frame.image, face)
             crops[face.track_id].append(crop)
             native = None
-            enlarged = magnification(crop.matrix)
-            if native_every and row % native_every == 0 and enlarged >= FINE_DETAIL_FROM:
-                native = align_face(frame.image, face, round(crop.size * enlarged))
+            if native_every and row % native_every == 0:
+                enlarged = magnification(crop.matrix)
+                if enlarged >= FINE_DETAIL_FROM:
+                    native = align_face(frame.image, face, round(crop.size * enlarged))
             natives.setdefault(face.track_id, []).append(native)
     return [
         TrackCrops(

@@ -26,6 +26,7 @@ __all__ = [
     "box_centre",
     "canonical_landmarks",
     "invert_affine",
+    "similarity_scale",
     "transform_points",
 ]
 
@@ -128,6 +129,12 @@ def alignment_matrix(landmarks: np.ndarray, size: int = CROP_SIZE) -> np.ndarray
 def invert_affine(matrix: np.ndarray) -> np.ndarray:
     """The inverse of a ``(2, 3)`` affine, as a ``(2, 3)`` ``float64`` (crop to frame)."""
     return cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+
+
+def similarity_scale(matrix: np.ndarray) -> float:
+    """How many times a ``(2, 3)`` similarity scales lengths (``sqrt |det|`` of its linear
+    part)."""
+    return float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
 
 
 def box_centre(box: np.ndarray) -> np.ndarray:

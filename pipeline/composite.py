@@ -28,7 +28,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from pipeline.align import invert_affine, transform_points
+from pipeline.align import invert_affine, similarity_scale, transform_points
 from pipeline.frame import BROWS, CHIN, JAW, AlignedCrop, Face
 from pipeline.guides import LUMA_WEIGHTS
 from pipeline.matte import HeadMatte
@@ -195,7 +195,7 @@ _GAIN_EPS = 4.0
 
 def magnification(matrix: np.ndarray) -> float:
     """Frame pixels per crop pixel of a ``(2, 3)`` frame -> crop similarity."""
-    return 1.0 / float(np.sqrt(abs(np.linalg.det(np.asarray(matrix, np.float64)[:, :2]))))
+    return 1.0 / similarity_scale(matrix)
 
 
 def _box_mean(backend: ArrayBackend, image: Any, radius: int) -> Any:

@@ -56,6 +56,7 @@ from pipeline.align import (
     alignment_matrix,
     box_centre,
     invert_affine,
+    similarity_scale,
     transform_points,
 )
 from pipeline.detector import DetectionWorker, FaceDetector
@@ -110,7 +111,7 @@ def _box(matrix: np.ndarray) -> np.ndarray:
     """:func:`box_from_landmarks` from the landmarks' ``(2, 3)`` alignment matrix (at
     :data:`CROP_SIZE`), which the tracker computes once a fit: it is its costliest step."""
     (cx, cy) = transform_points(invert_affine(matrix), _BOX_CENTRE)[0]
-    half = _BOX_SIDE / np.sqrt(abs(np.linalg.det(matrix[:, :2]))) / 2
+    half = _BOX_SIDE / similarity_scale(matrix) / 2
     return np.array([cx - half, cy - half, cx + half, cy + half], np.float32)
 
 
