@@ -198,6 +198,24 @@ def identity_report(
     )
 
 
+def _lab(image: np.ndarray, tone_region: np.ndarray | None = None) -> np.ndarray:
+    """``(S, S, 3)`` ``float32`` OpenCV Lab of an RGB ``uint8`` image; with ``tone_region``,
+    apart from skin tone: scaled so the median of L + 16 inside it is 66 (L = 50)."""
+    lab = cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
+    if tone_region is None:
+        return lab
+    # A gain on the RGB values (how pipeline.detail.restore_tone moves a face to its own
+    # brightness, before it keeps part of the colour) scales L + 16, a and b alike by a power
+    # of the gain (Lab's cube root of linear light); dividing all three by the median of
+    # L + 16 undoes it.
+    inside = np.asarray(tone_region) > 0.5
+    lab[:, :, 0] += np.float32(16.0)
+    median = float(np.median(lab[:, :, 0][inside])) if inside.any() else 66.0
+    lab *= np.float32(66.0 / max(median, 1.0))
+    lab[:, :, 0] -= np.float32(16.0)
+    return lab
+
+
 def lab_patches(
     image: np.ndarray,
     region: np.ndarray,
@@ -222,17 +240,7 @@ def lab_patches(
         ``(N, 3 * patch * patch)`` ``float32``: per window its L (0-100), then a, then b
         (about -100..100, OpenCV's float Lab), each ``patch`` x ``patch`` row-major.
     """
-    lab = cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
-    if tone_free:
-        # A gain on the RGB values (how pipeline.detail.restore_tone moves a face to its own
-        # brightness, before it keeps part of the colour) scales L + 16, a and b alike by a
-        # power of the gain (Lab's cube root of linear light); dividing all three by the
-        # median of L + 16 undoes it.
-        inside = np.asarray(region) > 0.5
-        lab[:, :, 0] += np.float32(16.0)
-        median = float(np.median(lab[:, :, 0][inside])) if inside.any() else 66.0
-        lab *= np.float32(66.0 / max(median, 1.0))
-        lab[:, :, 0] -= np.float32(16.0)
+    lab = _lab(image, region if tone_free else None)
     windows = np.lib.stride_tricks.sliding_window_view(lab, (patch, patch), axis=(0, 1))
     radius = patch // 2
     centres = np.asarray(region)[radius:-radius, radius:-radius] > 0.5
@@ -302,15 +310,18 @@ def style_ratio(
     return sliced_wasserstein(shown, reference) / max(photo, 1e-9)
 
 
-def sharpness(image: np.ndarray, region: np.ndarray) -> float:
+def sharpness(image: np.ndarray, region: np.ndarray, *, tone_free: bool = False) -> float:
     """Mean gradient magnitude of the Lab lightness inside ``region``, L units per pixel.
 
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB aligned crop (crops of one size compare: the face
             is the same size in each).
         region: ``(S, S)`` weights, each pixel counted with its weight.
+        tone_free: lightness relative to the region's median, as :func:`lab_patches` takes
+            it: a face kept darker by one gain has proportionally smaller steps of L for
+            the same marks, and this figure does not count that against it.
     """
-    lab = cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
+    lab = _lab(image, region if tone_free else None)
     lightness = np.ascontiguousarray(lab[:, :, 0])
     # Sobel's 3x3 kernel sums to 8 times the slope of a ramp.
     gx = cv2.Sobel(lightness, cv2.CV_32F, 1, 0, ksize=3) / np.float32(8.0)
@@ -543,6 +554,10 @@ class StyleReport:
             painted with pale skin, what the style did beside keeping the person's tone.
         sharpness: median :func:`sharpness` of the shown faces over the exemplar's.
         input_sharpness: the same for the unstylized faces (the photo's own).
+        tone_free_sharpness: the median of the same ratio apart from skin tone (both
+            images' lightness relative to their own head's median): a face kept darker than
+            a pale painting has smaller steps of lightness for the same marks.
+        input_tone_free_sharpness: the same for the unstylized faces.
     """
 
     ratios: np.ndarray
@@ -550,6 +565,8 @@ class StyleReport:
     tone_free_ratio: float
     sharpness: float
     input_sharpness: float
+    tone_free_sharpness: float
+    input_tone_free_sharpness: float
 
     def as_dict(self) -> dict[str, float]:
         return _figures(self)
@@ -680,17 +697,19 @@ def evaluate_stylizer(
     painted, shown, masks, seconds = _stylize_clip(stylizer, tracks, compositor)
     means = {t.track_id: _track_descriptor(t) for t in tracks}
     references = list(reference_descriptors().values())
-    reference_sharpness = 1.0
+    reference_sharpness = {False: 1.0, True: 1.0}
     exemplar_patches: dict[bool, np.ndarray] = {}
     if exemplar is not None:
         reference_head = head_prior(exemplar.landmarks, exemplar.image.shape[0])
-        reference_sharpness = max(sharpness(exemplar.image, reference_head), 1e-9)
-        exemplar_patches = {
-            tone: lab_patches(exemplar.image, reference_head, tone_free=tone)
-            for tone in (False, True)
-        }
+        for tone in (False, True):
+            reference_sharpness[tone] = max(
+                sharpness(exemplar.image, reference_head, tone_free=tone), 1e-9
+            )
+            exemplar_patches[tone] = lab_patches(exemplar.image, reference_head, tone_free=tone)
     sources, results, others, shares, detail = [], [], [], [], []
-    ratios, tone_free, sharp, sharp_input = [], [], [], []
+    ratios, tone_free = [], []
+    # Per tone_free: the shown faces' sharpness, then the photos', over the exemplar's.
+    sharp: dict[bool, tuple[list[float], list[float]]] = {False: ([], []), True: ([], [])}
     for track, own_painted, styled, mask in zip(tracks, painted, shown, masks, strict=True):
         own = means[track.track_id]
         strangers = [means[t] for t in means if t != track.track_id]
@@ -714,16 +733,20 @@ def evaluate_stylizer(
                 pair = (styled[row], crop.image, head)
                 ratios.append(style_ratio(*pair, exemplar_patches[False]))
                 tone_free.append(style_ratio(*pair, exemplar_patches[True], tone_free=True))
-                sharp.append(sharpness(styled[row], head) / reference_sharpness)
-                sharp_input.append(sharpness(crop.image, head) / reference_sharpness)
+                for tone, (shown_sharp, photo_sharp) in sharp.items():
+                    scale = reference_sharpness[tone]
+                    shown_sharp.append(sharpness(styled[row], head, tone_free=tone) / scale)
+                    photo_sharp.append(sharpness(crop.image, head, tone_free=tone) / scale)
     style = None
     if ratios:
         style = StyleReport(
             ratios=np.array(ratios),
             ratio=float(np.median(ratios)),
             tone_free_ratio=float(np.median(tone_free)),
-            sharpness=float(np.median(sharp)),
-            input_sharpness=float(np.median(sharp_input)),
+            sharpness=float(np.median(sharp[False][0])),
+            input_sharpness=float(np.median(sharp[False][1])),
+            tone_free_sharpness=float(np.median(sharp[True][0])),
+            input_tone_free_sharpness=float(np.median(sharp[True][1])),
         )
     return StylizerReport(
         name=stylizer.name,

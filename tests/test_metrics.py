@@ -158,6 +158,22 @@ def test_sharpness_of_a_ramp_and_of_a_blurred_face(crops: dict[str, AlignedCrop]
     assert sharpness(softer, head) < sharpness(soft, head) < 0.7 * sharpness(face.image, head)
 
 
+def test_sharpness_apart_from_skin_tone_ignores_a_darker_face_not_a_blurred_one(
+    crops: dict[str, AlignedCrop],
+) -> None:
+    face = crops["grace_hopper"]
+    head = head_prior(face.landmarks, face.size)
+    # One gain on R, G and B, as pipeline.detail.restore_tone keeps a person's tone.
+    darker = np.rint(face.image * 0.7).astype(np.uint8)
+    assert sharpness(darker, head) < 0.8 * sharpness(face.image, head)
+    own = sharpness(face.image, head, tone_free=True)
+    # Not exact: sRGB is not a pure power of linear light, so one gain on its values moves
+    # dark and light pixels' lightness by slightly different factors.
+    assert sharpness(darker, head, tone_free=True) == pytest.approx(own, rel=0.08)
+    blurred = cv2.GaussianBlur(darker, (0, 0), 2)
+    assert sharpness(blurred, head, tone_free=True) < 0.7 * own
+
+
 def test_head_share_counts_the_head_only(crops: dict[str, AlignedCrop]) -> None:
     face = crops["grace_hopper"]
     head = head_prior(face.landmarks, face.size)

@@ -237,7 +237,8 @@ def format_report(report: StylizerReport) -> str:
             "than the photo, 0 = its own patches); apart from skin tone "
             f"{style.tone_free_ratio:.2f}",
             f"  sharpness {style.sharpness:.2f} x the exemplar's "
-            f"(the photo {style.input_sharpness:.2f} x)",
+            f"(the photo {style.input_sharpness:.2f} x); apart from skin tone "
+            f"{style.tone_free_sharpness:.2f} x (the photo {style.input_tone_free_sharpness:.2f} x)",
         ]
     return "\n".join(
         [
