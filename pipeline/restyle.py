@@ -14,15 +14,16 @@ stylizing thread, the slowest, only paints.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pipeline.align import align_face, box_centre
+from pipeline.align import align_face, alignment_matrix, box_centre
 from pipeline.cartoon import CartoonStylizer
-from pipeline.composite import Compositor
+from pipeline.composite import Compositor, magnification
 from pipeline.degrade import DegradePolicy, DegradeSettings, sheds
 from pipeline.detail import MAX_IDENTITY, restore_detail
 from pipeline.frame import AlignedCrop, Face, Frame
@@ -31,10 +32,23 @@ from pipeline.timings import StageTimings
 from pipeline.tracker import FaceTracker
 from pipeline.xp import array_module
 
-__all__ = ["STAGES", "Analysis", "Restyler", "Stylized"]
+__all__ = ["HALF_CROPS_AFTER", "HALF_CROPS_AT", "STAGES", "Analysis", "Restyler", "Stylized"]
 
 # The stages in the order they run, as named in :attr:`Restyler.timings`.
 STAGES = ("track", "align", "prepare", "stylize", "finish", "detail", "composite")
+
+HALF_CROPS_AT = 0.5
+"""The magnification (frame pixels per crop pixel of a full-size crop) at or below which the
+faces of a frame are aligned and stylized at half the crop side, when every face of the last
+:data:`HALF_CROPS_AFTER` frames was shown that small: a crop shown at half its size or less
+holds detail the frame cannot show, so a crowd of small faces costs a quarter of the work and
+looks no coarser."""
+
+HALF_CROPS_AFTER = 15
+"""Frames (with faces) that must all show their faces small before crops go to half size;
+one larger face goes back to full at once. A size change restarts the stylizer's tracks, so
+a face near the limit switches at most once every this many frames; and the choice depends
+on these frames alone, so a batch segment's warm-up makes the same choice as one render."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,8 @@ class Restyler:
             ``default_identity``; it follows the stylizer through a style switch.
         degrade: sheds work step by step when frames take too long (live); ``None`` always
             does the full work (files).
+        half_crops: stylize frames of small faces at half the crop side (see
+            :data:`HALF_CROPS_AT`); the stylizer must take such crops, as the bundled ones do.
 
     Attributes:
         timings: seconds spent per stage (:data:`STAGES`) and frames processed.
@@ -110,6 +126,7 @@ class Restyler:
         compositor: Compositor | None = None,
         identity: float | None = None,
         degrade: DegradePolicy | None = None,
+        half_crops: bool = False,
     ) -> None:
         if identity is not None and not 0 <= identity <= MAX_IDENTITY:
             raise ValueError(f"Restyler: identity must be in 0..{MAX_IDENTITY:g}, got {identity}")
@@ -118,6 +135,9 @@ class Restyler:
         self.compositor = compositor if compositor is not None else Compositor()
         self.identity = identity
         self.degrade = degrade
+        self.half_crops = half_crops
+        # The largest magnification of a full-size crop in each of the last frames with faces.
+        self._shown: deque[float] = deque(maxlen=HALF_CROPS_AFTER)
         self.timings = StageTimings()
         self.track_ids: set[int] = set()
         self.most_faces = 0
@@ -150,9 +170,8 @@ class Restyler:
         step = self.degrade.step if self.degrade is not None else 0
         if not faces:
             return Analysis(frame, (), (), stylizer, step)
-        # "smaller crops": half the side, a quarter of the pixels to stylize.
-        size = stylizer.crop_size // 2 if sheds(step, "smaller crops") else stylizer.crop_size
         with timings.measure("align"):
+            size = self._crop_side(faces, stylizer.crop_size, step)
             crops = [align_face(frame.image, face, size) for face in faces]
         prepared: tuple[Any, ...] = ()
         if isinstance(stylizer, StagedStylizer):
@@ -165,6 +184,17 @@ class Restyler:
                     prepared = tuple(stylizer.prepare(crops))
         seconds = time.perf_counter() - start
         return Analysis(frame, tuple(faces), tuple(crops), stylizer, step, seconds, prepared)
+
+    def _crop_side(self, faces: list[Face], full: int, step: int) -> int:
+        """The side to align this frame's faces at: half of ``full`` at live's "smaller
+        crops" step, or when :attr:`half_crops` finds every face small (:data:`HALF_CROPS_AT`)
+        in this frame and the ones before it (:data:`HALF_CROPS_AFTER`)."""
+        small = False
+        if self.half_crops:
+            full_size = (alignment_matrix(face.landmarks, full) for face in faces)
+            self._shown.append(max(magnification(matrix) for matrix in full_size))
+            small = max(self._shown) <= HALF_CROPS_AT
+        return full // 2 if small or sheds(step, "smaller crops") else full
 
     def render(self, analysis: Analysis) -> Frame:
         """The rest of :meth:`process`: :meth:`stylize`, then :meth:`composite`."""
@@ -299,6 +329,7 @@ class Restyler:
         self.track_ids.clear()
         self.most_faces = 0
         self._last.clear()
+        self._shown.clear()
         if self.degrade is not None:
             self.degrade.reset()
 

@@ -200,4 +200,5 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
         ),
         Compositor(mode=settings.mask, device=blend_device, fine_detail=settings.fine_detail),
         settings.identity,
+        half_crops=True,
     )

@@ -11,15 +11,18 @@ import pytest
 from ctrl_c import ctrl_c_when_writing
 from videoclips import audio_packets, video_timestamps
 
+from pipeline.align import alignment_matrix
 from pipeline.atomic import write_image
 from pipeline.cartoon import CartoonStylizer
+from pipeline.composite import magnification
 from pipeline.frame import Frame
-from pipeline.restyle import Restyler
+from pipeline.restyle import HALF_CROPS_AFTER, HALF_CROPS_AT, Restyler
 from pipeline.samples import ClipTruth, FacePath, Pose, face_box, write_moving_face_clip
 from pipeline.sources import open_source
 from plugin.api import render
 from plugin.cli import main
 from plugin.commands.render import batch_hint
+from plugin.settings import RestyleSettings, build_restyler
 
 N_FRAMES = 30
 AWAY = 8  # the face is off screen for the first AWAY frames
@@ -123,6 +126,38 @@ def test_restyler_returns_a_faceless_frame_itself_and_leaves_the_rest_exact(
     assert {"track", "align", "stylize", "composite"} <= timings.keys()
     restyler.reset()
     assert not restyler.track_ids and restyler.most_faces == 0 and restyler.timings.frames == 0
+
+
+def _zoom_pose(index: int) -> Pose:
+    """The astronaut's face (90 px at scale 1) growing from 45 to 100 px, shrinking back and
+    staying at 45 px from frame 40."""
+    return Pose(cx=320, cy=240, scale=max(0.5, 1.1 - 0.6 * abs(index - 20) / 20))
+
+
+def test_a_face_shown_small_is_stylized_at_half_the_crop_side(tmp_path: Path) -> None:
+    path = tmp_path / "zoom.mp4"
+    write_moving_face_clip(path, [FacePath("astronaut", _zoom_pose)], 60, audio=False)
+    restyler = build_restyler(RestyleSettings(style="painterly"))
+    full = restyler.stylizer.crop_size
+    shown: list[float] = []
+    sides: list[int] = []
+    for frame in _frames(path):
+        analysis = restyler.analyse(frame)
+        if not analysis.faces:
+            continue
+        # How large a full-size crop is shown, from the tracked landmarks themselves: the
+        # test holds whatever size the detector saw.
+        (face,) = analysis.faces
+        shown.append(magnification(alignment_matrix(face.landmarks, full)))
+        small = max(shown[-HALF_CROPS_AFTER:]) <= HALF_CROPS_AT
+        (crop,) = analysis.crops
+        assert crop.size == (full // 2 if small else full), f"frame {frame.index}"
+        assert restyler.render(analysis).image.shape == frame.image.shape
+        sides.append(crop.size)
+    # Small, large, and small again once the face has been small for a while: not at once.
+    changes = [i for i in range(1, len(sides)) if sides[i] != sides[i - 1]]
+    assert sides[0] == full // 2 and len(changes) == 2 and sides[-1] == full // 2
+    assert shown[changes[1] - 2] <= HALF_CROPS_AT and sides[changes[1] - 2] == full
 
 
 def test_a_single_image_is_restyled(tmp_path: Path, astronaut: np.ndarray) -> None:
