@@ -228,19 +228,19 @@ class PackStylizer:
         self, crops: Sequence[AlignedCrop]
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per crop: ``(S, S, 3)`` ``uint8`` after the geometry warp, ``(G, S/4, S/4)``
-        ``float32`` guides (see :meth:`inputs`)."""
-        size = crops[0].size if crops else self.crop_size
-        if size not in (self.crop_size, self.crop_size // 2):
-            raise StyleError(f"pack {self.name!r} stylizes {self.crop_size}px crops, got {size}px")
-        scale = np.float32(size / self.crop_size)
-        exemplar = self.pack.exemplar_landmarks * scale
-        reference = replace(self._reference, landmarks=self._reference.landmarks * scale, size=size)
+        ``float32`` guides (see :meth:`inputs`); each crop at its own side ``S``."""
         pairs = []
         for crop in crops:
-            if crop.size != size:
-                raise StyleError(f"pack {self.name!r}: crops of one batch must share a size")
+            if crop.size not in (self.crop_size, self.crop_size // 2):
+                raise StyleError(
+                    f"pack {self.name!r} stylizes {self.crop_size}px crops, got {crop.size}px"
+                )
+            scale = np.float32(crop.size / self.crop_size)
+            reference = replace(
+                self._reference, landmarks=self._reference.landmarks * scale, size=crop.size
+            )
             image, landmarks = toward_exemplar(
-                crop.image, crop.landmarks, exemplar, self.pack.geometry
+                crop.image, crop.landmarks, self.pack.exemplar_landmarks * scale, self.pack.geometry
             )
             pairs.append((image, student_guides(image, landmarks, reference, self.pack.guides)))
         return pairs
@@ -255,9 +255,10 @@ class PackStylizer:
         """What the student needs of each crop, from the input crops alone: the warped crop,
         its guides, the flow from the track's last crop and the canvas carried along it.
 
-        Call once per frame, in frame order: the tracks' last crops are kept here. The
-        restyler calls it on its analysing thread, so it overlaps the student's batch of
-        the frame before."""
+        Call once per frame with all its crops, in frame order: the tracks' last crops are
+        kept here. The crops may differ in side (the pack's, or half of it: a crowd's small
+        faces); :meth:`paint` takes one side at a time. The restyler calls it on its
+        analysing thread, so it overlaps the student's batch of the frame before."""
         if not crops:
             return []
         motions = self._motions(crops)
@@ -275,9 +276,16 @@ class PackStylizer:
     def paint(self, crops: Sequence[AlignedCrop], prepared: Sequence[_Prepared]) -> Any:
         """The student on :meth:`prepare`'s items, all crops in one batch, steadied by each
         track's last output: ``(N, S, S, 3)`` ``uint8`` of :attr:`backend`, before
-        :meth:`finish`. Call in frame order (the tracks' last outputs are kept)."""
+        :meth:`finish`. Call in frame order (the tracks' last outputs are kept), once per
+        crop side where a frame's crops differ.
+
+        Raises:
+            StyleError: the crops are not all of one side.
+        """
         if not crops:
             return self.backend.xp.zeros((0, self.crop_size, self.crop_size, 3), np.uint8)
+        if len({crop.size for crop in crops}) > 1:
+            raise StyleError(f"pack {self.name!r}: crops painted in one batch must share a side")
         rgb = np.stack([item.rgb for item in prepared])
         guides = np.stack([item.guides for item in prepared])
         canvas = None if self._canvas is None else np.stack([item.canvas for item in prepared])
@@ -334,10 +342,10 @@ class PackStylizer:
     def _carried_canvas(self, motions: Sequence[_Motion]) -> list[np.ndarray]:
         """Per crop ``(C, S, S)`` ``float32``: each track's canvas carried along its face's motion
         since the track began (:func:`models.canvas.advect_shift`)."""
-        size = motions[0].track.grey.shape[0]
-        canvas = self._canvas_at(size)
         planes = []
         for motion in motions:
+            size = motion.track.grey.shape[0]
+            canvas = self._canvas_at(size)
             if motion.flow is None or motion.last is None or motion.last.shift is None:
                 motion.track.shift = np.zeros((size, size, 2), np.float32)
                 planes.append(canvas)

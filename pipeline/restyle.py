@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,17 +38,17 @@ __all__ = ["HALF_CROPS_AFTER", "HALF_CROPS_AT", "STAGES", "Analysis", "Restyler"
 STAGES = ("track", "align", "prepare", "stylize", "finish", "detail", "composite")
 
 HALF_CROPS_AT = 0.5
-"""The magnification (frame pixels per crop pixel of a full-size crop) at or below which the
-faces of a frame are aligned and stylized at half the crop side, when every face of the last
-:data:`HALF_CROPS_AFTER` frames was shown that small: a crop shown at half its size or less
-holds detail the frame cannot show, so a crowd of small faces costs a quarter of the work and
-looks no coarser."""
+"""The magnification (frame pixels per crop pixel of a full-size crop) at or below which a
+face is aligned and stylized at half the crop side, when it was shown that small in each of
+its last :data:`HALF_CROPS_AFTER` frames: a crop shown at half its size or less holds detail
+the frame cannot show, so a small face costs a quarter of the work and looks no coarser."""
 
 HALF_CROPS_AFTER = 15
-"""Frames (with faces) that must all show their faces small before crops go to half size;
-one larger face goes back to full at once. A size change restarts the stylizer's tracks, so
-a face near the limit switches at most once every this many frames; and the choice depends
-on these frames alone, so a batch segment's warm-up makes the same choice as one render."""
+"""Frames a face must be shown small in before its crops go to half size; one frame larger
+brings them back to full at once. A size change restarts the stylizer's track of the face,
+so a face near the limit switches at most once every this many frames; and the choice
+depends on these frames alone, so a batch segment's warm-up makes the same choice as one
+long render."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ class Analysis:
     Attributes:
         frame: the input frame.
         faces: the faces to restyle (visibility above 0).
-        crops: ``crops[i]`` is ``faces[i]`` aligned to ``stylizer.crop_size``.
+        crops: ``crops[i]`` is ``faces[i]`` aligned to ``stylizer.crop_size``, or to half
+            of it (a small face, or live's "smaller crops" step).
         stylizer: the stylizer the crops were aligned for (a style switch between the two
             halves of :meth:`Restyler.process` must not pair crops with the wrong size).
         step: the degradation step (:data:`pipeline.degrade.STEPS`) the crops were made at.
@@ -82,9 +83,9 @@ class Stylized:
 
     Attributes:
         analysis: what was stylized.
-        crops: ``(N, S, S, 3)`` ``uint8`` RGB stylized crops, of the stylizer's array module
-            (NumPy, or CuPy on a GPU), before their detail is restored; ``None`` without
-            faces.
+        crops: ``N`` stylized crops, ``crops[i]`` ``(S_i, S_i, 3)`` ``uint8`` RGB at the side
+            of ``analysis.crops[i]``, of the stylizer's array module (NumPy, or CuPy on a
+            GPU), before their detail is restored; ``None`` without faces.
         seconds: wall time stylizing took.
         unfinished: the crops are a staged stylizer's painted ones, still to be finished
             (:meth:`~pipeline.stylizer.StagedStylizer.finish`).
@@ -110,8 +111,9 @@ class Restyler:
             ``default_identity``; it follows the stylizer through a style switch.
         degrade: sheds work step by step when frames take too long (live); ``None`` always
             does the full work (files).
-        half_crops: stylize frames of small faces at half the crop side (see
-            :data:`HALF_CROPS_AT`); the stylizer must take such crops, as the bundled ones do.
+        half_crops: stylize small faces at half the crop side (see :data:`HALF_CROPS_AT`);
+            the stylizer must take such crops, as the bundled ones do, and gets a frame's
+            crops in one batch per side (a staged one prepares them all at once).
 
     Attributes:
         timings: seconds spent per stage (:data:`STAGES`) and frames processed.
@@ -136,8 +138,8 @@ class Restyler:
         self.identity = identity
         self.degrade = degrade
         self.half_crops = half_crops
-        # The largest magnification of a full-size crop in each of the last frames with faces.
-        self._shown: deque[float] = deque(maxlen=HALF_CROPS_AFTER)
+        # track id -> the magnification of its full-size crop in each of its last frames.
+        self._shown: dict[int, deque[float]] = {}
         self.timings = StageTimings()
         self.track_ids: set[int] = set()
         self.most_faces = 0
@@ -171,8 +173,10 @@ class Restyler:
         if not faces:
             return Analysis(frame, (), (), stylizer, step)
         with timings.measure("align"):
-            size = self._crop_side(faces, stylizer.crop_size, step)
-            crops = [align_face(frame.image, face, size) for face in faces]
+            sides = self._crop_sides(faces, stylizer.crop_size, step)
+            crops = [
+                align_face(frame.image, face, side) for face, side in zip(faces, sides, strict=True)
+            ]
         prepared: tuple[Any, ...] = ()
         if isinstance(stylizer, StagedStylizer):
             if _all_classical(step, len(faces)):
@@ -185,16 +189,22 @@ class Restyler:
         seconds = time.perf_counter() - start
         return Analysis(frame, tuple(faces), tuple(crops), stylizer, step, seconds, prepared)
 
-    def _crop_side(self, faces: list[Face], full: int, step: int) -> int:
-        """The side to align this frame's faces at: half of ``full`` at live's "smaller
-        crops" step, or when :attr:`half_crops` finds every face small (:data:`HALF_CROPS_AT`)
-        in this frame and the ones before it (:data:`HALF_CROPS_AFTER`)."""
-        small = False
+    def _crop_sides(self, faces: list[Face], full: int, step: int) -> list[int]:
+        """The side to align each face at: half of ``full`` at live's "smaller crops" step,
+        or for a face :attr:`half_crops` finds small (:data:`HALF_CROPS_AT`) in this frame
+        and its last ones (:data:`HALF_CROPS_AFTER`)."""
+        small = [False] * len(faces)
         if self.half_crops:
-            full_size = (alignment_matrix(face.landmarks, full) for face in faces)
-            self._shown.append(max(magnification(matrix) for matrix in full_size))
-            small = max(self._shown) <= HALF_CROPS_AT
-        return full // 2 if small or sheds(step, "smaller crops") else full
+            shown = {}
+            for face in faces:
+                recent = self._shown.get(face.track_id, deque(maxlen=HALF_CROPS_AFTER))
+                recent.append(magnification(alignment_matrix(face.landmarks, full)))
+                shown[face.track_id] = recent
+            # A face missing from this frame starts afresh when it is back.
+            self._shown = shown
+            small = [max(shown[face.track_id]) <= HALF_CROPS_AT for face in faces]
+        every = sheds(step, "smaller crops")
+        return [full // 2 if every or half else full for half in small]
 
     def render(self, analysis: Analysis) -> Frame:
         """The rest of :meth:`process`: :meth:`stylize`, then :meth:`composite`."""
@@ -209,20 +219,29 @@ class Restyler:
             crops, unfinished = self._stylize(analysis)
         return Stylized(analysis, crops, time.perf_counter() - start, unfinished)
 
-    def finish(self, stylized: Stylized) -> Any:
+    def finish(self, stylized: Stylized) -> tuple[Any, ...]:
         """The stylized crops made final: finished by their stylizer where it left that to
-        this stage, then the person's detail restored (see ``identity``)."""
-        analysis, crops = stylized.analysis, stylized.crops
-        timings = self.timings
-        if stylized.unfinished:
-            with timings.measure("finish"):
-                crops = analysis.stylizer.finish(crops, analysis.crops)  # type: ignore[attr-defined]
+        this stage, then the person's detail restored (see ``identity``); one batch per crop
+        side."""
+        analysis, crops = stylized.analysis, list(stylized.crops)
         identity = self.identity_for(analysis.stylizer)
-        if identity > 0:
-            with timings.measure("detail"):
-                content = np.stack([crop.image for crop in analysis.crops])
-                crops = restore_detail(crops, content, identity, analysis.stylizer.identity_scale)
-        return crops
+        if not (stylized.unfinished or identity > 0):
+            return tuple(crops)
+        timings = self.timings
+        for group in _by_side(analysis.crops, range(len(crops))):
+            aligned = [analysis.crops[i] for i in group]
+            batch = array_module(crops[group[0]]).stack([crops[i] for i in group])
+            if stylized.unfinished:
+                with timings.measure("finish"):
+                    batch = analysis.stylizer.finish(batch, aligned)  # type: ignore[attr-defined]
+            if identity > 0:
+                with timings.measure("detail"):
+                    content = np.stack([crop.image for crop in aligned])
+                    scale = analysis.stylizer.identity_scale
+                    batch = restore_detail(batch, content, identity, scale)
+            for i, crop in zip(group, batch, strict=True):
+                crops[i] = crop
+        return tuple(crops)
 
     def composite(self, stylized: Stylized) -> Frame:
         """Finish the stylized faces and blend them into their frame (the runner's third
@@ -259,10 +278,9 @@ class Restyler:
         alternate, classical = sheds(step, "alternate frames"), sheds(step, "far faces classical")
         if not (alternate or classical):
             self._last.clear()
-            if analysis.prepared:
-                painter: StagedStylizer = analysis.stylizer  # type: ignore[assignment]
-                return painter.paint(crops, analysis.prepared), True
-            return analysis.stylizer.stylize(crops), False
+            everyone = range(len(crops))
+            painted = self._stylize_some(analysis.stylizer, analysis, everyone, finish=False)
+            return tuple(painted), bool(analysis.prepared)
         settings = self.degrade.settings if self.degrade is not None else DegradeSettings()
         sides = [float(face.box[2] - face.box[0]) for face in faces]
         parts: list[Any] = [None] * len(crops)
@@ -293,19 +311,30 @@ class Restyler:
             face.track_id: (face.box, parts[i], reused[i]) for i, face in enumerate(faces)
         }
         xp = next((array_module(p) for p in parts if array_module(p) is not np), np)
-        return xp.stack([xp.asarray(part) for part in parts]), False
+        return tuple(xp.asarray(part) for part in parts), False
 
     @staticmethod
-    def _stylize_some(stylizer: Stylizer, analysis: Analysis, indices: list[int]) -> Any:
-        """Crops ``indices`` of ``analysis`` stylized and finished by ``stylizer``, from what
-        was prepared of them when it is the analysis's own staged stylizer (so its tracks
-        see every frame, the faces left out of this one too)."""
-        crops = [analysis.crops[i] for i in indices]
-        if stylizer is analysis.stylizer and analysis.prepared:
-            painter: StagedStylizer = stylizer  # type: ignore[assignment]
-            painted = painter.paint(crops, [analysis.prepared[i] for i in indices])
-            return painter.finish(painted, crops)
-        return stylizer.stylize(crops)
+    def _stylize_some(
+        stylizer: Stylizer, analysis: Analysis, indices: Iterable[int], finish: bool = True
+    ) -> list[Any]:
+        """Crops ``indices`` of ``analysis`` stylized by ``stylizer``, one batch per crop
+        side, in the order of ``indices``: painted from what was prepared of them when it
+        is the analysis's own staged stylizer (so its tracks see every frame, the faces
+        left out of this one too), and then finished unless ``finish`` is false."""
+        order = list(indices)
+        styled: dict[int, Any] = {}
+        staged = stylizer is analysis.stylizer and bool(analysis.prepared)
+        for group in _by_side(analysis.crops, order):
+            crops = [analysis.crops[i] for i in group]
+            if staged:
+                painter: StagedStylizer = stylizer  # type: ignore[assignment]
+                batch = painter.paint(crops, [analysis.prepared[i] for i in group])
+                if finish:
+                    batch = painter.finish(batch, crops)
+            else:
+                batch = stylizer.stylize(crops)
+            styled.update(zip(group, batch, strict=True))
+        return [styled[i] for i in order]
 
     def _classical_for(self, analysis: Analysis) -> CartoonStylizer:
         """The classical filter for the far faces, at the style's crop size."""
@@ -332,6 +361,14 @@ class Restyler:
         self._shown.clear()
         if self.degrade is not None:
             self.degrade.reset()
+
+
+def _by_side(crops: Sequence[AlignedCrop], indices: Iterable[int]) -> list[list[int]]:
+    """``indices`` grouped by the side of their crop, each group in the given order."""
+    groups: dict[int, list[int]] = {}
+    for i in indices:
+        groups.setdefault(crops[i].size, []).append(i)
+    return list(groups.values())
 
 
 def _all_classical(step: int, faces: int) -> bool:

@@ -70,7 +70,8 @@ class StagedStylizer(Stylizer, Protocol):
 
     def paint(self, crops: Sequence[AlignedCrop], prepared: Sequence[Any]) -> Any:
         """``(N, S, S, 3)`` ``uint8`` RGB (see :meth:`Stylizer.stylize`) before
-        :meth:`finish`, from ``prepare``'s items for these crops. Called in frame order."""
+        :meth:`finish`, from ``prepare``'s items for these crops. Called in frame order, once
+        per crop side where a frame's crops differ (a crowd's small faces at half)."""
         ...
 
     def finish(self, painted: Any, crops: Sequence[AlignedCrop]) -> Any:

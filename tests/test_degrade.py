@@ -12,6 +12,7 @@ from models.pack_stylizer import PackStylizer
 from pipeline.align import align_face
 from pipeline.cartoon import CartoonStylizer
 from pipeline.degrade import STEPS, DegradePolicy, DegradeSettings
+from pipeline.errors import StyleError
 from pipeline.frame import Face, Frame
 from pipeline.restyle import Analysis, Restyler
 from tests.face_crops import photo_face
@@ -114,8 +115,23 @@ def test_smaller_crops_stylize_at_half_the_side(make) -> None:
     restyler = Restyler(stylizer, degrade=DegradePolicy(SETTINGS))
     analysis = _analysis(stylizer, step=1)
     half = stylizer.crop_size // 2
-    assert restyler.stylize(analysis).crops.shape == (2, half, half, 3)
+    assert [crop.shape for crop in restyler.stylize(analysis).crops] == [(half, half, 3)] * 2
     assert restyler.render(analysis).image.shape == analysis.frame.image.shape
+
+
+def test_a_pack_prepares_a_frame_of_two_sides_and_paints_one_side_at_a_time() -> None:
+    # A crowd's small faces at half the side beside a large one (Restyler's half crops).
+    stylizer = PackStylizer(make_pack())
+    photo, face, _ = photo_face("astronaut")
+    full = stylizer.crop_size
+    small = Face(1, face.box * 0.5, face.landmarks * 0.5)
+    crops = [align_face(photo, face, full), align_face(photo, small, full // 2)]
+    prepared = stylizer.prepare(crops)
+    with pytest.raises(StyleError, match="share a side"):
+        stylizer.paint(crops, prepared)
+    for crop, item in zip(crops, prepared, strict=True):
+        (painted,) = stylizer.paint([crop], [item])
+        assert painted.shape == (crop.size, crop.size, 3)
 
 
 @pytest.mark.parametrize("prepared", [False, True])

@@ -131,33 +131,47 @@ def test_restyler_returns_a_faceless_frame_itself_and_leaves_the_rest_exact(
 def _zoom_pose(index: int) -> Pose:
     """The astronaut's face (90 px at scale 1) growing from 45 to 100 px, shrinking back and
     staying at 45 px from frame 40."""
-    return Pose(cx=320, cy=240, scale=max(0.5, 1.1 - 0.6 * abs(index - 20) / 20))
+    return Pose(cx=220, cy=240, scale=max(0.5, 1.1 - 0.6 * abs(index - 20) / 20))
 
 
 def test_a_face_shown_small_is_stylized_at_half_the_crop_side(tmp_path: Path) -> None:
+    # Beside the zooming face, one that stays small (Grace Hopper's, 186 px at scale 1).
     path = tmp_path / "zoom.mp4"
-    write_moving_face_clip(path, [FacePath("astronaut", _zoom_pose)], 60, audio=False)
+    faces = [
+        FacePath("astronaut", _zoom_pose),
+        FacePath("grace_hopper", lambda index: Pose(cx=500, cy=240, scale=0.3)),
+    ]
+    write_moving_face_clip(path, faces, 60, audio=False)
     restyler = build_restyler(RestyleSettings(style="painterly"))
     full = restyler.stylizer.crop_size
-    shown: list[float] = []
-    sides: list[int] = []
+    shown: dict[int, list[float]] = {}
+    sides: dict[int, list[int]] = {}
     for frame in _frames(path):
         analysis = restyler.analyse(frame)
+        for face, crop in zip(analysis.faces, analysis.crops, strict=True):
+            # How large a full-size crop is shown, from the tracked landmarks themselves:
+            # the test holds whatever size the detector saw.
+            own = shown.setdefault(face.track_id, [])
+            own.append(magnification(alignment_matrix(face.landmarks, full)))
+            small = max(own[-HALF_CROPS_AFTER:]) <= HALF_CROPS_AT
+            assert crop.size == (full // 2 if small else full), f"frame {frame.index}"
+            sides.setdefault(face.track_id, []).append(crop.size)
         if not analysis.faces:
             continue
-        # How large a full-size crop is shown, from the tracked landmarks themselves: the
-        # test holds whatever size the detector saw.
-        (face,) = analysis.faces
-        shown.append(magnification(alignment_matrix(face.landmarks, full)))
-        small = max(shown[-HALF_CROPS_AFTER:]) <= HALF_CROPS_AT
-        (crop,) = analysis.crops
-        assert crop.size == (full // 2 if small else full), f"frame {frame.index}"
-        assert restyler.render(analysis).image.shape == frame.image.shape
-        sides.append(crop.size)
+        result = restyler.render(analysis)
+        assert result.image.shape == frame.image.shape
+        if frame.index >= 20:  # faded in: each face restyled, whatever its crop's side
+            change = np.abs(result.image.astype(np.int16) - frame.image).mean(axis=2)
+            for face in analysis.faces:
+                x0, y0, x1, y1 = (int(v) for v in face.box)
+                assert change[y0:y1, x0:x1].mean() > 10, f"frame {frame.index}"
+    zooming, still = (sides[k] for k in sorted(sides, key=lambda k: -max(shown[k])))
+    assert set(still) == {full // 2}
     # Small, large, and small again once the face has been small for a while: not at once.
-    changes = [i for i in range(1, len(sides)) if sides[i] != sides[i - 1]]
-    assert sides[0] == full // 2 and len(changes) == 2 and sides[-1] == full // 2
-    assert shown[changes[1] - 2] <= HALF_CROPS_AT and sides[changes[1] - 2] == full
+    changes = [i for i in range(1, len(zooming)) if zooming[i] != zooming[i - 1]]
+    assert zooming[0] == full // 2 and len(changes) == 2 and zooming[-1] == full // 2
+    own = shown[max(shown, key=lambda k: max(shown[k]))]
+    assert own[changes[1] - 2] <= HALF_CROPS_AT and zooming[changes[1] - 2] == full
 
 
 def test_a_single_image_is_restyled(tmp_path: Path, astronaut: np.ndarray) -> None:
