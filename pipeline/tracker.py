@@ -245,7 +245,7 @@ class FaceTracker:
     def __init__(
         self,
         detect_every: int = 10,
-        max_faces: int = 8,
+        max_faces: int = 16,
         *,
         min_face: float = 40.0,
         fine_every: int = 3,

@@ -93,7 +93,7 @@ class RestyleSettings:
     style: str | Path | Stylizer = DEFAULT_STYLE
     identity: float | None = None
     strokes: float = 1.0
-    max_faces: int = 8
+    max_faces: int = 16
     detect_every: int = 10
     detect_lag: int = 0
     mask: Mask = "head"

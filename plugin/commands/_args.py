@@ -88,7 +88,7 @@ def add_restyle_options(
         "packs lists it as 'own strokes'); bolder is less steady and less like the person",
     )
     parser.add_argument(
-        "--max-faces", type=number_in(int, 1), default=8, metavar="N", help="faces per frame (8)"
+        "--max-faces", type=number_in(int, 1), default=16, metavar="N", help="faces per frame (16)"
     )
     parser.add_argument(
         "--detect-every",
