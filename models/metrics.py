@@ -452,7 +452,7 @@ def clip_tracks(
     frames: Iterable[Frame], tracker: FaceTracker | None = None, native_every: int = 0
 ) -> list[TrackCrops]:
     """Track, smooth and align every face of a clip, as a stylizer in the pipeline sees them
-    at the full crop side (the pipeline's half-size crops for crowds of small faces,
+    at the full crop side (the pipeline's half-size crops for small faces,
     :data:`pipeline.restyle.HALF_CROPS_AT`, are not followed).
 
     Args:
