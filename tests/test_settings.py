@@ -51,13 +51,21 @@ def test_the_restyler_is_built_as_the_settings_say() -> None:
     stylizer = CartoonStylizer()
     restyler = build_restyler(
         RestyleSettings(
-            stylizer, identity=0.5, max_faces=2, detect_every=3, mask="crop", fine_detail=False
+            stylizer,
+            identity=0.5,
+            max_faces=2,
+            detect_every=3,
+            mask="crop",
+            fine_detail=False,
+            half_crops=False,
         )
     )
     assert restyler.stylizer is stylizer and restyler.identity == 0.5
     assert (restyler.tracker.max_faces, restyler.tracker.detect_every) == (2, 3)
     assert restyler.compositor.mode == "crop" and not restyler.compositor.fine_detail
-    assert build_restyler(RestyleSettings(stylizer)).compositor.fine_detail
+    assert not restyler.half_crops
+    default = build_restyler(RestyleSettings(stylizer))
+    assert default.compositor.fine_detail and default.half_crops
     assert build_restyler(RestyleSettings("cartoon")).stylizer.name == "cartoon"
     with pytest.raises(StyleError, match="unknown style"):
         build_restyler(RestyleSettings("no-such-style"))
@@ -80,7 +88,8 @@ def test_devices_resolve_and_a_missing_cuda_is_one_clear_error() -> None:
 @pytest.mark.parametrize("command", ["render", "live", "bench"])
 def test_every_restyling_command_makes_the_same_settings(command: str) -> None:
     options = ["--style", "cartoon", "--identity", "0.5", "--max-faces", "2", "--strokes", "2"]
-    options += ["--detect-every", "3", "--mask", "crop", "--no-fine-detail", "--device", "cpu"]
+    options += ["--detect-every", "3", "--mask", "crop", "--no-fine-detail", "--full-crops"]
+    options += ["--device", "cpu"]
     positional = ["in.mp4", "-o", "out.mp4"] if command == "render" else []
     args = build_parser().parse_args([command, *positional, *options])
     assert restyle_settings(args) == RestyleSettings(
@@ -91,6 +100,7 @@ def test_every_restyling_command_makes_the_same_settings(command: str) -> None:
         detect_every=3,
         mask="crop",
         fine_detail=False,
+        half_crops=False,
         device="cpu",
     )
 
