@@ -47,19 +47,15 @@ def test_settings_are_frozen_and_default_to_the_default_style() -> None:
         settings.max_faces = 2  # type: ignore[misc]
 
 
+# Every restyle option away from its default (style and device aside).
+CHANGED = dict(
+    identity=0.5, max_faces=2, detect_every=3, mask="crop", fine_detail=False, half_crops=False
+)
+
+
 def test_the_restyler_is_built_as_the_settings_say() -> None:
     stylizer = CartoonStylizer()
-    restyler = build_restyler(
-        RestyleSettings(
-            stylizer,
-            identity=0.5,
-            max_faces=2,
-            detect_every=3,
-            mask="crop",
-            fine_detail=False,
-            half_crops=False,
-        )
-    )
+    restyler = build_restyler(RestyleSettings(stylizer, **CHANGED))
     assert restyler.stylizer is stylizer and restyler.identity == 0.5
     assert (restyler.tracker.max_faces, restyler.tracker.detect_every) == (2, 3)
     assert restyler.compositor.mode == "crop" and not restyler.compositor.fine_detail
@@ -93,15 +89,7 @@ def test_every_restyling_command_makes_the_same_settings(command: str) -> None:
     positional = ["in.mp4", "-o", "out.mp4"] if command == "render" else []
     args = build_parser().parse_args([command, *positional, *options])
     assert restyle_settings(args) == RestyleSettings(
-        "cartoon",
-        identity=0.5,
-        strokes=2.0,
-        max_faces=2,
-        detect_every=3,
-        mask="crop",
-        fine_detail=False,
-        half_crops=False,
-        device="cpu",
+        "cartoon", strokes=2.0, device="cpu", **CHANGED
     )
 
 
