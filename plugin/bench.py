@@ -324,7 +324,8 @@ def format_bench(result: dict) -> str:
     if result["student_ms_per_crop"] is not None:
         lines.append(
             f"  student alone                     {result['student_ms_per_crop']:7.2f} ms/crop "
-            f"in batches of {result['student_batch']}{_verdict(result, 'student_ms_per_crop')}"
+            f"(full size) in batches of {result['student_batch']}"
+            f"{_verdict(result, 'student_ms_per_crop')}"
         )
     if loaded:
         lines += [
