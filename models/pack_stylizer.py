@@ -15,7 +15,7 @@ from models.canvas import advect_shift, resize_canvas, shifted_canvas
 from models.generator import StudentGenerator
 from models.geometry import toward_exemplar
 from models.pack import StylePack
-from models.student_input import student_guides, to_unit_rgb
+from models.student_input import StudentReference, student_guides, to_unit_rgb
 from pipeline.detail import restore_tone
 from pipeline.errors import DeviceError, StyleError
 from pipeline.flow import optical_flow, pixel_grid, warp_by_flow
@@ -211,6 +211,7 @@ class PackStylizer:
             else tuple(torch.from_numpy(a).to(self.device) for a in (LUMA_WEIGHTS, *colours))
         )
         self._canvas_sizes: dict[int, np.ndarray] = {}
+        self._exemplar_sizes: dict[int, tuple[np.ndarray, StudentReference]] = {}
 
     def inputs(self, crops: Sequence[AlignedCrop]) -> tuple[np.ndarray, np.ndarray]:
         """The student's inputs: ``(N, 3, S, S)`` RGB -1..1 and ``(N, G, S/4, S/4)`` guides,
@@ -231,16 +232,9 @@ class PackStylizer:
         ``float32`` guides (see :meth:`inputs`); each crop at its own side ``S``."""
         pairs = []
         for crop in crops:
-            if crop.size not in (self.crop_size, self.crop_size // 2):
-                raise StyleError(
-                    f"pack {self.name!r} stylizes {self.crop_size}px crops, got {crop.size}px"
-                )
-            scale = np.float32(crop.size / self.crop_size)
-            reference = replace(
-                self._reference, landmarks=self._reference.landmarks * scale, size=crop.size
-            )
+            exemplar, reference = self._exemplar_at(crop.size)
             image, landmarks = toward_exemplar(
-                crop.image, crop.landmarks, self.pack.exemplar_landmarks * scale, self.pack.geometry
+                crop.image, crop.landmarks, exemplar, self.pack.geometry
             )
             pairs.append((image, student_guides(image, landmarks, reference, self.pack.guides)))
         return pairs
@@ -353,6 +347,26 @@ class PackStylizer:
                 motion.track.shift = advect_shift(motion.last.shift, motion.flow)
                 planes.append(shifted_canvas(canvas, motion.track.shift))
         return planes
+
+    def _exemplar_at(self, size: int) -> tuple[np.ndarray, StudentReference]:
+        """The exemplar's ``(68, 2)`` landmarks and the guides' reference for ``size`` px
+        crops (the pack's side, or half of it), made once per size.
+
+        Raises:
+            StyleError: another side.
+        """
+        if size not in self._exemplar_sizes:
+            if size not in (self.crop_size, self.crop_size // 2):
+                raise StyleError(
+                    f"pack {self.name!r} stylizes {self.crop_size}px crops, got {size}px"
+                )
+            scale = np.float32(size / self.crop_size)
+            landmarks = self._reference.landmarks * scale
+            self._exemplar_sizes[size] = (
+                self.pack.exemplar_landmarks * scale,
+                replace(self._reference, landmarks=landmarks, size=size),
+            )
+        return self._exemplar_sizes[size]
 
     def _canvas_at(self, size: int) -> np.ndarray:
         """The pack's ``(C, size, size)`` canvas (half size on the live path's smaller

@@ -153,6 +153,7 @@ def align_face(
     face_or_landmarks: Face | np.ndarray,
     size: int = CROP_SIZE,
     track_id: int = 0,
+    matrix: np.ndarray | None = None,
 ) -> AlignedCrop:
     """Warp one face into the canonical crop.
 
@@ -162,6 +163,8 @@ def align_face(
         ``(68, 2)`` landmarks in frame pixels.
         size: crop side in pixels.
         track_id: used when ``face_or_landmarks`` is a bare array.
+        matrix: ``(2, 3)`` the frame-to-crop similarity, where the caller already has it
+            (:func:`alignment_matrix` of these landmarks at ``size``); found here if ``None``.
 
     Returns:
         The ``(size, size, 3)`` ``uint8`` RGB crop, its frame-to-crop matrix, the
@@ -173,7 +176,8 @@ def align_face(
         landmarks, track_id = face_or_landmarks.landmarks, face_or_landmarks.track_id
     else:
         landmarks = face_or_landmarks
-    matrix = alignment_matrix(landmarks, size)
+    if matrix is None:
+        matrix = alignment_matrix(landmarks, size)
     crop = cv2.warpAffine(
         image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )

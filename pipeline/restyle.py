@@ -173,9 +173,13 @@ class Restyler:
         if not faces:
             return Analysis(frame, (), (), stylizer, step)
         with timings.measure("align"):
-            sides = self._crop_sides(faces, stylizer.crop_size, step)
+            full = stylizer.crop_size
+            # The canonical face scales with the crop's side, and so does its matrix.
+            matrices = [alignment_matrix(face.landmarks, full) for face in faces]
+            sides = self._crop_sides(faces, matrices, full, step)
             crops = [
-                align_face(frame.image, face, side) for face, side in zip(faces, sides, strict=True)
+                align_face(frame.image, face, side, matrix=matrix * (side / full))
+                for face, matrix, side in zip(faces, matrices, sides, strict=True)
             ]
         prepared: tuple[Any, ...] = ()
         if isinstance(stylizer, StagedStylizer):
@@ -189,16 +193,19 @@ class Restyler:
         seconds = time.perf_counter() - start
         return Analysis(frame, tuple(faces), tuple(crops), stylizer, step, seconds, prepared)
 
-    def _crop_sides(self, faces: list[Face], full: int, step: int) -> list[int]:
-        """The side to align each face at: half of ``full`` at live's "smaller crops" step,
-        or for a face :attr:`half_crops` finds small (:data:`HALF_CROPS_AT`) in this frame
-        and its last ones (:data:`HALF_CROPS_AFTER`)."""
+    def _crop_sides(
+        self, faces: list[Face], matrices: list[np.ndarray], full: int, step: int
+    ) -> list[int]:
+        """The side to align each face at (``matrices``: their frame-to-crop similarities
+        at side ``full``): half of ``full`` at live's "smaller crops" step, or for a face
+        :attr:`half_crops` finds small (:data:`HALF_CROPS_AT`) in this frame and its last
+        ones (:data:`HALF_CROPS_AFTER`)."""
         small = [False] * len(faces)
         if self.half_crops:
             shown = {}
-            for face in faces:
+            for face, matrix in zip(faces, matrices, strict=True):
                 recent = self._shown.get(face.track_id, deque(maxlen=HALF_CROPS_AFTER))
-                recent.append(magnification(alignment_matrix(face.landmarks, full)))
+                recent.append(magnification(matrix))
                 shown[face.track_id] = recent
             # A face missing from this frame starts afresh when it is back.
             self._shown = shown
