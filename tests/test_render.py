@@ -174,6 +174,21 @@ def test_a_face_shown_small_is_stylized_at_half_the_crop_side(tmp_path: Path) ->
     assert own[changes[1] - 2] <= HALF_CROPS_AT and zooming[changes[1] - 2] == full
 
 
+def test_a_crowd_of_ten_faces_is_restyled_whole_by_default(tmp_path: Path) -> None:
+    # Ten 54 px faces, 5 x 2: more than the old default of 8 a frame.
+    path = tmp_path / "crowd.mp4"
+    crowd = [
+        FacePath("astronaut", lambda index, x=x, y=y: Pose(cx=x, cy=y, scale=0.6))
+        for x in (70, 195, 320, 445, 570)
+        for y in (130, 350)
+    ]
+    write_moving_face_clip(path, crowd, 16, audio=False)
+    restyler = build_restyler(RestyleSettings(style="cartoon"))
+    for frame in _frames(path):
+        restyler.process(frame)
+    assert restyler.most_faces > 8
+
+
 def test_a_single_image_is_restyled(tmp_path: Path, astronaut: np.ndarray) -> None:
     # A face is confirmed by the next detection and fades in over the frames after it: one
     # image has none of those, and once passed through as it was, "0 faces tracked".
