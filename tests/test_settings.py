@@ -31,6 +31,7 @@ HAS_CUDA = torch.cuda.is_available()
         ("detect_every", True, "detect_every: expected a whole number >= 1, got True"),
         ("mask", "ellipse", "mask: expected head, face, crop, got 'ellipse'"),
         ("fine_detail", 1, "fine_detail: expected True or False, got 1"),
+        ("half_crops", "no", "half_crops: expected True or False, got 'no'"),
         ("channels", "BGR", "channels: expected rgb or bgr, got 'BGR'"),
         ("device", "gpu", "device: expected auto, cpu, cuda, got 'gpu'"),
     ],
