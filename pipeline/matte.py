@@ -217,7 +217,8 @@ class HeadMatte:
     """Head mattes for a stream of aligned crops, smoothed over time per track.
 
     GrabCut (about 3 ms a crop on one core) runs on a track's first frame and every
-    ``refresh``-th frame after; in between the last cut is reused — the aligned crop
+    ``refresh``-th frame after, each track at its own phase (by its id), so a crowd's cuts are
+    spread over the frames; in between the last cut is reused — the aligned crop
     cancels the head's motion, so it still fits — and only the guided filter (about 1.5 ms)
     runs on the new crop.
 
@@ -234,7 +235,7 @@ class HeadMatte:
             raise ValueError(f"HeadMatte: refresh must be >= 1, got {refresh}")
         self.smoothing = smoothing
         self.refresh = refresh
-        # track id -> (frames since its cut, the cut, the last matte)
+        # track id -> (frames toward its next cut, the cut, the last matte)
         self._tracks: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
 
     def process(self, crops: Sequence[AlignedCrop]) -> list[np.ndarray]:
@@ -245,9 +246,16 @@ class HeadMatte:
         previous, self._tracks = self._tracks, {}
         mattes = []
         for crop in crops:
-            age, cut, last = previous.get(crop.track_id, (self.refresh, None, None))
-            if cut is None or age >= self.refresh:
-                age, cut = 0, head_cut(crop)
+            state = previous.get(crop.track_id)
+            if state is None:
+                # A new track is cut now and then at its own phase of the cycle, so that a
+                # crowd's tracks, found together, are not all recut on the same frames (each
+                # such frame a stall of some ms a face, which live answers by shedding work).
+                age, cut, last = crop.track_id % self.refresh, head_cut(crop), None
+            else:
+                age, cut, last = state
+                if age >= self.refresh:
+                    age, cut = 0, head_cut(crop)
             matte = soft_matte(crop.image, cut)
             if last is not None and last.shape == matte.shape:
                 matte += np.float32(self.smoothing) * (last - matte)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from scipy.interpolate import RBFInterpolator
 
 from pipeline.align import align_face
 from pipeline.frame import AlignedCrop
@@ -19,6 +20,7 @@ from pipeline.guides import (
     positional_guide,
     region_labels,
     region_masks,
+    thin_plate_spline,
 )
 from pipeline.landmarks import detect_landmarks
 
@@ -150,6 +152,27 @@ def test_positional_guide_carries_content_landmarks_onto_the_exemplars(
     # The border stays put, so the background does not swing with the face.
     np.testing.assert_allclose(guide[0, 0], (0, 0), atol=0.5)
     np.testing.assert_allclose(guide[-1, -1], (SIZE - 1, SIZE - 1), atol=0.5)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 1.0])
+def test_the_thin_plate_spline_is_scipys(crops: dict[str, AlignedCrop], smoothing: float) -> None:
+    """The positional guide's spline, written out for speed, is SciPy's thin-plate
+    ``RBFInterpolator`` (which stays the reference) on two real faces' landmarks."""
+    # dlib's landmarks are whole pixels, and two of them can coincide: an exact spline
+    # (smoothing 0) needs distinct control points.
+    source, first = np.unique(crops["grace_hopper"].landmarks, axis=0, return_index=True)
+    source = source.astype(np.float64)
+    target = crops["astronaut"].landmarks[first].astype(np.float64)
+    points = np.random.default_rng(0).uniform(0, SIZE - 1, (500, 2))
+    expected = RBFInterpolator(source, target, kernel="thin_plate_spline", smoothing=smoothing)(
+        points
+    )
+    warped = thin_plate_spline(source, target, points, smoothing)
+    np.testing.assert_allclose(warped, expected, atol=1e-6)
+    # It moves the points (the two faces differ), and passes through its control points.
+    assert np.abs(warped - points).max() > 5.0
+    exact = thin_plate_spline(source, target, source)
+    np.testing.assert_allclose(exact, target, atol=1e-6)
 
 
 def test_appearance_is_histogram_matched_to_the_exemplar(crops: dict[str, AlignedCrop]) -> None:

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from pipeline import matte as matte_module
 from pipeline.align import align_face
 from pipeline.composite import Compositor
 from pipeline.frame import BROWS, CHIN, EYES, JAW, AlignedCrop, Face
@@ -68,6 +69,34 @@ def test_head_matte_averages_each_track_over_frames(crop: AlignedCrop) -> None:
     np.testing.assert_array_equal(mattes.process([darker])[0], second)
     mattes.reset()
     np.testing.assert_array_equal(mattes.process([darker])[0], second)
+
+
+def test_a_crowd_found_together_is_recut_on_different_frames(
+    crop: AlignedCrop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Four faces found in one frame get their first cut at once, then one recut a frame,
+    not four on every fourth (a stall live would answer by shedding work)."""
+    cuts: list[int] = []
+    original = matte_module.head_cut
+
+    def counted(crop: AlignedCrop) -> np.ndarray:
+        cuts[-1] += 1
+        return original(crop)
+
+    monkeypatch.setattr(matte_module, "head_cut", counted)
+    mattes = HeadMatte(refresh=4)
+    crowd = [replace(crop, track_id=track_id) for track_id in (4, 5, 6, 7)]
+    for _ in range(9):
+        cuts.append(0)
+        mattes.process(crowd)
+    assert cuts == [4, 1, 1, 1, 1, 1, 1, 1, 1]
+    # One face alone is recut every fourth frame, as before.
+    cuts.clear()
+    mattes.reset()
+    for _ in range(9):
+        cuts.append(0)
+        mattes.process(crowd[:1])
+    assert cuts == [1, 0, 0, 0, 1, 0, 0, 0, 1]
 
 
 def test_head_mode_restyles_the_hair_and_nothing_far_outside(
