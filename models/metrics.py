@@ -53,6 +53,7 @@ from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop, Frame
 from pipeline.landmarks import detect_landmarks, model_path
 from pipeline.matte import head_prior
+from pipeline.restyle import SmallFaces, stylize_by_side
 from pipeline.samples import FACE_PHOTOS, face_photo
 from pipeline.stylizer import Stylizer
 from pipeline.tracker import FaceTracker
@@ -440,41 +441,51 @@ class TrackCrops:
             where :func:`clip_tracks` was asked for it and the face is enlarged at least
             :data:`~pipeline.composite.FINE_DETAIL_FROM` times, else ``None``; empty when
             not asked for.
+        half: row for row with ``crops``, the same face aligned at half the crop side where
+            a render stylizes it so (a small face, :class:`pipeline.restyle.SmallFaces`),
+            else ``None``; empty when :func:`clip_tracks` was not asked for it.
     """
 
     track_id: int
     frames: np.ndarray
     crops: tuple[AlignedCrop, ...]
     native: tuple[AlignedCrop | None, ...] = ()
+    half: tuple[AlignedCrop | None, ...] = ()
 
 
 def clip_tracks(
-    frames: Iterable[Frame], tracker: FaceTracker | None = None, native_every: int = 0
+    frames: Iterable[Frame],
+    tracker: FaceTracker | None = None,
+    native_every: int = 0,
+    *,
+    half_crops: bool = False,
 ) -> list[TrackCrops]:
-    """Track, smooth and align every face of a clip, as a stylizer in the pipeline sees them
-    at the full crop side (the pipeline's half-size crops for small faces,
-    :data:`pipeline.restyle.HALF_CROPS_AT`, are not followed).
+    """Track, smooth and align every face of a clip, as a stylizer in the pipeline sees them.
 
     Args:
         frames: the clip's frames in order.
         tracker: defaults to a fresh :class:`pipeline.tracker.FaceTracker`.
         native_every: also keep every this-many-th crop of a track at the frame's own
             resolution, where the face is enlarged (:attr:`TrackCrops.native`); 0 keeps none.
+        half_crops: also keep the half-size crop of each face a render stylizes at half
+            the crop side (:attr:`TrackCrops.half`), by the render's own rule.
 
     Returns:
         One entry per track, in order of first appearance.
     """
     tracker = tracker or FaceTracker()
+    small_faces = SmallFaces()
     indices: dict[int, list[int]] = {}
     crops: dict[int, list[AlignedCrop]] = {}
     natives: dict[int, list[AlignedCrop | None]] = {}
+    halves: dict[int, list[AlignedCrop | None]] = {}
     for frame in frames:
-        for face in tracker.process(frame):
-            if face.visibility <= 0.0:
-                continue
+        faces = [face for face in tracker.process(frame) if face.visibility > 0.0]
+        aligned = [align_face(frame.image, face) for face in faces]
+        small = small_faces.update(faces, [crop.matrix for crop in aligned])
+        for face, crop, is_small in zip(faces, aligned, small, strict=True):
             indices.setdefault(face.track_id, []).append(frame.index)
             row = len(crops.setdefault(face.track_id, []))
-            crop = align_face(frame.image, face)
             crops[face.track_id].append(crop)
             native = None
             if native_every and row % native_every == 0:
@@ -482,9 +493,18 @@ def clip_tracks(
                 if enlarged >= FINE_DETAIL_FROM:
                     native = align_face(frame.image, face, round(crop.size * enlarged))
             natives.setdefault(face.track_id, []).append(native)
+            half = None
+            if is_small:
+                side = crop.size // 2
+                half = align_face(frame.image, face, side, matrix=crop.matrix * (side / crop.size))
+            halves.setdefault(face.track_id, []).append(half)
     return [
         TrackCrops(
-            t, np.array(indices[t]), tuple(crops[t]), tuple(natives[t]) if native_every else ()
+            t,
+            np.array(indices[t]),
+            tuple(crops[t]),
+            tuple(natives[t]) if native_every else (),
+            tuple(halves[t]) if half_crops else (),
         )
         for t in indices
     ]
@@ -616,11 +636,18 @@ class StylizerReport:
 
 
 def _stylize_clip(
-    stylizer: Stylizer, tracks: Sequence[TrackCrops], compositor: Compositor
+    stylizer: Stylizer,
+    tracks: Sequence[TrackCrops],
+    compositor: Compositor,
+    half_crops: bool = False,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], float]:
     """Per track, the stylizer's crops, the crops as shown (stylized, blended over the input
     by the compositor's mask) and the masks (0-1), fed frame by frame (all faces of a frame
-    in one batch); and the stylizer's seconds per crop."""
+    at once, one batch per crop side); and the stylizer's seconds per crop.
+
+    With ``half_crops``, a face the render stylizes at half the crop side
+    (:attr:`TrackCrops.half`) is stylized and masked so, then enlarged to the full crop
+    side, where every figure is measured: the face as the render makes it."""
     by_frame: dict[int, list[tuple[int, int]]] = {}
     for k, track in enumerate(tracks):
         for row, index in enumerate(track.frames):
@@ -634,12 +661,20 @@ def _stylize_clip(
     for index in sorted(by_frame):
         batch = by_frame[index]
         crops = [tracks[k].crops[row] for k, row in batch]
+        given = [
+            (tracks[k].half[row] if half_crops and tracks[k].half else None) or crop
+            for (k, row), crop in zip(batch, crops, strict=True)
+        ]
         start = time.perf_counter()
-        styled = stylizer.stylize(crops)
+        styled = stylize_by_side(stylizer, given)
         elapsed += time.perf_counter() - start
         for (k, row), crop, image, mask in zip(
-            batch, crops, styled, compositor.masks(crops), strict=True
+            batch, crops, styled, compositor.masks(given), strict=True
         ):
+            if image.shape[0] != crop.size:
+                full = (crop.size, crop.size)
+                image = cv2.resize(image, full, interpolation=cv2.INTER_LINEAR)
+                mask = cv2.resize(mask, full, interpolation=cv2.INTER_LINEAR)
             painted[k][row] = image
             alpha = mask.astype(np.float32)[..., None] / np.float32(255.0)
             below = crop.image.astype(np.float32)
@@ -676,6 +711,7 @@ def evaluate_stylizer(
     *,
     compositor: Compositor | None = None,
     every: int = 4,
+    half_crops: bool = False,
 ) -> StylizerReport:
     """Identity, style, sharpness, head coverage and temporal stability on a tracked clip.
 
@@ -688,6 +724,9 @@ def evaluate_stylizer(
             :class:`~pipeline.composite.Compositor` (the head matte) if ``None``.
         every: identity and style are measured on every ``every``-th crop of each track
             (a dlib descriptor costs about 100 ms).
+        half_crops: stylize the small faces at half the crop side, as a render does
+            (tracks from :func:`clip_tracks` with ``half_crops``); the stylizer must take
+            such crops.
 
     Raises:
         ValueError: no tracked face.
@@ -696,7 +735,7 @@ def evaluate_stylizer(
     if not tracks:
         raise ValueError("evaluate_stylizer: the clip has no tracked face")
     compositor = compositor if compositor is not None else Compositor(device="cpu")
-    painted, shown, masks, seconds = _stylize_clip(stylizer, tracks, compositor)
+    painted, shown, masks, seconds = _stylize_clip(stylizer, tracks, compositor, half_crops)
     means = {t.track_id: _track_descriptor(t) for t in tracks}
     references = list(reference_descriptors().values())
     reference_sharpness = {False: 1.0, True: 1.0}

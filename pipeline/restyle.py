@@ -32,7 +32,16 @@ from pipeline.timings import StageTimings
 from pipeline.tracker import FaceTracker
 from pipeline.xp import array_module
 
-__all__ = ["HALF_CROPS_AFTER", "HALF_CROPS_AT", "STAGES", "Analysis", "Restyler", "Stylized"]
+__all__ = [
+    "HALF_CROPS_AFTER",
+    "HALF_CROPS_AT",
+    "STAGES",
+    "Analysis",
+    "Restyler",
+    "SmallFaces",
+    "Stylized",
+    "stylize_by_side",
+]
 
 # The stages in the order they run, as named in :attr:`Restyler.timings`.
 STAGES = ("track", "align", "prepare", "stylize", "finish", "detail", "composite")
@@ -138,8 +147,7 @@ class Restyler:
         self.identity = identity
         self.degrade = degrade
         self.half_crops = half_crops
-        # track id -> the magnification of its full-size crop in each of its last frames.
-        self._shown: dict[int, deque[float]] = {}
+        self._small_faces = SmallFaces()
         self.timings = StageTimings()
         self.track_ids: set[int] = set()
         self.most_faces = 0
@@ -202,14 +210,7 @@ class Restyler:
         ones (:data:`HALF_CROPS_AFTER`)."""
         small = [False] * len(faces)
         if self.half_crops:
-            shown = {}
-            for face, matrix in zip(faces, matrices, strict=True):
-                recent = self._shown.get(face.track_id, deque(maxlen=HALF_CROPS_AFTER))
-                recent.append(magnification(matrix))
-                shown[face.track_id] = recent
-            # A face missing from this frame starts afresh when it is back.
-            self._shown = shown
-            small = [max(shown[face.track_id]) <= HALF_CROPS_AT for face in faces]
+            small = self._small_faces.update(faces, matrices)
         every = sheds(step, "smaller crops")
         return [full // 2 if every or half else full for half in small]
 
@@ -329,19 +330,11 @@ class Restyler:
         is the analysis's own staged stylizer (so its tracks see every frame, the faces
         left out of this one too), and then finished unless ``finish`` is false."""
         order = list(indices)
-        styled: dict[int, Any] = {}
-        staged = stylizer is analysis.stylizer and bool(analysis.prepared)
-        for group in _by_side(analysis.crops, order):
-            crops = [analysis.crops[i] for i in group]
-            if staged:
-                painter: StagedStylizer = stylizer  # type: ignore[assignment]
-                batch = painter.paint(crops, [analysis.prepared[i] for i in group])
-                if finish:
-                    batch = painter.finish(batch, crops)
-            else:
-                batch = stylizer.stylize(crops)
-            styled.update(zip(group, batch, strict=True))
-        return [styled[i] for i in order]
+        crops = [analysis.crops[i] for i in order]
+        if stylizer is analysis.stylizer and analysis.prepared:
+            prepared = [analysis.prepared[i] for i in order]
+            return stylize_by_side(stylizer, crops, prepared, finish=finish)
+        return stylize_by_side(stylizer, crops)
 
     def _classical_for(self, analysis: Analysis) -> CartoonStylizer:
         """The classical filter for the far faces, at the style's crop size."""
@@ -365,9 +358,67 @@ class Restyler:
         self.track_ids.clear()
         self.most_faces = 0
         self._last.clear()
-        self._shown.clear()
+        self._small_faces.reset()
         if self.degrade is not None:
             self.degrade.reset()
+
+
+class SmallFaces:
+    """Which faces are small enough for half-size crops (:data:`HALF_CROPS_AT`), each by its
+    own track's last :data:`HALF_CROPS_AFTER` frames. The restyler's rule, and ``eval``'s,
+    so that its figures describe the crops a render makes."""
+
+    def __init__(self) -> None:
+        # track id -> the magnification of its full-size crop in each of its last frames.
+        self._shown: dict[int, deque[float]] = {}
+
+    def update(self, faces: Sequence[Face], matrices: Sequence[np.ndarray]) -> list[bool]:
+        """One frame's faces and their frame-to-crop similarities at the full crop side, in
+        frame order → whether each is stylized at half the side."""
+        shown = {}
+        for face, matrix in zip(faces, matrices, strict=True):
+            recent = self._shown.get(face.track_id, deque(maxlen=HALF_CROPS_AFTER))
+            recent.append(magnification(matrix))
+            shown[face.track_id] = recent
+        # A face missing from this frame starts afresh when it is back.
+        self._shown = shown
+        return [max(shown[face.track_id]) <= HALF_CROPS_AT for face in faces]
+
+    def reset(self) -> None:
+        """Forget every track."""
+        self._shown = {}
+
+
+def stylize_by_side(
+    stylizer: Stylizer,
+    crops: Sequence[AlignedCrop],
+    prepared: Sequence[Any] | None = None,
+    *,
+    finish: bool = True,
+) -> list[Any]:
+    """One frame's crops, of one side or two, stylized: ``crops[i]`` → ``(S_i, S_i, 3)``
+    ``uint8`` of the stylizer's array module, one batch per side.
+
+    A staged stylizer prepares the whole frame at once (its tracks must see every face of
+    it; ``prepared`` where that was done already, on another thread), then paints, and
+    finishes unless ``finish`` is false, one side at a time; another stylizer gets one
+    :meth:`~pipeline.stylizer.Stylizer.stylize` call per side.
+    """
+    styled: dict[int, Any] = {}
+    staged = isinstance(stylizer, StagedStylizer)
+    if staged and prepared is None:
+        prepared = stylizer.prepare(crops)  # type: ignore[union-attr]
+    for group in _by_side(crops, range(len(crops))):
+        batch_crops = [crops[i] for i in group]
+        if staged and prepared is not None:
+            painter: StagedStylizer = stylizer  # type: ignore[assignment]
+            batch = painter.paint(batch_crops, [prepared[i] for i in group])
+            if finish:
+                batch = painter.finish(batch, batch_crops)
+        else:
+            batch = stylizer.stylize(batch_crops)
+        styled.update(zip(group, batch, strict=True))
+    return [styled[i] for i in range(len(crops))]
 
 
 def _by_side(crops: Sequence[AlignedCrop], indices: Iterable[int]) -> list[list[int]]:

@@ -27,13 +27,15 @@ from models.metrics import (
     warping_errors,
 )
 from pipeline.align import align_face
-from pipeline.composite import Compositor
+from pipeline.composite import Compositor, magnification
 from pipeline.frame import AlignedCrop, Frame
 from pipeline.landmarks import detect_landmarks
 from pipeline.matte import head_prior
+from pipeline.restyle import HALF_CROPS_AT
 from pipeline.sources import open_source
 from plugin.cli import main
 from plugin.commands.eval import generated_clip
+from plugin.styles import resolve_style
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +291,67 @@ def test_a_face_enlarged_in_its_frame_is_judged_there_too(grace_hopper: np.ndarr
     # Kept: about as much pixel-scale detail as the frame's own; left soft: 0.7 of it.
     assert judged(True) > 0.95
     assert judged(False) < 0.8
+
+
+class Recording(Unchanged):
+    """:class:`Unchanged` that remembers the side of every crop it was given."""
+
+    def __init__(self) -> None:
+        self.sides: list[int] = []
+
+    def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
+        self.sides += [crop.size for crop in crops]
+        return super().stylize(crops)
+
+
+@pytest.fixture(scope="module")
+def small_and_large(astronaut: np.ndarray, grace_hopper: np.ndarray) -> list[TrackCrops]:
+    """Eight frames: the astronaut at her photo's size beside Grace Hopper at a fifth of
+    hers (her face about 40 px: a render stylizes it at half the crop side)."""
+    small = cv2.resize(grace_hopper, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA)
+    canvas = np.full((astronaut.shape[0], astronaut.shape[1] + 160, 3), 90, np.uint8)
+    canvas[:, : astronaut.shape[1]] = astronaut
+    canvas[180 : 180 + small.shape[0], -140 : -140 + small.shape[1]] = small
+    return clip_tracks((Frame(canvas, i / 25, i) for i in range(8)), half_crops=True)
+
+
+def test_eval_stylizes_small_faces_at_half_the_crop_side_as_a_render_does(
+    small_and_large: list[TrackCrops],
+) -> None:
+    tracks = small_and_large
+    assert len(tracks) == 2
+    large, small = sorted(tracks, key=lambda t: -magnification(t.crops[0].matrix))
+    assert (
+        magnification(small.crops[0].matrix) <= HALF_CROPS_AT < magnification(large.crops[0].matrix)
+    )
+    # The render's rule, face by face: the small face's half crop is its full one scaled.
+    assert all(half is None for half in large.half)
+    for crop, half in zip(small.crops, small.half, strict=True):
+        assert half is not None and half.size == crop.size // 2
+        np.testing.assert_allclose(half.matrix, crop.matrix / 2, atol=1e-6)
+    recording = Recording()
+    report = evaluate_stylizer(recording, tracks, tracks[0].crops[0], every=2, half_crops=True)
+    per_frame = len(recording.sides) // len(large.crops)
+    assert sorted(set(recording.sides)) == [128, 256] and per_frame == 2
+    # Measured at the full side all the same; a face this small loses nothing to its half
+    # crop that the full one held: as sharp and as much the person.
+    assert report.faces == sum(len(t.crops) for t in tracks)
+    assert report.style is not None
+    assert report.style.sharpness == pytest.approx(report.style.input_sharpness, rel=0.1)
+    assert report.identity.share_same == 1.0
+    full = Recording()
+    evaluate_stylizer(full, tracks, every=2)
+    assert set(full.sides) == {256}
+
+
+def test_eval_runs_a_pack_on_a_frame_of_two_crop_sides(small_and_large: list[TrackCrops]) -> None:
+    """A pack prepares a frame's faces together and paints one side at a time, under eval
+    as in a render (given both sides in one batch it refuses them)."""
+    pack = resolve_style("painterly")
+    report = evaluate_stylizer(pack, small_and_large, every=4, half_crops=True)
+    assert report.faces == sum(len(t.crops) for t in small_and_large)
+    assert report.identity.share_same == 1.0
+    assert report.style is None and report.head_share > 0.8
 
 
 def test_eval_command_json_on_the_generated_clip(

@@ -100,13 +100,7 @@ def add_restyle_options(
     )
     add_mask_option(parser)
     add_fine_detail_option(parser)
-    parser.add_argument(
-        "--full-crops",
-        dest="half_crops",
-        action="store_false",
-        help="stylize small faces (under about 65 px) at the full crop side too: a little "
-        "more like the person, half the frame rate in a crowd",
-    )
+    add_full_crops_option(parser)
     add_device_option(parser, "the work runs")
 
 
@@ -186,6 +180,18 @@ def add_mask_option(parser: argparse.ArgumentParser) -> None:
         default="head",
         help="blend the whole head with its hair (a matte that follows it), the face inside "
         "its landmarks only, or the whole aligned square (head)",
+    )
+
+
+def add_full_crops_option(parser: argparse.ArgumentParser) -> None:
+    """``--full-crops`` (``args.half_crops`` false): see
+    :attr:`plugin.settings.RestyleSettings.half_crops`."""
+    parser.add_argument(
+        "--full-crops",
+        dest="half_crops",
+        action="store_false",
+        help="stylize small faces (under about 65 px) at the full crop side too: a little "
+        "more like the person, half the frame rate in a crowd",
     )
 
 

@@ -18,6 +18,7 @@ import math
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,10 +32,11 @@ from pipeline.errors import InputError
 from pipeline.frame import AlignedCrop
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
-from pipeline.stylizer import Stylizer
+from pipeline.stylizer import StagedStylizer, Stylizer
 from pipeline.tracker import FaceTracker
 from plugin.commands._args import (
     add_fine_detail_option,
+    add_full_crops_option,
     add_mask_option,
     add_points_option,
     add_strokes_option,
@@ -126,6 +128,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_mask_option(parser)
     add_fine_detail_option(parser)
+    add_full_crops_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(run=run)
 
@@ -160,36 +163,59 @@ def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], Exemplar | Non
 
 
 class _WithDetail:
-    """A stylizer followed by :func:`restore_detail`, as a render applies it."""
+    """A stylizer followed by :func:`restore_detail`, as a render applies it.
+
+    Staged (:class:`~pipeline.stylizer.StagedStylizer`) whatever it wraps, so that a
+    frame's faces of two crop sides are prepared together and painted one side at a time
+    (:func:`pipeline.restyle.stylize_by_side`), as in a render; a stylizer that is not
+    staged is simply run in :meth:`paint`.
+    """
 
     # The detail is already in: nothing more is added after it.
     default_identity = 0.0
 
     def __init__(self, stylizer: Stylizer, strength: float, label: bool) -> None:
-        self._stylizer = stylizer
+        self.wrapped = stylizer
+        self._staged = isinstance(stylizer, StagedStylizer)
         self._strength = strength
         self.name = f"{stylizer.name} (identity {strength:g})" if label else stylizer.name
         self.crop_size = stylizer.crop_size
         self.identity_scale = stylizer.identity_scale
 
-    def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
-        stylized = self._stylizer.stylize(crops)
+    def prepare(self, crops: Sequence[AlignedCrop]) -> Sequence[Any]:
+        if self._staged:
+            return self.wrapped.prepare(crops)  # type: ignore[attr-defined]
+        return [None] * len(crops)
+
+    def paint(self, crops: Sequence[AlignedCrop], prepared: Sequence[Any]) -> Any:
+        if self._staged:
+            return self.wrapped.paint(crops, prepared)  # type: ignore[attr-defined]
+        return self.wrapped.stylize(crops)
+
+    def finish(self, painted: Any, crops: Sequence[AlignedCrop]) -> np.ndarray:
+        if self._staged:
+            painted = self.wrapped.finish(painted, crops)  # type: ignore[attr-defined]
         content = np.stack([crop.image for crop in crops])
-        return restore_detail(stylized, content, self._strength, self.identity_scale)
+        return restore_detail(painted, content, self._strength, self.identity_scale)
+
+    def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
+        return self.finish(self.paint(crops, self.prepare(crops)), crops)
 
     def reset(self) -> None:
-        self._stylizer.reset()
+        self.wrapped.reset()
 
 
-def _with_identity(stylizers: list[Stylizer], strengths: list[float] | None) -> list[Stylizer]:
+def _with_identity(stylizers: list[Stylizer], strengths: list[float] | None) -> list[_WithDetail]:
     if strengths is None:
         return [_WithDetail(s, s.default_identity, label=False) for s in stylizers]
     return [_WithDetail(s, k, label=True) for s in stylizers for k in strengths]
 
 
-def _tracks(clip: str | Path, frames: int, every: int) -> list[TrackCrops]:
+def _tracks(clip: str | Path, frames: int, every: int, half_crops: bool) -> list[TrackCrops]:
     with open_source(clip) as source:
-        tracks = clip_tracks(itertools.islice(source, frames), native_every=every)
+        tracks = clip_tracks(
+            itertools.islice(source, frames), native_every=every, half_crops=half_crops
+        )
     if not tracks:
         raise InputError(f"no face was found in the first {frames} frames of {clip}")
     return tracks
@@ -269,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
     stylizers, exemplar = _stylizers(args)
     with tempfile.TemporaryDirectory(prefix="facestyle-eval-") as scratch:
         clip = args.clip or generated_clip(Path(scratch) / "clip.mp4", args.frames)
-        tracks = _tracks(clip, args.frames, args.every)
+        tracks = _tracks(clip, args.frames, args.every, args.half_crops)
         coverage = _coverage(clip, args.frames) if args.coverage else None
     stylizers = _with_identity(stylizers, args.identity)
     reports = [
@@ -279,6 +305,8 @@ def run(args: argparse.Namespace) -> int:
             exemplar,
             compositor=Compositor(args.mask, device="cpu", fine_detail=args.fine_detail),
             every=args.every,
+            # The teacher, a still-image tool that render never runs, takes full crops only.
+            half_crops=args.half_crops and not isinstance(s.wrapped, TeacherStylizer),
         )
         for s in stylizers
     ]
