@@ -50,7 +50,7 @@ from pipeline.composite import (
     place_crop,
 )
 from pipeline.flow import optical_flow, warp_by_flow
-from pipeline.frame import AlignedCrop, Frame
+from pipeline.frame import BROWS, JAW, AlignedCrop, Frame
 from pipeline.landmarks import detect_landmarks, model_path
 from pipeline.matte import head_prior
 from pipeline.restyle import SmallFaces, stylize_by_side
@@ -75,6 +75,7 @@ __all__ = [
     "head_share",
     "identity_report",
     "lab_patches",
+    "lightness_shift",
     "mean_gradient",
     "pixel_detail",
     "reference_descriptors",
@@ -345,6 +346,30 @@ def head_share(matte: np.ndarray, head: np.ndarray) -> float:
     return float((np.asarray(matte, np.float64) * head).sum() / max(head.sum(), 1e-9))
 
 
+def lightness_shift(shown: np.ndarray, photo: np.ndarray, landmarks: np.ndarray) -> float:
+    """How much lighter the shown face is than the person's own: the median CIELAB L* of the
+    face inside its landmarks (jaw line closed over the brows), shown minus photo.
+
+    The figure of the skin-tone promise: 0 = the person's own lightness, +10 = ten L* paler
+    (a dark-skinned face painted a shade paler reads as a different skin tone).
+
+    Args:
+        shown: ``(S, S, 3)`` ``uint8`` RGB, the face as shown.
+        photo: ``(S, S, 3)`` ``uint8`` RGB, its input crop.
+        landmarks: ``(68, 2)`` crop pixels.
+    """
+    face = np.zeros(photo.shape[:2], np.uint8)
+    outline = np.concatenate([landmarks[JAW], landmarks[BROWS][::-1]])
+    cv2.fillPoly(face, [np.rint(outline).astype(np.int32)], 1)
+    inside = face.astype(bool)
+    if not inside.any():
+        return float("nan")
+    # OpenCV's 8-bit L* is scaled to 0-255.
+    scale = 100.0 / 255.0
+    lightness = [cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 0][inside] for image in (shown, photo)]
+    return float(np.median(lightness[0]) - np.median(lightness[1])) * scale
+
+
 def warping_errors(inputs: np.ndarray, outputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Per frame pair, warping error of each output sequence under the input's flow.
 
@@ -611,6 +636,8 @@ class StylizerReport:
         full_resolution_detail: median :func:`full_resolution_detail` over the measured
             faces that are enlarged from their crops (those the tracks carry at the frame's
             resolution); NaN when there are none.
+        lightness_shift: median :func:`lightness_shift` over the measured faces (L*; 0 =
+            each face as light as the person's own).
     """
 
     name: str
@@ -621,6 +648,7 @@ class StylizerReport:
     head_share: float
     temporal: TemporalReport
     full_resolution_detail: float = float("nan")
+    lightness_shift: float = float("nan")
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -632,6 +660,7 @@ class StylizerReport:
             "head_share": self.head_share,
             "temporal": self.temporal.as_dict(),
             "full_resolution_detail": self.full_resolution_detail,
+            "lightness_shift": self.lightness_shift,
         }
 
 
@@ -747,7 +776,7 @@ def evaluate_stylizer(
                 sharpness(exemplar.image, reference_head, tone_free=tone), 1e-9
             )
             exemplar_patches[tone] = lab_patches(exemplar.image, reference_head, tone_free=tone)
-    sources, results, others, shares, detail = [], [], [], [], []
+    sources, results, others, shares, detail, lighter = [], [], [], [], [], []
     ratios, tone_free = [], []
     # Per tone_free: the shown faces' sharpness, then the photos', over the exemplar's.
     sharp: dict[bool, tuple[list[float], list[float]]] = {False: ([], []), True: ([], [])}
@@ -767,6 +796,7 @@ def evaluate_stylizer(
                         crop, native, own_painted[row], mask[row], compositor.fine_detail
                     )
                 )
+            lighter.append(lightness_shift(styled[row], crop.image, crop.landmarks))
             sources.append(face_descriptor(crop.image, crop.landmarks))
             results.append(face_descriptor(styled[row], crop.landmarks))
             others.append(np.array(strangers).reshape(-1, 128))
@@ -798,6 +828,7 @@ def evaluate_stylizer(
         head_share=float(np.mean(shares)),
         temporal=_temporal(tracks, shown),
         full_resolution_detail=float(np.median(detail)) if detail else float("nan"),
+        lightness_shift=float(np.nanmedian(lighter)),
     )
 
 

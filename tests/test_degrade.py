@@ -136,17 +136,18 @@ def test_a_pack_prepares_a_frame_of_two_sides_and_paints_one_side_at_a_time() ->
 
 @pytest.mark.parametrize("prepared", [False, True])
 def test_far_faces_get_the_classical_style_and_near_ones_the_pack(prepared: bool) -> None:
-    # Prepared (as the restyler's analysis does) or not, the pack paints and finishes its
-    # own faces at once: the classical ones must not get the pack's finishing.
+    # Prepared (as the restyler's analysis does), the pack's faces are finished with the
+    # composite, after the person's detail; not prepared, at once. Either way the classical
+    # ones must not get the pack's finishing.
     pack = dataclasses.replace(make_pack(), keep_tone=True)
     stylizer = PackStylizer(pack, smoothing=0.0)
-    restyler = Restyler(stylizer)
+    restyler = Restyler(stylizer, identity=0.0)
     analysis = _analysis(stylizer, step=2, small=True)
     if prepared:
         analysis = dataclasses.replace(analysis, prepared=tuple(stylizer.prepare(analysis.crops)))
     stylized = restyler.stylize(analysis)
-    assert not stylized.unfinished
-    styled = stylized.crops
+    assert stylized.unfinished == (prepared, False)
+    styled = restyler.finish(stylized)
     near, far = analysis.crops
     by_pack = PackStylizer(pack, smoothing=0.0).stylize([near])[0]
     by_cartoon = CartoonStylizer(pack.crop_size).stylize([far])[0]

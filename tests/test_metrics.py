@@ -20,6 +20,7 @@ from models.metrics import (
     head_share,
     identity_report,
     lab_patches,
+    lightness_shift,
     sharpness,
     sliced_wasserstein,
     style_ratio,
@@ -174,6 +175,23 @@ def test_sharpness_apart_from_skin_tone_ignores_a_darker_face_not_a_blurred_one(
     assert sharpness(darker, head, tone_free=True) == pytest.approx(own, rel=0.08)
     blurred = cv2.GaussianBlur(darker, (0, 0), 2)
     assert sharpness(blurred, head, tone_free=True) < 0.7 * own
+
+
+def test_lightness_shift_reads_a_face_shown_paler_or_darker(
+    crops: dict[str, AlignedCrop],
+) -> None:
+    crop = crops["grace_hopper"]
+    lab = cv2.cvtColor(crop.image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    # 8-bit L* runs 0-255 in OpenCV: 25.5 levels are 10 L*.
+    paler = lab + np.float32([25.5, 0, 0])
+    darker = lab - np.float32([25.5, 0, 0])
+    shown = {
+        name: cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+        for name, image in (("paler", paler), ("darker", darker))
+    }
+    assert lightness_shift(crop.image, crop.image, crop.landmarks) == 0.0
+    assert lightness_shift(shown["paler"], crop.image, crop.landmarks) == pytest.approx(10, abs=1)
+    assert lightness_shift(shown["darker"], crop.image, crop.landmarks) == pytest.approx(-10, abs=1)
 
 
 def test_head_share_counts_the_head_only(crops: dict[str, AlignedCrop]) -> None:

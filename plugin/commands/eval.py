@@ -1,4 +1,4 @@
-"""``facestyle eval``: the quality yardstick — identity, style, sharpness, head coverage,
+"""``facestyle eval``: the quality yardstick — identity, style, sharpness, skin tone, head coverage,
 temporal stability.
 
 Runs one or more stylizers on the same tracked clip (default: a generated clip of the
@@ -57,8 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run each style on the same clip and report identity (dlib descriptor distance "
             "and margin), style (patch-distribution distance to the exemplar as a ratio to "
-            "the photo's), sharpness relative to the exemplar, the share of the head "
-            "restyled, detail in the frame where faces are enlarged from their crops (relative "
+            "the photo's), sharpness relative to the exemplar, the face's lightness against "
+            "the photo's (skin tone kept), the share of the head restyled, detail in the frame where faces are enlarged from their crops (relative "
             "to the footage's), and temporal stability (flow warping error relative to the "
             "input's)."
         ),
@@ -163,7 +163,7 @@ def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], Exemplar | Non
 
 
 class _WithDetail:
-    """A stylizer followed by :func:`restore_detail`, as a render applies it.
+    """A stylizer with :func:`restore_detail`, as a render applies it.
 
     Staged (:class:`~pipeline.stylizer.StagedStylizer`) whatever it wraps, so that a
     frame's faces of two crop sides are prepared together and painted one side at a time
@@ -193,10 +193,12 @@ class _WithDetail:
         return self.wrapped.stylize(crops)
 
     def finish(self, painted: Any, crops: Sequence[AlignedCrop]) -> np.ndarray:
-        if self._staged:
-            painted = self.wrapped.finish(painted, crops)  # type: ignore[attr-defined]
+        # In a render's order (pipeline.restyle.Restyler.finish): detail, then the finish.
         content = np.stack([crop.image for crop in crops])
-        return restore_detail(painted, content, self._strength, self.identity_scale)
+        detailed = restore_detail(painted, content, self._strength, self.identity_scale)
+        if self._staged:
+            return self.wrapped.finish(detailed, crops)  # type: ignore[attr-defined]
+        return detailed
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
         return self.finish(self.paint(crops, self.prepare(crops)), crops)
@@ -273,6 +275,8 @@ def format_report(report: StylizerReport) -> str:
             f"under {SAME_PERSON} {_number(identity.share_same * 100, 0)}%, "
             f"closest to own face {_number(identity.share_closest * 100, 0)}%",
             *style_lines,
+            f"  tone      face {_signed(report.lightness_shift)} L* lighter than the photo's "
+            "(median; 0 = the person's own lightness)",
             f"  head      {report.head_share * 100:.0f}% restyled (hair included)",
             *_full_resolution_lines(report),
             f"  temporal  warping error {_number(temporal.output_error, 2)} "
@@ -280,6 +284,10 @@ def format_report(report: StylizerReport) -> str:
             f"per unit of detail {_number(temporal.detail_ratio, 2)})",
         ]
     )
+
+
+def _signed(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:+.1f}"
 
 
 def _json_safe(value: object) -> object:
