@@ -1,5 +1,5 @@
-"""``facestyle eval``: the quality yardstick — identity, style, sharpness, skin tone, head coverage,
-temporal stability.
+"""``facestyle eval``: the quality yardstick — identity, style, sharpness, skin tone, head
+coverage, temporal stability.
 
 Runs one or more stylizers on the same tracked clip (default: a generated clip of the
 public-domain faces), blends each stylized crop over its input through the compositor's mask
