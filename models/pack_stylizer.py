@@ -165,6 +165,9 @@ class PackStylizer:
             ghosts. 0 stylizes every frame on its own.
         strokes: the pack's canvas is scaled by this (1: as stored; 0: none), so its
             student paints fainter or bolder strokes; a pack without a canvas ignores it.
+        skin_hue: 0..1, with a pack that keeps skin tone, how far each face's colour moves
+            from the painter's skin toward the person's own (the ``hue`` of
+            :func:`pipeline.detail.restore_tone`); other packs ignore it.
     """
 
     def __init__(
@@ -174,11 +177,15 @@ class PackStylizer:
         dtype: torch.dtype | None = None,
         smoothing: float = 0.85,
         strokes: float = 1.0,
+        skin_hue: float = 0.0,
     ) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"PackStylizer: smoothing must be in 0..1, got {smoothing}")
         if not 0.0 <= strokes <= 4.0:
             raise ValueError(f"PackStylizer: strokes must be in 0..4, got {strokes}")
+        if not 0.0 <= skin_hue <= 1.0:
+            raise ValueError(f"PackStylizer: skin_hue must be in 0..1, got {skin_hue}")
+        self.skin_hue = skin_hue
         self.smoothing = smoothing
         # Each track's last prepared crop (prepare's) and last painted one (paint's): on the
         # live path a frame can be prepared and then dropped before it is painted.
@@ -297,11 +304,13 @@ class PackStylizer:
     def finish(self, painted: Any, crops: Sequence[AlignedCrop]) -> Any:
         """:meth:`paint`'s crops made final, from this frame alone (any thread): a pack that
         keeps skin tone (``pack.keep_tone``) has each face's brightness brought back to the
-        person's own (:func:`pipeline.detail.restore_tone`)."""
+        person's own (:func:`pipeline.detail.restore_tone`), its hue moved toward theirs by
+        ``skin_hue``."""
         if not self.pack.keep_tone or not crops:
             return painted
         content = np.stack([crop.image for crop in crops])
-        return restore_tone(painted, content, np.stack([crop.landmarks for crop in crops]))
+        landmarks = np.stack([crop.landmarks for crop in crops])
+        return restore_tone(painted, content, landmarks, self.skin_hue)
 
     def _motions(self, crops: Sequence[AlignedCrop]) -> list[_Motion]:
         """Each crop's track now, the flow from it to the track's last crop (``None`` for a

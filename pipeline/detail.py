@@ -121,7 +121,9 @@ _MAX_GAIN = 3.0
 _CHROMA_POWER = 0.365
 
 
-def restore_tone(stylized: Any, content: np.ndarray, landmarks: np.ndarray) -> Any:
+def restore_tone(
+    stylized: Any, content: np.ndarray, landmarks: np.ndarray, hue: float = 0.0
+) -> Any:
     """Bring each stylized crop's face to the content face's median luminance: a
     dark-skinned person stays dark in a style painted with pale skin.
 
@@ -130,13 +132,17 @@ def restore_tone(stylized: Any, content: np.ndarray, landmarks: np.ndarray) -> A
     measured on the face inside the landmarks, then moves it to the person's own brightness,
     and the colour's distance from grey is scaled by the gain's :data:`_CHROMA_POWER`
     (see there) so that darkened skin keeps its warmth. The style's hues, contrast and
-    strokes stay as they are.
+    strokes stay as they are, unless ``hue`` asks for the person's.
 
     Args:
         stylized: ``(N, S, S, 3)`` ``uint8`` RGB, the stylizer's output: NumPy, or CuPy
             (the gains are measured and applied where the crops are).
         content: ``(N, S, S, 3)`` ``uint8`` RGB, the aligned crops it was made from.
         landmarks: ``(N, 68, 2)`` their landmarks, crop pixels.
+        hue: 0..1, how far the face's median colour moves from the style's toward the
+            person's own, its lightness kept (0: the painter's skin hue; 1: the person's):
+            at the same lightness, a brown face in a palette of grey-ochre skin reads ashen.
+            Shifted evenly inside the face, fading over its outline.
 
     Returns:
         ``(N, S, S, 3)`` ``uint8`` RGB, of ``stylized``'s array module.
@@ -146,6 +152,8 @@ def restore_tone(stylized: Any, content: np.ndarray, landmarks: np.ndarray) -> A
             "restore_tone: expected stylized and content of one (N, S, S, 3) shape and N "
             f"landmark sets, got {stylized.shape}, {content.shape} and {len(landmarks)}"
         )
+    if not 0.0 <= hue <= 1.0:
+        raise ValueError(f"restore_tone: hue must be in 0..1, got {hue}")
     xp = array_module(stylized)
     size = stylized.shape[1]
     out = xp.empty_like(stylized)
@@ -164,7 +172,27 @@ def restore_tone(stylized: Any, content: np.ndarray, landmarks: np.ndarray) -> A
         made = float(xp.median(_luma(styled[::2, ::2])[xp.asarray(inside)]))
         gain = np.clip(max(float(own), 1.0) / max(made, 1.0), 1 / _MAX_GAIN, _MAX_GAIN)
         out[i] = _apply_colour_matrix(styled, _tone_matrix(gain))
+        if hue > 0:
+            out[i] = _toward_own_hue(out[i], source, face, hue)
     return out
+
+
+def _toward_own_hue(styled: Any, source: np.ndarray, face: np.ndarray, hue: float) -> Any:
+    """``styled`` (``(S, S, 3)`` ``uint8``, NumPy or CuPy) with ``hue`` of the difference
+    between the median colours of ``source`` and of itself inside ``face`` (``(S, S)``
+    ``uint8`` 0/1) added, less its luma (so the lightness stays), weighted by the face
+    blurred over a 24th of the crop."""
+    xp = array_module(styled)
+    inside = face[::2, ::2].astype(bool)
+    own = np.median(source[::2, ::2][inside].astype(np.float32), axis=0)
+    made = xp.median(styled[::2, ::2][xp.asarray(inside)].astype(xp.float32), axis=0)
+    shift = own - np.asarray(made.get() if xp is not np else made, np.float32)
+    shift -= np.float32(shift @ LUMA_WEIGHTS)
+    size = face.shape[0]
+    weight = cv2.GaussianBlur(face.astype(np.float32), (0, 0), size / 24)
+    weight = np.minimum(weight * np.float32(1.5), np.float32(1.0)) * np.float32(hue)
+    moved = styled.astype(xp.float32) + xp.asarray(weight[..., None] * shift)
+    return xp.clip(xp.rint(moved), 0, 255).astype(xp.uint8)
 
 
 def _luma(image: Any) -> Any:

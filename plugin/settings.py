@@ -67,6 +67,11 @@ class RestyleSettings:
             (:mod:`models.canvas`) scaled by this, 0 (none) to 4; 1 is the pack's own
             (``adapt --strokes`` chose it; packs show less than they were trained with, for
             steadiness and identity). Packs without a canvas and the cartoon style ignore it.
+        skin_hue: 0 to 1, how far a pack that keeps the person's skin tone also moves each
+            face's colour from the painter's skin toward the person's own, at the same
+            lightness (:func:`pipeline.detail.restore_tone`): 0 (the painter's hue, as the
+            style figures measure it), 1 (the person's). Monochrome packs and the cartoon
+            style ignore it.
         max_faces: most faces restyled per frame.
         detect_every: run the face detector every this many frames (trackers in between).
         detect_lag: 0 runs the detector in line, so a file renders the same every time; N
@@ -97,6 +102,7 @@ class RestyleSettings:
     style: str | Path | Stylizer = DEFAULT_STYLE
     identity: float | None = None
     strokes: float = 1.0
+    skin_hue: float = 0.0
     max_faces: int = 16
     detect_every: int = 10
     detect_lag: int = 0
@@ -127,6 +133,14 @@ class RestyleSettings:
             "strokes",
             "a number from 0 to 4",
             self.strokes,
+        )
+        _expect(
+            isinstance(self.skin_hue, int | float)
+            and not isinstance(self.skin_hue, bool)
+            and 0 <= self.skin_hue <= 1,
+            "skin_hue",
+            "a number from 0 to 1",
+            self.skin_hue,
         )
         _expect(_is_count(self.max_faces), "max_faces", "a whole number >= 1", self.max_faces)
         _expect(
@@ -190,7 +204,9 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
     device = resolve_device(settings.device)
     style = settings.style
     stylizer = (
-        style if isinstance(style, Stylizer) else resolve_style(style, device, settings.strokes)
+        style
+        if isinstance(style, Stylizer)
+        else resolve_style(style, device, settings.strokes, settings.skin_hue)
     )
     apply_thread_policy()
     # An explicit "cuda" wants every stage on the GPU (CuPy is then required); "auto" blends

@@ -33,14 +33,16 @@ def available_styles() -> list[str]:
     return [*BUILTIN_STYLES, *sorted(_bundled_packs())]
 
 
-def _load_pack(path: Path, device: str, strokes: float) -> Stylizer:
+def _load_pack(path: Path, device: str, strokes: float, skin_hue: float) -> Stylizer:
     from models.pack import load_pack
     from models.pack_stylizer import PackStylizer
 
-    return PackStylizer(load_pack(path), device, strokes=strokes)
+    return PackStylizer(load_pack(path), device, strokes=strokes, skin_hue=skin_hue)
 
 
-def resolve_style(spec: str | Path, device: str = "cpu", strokes: float = 1.0) -> Stylizer:
+def resolve_style(
+    spec: str | Path, device: str = "cpu", strokes: float = 1.0, skin_hue: float = 0.0
+) -> Stylizer:
     """The stylizer a style spec names.
 
     Args:
@@ -48,6 +50,8 @@ def resolve_style(spec: str | Path, device: str = "cpu", strokes: float = 1.0) -
         device: where a pack's student runs, ``"cpu"`` or ``"cuda"`` (already resolved, see
             :func:`plugin.settings.resolve_device`); the classical style runs on the CPU.
         strokes: a pack's canvas strength (see :class:`plugin.settings.RestyleSettings`).
+        skin_hue: how much of the person's own skin hue a pack that keeps skin tone gives
+            each face (see :class:`plugin.settings.RestyleSettings`).
 
     Raises:
         StyleError: the name is unknown, the pack file is missing, or the pack is invalid.
@@ -57,7 +61,7 @@ def resolve_style(spec: str | Path, device: str = "cpu", strokes: float = 1.0) -
         from pipeline.cartoon import CartoonStylizer
 
         return CartoonStylizer()
-    return _load_pack(path, device, strokes)
+    return _load_pack(path, device, strokes, skin_hue)
 
 
 def style_file(spec: str | Path) -> Path | None:

@@ -162,6 +162,38 @@ def test_a_face_keeps_the_persons_lightness_under_a_wide_identity_scale() -> Non
     assert lightness(later) - lightness(crop.image) > 5
 
 
+def _face_inside(crop) -> np.ndarray:
+    inside = np.zeros((crop.size, crop.size), np.uint8)
+    outline = np.concatenate([crop.landmarks[JAW], crop.landmarks[BROWS][::-1]])
+    cv2.fillPoly(inside, [np.rint(outline).astype(np.int32)], 1)
+    return inside.astype(bool)
+
+
+def test_the_skin_hue_moves_a_face_toward_the_persons_colour_at_its_own_lightness() -> None:
+    _, _, crop = photo_face("grace_hopper")
+    inside = _face_inside(crop)
+    # A grey-green painted face: the painter's hue, far from her own pink skin.
+    painted = np.full_like(crop.image, (120, 130, 110))
+
+    def lab(image: np.ndarray) -> np.ndarray:
+        return np.median(cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[inside].astype(float), axis=0)
+
+    content, points = crop.image[None], crop.landmarks[None]
+    own = lab(crop.image)
+    painter = lab(restore_tone(painted[None], content, points)[0])
+    half = lab(restore_tone(painted[None], content, points, hue=0.5)[0])
+    person = lab(restore_tone(painted[None], content, points, hue=1.0)[0])
+    # Lightness is the person's every time (8-bit L*: 0-255); the colour (a*, b*) moves.
+    for figures in (painter, half, person):
+        assert abs(figures[0] - own[0]) <= 4
+    assert np.linalg.norm(person[1:] - own[1:]) <= 3
+    distance = np.linalg.norm(painter[1:] - own[1:])
+    assert distance > 10
+    assert 0.3 * distance < np.linalg.norm(half[1:] - own[1:]) < 0.7 * distance
+    with pytest.raises(ValueError, match=r"hue must be in 0\.\.1"):
+        restore_tone(painted[None], content, points, hue=1.5)
+
+
 @pytest.mark.parametrize(
     ("stylized", "content", "strength", "message"),
     [

@@ -26,6 +26,8 @@ HAS_CUDA = torch.cuda.is_available()
         ("identity", float("nan"), "identity: expected a number from 0 to 2 or None, got nan"),
         ("strokes", -1, "strokes: expected a number from 0 to 4, got -1"),
         ("strokes", 4.5, "strokes: expected a number from 0 to 4, got 4.5"),
+        ("skin_hue", 1.5, "skin_hue: expected a number from 0 to 1, got 1.5"),
+        ("skin_hue", True, "skin_hue: expected a number from 0 to 1, got True"),
         ("max_faces", 0, "max_faces: expected a whole number >= 1, got 0"),
         ("detect_every", 2.5, "detect_every: expected a whole number >= 1, got 2.5"),
         ("detect_every", True, "detect_every: expected a whole number >= 1, got True"),
@@ -86,11 +88,11 @@ def test_devices_resolve_and_a_missing_cuda_is_one_clear_error() -> None:
 def test_every_restyling_command_makes_the_same_settings(command: str) -> None:
     options = ["--style", "cartoon", "--identity", "0.5", "--max-faces", "2", "--strokes", "2"]
     options += ["--detect-every", "3", "--mask", "crop", "--no-fine-detail", "--full-crops"]
-    options += ["--device", "cpu"]
+    options += ["--skin-hue", "0.5", "--device", "cpu"]
     positional = ["in.mp4", "-o", "out.mp4"] if command == "render" else []
     args = build_parser().parse_args([command, *positional, *options])
     assert restyle_settings(args) == RestyleSettings(
-        "cartoon", strokes=2.0, device="cpu", **CHANGED
+        "cartoon", strokes=2.0, skin_hue=0.5, device="cpu", **CHANGED
     )
 
 
@@ -98,6 +100,12 @@ def test_the_stroke_strength_reaches_the_pack() -> None:
     bold = build_restyler(RestyleSettings("painterly", strokes=2.0, device="cpu")).stylizer
     plain = build_restyler(RestyleSettings("painterly", device="cpu")).stylizer
     assert np.array_equal(bold._canvas, 2 * plain._canvas)
+
+
+def test_the_skin_hue_reaches_the_pack() -> None:
+    own = build_restyler(RestyleSettings("painterly", skin_hue=0.75, device="cpu")).stylizer
+    assert own.skin_hue == 0.75
+    assert build_restyler(RestyleSettings("painterly", device="cpu")).stylizer.skin_hue == 0
 
 
 def test_the_device_reaches_every_stage() -> None:

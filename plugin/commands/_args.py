@@ -100,8 +100,23 @@ def add_restyle_options(
     )
     add_mask_option(parser)
     add_fine_detail_option(parser)
+    add_skin_hue_option(parser)
     add_full_crops_option(parser)
     add_device_option(parser, "the work runs")
+
+
+def add_skin_hue_option(parser: argparse.ArgumentParser) -> None:
+    """``--skin-hue K``, 0 to 1 (default 0): see
+    :attr:`plugin.settings.RestyleSettings.skin_hue`."""
+    parser.add_argument(
+        "--skin-hue",
+        type=number_in(float, 0, 1),
+        default=0.0,
+        metavar="K",
+        help="with a pack that keeps skin tone, move each face's colour from the painter's "
+        "skin toward the person's own, at the same lightness: 0 (the painter's, default) "
+        "to 1 (the person's)",
+    )
 
 
 def add_strokes_option(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -118,6 +133,7 @@ def restyle_settings(args: argparse.Namespace, style: str | None = None) -> Rest
         style=style or args.style,
         identity=args.identity,
         strokes=args.strokes,
+        skin_hue=args.skin_hue,
         max_faces=args.max_faces,
         detect_every=args.detect_every,
         mask=args.mask,

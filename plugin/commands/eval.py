@@ -39,6 +39,7 @@ from plugin.commands._args import (
     add_full_crops_option,
     add_mask_option,
     add_points_option,
+    add_skin_hue_option,
     add_strokes_option,
     counted,
     number_in,
@@ -129,6 +130,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_mask_option(parser)
     add_fine_detail_option(parser)
     add_full_crops_option(parser)
+    add_skin_hue_option(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(run=run)
 
@@ -149,7 +151,9 @@ def generated_clip(path: Path, frames: int) -> Path:
 
 
 def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], Exemplar | None]:
-    stylizers = [resolve_style(spec, strokes=args.strokes) for spec in args.style]
+    stylizers = [
+        resolve_style(spec, strokes=args.strokes, skin_hue=args.skin_hue) for spec in args.style
+    ]
     exemplar = None
     if args.exemplar:
         exemplar = prepare_exemplar(load_image(args.exemplar), args.points)
