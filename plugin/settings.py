@@ -53,6 +53,10 @@ def _is_count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+def _is_number_in(value: object, low: float, high: float) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and low <= value <= high
+
+
 @dataclass(frozen=True)
 class RestyleSettings:
     """Everything that decides how faces are restyled, validated on construction.
@@ -126,22 +130,9 @@ class RestyleSettings:
             f"a number from 0 to {MAX_IDENTITY:g} or None",
             self.identity,
         )
-        _expect(
-            isinstance(self.strokes, int | float)
-            and not isinstance(self.strokes, bool)
-            and 0 <= self.strokes <= 4,
-            "strokes",
-            "a number from 0 to 4",
-            self.strokes,
-        )
-        _expect(
-            isinstance(self.skin_hue, int | float)
-            and not isinstance(self.skin_hue, bool)
-            and 0 <= self.skin_hue <= 1,
-            "skin_hue",
-            "a number from 0 to 1",
-            self.skin_hue,
-        )
+        for name, most in (("strokes", 4), ("skin_hue", 1)):
+            value = getattr(self, name)
+            _expect(_is_number_in(value, 0, most), name, f"a number from 0 to {most}", value)
         _expect(_is_count(self.max_faces), "max_faces", "a whole number >= 1", self.max_faces)
         _expect(
             _is_count(self.detect_every), "detect_every", "a whole number >= 1", self.detect_every
