@@ -49,8 +49,9 @@ from pipeline.composite import (
     magnification,
     place_crop,
 )
+from pipeline.detail import inner_face
 from pipeline.flow import optical_flow, warp_by_flow
-from pipeline.frame import BROWS, JAW, AlignedCrop, Frame
+from pipeline.frame import AlignedCrop, Frame
 from pipeline.landmarks import detect_landmarks, model_path
 from pipeline.matte import head_prior
 from pipeline.restyle import SmallFaces, stylize_by_side
@@ -348,7 +349,7 @@ def head_share(matte: np.ndarray, head: np.ndarray) -> float:
 
 def lightness_shift(shown: np.ndarray, photo: np.ndarray, landmarks: np.ndarray) -> float:
     """How much lighter the shown face is than the person's own: the median CIELAB L* of the
-    face inside its landmarks (jaw line closed over the brows), shown minus photo.
+    face inside its landmarks (:func:`pipeline.detail.inner_face`), shown minus photo.
 
     The figure of the skin-tone promise: 0 = the person's own lightness, +10 = ten L* paler
     (a dark-skinned face painted a shade paler reads as a different skin tone).
@@ -358,10 +359,7 @@ def lightness_shift(shown: np.ndarray, photo: np.ndarray, landmarks: np.ndarray)
         photo: ``(S, S, 3)`` ``uint8`` RGB, its input crop.
         landmarks: ``(68, 2)`` crop pixels.
     """
-    face = np.zeros(photo.shape[:2], np.uint8)
-    outline = np.concatenate([landmarks[JAW], landmarks[BROWS][::-1]])
-    cv2.fillPoly(face, [np.rint(outline).astype(np.int32)], 1)
-    inside = face.astype(bool)
+    inside = inner_face(landmarks, photo.shape[0])
     if not inside.any():
         return float("nan")
     # OpenCV's 8-bit L* is scaled to 0-255.

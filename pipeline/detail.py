@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_IDENTITY_SCALE",
     "MAX_IDENTITY",
     "MAX_IDENTITY_SCALE",
+    "inner_face",
     "low_pass",
     "restore_detail",
     "restore_tone",
@@ -158,11 +159,9 @@ def restore_tone(
     size = stylized.shape[1]
     out = xp.empty_like(stylized)
     for i, (styled, source, points) in enumerate(zip(stylized, content, landmarks, strict=True)):
-        face = np.zeros((size, size), np.uint8)
-        outline = np.concatenate([points[JAW], points[BROWS][::-1]])
-        cv2.fillPoly(face, [np.rint(outline).astype(np.int32)], 1)
+        face = inner_face(points, size)
         # Every other pixel each way: a median of the face's pixels, 4x cheaper.
-        inside = face[::2, ::2].astype(bool)
+        inside = face[::2, ::2]
         if not inside.any():
             out[i] = styled
             continue
@@ -177,13 +176,22 @@ def restore_tone(
     return out
 
 
+def inner_face(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """``(S, S)`` ``bool``: the face inside its ``(68, 2)`` landmarks (crop pixels), the jaw
+    line closed over the brows: where a face's skin tone is measured."""
+    face = np.zeros((size, size), np.uint8)
+    outline = np.concatenate([landmarks[JAW], landmarks[BROWS][::-1]])
+    cv2.fillPoly(face, [np.rint(outline).astype(np.int32)], 1)
+    return face.astype(bool)
+
+
 def _toward_own_hue(styled: Any, source: np.ndarray, face: np.ndarray, hue: float) -> Any:
     """``styled`` (``(S, S, 3)`` ``uint8``, NumPy or CuPy) with ``hue`` of the difference
-    between the median colours of ``source`` and of itself inside ``face`` (``(S, S)``
-    ``uint8`` 0/1) added, less its luma (so the lightness stays), weighted by the face
+    between the median colours of ``source`` and of itself inside ``face``
+    (:func:`inner_face`) added, less its luma (so the lightness stays), weighted by the face
     blurred over a 24th of the crop."""
     xp = array_module(styled)
-    inside = face[::2, ::2].astype(bool)
+    inside = face[::2, ::2]
     own = np.median(source[::2, ::2][inside].astype(np.float32), axis=0)
     made = xp.median(styled[::2, ::2][xp.asarray(inside)].astype(xp.float32), axis=0)
     shift = own - np.asarray(made.get() if xp is not np else made, np.float32)

@@ -245,23 +245,24 @@ class Restyler:
             return tuple(crops)
         timings = self.timings
         unfinished = stylized.unfinished or (False,) * len(crops)
+        finisher: StagedStylizer = analysis.stylizer  # type: ignore[assignment]
         for group in _by_side(analysis.crops, range(len(crops))):
+            aligned = [analysis.crops[i] for i in group]
+            batch = array_module(crops[group[0]]).stack([crops[i] for i in group])
             if identity > 0:
                 with timings.measure("detail"):
-                    content = np.stack([analysis.crops[i].image for i in group])
-                    batch = array_module(crops[group[0]]).stack([crops[i] for i in group])
+                    content = np.stack([crop.image for crop in aligned])
                     scale = analysis.stylizer.identity_scale
-                    detailed = restore_detail(batch, content, identity, scale)
-                    for i, crop in zip(group, detailed, strict=True):
-                        crops[i] = crop
-            pending = [i for i in group if unfinished[i]]
-            if pending:
+                    batch = restore_detail(batch, content, identity, scale)
+            pending = [k for k, i in enumerate(group) if unfinished[i]]
+            if len(pending) == len(group):
                 with timings.measure("finish"):
-                    batch = array_module(crops[pending[0]]).stack([crops[i] for i in pending])
-                    aligned = [analysis.crops[i] for i in pending]
-                    finisher: StagedStylizer = analysis.stylizer  # type: ignore[assignment]
-                    for i, crop in zip(pending, finisher.finish(batch, aligned), strict=True):
-                        crops[i] = crop
+                    batch = finisher.finish(batch, aligned)
+            elif pending:  # live's degraded steps: some faces classical or reused
+                with timings.measure("finish"):
+                    batch[pending] = finisher.finish(batch[pending], [aligned[k] for k in pending])
+            for i, crop in zip(group, batch, strict=True):
+                crops[i] = crop
         return tuple(crops)
 
     def composite(self, stylized: Stylized) -> Frame:

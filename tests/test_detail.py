@@ -14,8 +14,8 @@ from pack_factory import make_pack
 from models.pack_stylizer import PackStylizer
 from pipeline.align import align_face
 from pipeline.cartoon import CartoonStylizer
-from pipeline.detail import restore_detail, restore_tone
-from pipeline.frame import BROWS, JAW, Frame
+from pipeline.detail import inner_face, restore_detail, restore_tone
+from pipeline.frame import Frame
 from pipeline.restyle import Analysis, Restyler
 
 
@@ -142,12 +142,10 @@ def test_a_face_keeps_the_persons_lightness_under_a_wide_identity_scale() -> Non
     photo, face, _ = photo_face("grace_hopper")
     pack = replace(make_pack(), keep_tone=True, identity=1.0, identity_scale=64.0)
     crop = align_face(photo, face, pack.crop_size)
-    inside = np.zeros((crop.size, crop.size), np.uint8)
-    outline = np.concatenate([crop.landmarks[JAW], crop.landmarks[BROWS][::-1]])
-    cv2.fillPoly(inside, [np.rint(outline).astype(np.int32)], 1)
+    inside = inner_face(crop.landmarks, crop.size)
 
     def lightness(image: np.ndarray) -> float:
-        return float(np.median(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[inside.astype(bool)]))
+        return float(np.median(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[inside]))
 
     stylizer = PackStylizer(pack, smoothing=0.0)
     restyler = Restyler(stylizer)
@@ -162,16 +160,9 @@ def test_a_face_keeps_the_persons_lightness_under_a_wide_identity_scale() -> Non
     assert lightness(later) - lightness(crop.image) > 5
 
 
-def _face_inside(crop) -> np.ndarray:
-    inside = np.zeros((crop.size, crop.size), np.uint8)
-    outline = np.concatenate([crop.landmarks[JAW], crop.landmarks[BROWS][::-1]])
-    cv2.fillPoly(inside, [np.rint(outline).astype(np.int32)], 1)
-    return inside.astype(bool)
-
-
 def test_the_skin_hue_moves_a_face_toward_the_persons_colour_at_its_own_lightness() -> None:
     _, _, crop = photo_face("grace_hopper")
-    inside = _face_inside(crop)
+    inside = inner_face(crop.landmarks, crop.size)
     # A grey-green painted face: the painter's hue, far from her own pink skin.
     painted = np.full_like(crop.image, (120, 130, 110))
 
