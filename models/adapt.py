@@ -58,7 +58,6 @@ from pipeline.align import (
 from pipeline.detail import DEFAULT_IDENTITY, DEFAULT_IDENTITY_SCALE, MAX_IDENTITY_SCALE
 from pipeline.errors import InputError, NoFaceError
 from pipeline.frame import AlignedCrop
-from pipeline.guides import is_monochrome
 from pipeline.landmarks import detect_landmarks, predict_landmarks
 from pipeline.samples import FACE_PHOTOS, face_box, face_photo
 from pipeline.sources import open_source
@@ -102,6 +101,8 @@ class AdaptSettings:
             again). The student trains the same either way.
         keep_tone: whether faces keep their own skin tone (``None``: yes unless the
             exemplar is monochrome; see :func:`pipeline.guides.guide_reference`).
+        monochrome: whether the exemplar is in one ink (:attr:`Exemplar.monochrome`;
+            ``None``: detected).
         seed: augmentation and training seed.
     """
 
@@ -119,6 +120,7 @@ class AdaptSettings:
     identity_scale: float | None = None
     strokes: float = 1.0
     keep_tone: bool | None = None
+    monochrome: bool | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -413,7 +415,7 @@ def _artwork_term(
     0.14-0.16 without it) and one kept the photo's dark tones (0.23 / 0.53 / 0.33); a print's
     skin is paper and hatching, which the teacher already paints it with.
     """
-    if is_monochrome(exemplar.image):
+    if exemplar.monochrome:
         return None, None
     size = exemplar.size
     return (
@@ -455,7 +457,9 @@ def adapt(
     threads = settings.train.threads or free_cores(own_load=0.0)
     report = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
-    exemplar = prepare_exemplar(style_image, points, settings.crop_size, settings.keep_tone)
+    exemplar = prepare_exemplar(
+        style_image, points, settings.crop_size, settings.keep_tone, settings.monochrome
+    )
     count = settings.faces
     if content:
         crops = footage_faces(
@@ -529,6 +533,7 @@ def adapt(
         ),
         geometry=float(settings.geometry),
         keep_tone=exemplar.keep_tone,
+        monochrome=exemplar.monochrome,
         training=figures,
         canvas=None if canvas is None else canvas * np.float32(SHOWN_STRENGTH * settings.strokes),
     )

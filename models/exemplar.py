@@ -57,6 +57,8 @@ class Exemplar:
         keep_tone: each stylized face is brought back to the person's own skin tone
             afterwards (:func:`pipeline.detail.restore_tone`); ``False``: it keeps the
             exemplar's (a dark face comes out as light as the exemplar's).
+        monochrome: the portrait is drawn or printed in one ink on its paper (an engraving,
+            a sepia print, red chalk): a pack made from it paints in those two colours only.
     """
 
     image: np.ndarray
@@ -65,6 +67,7 @@ class Exemplar:
     guides: Guides
     fitted: bool = False
     keep_tone: bool = False
+    monochrome: bool = False
 
     @property
     def size(self) -> int:
@@ -143,6 +146,7 @@ def prepare_exemplar(
     points: np.ndarray | None = None,
     size: int = CROP_SIZE,
     keep_tone: bool | None = None,
+    monochrome: bool | None = None,
 ) -> Exemplar:
     """Find the portrait's face, align it and precompute its guides.
 
@@ -152,9 +156,13 @@ def prepare_exemplar(
             of detection (for faces the detector misses).
         size: crop side ``S``.
         keep_tone: whether content faces keep their own skin tone (see
-            :attr:`Exemplar.keep_tone`); ``None``: they do unless the portrait
-            :func:`pipeline.guides.is_monochrome` (a drawing's tones are its shading, and a
-            dark face drawn in them would lose its features).
+            :attr:`Exemplar.keep_tone`); ``None``: they do unless the portrait is monochrome
+            (a drawing's tones are its shading, and a dark face drawn in them would lose
+            its features).
+        monochrome: whether the portrait is in one ink (:attr:`Exemplar.monochrome`);
+            ``None``: :func:`pipeline.guides.is_monochrome`, which tells grey and evenly
+            tinted prints but not a drawing on paper whose tint varies (Leonardo's red
+            chalk), whose author has to say so.
 
     Raises:
         NoFaceError: no face found and no points given.
@@ -181,11 +189,14 @@ def prepare_exemplar(
         landmarks, fitted = predict_landmarks(image, boxes[0]), False
     crop = align_face(image, landmarks, size)
     reference = guide_reference(crop.image, crop.landmarks)
+    if monochrome is None:
+        monochrome = is_monochrome(crop.image)
     return Exemplar(
         image=crop.image,
         landmarks=crop.landmarks,
         reference=reference,
         guides=compute_guides(crop.image, crop.landmarks, reference, ears=False),
         fitted=fitted,
-        keep_tone=not is_monochrome(crop.image) if keep_tone is None else keep_tone,
+        keep_tone=not monochrome if keep_tone is None else keep_tone,
+        monochrome=monochrome,
     )

@@ -19,15 +19,16 @@ File layout (safetensors, so any safetensors reader can inspect it):
   with ``format`` (:data:`FORMAT`), ``format_version`` (:data:`FORMAT_VERSION`),
   ``architecture``, ``config``, ``crop_size``, ``guides``, ``name``, ``identity``,
   ``geometry``, ``training`` (figures such as steps, seconds, losses), ``keep_tone``
-  (absent in packs made before it existed: they matched the whole histogram) and
-  ``identity_scale`` (absent in packs made before it: they restore fine detail only).
+  (absent in packs made before it existed: they matched the whole histogram),
+  ``identity_scale`` (absent in packs made before it: they restore fine detail only) and
+  ``monochrome`` (absent in packs made before it: told from the thumbnail).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,7 @@ from models.student_input import GUIDE_CHANNELS, StudentReference, guide_channel
 from pipeline.atomic import write_atomically
 from pipeline.detail import DEFAULT_IDENTITY_SCALE, MAX_IDENTITY, MAX_IDENTITY_SCALE
 from pipeline.errors import StyleError
+from pipeline.guides import is_monochrome
 
 __all__ = [
     "FORMAT",
@@ -82,6 +84,8 @@ class StylePack:
         geometry: how far faces are warped toward the exemplar's proportions, 0..1.
         keep_tone: each stylized face is brought back to the person's own skin tone (see
             :attr:`models.exemplar.Exemplar.keep_tone`).
+        monochrome: the student's output is recoloured in the exemplar's ink and paper
+            (see :attr:`models.exemplar.Exemplar.monochrome`).
         training: figures from training (steps, seconds, final losses, ...); numbers or
             strings only.
         canvas: ``(C, S, S)`` ``float32`` the student's canvas (:mod:`models.canvas`);
@@ -100,6 +104,7 @@ class StylePack:
     identity_scale: float = DEFAULT_IDENTITY_SCALE
     geometry: float = 0.0
     keep_tone: bool = False
+    monochrome: bool = False
     training: dict[str, float | int | str] = field(default_factory=dict)
     canvas: np.ndarray | None = None
 
@@ -198,7 +203,9 @@ def _check_pack(pack: StylePack) -> None:
         and 8 <= thumb.shape[0] <= _MAX_THUMBNAIL,
         f"thumbnail must be uint8 (T, T, 3) with 8 <= T <= {_MAX_THUMBNAIL}",
     )
-    expect(type(pack.keep_tone) is bool, f"keep_tone must be true or false, got {pack.keep_tone!r}")
+    for key in ("keep_tone", "monochrome"):
+        value = getattr(pack, key)
+        expect(type(value) is bool, f"{key} must be true or false, got {value!r}")
     for key, low, high in (
         ("identity", 0.0, MAX_IDENTITY),
         ("identity_scale", 1.0, MAX_IDENTITY_SCALE),
@@ -243,6 +250,7 @@ def _serialize(pack: StylePack) -> bytes:
         "identity_scale": pack.identity_scale,
         "geometry": pack.geometry,
         "keep_tone": pack.keep_tone,
+        "monochrome": pack.monochrome,
         "training": pack.training,
     }
     # One metadata key: safetensors writes several keys in an unstable order.
@@ -329,9 +337,10 @@ def _parse_metadata(path: Path, header: dict[str, object]) -> dict[str, object]:
         "geometry",
         "training",
     }
-    # keep_tone and identity_scale came later: a pack without the first matched the whole
-    # histogram, one without the second restores fine detail only.
-    optional = {"keep_tone", "identity_scale"}
+    # keep_tone, identity_scale and monochrome came later: a pack without the first matched
+    # the whole histogram, one without the second restores fine detail only, one without the
+    # third is told from its thumbnail, as it was then.
+    optional = {"keep_tone", "identity_scale", "monochrome"}
     unknown, missing = set(meta) - expected - optional, expected - set(meta)
     if unknown or missing:
         wrong = [
@@ -383,7 +392,7 @@ def load_pack(path: str | Path) -> StylePack:
         raise _fail(path, f"unexpected tensor names {sorted(tensors)[:8]}")
     weights = {k[len(_WEIGHT_PREFIX) :]: v for k, v in tensors.items() if k not in names | optional}
     try:
-        return StylePack(
+        pack = StylePack(
             name=meta["name"],
             config=config,
             weights=weights,
@@ -396,11 +405,15 @@ def load_pack(path: str | Path) -> StylePack:
             identity_scale=meta.get("identity_scale", DEFAULT_IDENTITY_SCALE),
             geometry=meta["geometry"],
             keep_tone=meta.get("keep_tone", False),
+            monochrome=meta.get("monochrome", False),
             training=meta["training"],
             canvas=tensors.get("canvas"),
         )
     except StyleError as error:
         raise StyleError(f"{path}: {error}") from error
+    if "monochrome" not in meta:
+        return replace(pack, monochrome=is_monochrome(pack.thumbnail))
+    return pack
 
 
 def bundled_packs() -> dict[str, Path]:

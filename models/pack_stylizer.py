@@ -20,10 +20,10 @@ from pipeline.detail import restore_tone
 from pipeline.errors import DeviceError, StyleError
 from pipeline.flow import optical_flow, pixel_grid, warp_by_flow
 from pipeline.frame import AlignedCrop
-from pipeline.guides import LUMA_WEIGHTS, is_monochrome
+from pipeline.guides import LUMA_WEIGHTS
 from pipeline.xp import select_backend
 
-__all__ = ["PackStylizer", "build_generator", "default_dtype", "monochrome_colours"]
+__all__ = ["PackStylizer", "build_generator", "default_dtype", "ink_colours"]
 
 # Input luminance change (0-255, blurred) at which the blend weight has fallen to 1/e: noise
 # and compression shimmer are smaller, a blink or a mouth opening much larger.
@@ -73,23 +73,22 @@ def _warp_crop(crop: torch.Tensor, flow: np.ndarray) -> torch.Tensor:
     )[0].permute(1, 2, 0)
 
 
-def monochrome_colours(exemplar: np.ndarray) -> np.ndarray | None:
-    """How a monochrome exemplar colours each grey level, or ``None`` for a colour one.
+def ink_colours(exemplar: np.ndarray) -> np.ndarray:
+    """How a monochrome exemplar colours each grey level: its ink and paper as a line in RGB.
 
     A student trained on an engraving or a drawing can still leave a tint of the photo's
-    colours (green hair, a magenta background: its corrections are per channel); a
+    colours (green hair, a magenta background, red lips: its corrections are per channel); a
     monochrome style should never show one. So its output is reduced to grey and recoloured
-    the way the exemplar is (grey for a grey print, brown for sepia).
+    the way the exemplar is (grey for a grey print, brown for sepia, red-brown on buff for
+    red chalk).
 
     Args:
         exemplar: ``(T, T, 3)`` ``uint8`` RGB aligned exemplar (a pack's thumbnail).
 
     Returns:
         ``(2, 3)`` ``float32``: per RGB channel the gain and the offset (0-255) fitted from
-        the exemplar's grey to its channels, when :func:`pipeline.guides.is_monochrome`.
+        the exemplar's grey to its channels.
     """
-    if not is_monochrome(exemplar):
-        return None
     pixels = exemplar.reshape(-1, 3).astype(np.float64)
     design = np.stack([pixels @ LUMA_WEIGHTS, np.ones(len(pixels))], axis=1)
     fit, *_ = np.linalg.lstsq(design, pixels, rcond=None)
@@ -210,12 +209,14 @@ class PackStylizer:
         )
         self._reference = pack.reference
         self._canvas = None if pack.canvas is None else pack.canvas * np.float32(strokes)
-        colours = monochrome_colours(pack.thumbnail)
         # (luma weights, per-channel gains, offsets) on the device, made once, not per frame.
         self._monochrome = (
-            None
-            if colours is None
-            else tuple(torch.from_numpy(a).to(self.device) for a in (LUMA_WEIGHTS, *colours))
+            tuple(
+                torch.from_numpy(a).to(self.device)
+                for a in (LUMA_WEIGHTS, *ink_colours(pack.thumbnail))
+            )
+            if pack.monochrome
+            else None
         )
         self._canvas_sizes: dict[int, np.ndarray] = {}
         self._exemplar_sizes: dict[int, tuple[np.ndarray, StudentReference]] = {}
@@ -428,7 +429,7 @@ class PackStylizer:
 
         ``canvas``: ``(N, C, S, S)`` ``float32``; the pack's own, unmoved, when ``None`` (a
         still picture, the adapt preview). A monochrome style's output is recoloured as its
-        exemplar (:func:`monochrome_colours`).
+        exemplar (:func:`ink_colours`).
 
         Returns:
             ``(N, S, S, 3)`` ``float32`` RGB 0-255 (unrounded) on :attr:`device`.

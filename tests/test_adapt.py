@@ -135,6 +135,16 @@ def test_the_artwork_term_trains_colour_styles_and_leaves_prints_to_the_teacher(
     assert (artwork.parts == HEAD_PARTS.index("skin")).mean() > 0.1
 
 
+def test_a_colour_portrait_said_to_be_in_one_ink_makes_a_monochrome_pack(tiny_result) -> None:
+    mono = adapt(
+        load_image(EXEMPLARS / "poster.jpg"),
+        replace(TINY, monochrome=True, train=replace(TINY.train, steps=2)),
+        name="mono",
+    ).pack
+    assert mono.monochrome and not mono.keep_tone and "loss_artwork" not in mono.training
+    assert not tiny_result.pack.monochrome and tiny_result.pack.keep_tone
+
+
 def test_the_identity_scale_is_checked_where_it_is_chosen() -> None:
     for outside in (0.5, 129.0):
         with pytest.raises(ValueError, match="--identity-scale"):

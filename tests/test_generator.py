@@ -208,7 +208,7 @@ def test_a_monochrome_style_gives_monochrome_faces(astronaut: np.ndarray) -> Non
     # sepia print must still give sepia: every pixel on the print's own grey-to-colour line.
     grey = np.linspace(30, 230, 32 * 32).reshape(32, 32)
     sepia = np.stack([grey, grey * 0.85 + 5, grey * 0.6 + 10], axis=2).astype(np.uint8)
-    pack = replace(make_pack(), thumbnail=sepia)
+    pack = replace(make_pack(), thumbnail=sepia, monochrome=True)
     crop = align_face(astronaut, detect_landmarks(astronaut)[0], pack.crop_size)
     out = PackStylizer(pack, dtype=torch.float32, smoothing=0.0).stylize([crop])[0]
     red = out[..., 0].astype(np.float32)

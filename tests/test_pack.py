@@ -80,6 +80,26 @@ def test_skin_tone_choice_round_trips_and_older_packs_match_the_histogram(
         load_pack(kept)
 
 
+def test_palette_round_trips_and_older_packs_tell_it_from_their_thumbnail(
+    tmp_path: Path,
+) -> None:
+    mono = save_pack(replace(make_pack(), monochrome=True), tmp_path / "mono.safetensors")
+    assert load_pack(mono).monochrome
+    # A pack written before the key existed was recoloured when its thumbnail is
+    # monochrome, and still is.
+    tensors, meta = _contents(mono)
+    del meta["monochrome"]
+    _resave(mono, tensors, meta)
+    assert load_pack(mono).monochrome is False  # make_pack's thumbnail is colour noise
+    tensors["thumbnail"] = np.repeat(tensors["thumbnail"][..., :1], 3, axis=2)
+    _resave(mono, tensors, meta)
+    assert load_pack(mono).monochrome is True
+    meta["monochrome"] = 1
+    _resave(mono, tensors, meta)
+    with pytest.raises(StyleError, match="monochrome"):
+        load_pack(mono)
+
+
 def test_identity_scale_round_trips_and_older_packs_restore_fine_detail(tmp_path: Path) -> None:
     wide = save_pack(replace(make_pack(), identity_scale=32.0), tmp_path / "wide.safetensors")
     assert load_pack(wide).identity_scale == 32.0

@@ -94,6 +94,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="keep each face's own skin tone, or take the portrait's (style); auto keeps it "
         "unless the portrait is monochrome (a drawing, an engraving) (auto)",
     )
+    parser.add_argument(
+        "--palette",
+        choices=("auto", "colour", "mono"),
+        default="auto",
+        help="mono: the portrait is drawn or printed in one ink on its paper (red chalk, "
+        "sepia, charcoal, an engraving), and the pack paints in that ink and paper only; "
+        "auto tells a grey or evenly tinted print, not a drawing on paper whose tint "
+        "varies, which needs mono said (auto)",
+    )
     parser.add_argument("--name", help="the pack's name (default: the output file's stem)")
     parser.add_argument("--seed", type=number_in(int, 0), default=0, help="random seed (default 0)")
     add_device_option(parser, "the student trains")
@@ -127,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         identity_scale=args.identity_scale,
         strokes=args.strokes,
         keep_tone={"auto": None, "keep": True, "style": False}[args.skin_tone],
+        monochrome={"auto": None, "colour": False, "mono": True}[args.palette],
         seed=args.seed,
         train=replace(quality.train, device=device),
     )
