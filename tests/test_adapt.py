@@ -350,3 +350,6 @@ def test_packs_command_lists_bundled_packs(capsys) -> None:
         assert name in out
     # The strength a pack was made with, which --strokes multiplies, is labelled as such.
     assert "own strokes" in out
+    # The engraving is a print in one ink; the painting is not.
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert "palette mono" in lines["engraving"] and "palette colour" in lines["painterly"]

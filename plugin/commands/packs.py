@@ -13,7 +13,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="list the bundled style packs",
         description="List the style packs that ship with facestyle (use one with --style NAME). "
         "'own strokes' is the stroke strength a pack was made with, which a run's --strokes K "
-        "multiplies.",
+        "multiplies; 'palette mono' a pack that paints in its exemplar's one ink (adapt "
+        "--palette).",
     )
     parser.set_defaults(run=run)
 
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
             f"identity {pack.identity:g} scale {pack.identity_scale:g}  "
             f"own strokes {figures.get('strokes', 1.0):g}  "
             f"geometry {pack.geometry:g}  "
+            f"palette {'mono' if pack.monochrome else 'colour'}  "
             f"trained {figures.get('steps', '?')} steps on {figures.get('faces', '?')} faces  "
             f"{path}"
         )
