@@ -283,13 +283,27 @@ def test_adapt_command_draws_no_bars_off_a_terminal(
     monkeypatch.setitem(QUALITIES, "fast", TINY)
     output = tmp_path / "tiny.safetensors"
     assert (
-        main(["adapt", str(EXEMPLARS / "poster.jpg"), "-o", str(output), "--quality", "fast"]) == 0
+        main(
+            [
+                "adapt",
+                str(EXEMPLARS / "poster.jpg"),
+                "-o",
+                str(output),
+                "--quality",
+                "fast",
+                "--palette",
+                "mono",
+            ]
+        )
+        == 0
     )
     captured = capsys.readouterr()
     # stderr is captured here, as in a log or a pipe: no bar, nor a refresh of one.
     assert captured.err == ""
     assert f"wrote {output}" in captured.out and "3 faces" in captured.out
     assert output.is_file() and output.with_suffix(".preview.png").is_file()
+    # Mucha's poster is in colour; said to be in one ink, its pack is monochrome.
+    assert load_pack(output).monochrome and not load_pack(output).keep_tone
 
 
 def _read_terminal(leader: int, seconds: float) -> str:
