@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
+from shared_media import shared_media
 
 from pipeline import matte as matte_module
 from pipeline.align import align_face
@@ -119,10 +119,7 @@ def test_head_matte_leaves_a_dark_background_above_short_hair() -> None:
     """The shared clip 2: a short-haired head before a dark maroon curtain that GrabCut
     once took for hair, restyling a block above the head up to the crop's edge (4.6-7.1 %
     of the head's area lay above the line below, against 0-1.3 % now)."""
-    clip = Path(__file__).resolve().parents[1] / ".." / "shared" / "media"
-    clip /= "obama_weekly_address_clip2.mp4"
-    if not clip.is_file():
-        pytest.skip(f"the shared footage is not in {clip.parent}")
+    clip = shared_media("obama_weekly_address_clip2.mp4")
     with av.open(str(clip)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)][:41:20]
     for frame in frames:
@@ -143,10 +140,7 @@ def test_the_background_beyond_a_turned_face_stays_out_of_the_matte() -> None:
     """Vermeer's girl looks over her shoulder: her eyes sit toward the far cheek, and a sure
     skull centred between them reached past the far outline into the black background,
     which was half restyled there (0.51; 0.45 beside Van Gogh's turned head)."""
-    path = Path(__file__).resolve().parents[1] / ".." / "shared" / "media"
-    path /= "vermeer_girl_with_a_pearl_earring.jpg"
-    if not path.is_file():
-        pytest.skip(f"the shared artworks are not in {path.parent}")
+    path = shared_media("vermeer_girl_with_a_pearl_earring.jpg")
     image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     crop = align_face(image, detect_landmarks(image)[0])
     matte = refine_matte(crop)

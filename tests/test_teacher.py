@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from shared_media import shared_media
 
 from models.exemplar import (
     FIVE_POINTS,
@@ -174,11 +175,7 @@ def test_a_drawing_on_tinted_paper_is_monochrome_when_its_author_says_so() -> No
     """Leonardo's red chalk: its buff paper's tint varies, so its colour is no line in its
     lightness and it is not told from a warm oil painting; said to be in one ink, the pack
     takes the drawing's tones and paints in its ink."""
-    path = Path(__file__).resolve().parents[1] / ".." / "shared" / "media"
-    path /= "leonardo_red_chalk_self_portrait.jpg"
-    if not path.is_file():
-        pytest.skip(f"the shared artworks are not in {path.parent}")
-    drawing = load_image(path)
+    drawing = load_image(shared_media("leonardo_red_chalk_self_portrait.jpg"))
     told = prepare_exemplar(drawing, size=128)
     assert not told.monochrome and told.keep_tone
     said = prepare_exemplar(drawing, size=128, monochrome=True)

@@ -17,6 +17,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from shared_media import shared_media
 
 from pipeline.detector import DetectionWorker, FaceDetector
 from pipeline.frame import Face, Frame
@@ -421,13 +422,10 @@ def test_fit_error_tells_a_face_from_a_box_off_it(
 def _shared_mosaic(n_frames: int) -> list[Frame]:
     """The first frames of the three shared weekly-address clips, shrunk to 214x120 tiles
     (faces of 50-65 px) and laid out 3x3, some mirrored: nine real faces in a 642x360 frame."""
-    media = Path(__file__).resolve().parents[1] / ".." / "shared" / "media"
-    names = [f"obama_weekly_address_clip{k}.mp4" for k in ("1", "2", "3_480p")]
-    if not all((media / name).is_file() for name in names):
-        pytest.skip(f"the shared footage is not in {media}")
+    paths = [shared_media(f"obama_weekly_address_clip{k}.mp4") for k in ("1", "2", "3_480p")]
     clips = []
-    for name in names:
-        with av.open(str(media / name)) as container:
+    for path in paths:
+        with av.open(str(path)) as container:
             images = [
                 f.to_ndarray(format="rgb24")
                 for _, f in zip(range(n_frames + 8), container.decode(video=0), strict=False)
