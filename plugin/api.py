@@ -20,7 +20,7 @@ import contextlib
 import threading
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, overload
 
@@ -34,9 +34,10 @@ from pipeline.runner import Progress, Runner, RunStats, ctrl_c_calls
 from pipeline.sinks.file import CONTAINERS, DEFAULT_CRF, DEFAULT_PRESET, FileSink
 from pipeline.sources import VideoFileSource, open_source
 from pipeline.stylizer import Stylizer
+from pipeline.video_engines import VideoEngines, choose_video_engines
 from plugin.live import LiveOutputs, LiveSession
 from plugin.sample import SAMPLE_NAME, sample_clip
-from plugin.settings import DEFAULT_STYLE, RestyleSettings, build_restyler
+from plugin.settings import DEFAULT_STYLE, RestyleSettings, build_restyler, resolve_device
 from plugin.sheet import pick_sheet_indices, save_sheet
 
 __all__ = [
@@ -157,6 +158,8 @@ class RenderSummary:
         style: the stylizer's name.
         stage_ms: milliseconds per frame per stage (decode, face stages, encode).
         sheet: the before/after sheet, if one was asked for.
+        engines: what decoded and encoded the video (the CPU's codecs, or the GPU's).
+        device: where the restyling ran, ``"cpu"`` or ``"cuda"``.
     """
 
     output: Path
@@ -167,6 +170,8 @@ class RenderSummary:
     style: str
     stage_ms: dict[str, float]
     sheet: Path | None = None
+    engines: VideoEngines = field(default_factory=VideoEngines)
+    device: str = "cpu"
 
     @property
     def preview(self) -> Path | None:
@@ -184,6 +189,8 @@ def render(
     sheet: str | Path | None = None,
     preview: str | Path | None = None,
     progress: Callable[[Progress], None] | None = None,
+    decoder: str = "auto",
+    encoder: str = "auto",
     **options: Any,
 ) -> RenderSummary:
     """Restyle every face in a video (or image sequence) and write the result as a video.
@@ -199,6 +206,9 @@ def render(
         style, options: see :class:`FaceStylizer` (``identity``, ``max_faces``,
             ``detect_every``, ``mask``, ``device``).
         crf, preset: x264 quality and speed (see :class:`pipeline.sinks.file.FileSink`).
+        decoder, encoder: ``"auto"`` (the GPU's video engines, NVDEC and NVENC, where the
+            restyling runs on CUDA and they open; else PyAV's software codecs), ``"pyav"``, or
+            ``"nvdec"`` / ``"nvenc"`` (see :mod:`pipeline.video_engines`).
         sheet: also write a before/after sheet (PNG) of a few frames here.
         preview: deprecated name of ``sheet``.
         progress: called on the caller's thread as frames are done, with fps and ETA.
@@ -207,13 +217,17 @@ def render(
         InputNotFoundError, InputError: the input is missing or unusable.
         StyleError: the style cannot be used.
         OutputError: the output (or sheet) cannot be written.
+        DeviceError: CUDA, NVDEC or NVENC was asked for and is missing.
         Cancelled: Ctrl-C (or ``progress`` raising ``KeyboardInterrupt``); nothing is left
             under the output name.
     """
     if preview is not None:
         warnings.warn("render(preview=...) is now sheet=...", DeprecationWarning, stacklevel=2)
         sheet = sheet or preview
-    restyler = build_restyler(_settings(style, options))
+    settings = _settings(style, options)
+    restyler = build_restyler(settings)
+    device = resolve_device(settings.device)
+    engines = choose_video_engines(device, decoder, encoder)
     input_path = sample_clip() if str(input) == SAMPLE_NAME else Path(input)
     output = Path(output)
     if output.suffix.lower() not in CONTAINERS:
@@ -224,7 +238,7 @@ def render(
         raise OutputError(f"{output} is the input; give another output name")
     if sheet is not None:
         check_output(sheet)  # the sheet is written last: an error there would waste the render
-    with open_source(input_path) as source:
+    with open_source(input_path, hardware=engines.hardware_decode) as source:
         has_audio = isinstance(source, VideoFileSource) and source.has_audio
         total = source.frame_count
         picks = set(pick_sheet_indices(total))
@@ -261,6 +275,7 @@ def render(
                         audio_from=input_path if has_audio else None,
                         crf=crf,
                         preset=preset,
+                        hardware=engines.hardware_encode,
                     )
                 )
             if stopped.is_set():
@@ -288,4 +303,6 @@ def render(
         style=restyler.stylizer.name,
         stage_ms=stage_ms,
         sheet=written_sheet,
+        engines=engines,
+        device=device,
     )

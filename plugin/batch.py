@@ -28,7 +28,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +36,7 @@ from pipeline.atomic import check_output, remove_partials
 from pipeline.errors import Cancelled, FacestyleError, InputError, InputNotFoundError, OutputError
 from pipeline.segments import Segment, VideoIndex, join_segments, plan_segments, scan_video
 from pipeline.sinks.file import CONTAINERS, DEFAULT_CRF, DEFAULT_PRESET, audio_misfit
+from pipeline.video_engines import DECODERS, choose_video_engines
 from plugin.batch_engines import ENGINES, Outcome, run_local, run_ray
 from plugin.batch_work import RenderUnit, encoder_codec
 from plugin.manifest import MANIFEST_NAME, ClipKey, Manifest, file_sha256, text_sha256
@@ -77,8 +78,12 @@ class BatchSettings:
         restyle: the face stages (style, identity, faces, detection, mask, device); its
             ``style`` must be a name or a pack path (it is hashed and sent to workers). With
             ``device="cuda"`` each Ray task asks for a GPU.
-        encoder: ``"pyav"`` (x264, VP9 for ``.webm``) or ``"ffmpeg:CODEC"`` for a system
-            ffmpeg encoder (``h264_nvenc``, ``prores_ks``...).
+        decoder: ``"auto"``, ``"pyav"`` or ``"nvdec"`` (see :mod:`pipeline.video_engines`).
+        encoder: ``"auto"`` (NVENC where the clips are restyled on CUDA and it opens, else
+            PyAV's x264), ``"pyav"`` (x264, VP9 for ``.webm``), ``"nvenc"`` (H.264 on the
+            GPU, through PyAV) or ``"ffmpeg:CODEC"`` for a system ffmpeg encoder
+            (``prores_ks``...). ``auto`` is settled once, where the batch is planned, so
+            every segment of a clip is encoded alike.
         crf, preset: x264 (and x265) quality and speed.
         segment_frames: clips with at least twice this many frames are cut into segments of
             about this many frames (at keyframes); 0 never cuts.
@@ -93,7 +98,8 @@ class BatchSettings:
     """
 
     restyle: RestyleSettings = field(default_factory=RestyleSettings)
-    encoder: str = "pyav"
+    encoder: str = "auto"
+    decoder: str = "auto"
     crf: int = DEFAULT_CRF
     preset: str = DEFAULT_PRESET
     segment_frames: int = 3000
@@ -110,11 +116,37 @@ class BatchSettings:
                 f"{self.segment_frames} and {self.overlap}"
             )
         self.codec  # noqa: B018 - parsing is the check
+        if self.decoder not in DECODERS:
+            raise ValueError(
+                f"BatchSettings.decoder: expected {', '.join(DECODERS)}, got {self.decoder!r}"
+            )
 
     @property
     def codec(self) -> str | None:
         """The system ffmpeg's encoder ``encoder`` names; ``None`` for PyAV's."""
         return encoder_codec(self.encoder)
+
+    def with_engines(self, device: str, check: bool = True) -> BatchSettings:
+        """These settings with an ``auto`` decoder and encoder settled for restyling on
+        ``device`` (``"cpu"`` or ``"cuda"``), as this machine's video engines allow.
+
+        Raises:
+            DeviceError: ``check``, and ``nvdec`` or ``nvenc`` does not open here.
+        """
+
+        def asked(choice: str) -> str:
+            return choice if check or choice == "auto" else "pyav"
+
+        system_ffmpeg = self.codec is not None
+        engines = choose_video_engines(
+            device, asked(self.decoder), "pyav" if system_ffmpeg else asked(self.encoder)
+        )
+        decoder, encoder = self.decoder, self.encoder
+        if decoder == "auto":
+            decoder = "nvdec" if engines.hardware_decode else "pyav"
+        if encoder == "auto":
+            encoder = "nvenc" if engines.hardware_encode else "pyav"
+        return replace(self, decoder=decoder, encoder=encoder)
 
     def digest(self) -> str:
         """The SHA-256 of the settings that shape the output (not the style: its file is
@@ -363,7 +395,8 @@ def run_batch(
     Raises:
         StyleError: the style cannot be used (checked before any work).
         DeviceError: ffmpeg or the ffmpeg encoder, or Ray, is not available; or, for local
-            workers, ``device="cuda"`` on a machine without one.
+            workers, ``device="cuda"`` on a machine without one, or NVDEC or NVENC asked for
+            and not opening.
         OutputError: the output folder or the manifest cannot be written.
         Cancelled: Ctrl-C; finished clips are kept, partial files removed.
     """
@@ -377,7 +410,11 @@ def run_batch(
         return BatchSummary((), 0.0)
     if engine == "local":
         # Here, once: a Ray cluster's GPUs are on its nodes, but local workers use this one's.
-        resolve_device(settings.restyle.device)
+        settings = settings.with_engines(resolve_device(settings.restyle.device))
+    else:
+        # Ray's nodes are not this machine: `auto` takes what this one opens, and an engine
+        # asked for by name is checked where it runs.
+        settings = settings.with_engines(settings.restyle.device, check=False)
     out_dir = folders.pop()
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"cannot write in {out_dir}: it is a file, not a folder")

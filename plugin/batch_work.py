@@ -16,6 +16,7 @@ from pipeline.runner import Runner, RunStats
 from pipeline.segments import Segment, WarmUpSink, segment_frames
 from pipeline.sinks.base import Sink
 from pipeline.sources.video import VideoFileSource
+from pipeline.video_engines import ENCODERS
 
 if TYPE_CHECKING:
     from plugin.batch import BatchSettings
@@ -33,20 +34,23 @@ _REPORT_EVERY = 0.5  # seconds between progress messages from a worker
 
 
 def encoder_codec(text: str) -> str | None:
-    """The ffmpeg codec an ``--encoder`` value names: ``None`` for ``"pyav"`` (PyAV's own
-    x264, or VP9 for ``.webm``), ``CODEC`` for ``"ffmpeg:CODEC"``.
+    """The system ffmpeg's codec an ``--encoder`` value names: ``None`` for PyAV's encoders
+    (``"auto"``, ``"pyav"``, ``"nvenc"``: see :data:`pipeline.video_engines.ENCODERS`),
+    ``CODEC`` for ``"ffmpeg:CODEC"``.
 
-    >>> encoder_codec("ffmpeg:h264_nvenc")
-    'h264_nvenc'
+    >>> encoder_codec("ffmpeg:prores_ks")
+    'prores_ks'
 
     Raises:
         ValueError: anything else.
     """
-    if text == "pyav":
+    if text in ENCODERS:
         return None
     kind, _, codec = text.partition(":")
     if kind != "ffmpeg" or not codec:
-        raise ValueError(f"expected pyav or ffmpeg:CODEC (e.g. ffmpeg:h264_nvenc), got {text}")
+        raise ValueError(
+            f"expected {', '.join(ENCODERS)} or ffmpeg:CODEC (e.g. ffmpeg:prores_ks), got {text}"
+        )
     return codec
 
 
@@ -135,7 +139,8 @@ def render_unit(
         if report is not None:
             report(unit, max(0, stats.written - warm_up))
 
-    with VideoFileSource(unit.input, start=segment.seek) as source:
+    hardware = settings.decoder == "nvdec"
+    with VideoFileSource(unit.input, start=segment.seek, hardware=hardware) as source:
         sink = _sink(unit, source, settings)
         with WarmUpSink(sink, segment.start) as window:
             runner = Runner(
@@ -162,6 +167,7 @@ def _sink(unit: RenderUnit, source: VideoFileSource, settings: BatchSettings) ->
             audio_from=unit.input if unit.audio else None,
             crf=settings.crf,
             preset=settings.preset,
+            hardware=settings.encoder == "nvenc",
         )
     from pipeline.sinks.ffmpeg import FfmpegSink
 

@@ -29,6 +29,7 @@ from pipeline.runner import Runner, RunSummary
 from pipeline.samples import FACE_PHOTOS, FacePath, Pose, face_side, write_moving_face_clip
 from pipeline.sinks.file import DEFAULT_PRESET, FileSink
 from pipeline.sources import open_source
+from pipeline.video_engines import VideoEngines, choose_video_engines
 from plugin.bench_load import CompetingLoad
 from plugin.settings import RestyleSettings, build_restyler, resolve_device
 
@@ -101,8 +102,12 @@ def _render(
     stages: Sequence[Callable[[Any], Any]],
     preset: str,
     frames: int | None,
+    engines: VideoEngines,
 ) -> RunSummary:
-    with open_source(clip) as source, FileSink.matching(output, source, preset=preset) as sink:
+    with (
+        open_source(clip, hardware=engines.hardware_decode) as source,
+        FileSink.matching(output, source, preset=preset, hardware=engines.hardware_encode) as sink,
+    ):
         frames_in = source if frames is None else itertools.islice(source, frames)
         return Runner(frames_in, stages, [sink]).run()
 
@@ -190,6 +195,8 @@ def run_bench(
     *,
     frames: int | None = None,
     preset: str = DEFAULT_PRESET,
+    decoder: str = "auto",
+    encoder: str = "auto",
     load: int = 0,
     size: tuple[int, int] = BENCH_SIZE,
     faces: int = 1,
@@ -201,6 +208,8 @@ def run_bench(
         clip: a video to render; ``None`` generates one of ``size`` with ``faces`` faces.
         frames: most frames rendered (``None``: all of ``clip``, or 150 generated).
         preset: x264 preset of every run.
+        decoder, encoder: what decodes and encodes every run (see
+            :func:`pipeline.video_engines.choose_video_engines`).
         load: competing worker processes for the loaded run (0: no loaded run).
         size, faces: the generated clip's ``(width, height)`` and number of faces.
 
@@ -215,6 +224,7 @@ def run_bench(
     from plugin.live import warm_up
 
     device = resolve_device(settings.device)
+    engines = choose_video_engines(device, decoder, encoder)
     restyler = build_restyler(settings)
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-") as folder:
         if clip is None:
@@ -225,18 +235,18 @@ def run_bench(
         with open_source(path) as source:
             clip_size = (source.width, source.height)
         output = Path(folder) / "out.mp4"
-        floor = _render(path, output, [lambda frame: frame], preset, frames)
+        floor = _render(path, output, [lambda frame: frame], preset, frames, engines)
         warm_up(restyler)  # model loading is start-up, not per-frame cost
         # The same stages as `facestyle render`: track and align, stylize, composite.
         stages = list(restyler.stages)
-        quiet = _measured(_render(path, output, stages, preset, frames), restyler)
+        quiet = _measured(_render(path, output, stages, preset, frames, engines), restyler)
         # The student's batch as the render ran it: the most faces in one frame.
         batch = max(restyler.most_faces, 1)
         loaded = None
         if load:
             with CompetingLoad(load) as workers:
                 restyler.reset()
-                loaded = _measured(_render(path, output, stages, preset, frames), restyler)
+                loaded = _measured(_render(path, output, stages, preset, frames, engines), restyler)
             loaded["workers"] = workers.kinds
             loaded["fps_ratio"] = _ratio(loaded["fps"], quiet["fps"])
             loaded["face_ms_ratio"] = _ratio(loaded["face_ms"], quiet["face_ms"])
@@ -265,6 +275,7 @@ def run_bench(
             "faces": faces if clip is None else None,
             "style": restyler.stylizer.name,
             "preset": preset,
+            "video": engines.describe(),
         },
         "device": {"device": device, **apply_thread_policy()},
         "io_floor": {"fps": floor.fps, "stage_ms": floor.timings.ms_per_frame()},
@@ -293,7 +304,8 @@ def format_bench(result: dict) -> str:
     faces = f", {clip['faces']} face(s)" if clip["faces"] else ""
     lines = [
         f"bench: {clip['path']}, {clip['size'][0]}x{clip['size'][1]}, {clip['frames']} frames"
-        f"{faces}, style {clip['style']}, x264 preset {clip['preset']}",
+        f"{faces}, style {clip['style']}, x264 preset {clip['preset']}, video "
+        f"{clip['video']}",
         f"device {device['device']}: torch threads {device['torch_threads']}, OpenCV threads "
         f"{device['opencv_threads']}, OMP_WAIT_POLICY {device['omp_wait_policy']} "
         f"({'in force' if device['passive'] else 'not in force: one thread each'})",

@@ -157,3 +157,45 @@ def test_a_render_on_cuda_keeps_every_frame_and_its_time(tmp_path: Path) -> None
     assert summary.frames == len(expected) == 20 and summary.faces_tracked == 2
     assert [pts for pts, _ in got] == [pts for pts, _ in expected]
     assert got[-1][1] == pytest.approx(float(Fraction(19, 25)), abs=1e-3)
+
+
+def test_nvdec_decodes_what_the_software_decoder_does(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    from pipeline.sources import VideoFileSource
+    from pipeline.video_engines import nvdec_error
+    from plugin.bench import generate_clip
+
+    if nvdec_error() is not None:
+        pytest.skip(nvdec_error())
+    clip = generate_clip(tmp_path / "in.mp4", (640, 480), faces=1, frames=12)
+    with VideoFileSource(clip) as software, VideoFileSource(clip, hardware=True) as hardware:
+        pairs = list(zip(software, hardware, strict=True))
+    assert [a.pts for a, _ in pairs] == [b.pts for _, b in pairs] and len(pairs) == 12
+    errors = np.stack([a.image.astype(np.float64) - b.image for a, b in pairs])
+    # Both decode the same bitstream; only the colour conversion of the frames may differ.
+    assert 10 * np.log10(255**2 / max(np.mean(errors**2), 1e-9)) > 35
+
+
+def test_nvenc_encodes_every_frame_at_its_time(tmp_path: Path) -> None:
+    pytest.importorskip("av")
+    from pipeline.sinks.file import FileSink
+    from pipeline.sources import VideoFileSource
+    from pipeline.video_engines import nvenc_error
+    from plugin.bench import generate_clip
+
+    if nvenc_error() is not None:
+        pytest.skip(nvenc_error())  # datacenter GPUs (A100, H100, H200) have no NVENC
+    clip = generate_clip(tmp_path / "in.mp4", (640, 480), faces=1, frames=12)
+    output = tmp_path / "out.mp4"
+    with VideoFileSource(clip) as source, FileSink.matching(output, source, hardware=True) as sink:
+        expected = []
+        for frame in source:
+            sink.write(frame)
+            expected.append((frame.time, frame.image))
+    with VideoFileSource(output) as written:
+        got = [(frame.time, frame.image) for frame in written]
+    assert [t for t, _ in got] == pytest.approx([t for t, _ in expected], abs=1e-3)
+    errors = np.stack(
+        [a.astype(np.float64) - b for (_, a), (_, b) in zip(got, expected, strict=True)]
+    )
+    assert 10 * np.log10(255**2 / max(np.mean(errors**2), 1e-9)) > 30

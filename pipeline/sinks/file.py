@@ -26,6 +26,7 @@ from pipeline.sinks.audio import AudioCopy
 from pipeline.sinks.base import Sink
 from pipeline.sinks.picture import video_frame
 from pipeline.sources.base import Source
+from pipeline.video_engines import HARDWARE_ENCODER
 
 __all__ = ["CONTAINERS", "DEFAULT_CRF", "DEFAULT_PRESET", "FileSink", "audio_misfit"]
 
@@ -67,9 +68,10 @@ class FileSink(Sink):
         time_base: unit of the frames' ``pts``; give the source's so timestamps are copied
             exactly. ``None`` means ``1/fps``.
         audio_from: a media file whose audio streams are copied into the output.
-        crf: x264 constant-rate factor, 0 (lossless) to 51; 18 looks visually lossless.
+        crf: x264 constant-rate factor, 0 (lossless) to 51; 18 looks visually lossless (NVENC
+            takes it as its constant-quality target, VP9 on its own scale).
         preset: x264 speed/size trade-off, ``ultrafast`` ... ``veryslow``; slower presets
-            give smaller files of the same quality.
+            give smaller files of the same quality (NVENC: the matching ``p1`` ... ``p7``).
         codec: FFmpeg encoder name; ``None`` picks by suffix (see :func:`encoder_for`).
 
     Raises:
@@ -120,8 +122,10 @@ class FileSink(Sink):
         audio_from: str | Path | None = None,
         crf: int = DEFAULT_CRF,
         preset: str = DEFAULT_PRESET,
+        hardware: bool = False,
     ) -> FileSink:
-        """A sink with ``source``'s size, frame rate and time base, so its pts carry over."""
+        """A sink with ``source``'s size, frame rate and time base, so its pts carry over;
+        ``hardware`` encodes on the GPU's video engine (see :func:`encoder_for`)."""
         return cls(
             path,
             source.width,
@@ -131,6 +135,7 @@ class FileSink(Sink):
             audio_from=audio_from,
             crf=crf,
             preset=preset,
+            codec=encoder_for(Path(path), hardware),
         )
 
     def _add_video(self, codec: str, crf: int, preset: str) -> av.VideoStream:
@@ -218,10 +223,26 @@ def audio_misfit(source: str | Path, suffix: str) -> str | None:
         return next((name for name in names if name not in probe.supported_codecs), None)
 
 
-def encoder_for(path: Path) -> str:
+def encoder_for(path: Path, hardware: bool = False) -> str:
     """The video encoder a file name calls for: VP9 for WebM (it allows nothing else worth
-    using), H.264 for every other container."""
-    return "libvpx-vp9" if path.suffix.lower() == ".webm" else "libx264"
+    using), H.264 for every other container: x264, or NVENC when ``hardware``."""
+    if path.suffix.lower() == ".webm":
+        return "libvpx-vp9"
+    return HARDWARE_ENCODER if hardware else "libx264"
+
+
+# x264's presets to NVENC's p1 (fastest) ... p7 (best): the same place on each scale.
+_NVENC_PRESETS = {
+    "ultrafast": "p1",
+    "superfast": "p1",
+    "veryfast": "p2",
+    "faster": "p3",
+    "fast": "p4",
+    "medium": "p5",
+    "slow": "p6",
+    "slower": "p7",
+    "veryslow": "p7",
+}
 
 
 def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
@@ -235,5 +256,15 @@ def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
             "b:v": "0",
             "deadline": "realtime",
             "cpu-used": "8",
+        }
+    if codec == HARDWARE_ENCODER:
+        # Constant quality on x264's 0-51 scale: variable bitrate with a quality target and no
+        # bitrate cap (FFmpeg's default cap, 200 kb/s, would override the target).
+        return {
+            "preset": _NVENC_PRESETS[preset],
+            "tune": "hq",
+            "rc": "vbr",
+            "cq": str(crf),
+            "b": "0",
         }
     return {}

@@ -15,7 +15,7 @@ from pipeline.sources.video import VideoFileSource
 __all__ = ["ImageSource", "Source", "VideoFileSource", "open_source"]
 
 
-def open_source(spec: str | Path, *, image_fps: float = 25.0) -> Source:
+def open_source(spec: str | Path, *, image_fps: float = 25.0, hardware: bool = False) -> Source:
     """Open a video file, an image folder, a glob pattern of images, or one image.
 
     Args:
@@ -23,6 +23,7 @@ def open_source(spec: str | Path, *, image_fps: float = 25.0) -> Source:
             natural order; a file with an image suffix gives one frame; any other file is
             decoded as video.
         image_fps: nominal frame rate given to image sequences.
+        hardware: decode a video on the GPU's video engine (see :class:`VideoFileSource`).
 
     Raises:
         InputNotFoundError: nothing exists under ``spec``.
@@ -31,4 +32,4 @@ def open_source(spec: str | Path, *, image_fps: float = 25.0) -> Source:
     path = Path(spec)
     if glob.has_magic(str(spec)) or path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(image_paths(spec), fps=image_fps)
-    return VideoFileSource(path)
+    return VideoFileSource(path, hardware=hardware)

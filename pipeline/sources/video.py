@@ -19,10 +19,12 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.codec.hwaccel import HWAccel
 
-from pipeline.errors import InputError, InputNotFoundError
+from pipeline.errors import DeviceError, InputError, InputNotFoundError
 from pipeline.frame import Frame
 from pipeline.sources.base import Source
+from pipeline.video_engines import HARDWARE_DECODE_DEVICE, nvdec_error
 
 __all__ = ["Keyframe", "VideoFileSource", "rotate_upright", "video_stream"]
 
@@ -80,6 +82,11 @@ def _stream_duration(stream: av.VideoStream) -> float | None:
     return None
 
 
+def _nvdec() -> HWAccel:
+    # Decoded frames are brought to the host: tracking and landmarks run on the CPU.
+    return HWAccel(device_type=HARDWARE_DECODE_DEVICE, allow_software_fallback=True)
+
+
 class VideoFileSource(Source):
     """Decodes the video stream of a file (:func:`video_stream`) into RGB :class:`Frame` objects.
 
@@ -88,14 +95,19 @@ class VideoFileSource(Source):
         start: begin decoding at this keyframe instead of the first frame; frames keep their
             indices and times in the whole stream, so a segment rendered from here is timed
             as in a render of the whole file.
+        hardware: decode on the GPU's video engine (NVDEC, see
+            :mod:`pipeline.video_engines`); a codec it lacks is decoded in software.
 
     Raises:
         InputNotFoundError: the file does not exist.
         InputError: the file is empty, not a video, or has no video stream (audio only), or
             decoding does not start at ``start``.
+        DeviceError: ``hardware`` on a machine where NVDEC does not open.
     """
 
-    def __init__(self, path: str | Path, *, start: Keyframe | None = None) -> None:
+    def __init__(
+        self, path: str | Path, *, start: Keyframe | None = None, hardware: bool = False
+    ) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise InputNotFoundError(f"{self.path}: no such file; check the path")
@@ -103,9 +115,14 @@ class VideoFileSource(Source):
             raise InputError(f"{self.path} is a folder, not a video file")
         if self.path.stat().st_size == 0:
             raise InputError(f"{self.path} is empty (0 bytes); give a video file with frames in it")
+        self.hardware = hardware
         try:
-            self._container = av.open(str(self.path))
+            self._container = av.open(str(self.path), hwaccel=_nvdec() if hardware else None)
         except av.error.FFmpegError as error:
+            if hardware and nvdec_error() is not None:
+                raise DeviceError(
+                    f"{self.path}: {nvdec_error()}; decode it with --decoder pyav"
+                ) from error
             raise InputError(
                 f"{self.path} is not a video FFmpeg can read ({error.strerror}); "
                 f"give an mp4, mov, mkv or webm file, or if it is damaged, {_REPAIR_HINT}"

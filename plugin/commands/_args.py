@@ -236,14 +236,39 @@ PRESETS = (
 )
 
 
+def add_engine_options(parser: argparse.ArgumentParser, system_ffmpeg: bool = False) -> None:
+    """``--decoder`` and ``--encoder``: the CPU's codecs or the GPU's video engines (with
+    ``system_ffmpeg``, ``--encoder`` also takes ``ffmpeg:CODEC``)."""
+    from pipeline.video_engines import DECODERS, ENCODERS
+
+    parser.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        default="auto",
+        help="what decodes the input video: auto (the GPU's NVDEC with --device cuda where "
+        "it opens, else pyav), pyav (software) or nvdec (auto)",
+    )
+    kinds = "|".join(ENCODERS) + ("|ffmpeg:CODEC" if system_ffmpeg else "")
+    parser.add_argument(
+        "--encoder",
+        type=_system_encoder if system_ffmpeg else _encoder,
+        default="auto",
+        metavar=kinds,
+        help="what encodes the output: auto (the GPU's NVENC with --device cuda where it "
+        "opens, else pyav), pyav (x264 in software; VP9 for .webm) or nvenc (H.264 on the GPU)"
+        + (", or a system ffmpeg's encoder, e.g. ffmpeg:prores_ks" if system_ffmpeg else "")
+        + " (auto)",
+    )
+
+
 def add_encoder_options(parser: argparse.ArgumentParser) -> None:
-    """``--crf`` and ``--preset``: the x264 quality and speed of a written video."""
+    """``--crf`` and ``--preset``: the quality and speed of a written video."""
     parser.add_argument(
         "--crf",
         type=number_in(int, 0, 51),
         default=DEFAULT_CRF,
         metavar="N",
-        help=f"x264 quality, 0-51 ({DEFAULT_CRF})",
+        help=f"x264 quality, 0-51, NVENC's too ({DEFAULT_CRF})",
     )
     parser.add_argument(
         "--preset",
@@ -253,3 +278,21 @@ def add_encoder_options(parser: argparse.ArgumentParser) -> None:
         help=f"x264 speed, {PRESETS[0]} ... {PRESETS[-1]}; slower makes smaller files "
         f"({DEFAULT_PRESET})",
     )
+
+
+def _encoder(text: str) -> str:
+    from pipeline.video_engines import ENCODERS
+
+    if text not in ENCODERS:
+        raise argparse.ArgumentTypeError(f"expected {', '.join(ENCODERS)}, got {text}")
+    return text
+
+
+def _system_encoder(text: str) -> str:
+    from plugin.batch_work import encoder_codec
+
+    try:
+        encoder_codec(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from plugin.commands._args import (
     add_encoder_options,
+    add_engine_options,
     add_quiet_option,
     add_restyle_options,
     bars_disabled,
@@ -67,18 +68,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="Ray cluster: auto, HOST:6379 or ray://HOST:10001 (default: a local Ray)",
     )
     parser.add_argument(
-        "--encoder",
-        type=_encoder,
-        default="pyav",
-        metavar="pyav|ffmpeg:CODEC",
-        help="pyav (x264 in PyAV) or a system ffmpeg's encoder, e.g. ffmpeg:h264_nvenc, "
-        "ffmpeg:prores_ks (pyav)",
-    )
-    parser.add_argument(
         "--container",
         choices=("mp4", "mov", "mkv", "webm"),
         help="output container (default: the input's; .mkv for others)",
     )
+    add_engine_options(parser, system_ffmpeg=True)
     add_encoder_options(parser)
     parser.add_argument(
         "--segment-frames",
@@ -99,16 +93,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _encoder(text: str) -> str:
-    from plugin.batch_work import encoder_codec
-
-    try:
-        encoder_codec(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -117,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     settings = BatchSettings(
         restyle_settings(args),
         encoder=args.encoder,
+        decoder=args.decoder,
         crf=args.crf,
         preset=args.preset,
         segment_frames=args.segment_frames,

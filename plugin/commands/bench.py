@@ -7,7 +7,12 @@ import argparse
 import json
 
 from pipeline.sinks.file import DEFAULT_PRESET
-from plugin.commands._args import add_restyle_options, number_in, restyle_settings
+from plugin.commands._args import (
+    add_engine_options,
+    add_restyle_options,
+    number_in,
+    restyle_settings,
+)
 from plugin.settings import DEFAULT_STYLE
 
 __all__ = ["add_parser", "run"]
@@ -74,6 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--preset", default=DEFAULT_PRESET, help=f"x264 preset of every run ({DEFAULT_PRESET})"
     )
+    add_engine_options(parser)
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     parser.add_argument(
         "--live",
@@ -115,7 +121,10 @@ def run(args: argparse.Namespace) -> int:
         from plugin.bench_batch import format_batch_bench, run_batch_bench
 
         settings = BatchSettings(
-            restyle_settings(args, args.style or "cartoon"), preset=args.preset
+            restyle_settings(args, args.style or "cartoon"),
+            preset=args.preset,
+            decoder=args.decoder,
+            encoder=args.encoder,
         )
         batch = run_batch_bench(
             settings,
@@ -132,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
         args.clip,
         frames=args.frames,
         preset=args.preset,
+        decoder=args.decoder,
+        encoder=args.encoder,
         load=args.load,
         size=args.size,
         faces=args.faces,

@@ -12,6 +12,7 @@ from pipeline.errors import UsageError
 from pipeline.sinks.file import CONTAINERS
 from plugin.commands._args import (
     add_encoder_options,
+    add_engine_options,
     add_quiet_option,
     add_restyle_options,
     bars_disabled,
@@ -68,6 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"render the bundled sample clip (output defaults to {SAMPLE_OUTPUT})",
     )
     add_restyle_options(parser, DEFAULT_STYLE)
+    add_engine_options(parser)
     add_encoder_options(parser)
     parser.add_argument(
         "--sheet", type=Path, metavar="SHEET.png", help="also write a before/after sheet"
@@ -112,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
             style=restyle_settings(args),
             crf=args.crf,
             preset=args.preset,
+            decoder=args.decoder,
+            encoder=args.encoder,
             sheet=args.sheet or args.preview,
             progress=progress,
         )
@@ -120,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
         f"{counted(summary.faces_tracked, 'face')} tracked, {summary.mean_fps:.1f} fps mean "
         f"({summary.seconds:.1f} s)"
     )
+    if summary.device == "cuda":
+        print(f"Video {summary.engines.describe()}")
     print(f"Output: {summary.output.resolve()}")
     if summary.sheet is not None:
         print(f"Sheet: {summary.sheet.resolve()}")
