@@ -29,6 +29,7 @@ from pipeline.restyle import Restyler
 from pipeline.runner import Runner, RunStats, RunSummary
 from pipeline.sinks.base import Sink
 from pipeline.sources.base import Source
+from pipeline.video_engines import choose_video_engines
 from plugin.live_control import ControlServer, StyleSwitch
 from plugin.settings import RestyleSettings, build_restyler, resolve_device
 from plugin.styles import available_styles, resolve_style
@@ -69,10 +70,15 @@ class LiveOutputs:
         )
 
     def open(
-        self, source: Source, stack: contextlib.ExitStack, stop: Callable[[], None]
+        self,
+        source: Source,
+        stack: contextlib.ExitStack,
+        stop: Callable[[], None],
+        hardware_encode: bool = False,
     ) -> list[Sink]:
         """Every output, opened in ``stack`` (a failure aborts those already open) at the
-        source's size and rate; ``stop`` ends the session from the preview window."""
+        source's size and rate; ``stop`` ends the session from the preview window;
+        ``hardware_encode`` records through NVENC (:mod:`pipeline.video_engines`)."""
         width, height, fps = source.width, source.height, source.fps
         sinks: list[Sink] = []
         if self.vcam:
@@ -84,7 +90,7 @@ class LiveOutputs:
 
             sinks.append(stack.enter_context(StreamSink(self.stream, width, height, fps)))
         if self.record:
-            from pipeline.sinks.file import FileSink
+            from pipeline.sinks.file import FileSink, encoder_for
 
             # Live frames carry capture times, not a stream clock: millisecond timestamps
             # keep the recording's timing true to when frames were captured, drops included.
@@ -97,6 +103,7 @@ class LiveOutputs:
                     time_base=Fraction(1, 1000),
                     preset="ultrafast",
                     crf=20,
+                    codec=encoder_for(Path(self.record), hardware_encode),
                 )
             )
             sinks.append(recording)
@@ -193,7 +200,12 @@ class LiveSession:
         style = settings.style
         name = str(style) if isinstance(style, str | Path) else restyler.stylizer.name
         # A style switched to while running runs on the session's device too.
-        resolve = functools.partial(resolve_style, device=resolve_device(settings.device))
+        device = resolve_device(settings.device)
+        resolve = functools.partial(resolve_style, device=device)
+        # A recording on a CUDA session goes to NVENC where it opens (tried here, at start).
+        self._record_on_gpu = bool(self.outputs.record) and (
+            choose_video_engines(device).hardware_encode
+        )
         self._switch = StyleSwitch(restyler, name, resolve, available_styles)
         self._runner: Runner | None = None
         # A plain flag (no lock) so that stop() is safe from a signal handler.
@@ -274,7 +286,7 @@ class LiveSession:
             ) as source,
             contextlib.ExitStack() as stack,
         ):
-            sinks = self.outputs.open(source, stack, self.stop)
+            sinks = self.outputs.open(source, stack, self.stop, self._record_on_gpu)
             # Shed work before dropping frames: the budget is the camera's frame interval.
             self.restyler.degrade = DegradePolicy(DegradeSettings(budget_ms=1000 / source.fps))
             runner = Runner(

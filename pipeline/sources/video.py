@@ -115,7 +115,6 @@ class VideoFileSource(Source):
             raise InputError(f"{self.path} is a folder, not a video file")
         if self.path.stat().st_size == 0:
             raise InputError(f"{self.path} is empty (0 bytes); give a video file with frames in it")
-        self.hardware = hardware
         try:
             self._container = av.open(str(self.path), hwaccel=_nvdec() if hardware else None)
         except av.error.FFmpegError as error:
