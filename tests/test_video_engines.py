@@ -15,11 +15,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from videoclips import write_clip
 
 from pipeline.errors import DeviceError
-from pipeline.sinks.file import encoder_for
+from pipeline.frame import Frame
+from pipeline.sinks.file import FileSink, encoder_for
 from pipeline.sources import VideoFileSource
 from pipeline.video_engines import (
     HARDWARE_ENCODER,
@@ -67,6 +69,17 @@ def test_without_a_gpu_a_hardware_source_fails_before_any_frame(tmp_path: Path) 
     clip = write_clip(tmp_path / "in.mp4", 3)
     with pytest.raises(DeviceError, match="--decoder pyav"):
         VideoFileSource(clip, hardware=True)
+
+
+@no_gpu_engines
+def test_an_nvenc_sink_that_cannot_start_says_so_and_leaves_no_file(tmp_path: Path) -> None:
+    """The encoder opens at the first frame: where it does not (here, no GPU; on a GPU, one
+    session too many), the error names the engine and what to do, not the disk."""
+    output = tmp_path / "out.mp4"
+    with pytest.raises(DeviceError, match=r"NVENC did not start.*--encoder pyav"):  # noqa: SIM117
+        with FileSink(output, 64, 48, codec=HARDWARE_ENCODER) as sink:
+            sink.write(Frame(np.zeros((48, 64, 3), np.uint8), 0.0, 0))
+    assert list(tmp_path.iterdir()) == []
 
 
 @no_gpu_engines

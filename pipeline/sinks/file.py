@@ -20,7 +20,7 @@ from pathlib import Path
 import av
 
 from pipeline.atomic import discard, publish, reserve_partial
-from pipeline.errors import OutputError
+from pipeline.errors import DeviceError, OutputError
 from pipeline.frame import Frame
 from pipeline.sinks.audio import AudioCopy
 from pipeline.sinks.base import Sink
@@ -77,6 +77,7 @@ class FileSink(Sink):
     Raises:
         OutputError: the output is a folder, its folder does not exist or cannot be written,
             the suffix names no container FFmpeg knows, or the disk fills up.
+        DeviceError: (from :meth:`write`) NVENC does not start on the first frame.
     """
 
     def __init__(
@@ -173,6 +174,15 @@ class FileSink(Sink):
                 self._audio.mux_until(frame.time)
             self._container.mux(self._video.encode(picture))
         except (OSError, av.error.FFmpegError) as error:
+            context = self._video.codec_context
+            if context.name == HARDWARE_ENCODER and not context.is_open:
+                # The encoder opens at the first frame; a GPU that opened it for the probe
+                # may still refuse another session (consumer cards run a few at once).
+                raise DeviceError(
+                    f"NVENC did not start encoding {self.path} "
+                    f"({getattr(error, 'strerror', None) or error}): render fewer videos at "
+                    "once on this GPU, or use --encoder pyav"
+                ) from error
             raise _write_failed(self.path, error) from error
         self.frames_written += 1
 
