@@ -14,13 +14,15 @@ one. Each is tried once per process (:func:`nvdec_error`, :func:`nvenc_error`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
+from pathlib import Path
 
 import av
 
-from pipeline.errors import DeviceError
+from pipeline.errors import DeviceError, UsageError
 
 __all__ = [
     "DECODERS",
@@ -28,6 +30,7 @@ __all__ = [
     "HARDWARE_DECODE_DEVICE",
     "HARDWARE_ENCODER",
     "VideoEngines",
+    "check_hardware_output",
     "choose_video_engines",
     "nvdec_error",
     "nvenc_error",
@@ -118,6 +121,21 @@ def choose_video_engines(device: str, decoder: str = "auto", encoder: str = "aut
         _wanted(decoder, "nvdec", device, nvdec_error),
         _wanted(encoder, "nvenc", device, nvenc_error),
     )
+
+
+def check_hardware_output(encoder: str, outputs: Iterable[Path]) -> None:
+    """Refuse ``--encoder nvenc`` for a WebM output, which holds VP9 and NVENC writes H.264
+    (``auto`` encodes such a file with VP9 in software instead).
+
+    Raises:
+        UsageError: ``encoder`` is ``"nvenc"`` and an output is a ``.webm`` file.
+    """
+    webm = [path for path in outputs if path.suffix.lower() == ".webm"]
+    if encoder == "nvenc" and webm:
+        raise UsageError(
+            f"--encoder nvenc writes H.264, which {webm[0].name} (WebM) cannot hold; name an "
+            ".mp4, .mov or .mkv output, or use --encoder auto (VP9 in software)"
+        )
 
 
 def _wanted(choice: str, hardware: str, device: str, error_of) -> bool:

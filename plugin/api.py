@@ -34,7 +34,7 @@ from pipeline.runner import Progress, Runner, RunStats, ctrl_c_calls
 from pipeline.sinks.file import CONTAINERS, DEFAULT_CRF, DEFAULT_PRESET, FileSink
 from pipeline.sources import VideoFileSource, open_source
 from pipeline.stylizer import Stylizer
-from pipeline.video_engines import VideoEngines, choose_video_engines
+from pipeline.video_engines import VideoEngines, check_hardware_output, choose_video_engines
 from plugin.live import LiveOutputs, LiveSession
 from plugin.sample import SAMPLE_NAME, sample_clip
 from plugin.settings import DEFAULT_STYLE, RestyleSettings, build_restyler, resolve_device
@@ -218,12 +218,14 @@ def render(
         StyleError: the style cannot be used.
         OutputError: the output (or sheet) cannot be written.
         DeviceError: CUDA, NVDEC or NVENC was asked for and is missing.
+        UsageError: ``encoder="nvenc"`` for a ``.webm`` output.
         Cancelled: Ctrl-C (or ``progress`` raising ``KeyboardInterrupt``); nothing is left
             under the output name.
     """
     if preview is not None:
         warnings.warn("render(preview=...) is now sheet=...", DeprecationWarning, stacklevel=2)
         sheet = sheet or preview
+    check_hardware_output(encoder, [Path(output)])
     settings = _settings(style, options)
     restyler = build_restyler(settings)
     device = resolve_device(settings.device)

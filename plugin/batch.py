@@ -36,7 +36,7 @@ from pipeline.atomic import check_output, remove_partials
 from pipeline.errors import Cancelled, FacestyleError, InputError, InputNotFoundError, OutputError
 from pipeline.segments import Segment, VideoIndex, join_segments, plan_segments, scan_video
 from pipeline.sinks.file import CONTAINERS, DEFAULT_CRF, DEFAULT_PRESET, audio_misfit
-from pipeline.video_engines import DECODERS, choose_video_engines
+from pipeline.video_engines import DECODERS, check_hardware_output, choose_video_engines
 from plugin.batch_engines import ENGINES, Outcome, run_local, run_ray
 from plugin.batch_work import RenderUnit, encoder_codec
 from plugin.manifest import MANIFEST_NAME, ClipKey, Manifest, file_sha256, text_sha256
@@ -398,6 +398,7 @@ def run_batch(
             workers, ``device="cuda"`` on a machine without one, or NVDEC or NVENC asked for
             and not opening.
         OutputError: the output folder or the manifest cannot be written.
+        UsageError: ``encoder="nvenc"`` and a ``.webm`` output.
         Cancelled: Ctrl-C; finished clips are kept, partial files removed.
     """
     started = time.perf_counter()
@@ -408,6 +409,7 @@ def run_batch(
         raise ValueError(f"run_batch: expected outputs in one folder, got {sorted(folders)}")
     if not jobs:
         return BatchSummary((), 0.0)
+    check_hardware_output(settings.encoder, [job.output for job in jobs])
     if engine == "local":
         # Here, once: a Ray cluster's GPUs are on its nodes, but local workers use this one's.
         settings = settings.with_engines(resolve_device(settings.restyle.device))

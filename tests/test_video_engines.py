@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from videoclips import write_clip
 
-from pipeline.errors import DeviceError
+from pipeline.errors import DeviceError, UsageError
 from pipeline.frame import Frame
 from pipeline.sinks.file import FileSink, encoder_for
 from pipeline.sources import VideoFileSource
@@ -32,6 +32,7 @@ from pipeline.video_engines import (
 )
 from plugin.batch import BatchSettings
 from plugin.commands._args import PRESETS
+from plugin.settings import RestyleSettings
 
 no_gpu_engines = pytest.mark.skipif(
     nvdec_error() is None or nvenc_error() is None, reason="this machine has an NVIDIA GPU"
@@ -132,6 +133,19 @@ def test_nvencs_options_are_values_its_ffmpeg_accepts() -> None:
     assert _open_nvenc({"preset": "p9"}) == errno.EINVAL  # the check can fail
     for preset in PRESETS:
         assert _open_nvenc(_encoder_options(HARDWARE_ENCODER, 18, preset)) != errno.EINVAL
+
+
+def test_nvenc_is_refused_for_a_webm_output_before_any_work(tmp_path: Path) -> None:
+    from plugin.api import render
+    from plugin.batch import plan_jobs, run_batch
+
+    clip = write_clip(tmp_path / "in.mp4", 3, size=(96, 64))
+    with pytest.raises(UsageError, match="WebM"):
+        render(clip, tmp_path / "out.webm", style="cartoon", encoder="nvenc", device="cpu")
+    jobs = plan_jobs([clip], tmp_path / "styled", container="webm")
+    with pytest.raises(UsageError, match=r"in-styled\.webm"):
+        run_batch(jobs, BatchSettings(RestyleSettings("cartoon", device="cpu"), encoder="nvenc"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.mp4"]
 
 
 def test_a_batch_settles_auto_once_where_it_is_planned() -> None:
