@@ -271,7 +271,7 @@ def _encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
         # Constant quality on x264's 0-51 scale: variable bitrate with a quality target and no
         # bitrate cap (FFmpeg's default cap, 200 kb/s, would override the target).
         return {
-            "preset": _NVENC_PRESETS[preset],
+            "preset": _NVENC_PRESETS.get(preset, preset),
             "tune": "hq",
             "rc": "vbr",
             "cq": str(crf),
