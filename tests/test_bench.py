@@ -39,9 +39,10 @@ def test_bench_beside_competing_workers_reports_ratios_to_the_quiet_run(
     capsys: pytest.CaptureFixture,
 ) -> None:
     args = ["bench", "--faces", "2", "--frames", "8", "--load", "1", "--json"]
-    assert main([*args, "--preset", "ultrafast", "--device", "cpu"]) == 0
+    assert main([*args, "--preset", "ultrafast", "--device", "cpu", "--decoder", "pyav"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["clip"]["faces"] == 2 and result["clip"]["frames"] == 8
+    assert result["clip"]["video"] == "decoded by PyAV, encoded by PyAV"
     assert result["render"]["faces_tracked"] == 2 and result["student_batch"] == 2
     device = result["device"]
     assert device["device"] == "cpu" and device["omp_wait_policy"] == "PASSIVE"
@@ -58,7 +59,7 @@ def test_bench_beside_competing_workers_reports_ratios_to_the_quiet_run(
     # Two faces are not the bench clip: their speed is measured, not judged.
     assert "end_to_end_fps" not in result["meets"] and "end_to_end_fps" not in result["targets"]
     text = format_bench(result)
-    assert "with load (torch)" in text and "x quiet" in text
+    assert "with load (torch)" in text and "x quiet" in text and "decoded by PyAV" in text
 
 
 def test_bench_measures_the_users_own_clip(tmp_path, capsys: pytest.CaptureFixture) -> None:

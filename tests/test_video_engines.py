@@ -112,6 +112,21 @@ def test_nvenc_takes_x264s_quality_and_its_preset_at_the_same_place_on_its_scale
     assert encoder_for(Path("a.mkv")) == "libx264"
 
 
+@no_gpu_engines
+@pytest.mark.parametrize("command", ["batch", "bench"])
+def test_batch_and_bench_asked_for_nvdec_without_a_gpu_say_why_in_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from plugin.cli import main
+
+    clip = write_clip(tmp_path / "in.mp4", 3, size=(96, 64))
+    args = ["--out-dir", str(tmp_path / "styled"), "--quiet"] if command == "batch" else []
+    assert main([command, str(clip), *args, "--decoder", "nvdec", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--decoder nvdec: NVDEC" in err
+    assert not (tmp_path / "styled").exists()
+
+
 def _open_nvenc(options: dict[str, str]) -> int:
     """Open NVENC with ``options``: 0 when it opens, else FFmpeg's error number."""
     context = av.CodecContext.create(HARDWARE_ENCODER, "w")
