@@ -34,6 +34,7 @@ __all__ = [
     "choose_video_engines",
     "nvdec_error",
     "nvenc_error",
+    "open_nvenc",
 ]
 
 DECODERS = ("auto", "pyav", "nvdec")
@@ -63,16 +64,26 @@ def nvdec_error() -> str | None:
     return None
 
 
+def open_nvenc(options: dict[str, str] | None = None) -> None:
+    """Open NVENC on a small frame size with encoder ``options``, and let it go.
+
+    Raises:
+        av.error.FFmpegError: it does not open; FFmpeg parses ``options`` first, so a value
+            it does not take is ``EINVAL`` whether or not there is a GPU.
+    """
+    context = av.CodecContext.create(HARDWARE_ENCODER, "w")
+    context.width, context.height = 256, 256
+    context.pix_fmt = "yuv420p"
+    context.time_base = Fraction(1, 25)
+    context.options = options or {}
+    context.open()
+
+
 @cache
 def nvenc_error() -> str | None:
-    """Why NVENC cannot encode on this machine, or ``None`` when it can (tried once, by
-    opening the encoder on a small frame size)."""
+    """Why NVENC cannot encode on this machine, or ``None`` when it can (tried once)."""
     try:
-        context = av.CodecContext.create(HARDWARE_ENCODER, "w")
-        context.width, context.height = 256, 256
-        context.pix_fmt = "yuv420p"
-        context.time_base = Fraction(1, 25)
-        context.open()
+        open_nvenc()
     except (av.error.FFmpegError, OSError, ValueError) as error:
         return f"NVENC ({HARDWARE_ENCODER}) does not open on this machine ({_reason(error)})"
     return None

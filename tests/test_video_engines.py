@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -29,6 +28,7 @@ from pipeline.video_engines import (
     choose_video_engines,
     nvdec_error,
     nvenc_error,
+    open_nvenc,
 )
 from plugin.batch import BatchSettings
 from plugin.commands._args import PRESETS
@@ -128,13 +128,9 @@ def test_batch_and_bench_asked_for_nvdec_without_a_gpu_say_why_in_one_line(
 
 
 def _open_nvenc(options: dict[str, str]) -> int:
-    """Open NVENC with ``options``: 0 when it opens, else FFmpeg's error number."""
-    context = av.CodecContext.create(HARDWARE_ENCODER, "w")
-    context.width, context.height = 256, 256
-    context.pix_fmt, context.time_base = "yuv420p", Fraction(1, 25)
-    context.options = options
+    """0 when NVENC opens with ``options``, else FFmpeg's error number."""
     try:
-        context.open()
+        open_nvenc(options)
     except av.error.FFmpegError as error:
         return error.errno
     return 0
