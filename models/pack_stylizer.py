@@ -457,15 +457,16 @@ class PackStylizer:
         per_call = max(len(rgb) if on_gpu else _CPU_CALL_PIXELS // rgb.shape[2] ** 2, 1)
         calls = range(0, max(len(rgb), 1), per_call)
         with torch.inference_mode():
-            parts = (
+            parts = [
                 self._net(
                     tensor(rgb[i : i + per_call]),
                     tensor(guides[i : i + per_call]),
                     None if canvas is None else tensor(canvas[i : i + per_call]),
                 )
                 for i in calls
-            )
-            out = torch.cat(list(parts)).float()
+            ]
+            # One face, one call: no copy.
+            out = (parts[0] if len(parts) == 1 else torch.cat(parts)).float()
         styled = ((out + 1.0) * 127.5).permute(0, 2, 3, 1)
         if self._monochrome is not None:
             luma, gains, offsets = self._monochrome
