@@ -16,7 +16,7 @@ from pack_factory import make_pack
 
 from models.generator import StudentGenerator
 from models.pack import FORMAT_VERSION, bundled_packs, load_pack, save_pack
-from models.pack_stylizer import PackStylizer
+from models.pack_stylizer import PackStylizer, as_graph, build_generator, default_dtype
 from pipeline.align import align_face
 from pipeline.detail import DEFAULT_IDENTITY_SCALE
 from pipeline.errors import StyleError
@@ -304,3 +304,26 @@ def test_many_crops_are_painted_as_each_alone(astronaut: np.ndarray) -> None:
     for i in range(5):  # bit for bit here; a CPU may pick other kernels for other batch sizes
         np.testing.assert_allclose(together[i], alone[i], atol=0.5)
     assert np.abs(together[0] - together[1]).mean() > 1.0
+
+
+@pytest.mark.parametrize("side", [256, 128])
+def test_the_students_graph_paints_as_the_module_does(side: int, astronaut: np.ndarray) -> None:
+    """On the CPU the student runs as one traced graph (the lock is taken back once a call):
+    at every batch and crop size it paints what the module paints, not only the traced one."""
+    pack = load_pack(bundled_packs()["painterly"])
+    dtype = default_dtype(torch.device("cpu"))
+    net = build_generator(pack).to(dtype=dtype).to(memory_format=torch.channels_last)
+    graph = as_graph(net, pack.crop_size, dtype)
+    crop = align_face(astronaut, detect_landmarks(astronaut)[0], side)
+    crops = [replace(crop, image=np.roll(crop.image, 9 * i, axis=1)) for i in range(3)]
+    stylizer = PackStylizer(pack)
+    assert isinstance(stylizer._net, torch.jit.ScriptModule)
+    rgb, guides = stylizer.inputs(crops)
+    canvas = np.repeat(stylizer._canvas_at(side)[None], len(crops), axis=0)
+    for count in (1, 3):
+        inputs = [
+            torch.from_numpy(a[:count]).to(dtype).contiguous(memory_format=torch.channels_last)
+            for a in (rgb, guides, canvas)
+        ]
+        with torch.inference_mode():
+            assert torch.equal(graph(*inputs), net(*inputs))
