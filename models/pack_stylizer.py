@@ -59,11 +59,14 @@ def as_graph(net: StudentGenerator, crop_size: int, dtype: torch.dtype) -> torch
 
     Run as a module, every layer returns to Python and must take the interpreter's lock back
     before the next starts; in a render the tracking and compositing threads hold that lock
-    most of the time, and in a four-face frame the stylizing thread spent 45 % of its time
-    waiting for it (py-spy, the 2x2 mosaic of clips 1 and 2 at 720p). A graph takes the lock
-    back once per call. The output is the same bit for bit at every batch and crop size (the
-    trace holds no shapes: convolutions and a 2x upsampling). ``torch.jit`` is deprecated in
-    favour of ``torch.compile``, which needs a C++ compiler at run time.
+    much of the time, and in a four-face frame the stylizing thread, which sets the pace,
+    spent 45 % of its time waiting for it (py-spy on the 2x2 mosaic of clips 1 and 2 at
+    720p). A graph takes the lock back once per call: `facestyle bench` on that mosaic, three
+    interleaved rounds, 12.2 / 11.0 / 15.0 fps as a module against 15.5 / 12.5 / 17.1 as a
+    graph; alone, the student is as fast either way. The output is the same bit for bit at
+    every batch and crop size (the trace holds no shapes: convolutions and a 2x upsampling).
+    ``torch.jit`` is deprecated in favour of ``torch.compile``, which needs a C++ compiler
+    at run time.
 
     Args:
         net: the student in eval mode, on the CPU in ``dtype``, channels-last.

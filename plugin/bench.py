@@ -308,8 +308,7 @@ def format_bench(result: dict) -> str:
         f"{clip['video']}",
         f"device {device['device']}: torch threads {device['torch_threads']}, OpenCV threads "
         f"{device['opencv_threads']}, OMP_WAIT_POLICY {device['omp_wait_policy']} "
-        f"({'in force' if device['passive'] else 'not in force: one thread each'}), "
-        f"GIL switch {device['switch_interval_ms']:g} ms",
+        f"({'in force' if device['passive'] else 'not in force: one thread each'})",
         "",
     ]
     loaded = result["load"]

@@ -19,13 +19,7 @@ convolution up. So:
 - OpenCV keeps its thread count while passive waiting is in force (one thread per call made
   no measurable difference); where it cannot be in force (a host program loaded torch before
   facestyle could set the variable, or the user chose ``ACTIVE``), OpenCV gets one thread per
-  call too, so that no thread has anyone to spin for;
-- a thread waiting for the interpreter's lock asks for it after 1 ms instead of Python's 5.
-  The stylizing thread, which sets a render's pace, takes the lock back after every student
-  call and every tensor operation around it, and in a crowd each of those waited behind the
-  tracking and compositing threads' Python work. With the student as one graph
-  (:func:`models.pack_stylizer.as_graph`), four faces at 720p, five interleaved rounds:
-  15.4 fps against 16.3 with the shorter interval (13.6 with neither).
+  call too, so that no thread has anyone to spin for.
 """
 
 from __future__ import annotations
@@ -35,7 +29,6 @@ import sys
 
 __all__ = [
     "STUDENT_THREADS",
-    "SWITCH_INTERVAL_S",
     "WAIT_POLICY",
     "apply_thread_policy",
     "passive_waiting",
@@ -47,9 +40,6 @@ WAIT_POLICY = "PASSIVE"
 
 STUDENT_THREADS = 1
 """PyTorch intra-op threads for the student: the stage threads are the parallelism."""
-
-SWITCH_INTERVAL_S = 0.001
-"""How long a thread waits for the interpreter's lock before asking its holder to let go."""
 
 # Facts about this process at the moment plugin was first imported: whether torch (and so its
 # OpenMP runtime) was loaded already, and whether the user had set a wait policy.
@@ -79,12 +69,11 @@ def apply_thread_policy() -> dict[str, object]:
 
     Returns:
         What is in force, for the benchmark's report: ``{"torch_threads", "opencv_threads",
-        "omp_wait_policy", "passive", "switch_interval_ms"}`` (``torch_threads`` is ``None`` when torch is not
+        "omp_wait_policy", "passive"}`` (``torch_threads`` is ``None`` when torch is not
         loaded).
     """
     import cv2
 
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     passive = passive_waiting()
     if not passive:
         cv2.setNumThreads(1)
@@ -99,5 +88,4 @@ def apply_thread_policy() -> dict[str, object]:
         "opencv_threads": cv2.getNumThreads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
         "passive": passive,
-        "switch_interval_ms": sys.getswitchinterval() * 1000.0,
     }

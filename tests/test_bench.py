@@ -47,7 +47,6 @@ def test_bench_beside_competing_workers_reports_ratios_to_the_quiet_run(
     device = result["device"]
     assert device["device"] == "cpu" and device["omp_wait_policy"] == "PASSIVE"
     assert device["torch_threads"] >= 1 and device["opencv_threads"] >= 1
-    assert device["switch_interval_ms"] == pytest.approx(1.0)
     loaded, quiet = result["load"], result["render"]
     assert loaded["workers"] == ["torch"]
     assert loaded["fps_ratio"] == pytest.approx(loaded["fps"] / quiet["fps"])
