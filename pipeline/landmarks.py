@@ -76,11 +76,14 @@ def _predictor() -> dlib.shape_predictor:
     return dlib.shape_predictor(str(model_path("shape_predictor_68_face_landmarks")))
 
 
-def preload_models() -> None:
+def preload_models(*, predictor: bool = True) -> None:
     """Load the detector and the 68-point predictor now (about a second, once per process)
-    rather than inside the first frame, where it would stall a live stream and skew timings."""
+    rather than inside the first frame, where it would stall a live stream and skew timings.
+
+    ``predictor=False``: the detector only (the landmarks are fitted in another process)."""
     _detector()
-    _predictor()
+    if predictor:
+        _predictor()
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

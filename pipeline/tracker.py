@@ -45,6 +45,7 @@ Boxes are in dlib's convention (see :mod:`pipeline.landmarks`), estimated from t
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -64,7 +65,11 @@ from pipeline.frame import Face, Frame
 from pipeline.landmarks import OneEuroFilter, detect_faces, predict_landmarks, preload_models
 from pipeline.timings import StageTimings
 
-__all__ = ["FaceTracker", "box_from_landmarks", "fit_error", "iou_matrix"]
+__all__ = ["FaceTracker", "LandmarkFit", "box_from_landmarks", "fit_error", "iou_matrix"]
+
+LandmarkFit = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(grey (H, W) uint8, box (4,)) -> (68, 2) float32``: :func:`predict_landmarks` or a
+:class:`pipeline.landmark_process.LandmarkProcess`."""
 
 # dlib's detector box in the canonical 256 crop, averaged over the bundled photos at five
 # sizes and mirrored: centred horizontally, its centre 0.61 of the way down, side 0.57.
@@ -128,7 +133,9 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a + area_b - inter, 1e-9)
 
 
-def fit_error(grey: np.ndarray, landmarks: np.ndarray) -> float:
+def fit_error(
+    grey: np.ndarray, landmarks: np.ndarray, fit_landmarks: LandmarkFit = predict_landmarks
+) -> float:
     """How much a landmark fit moves when refitted from a slightly different box.
 
     dlib's cascade converges to the same points from any nearby start on a real face, and
@@ -137,6 +144,7 @@ def fit_error(grey: np.ndarray, landmarks: np.ndarray) -> float:
     Args:
         grey: ``(H, W)`` ``uint8`` grey frame.
         landmarks: ``(68, 2)`` ``float32`` ``x, y`` frame pixels, a fit on ``grey``.
+        fit_landmarks: what refits them (dlib's predictor here or in another process).
 
     Returns:
         RMS distance between ``landmarks`` and the refit, in box sides (0 = perfectly stable;
@@ -144,7 +152,7 @@ def fit_error(grey: np.ndarray, landmarks: np.ndarray) -> float:
     """
     box = box_from_landmarks(landmarks)
     side = float(box[2] - box[0])
-    refit = predict_landmarks(grey, box + _NUDGE * side)
+    refit = fit_landmarks(grey, box + _NUDGE * side)
     return float(np.sqrt(((refit - landmarks) ** 2).sum(axis=1).mean()) / max(side, 1.0))
 
 
@@ -235,6 +243,7 @@ class FaceTracker:
             histogram intersection) a returning face needs to take an old track's id.
         smoothing: ``(min_cutoff Hz, beta)`` of the per-track One-Euro landmark filter; speed
             is measured in face sides per second. ``None``: raw landmarks.
+        fit_landmarks: the 68-point fit, dlib's predictor in this process by default.
 
     Attributes:
         timings: milliseconds per frame for ``detect`` (the detector, on whichever thread it
@@ -261,6 +270,7 @@ class FaceTracker:
         reid_frames: int = 150,
         reid_similarity: float = 0.65,
         smoothing: tuple[float, float] | None = (1.0, 4.0),
+        fit_landmarks: LandmarkFit = predict_landmarks,
     ) -> None:
         if min(detect_every, max_faces, ramp_frames, fine_every) < 1:
             raise ValueError(
@@ -280,9 +290,10 @@ class FaceTracker:
         self.reid_frames = reid_frames
         self.reid_similarity = reid_similarity
         self.smoothing = smoothing
+        self.fit_landmarks = fit_landmarks
         self.detector = DetectionWorker(FaceDetector(min_face), detect_lag, wait=detect_wait)
         self.timings = StageTimings()
-        preload_models()
+        preload_models(predictor=fit_landmarks is predict_landmarks)
         self.reset()
 
     def reset(self) -> None:
@@ -442,7 +453,7 @@ class FaceTracker:
                     track.found_at = self._count
                 return True
         moved = track.box + step if track.state != "lost" else track.box
-        return self._verified(track, grey, predict_landmarks(grey, moved))
+        return self._verified(track, grey, self.fit_landmarks(grey, moved))
 
     def _yield_held_faces(self) -> None:
         """A lost track that landed on a face another track never lost stays lost.
@@ -485,7 +496,7 @@ class FaceTracker:
         half = (track.box[2:] - track.box[:2]) / 2
         centre = np.array([x + w / 2, y + h / 2], np.float32)
         box = np.concatenate([centre - half, centre + half]).astype(np.float32)
-        if self._verified(track, grey, predict_landmarks(grey, box)):
+        if self._verified(track, grey, self.fit_landmarks(grey, box)):
             return True
         if self._search(track, grey):
             return True
@@ -518,12 +529,12 @@ class FaceTracker:
         if not found:
             return False
         nearest = min(found, key=lambda b: float(np.linalg.norm(box_centre(b) - centre)))
-        return self._verified(track, grey, predict_landmarks(grey, nearest))
+        return self._verified(track, grey, self.fit_landmarks(grey, nearest))
 
     def _trust(self, track: _Track, grey: np.ndarray) -> None:
         # A running mean: one check can spike (0.09 on a tilted face that measures 0.02-0.05
         # otherwise), a bad fit stays high.
-        track.fit = 0.5 * track.fit + 0.5 * fit_error(grey, track.landmarks)
+        track.fit = 0.5 * track.fit + 0.5 * fit_error(grey, track.landmarks, self.fit_landmarks)
 
     def _seed(
         self,
@@ -538,7 +549,7 @@ class FaceTracker:
         ``landmarks``: the ``(68, 2)`` fit inside ``box`` on ``grey`` when the caller has it.
         """
         if landmarks is None:
-            landmarks = predict_landmarks(grey, box)
+            landmarks = self.fit_landmarks(grey, box)
         matrix, patch = _aligned_patch(grey, landmarks)
         track.template = patch
         track.found = self._verified(track, grey, landmarks, (matrix, patch))
@@ -590,7 +601,7 @@ class FaceTracker:
     def _catch_up(self, box: np.ndarray, frames: int) -> np.ndarray:
         """A detection box from ``frames`` frames ago, followed by its landmarks to now."""
         for grey in list(self._recent)[-frames - 1 : -1] if frames else []:
-            box = box_from_landmarks(predict_landmarks(grey, box))
+            box = box_from_landmarks(self.fit_landmarks(grey, box))
         return box
 
     def _associate(
@@ -631,8 +642,8 @@ class FaceTracker:
             box = self._catch_up(box, age)
             if self._tracks and iou_matrix([box], [t.box for t in self._tracks]).max() >= 0.3:
                 continue
-            landmarks = predict_landmarks(grey, box)
-            fit = fit_error(grey, landmarks)
+            landmarks = self.fit_landmarks(grey, box)
+            fit = fit_error(grey, landmarks, self.fit_landmarks)
             if fit > self.max_fit_error:
                 continue  # not a face the landmarks can follow (yet): leave it as it is
             returning = self._reidentify(landmarks, image, grey, matched_ids)

@@ -181,13 +181,16 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
 
     This is where the device setting is applied, once for every stage: it is resolved
     (:func:`resolve_device`), the student and the compositor run there, and the thread
-    policy (:func:`plugin.threads.apply_thread_policy`) is set for the process.
+    policy (:func:`plugin.threads.apply_thread_policy`) is set for the process. The tracker
+    fits landmarks in a process of its own (:mod:`pipeline.landmark_process`), shared by
+    every restyler of this process.
 
     Raises:
         StyleError: the style cannot be used.
         DeviceError: ``device="cuda"`` on a machine without one (checked before any work).
     """
     from pipeline.composite import Compositor
+    from pipeline.landmark_process import shared_landmark_process
     from pipeline.restyle import Restyler
     from pipeline.tracker import FaceTracker
     from plugin.threads import apply_thread_policy
@@ -210,6 +213,7 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
             settings.max_faces,
             detect_lag=settings.detect_lag,
             detect_wait=settings.detect_lag == 0,
+            fit_landmarks=shared_landmark_process(),
         ),
         Compositor(mode=settings.mask, device=blend_device, fine_detail=settings.fine_detail),
         settings.identity,

@@ -1,0 +1,163 @@
+"""dlib's 68-point landmark fit in a process of its own, so that it does not hold the lock.
+
+dlib's shape predictor holds the interpreter's lock for its whole call. In a render the fit
+runs on the tracking thread for every face of every frame, and on two busy cores a call that
+takes 0.9 ms alone held the lock for about 3 ms (py-spy, four faces at 720p), while the
+stylizing thread, which sets the pace, waited to take the lock back after each student call.
+In a process of its own the fit holds no lock of ours: the tracking thread hands it the
+frame and the box and sleeps until the points come back, bit for bit dlib's own.
+
+The frame travels through a socket once per frame however many faces are fitted on it (0.9
+MB at 720p), then a box and 68 points for each face. The process is started as a plain
+``python -m`` (not by :mod:`multiprocessing`, whose ``spawn`` re-imports the caller's main
+script), once per facestyle process, and ends when its socket closes. Where it cannot start
+or dies, the fit runs in this process again: the points are the same, only slower to get.
+"""
+
+from __future__ import annotations
+
+import atexit
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from functools import cache
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.landmarks import predict_landmarks
+
+__all__ = ["LandmarkProcess", "shared_landmark_process"]
+
+# How long the process may take to import dlib and load the 68-point model (about a second).
+_START_TIMEOUT_S = 30.0
+
+
+def _serve(connection: Connection) -> None:
+    """The fitting process's loop: a shape is followed by a frame's bytes, an array is a box
+    to fit on the last frame; EOF ends it."""
+    from pipeline.landmarks import preload_models
+
+    preload_models()
+    grey: np.ndarray | None = None
+    connection.send("ready")
+    try:
+        while True:
+            message = connection.recv()
+            if isinstance(message, tuple):
+                grey = np.frombuffer(connection.recv_bytes(), np.uint8).reshape(message)
+            else:
+                connection.send(predict_landmarks(grey, message))
+    except (EOFError, KeyboardInterrupt):
+        pass
+
+
+class LandmarkProcess:
+    """:func:`pipeline.landmarks.predict_landmarks` in another process; thread-safe.
+
+    Raises:
+        OSError: the process could not be started, or did not say it was ready.
+    """
+
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        root = Path(__file__).resolve().parents[1]
+        with theirs:
+            try:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", "pipeline.landmark_process", str(theirs.fileno())],
+                    cwd=root,
+                    pass_fds=[theirs.fileno()],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    # What goes wrong there is handled here (the fit comes back home).
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # Ctrl-C is for facestyle; its socket ends this
+                )
+            except OSError:
+                ours.close()
+                raise
+        self._connection = Connection(ours.detach())
+        self._lock = threading.Lock()
+        self._frame: np.ndarray | None = None  # the grey frame last sent
+        try:
+            ready = self._connection.poll(_START_TIMEOUT_S) and self._connection.recv()
+        except (EOFError, OSError):
+            ready = False  # it ended before it was ready
+        if ready != "ready":
+            self.close()
+            raise OSError("the landmark process did not start")
+
+    def __call__(self, grey: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """``(68, 2)`` ``float32`` landmarks of the face in ``box`` on ``grey``, as
+        :func:`pipeline.landmarks.predict_landmarks`.
+
+        Args:
+            grey: ``(H, W)`` ``uint8`` frame: pass the same array for every face of a frame,
+                and do not change it in place between calls (it is sent once).
+            box: ``(4,)`` ``x0, y0, x1, y1`` in image pixels.
+
+        Raises:
+            OSError: the process has ended (see :func:`shared_landmark_process`).
+        """
+        if grey.dtype != np.uint8 or grey.ndim != 2:
+            return predict_landmarks(grey, box)  # its own check says what is wrong
+        with self._lock:
+            try:
+                if grey is not self._frame:
+                    self._share(grey)
+                self._connection.send(np.asarray(box, np.float32))
+                return self._connection.recv()
+            except (EOFError, OSError) as error:
+                raise OSError("the landmark process has ended") from error
+
+    def _share(self, grey: np.ndarray) -> None:
+        self._connection.send(grey.shape)
+        self._connection.send_bytes(np.ascontiguousarray(grey).reshape(-1))
+        self._frame = grey
+
+    def close(self) -> None:
+        """End the process (idempotent)."""
+        self._connection.close()  # the process sees EOF and returns
+        try:
+            self._process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._frame = None
+
+
+class _FitAnywhere:
+    """The process while it lives, this process's own predictor after."""
+
+    def __init__(self, process: LandmarkProcess) -> None:
+        self.process: LandmarkProcess | None = process
+
+    def __call__(self, grey: np.ndarray, box: np.ndarray) -> np.ndarray:
+        process = self.process
+        if process is not None:
+            try:
+                return process(grey, box)
+            except OSError:
+                self.process = None  # killed, say: the rest of the run fits here
+        return predict_landmarks(grey, box)
+
+
+@cache
+def shared_landmark_process() -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The landmark fit every tracker of this process shares: in a process of its own,
+    started at the first call (about a second), or :func:`predict_landmarks` itself where
+    that process cannot start. Where it dies later, the fit continues in this process."""
+    try:
+        process = LandmarkProcess()
+    except OSError:
+        return predict_landmarks
+    atexit.register(process.close)
+    return _FitAnywhere(process)
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])))
