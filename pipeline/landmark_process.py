@@ -151,6 +151,8 @@ def shared_landmark_process() -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The landmark fit every tracker of this process shares: in a process of its own,
     started at the first call (about a second), or :func:`predict_landmarks` itself where
     that process cannot start. Where it dies later, the fit continues in this process."""
+    if getattr(sys, "frozen", False) or not sys.executable:
+        return predict_landmarks  # a frozen app's executable is the app, not Python
     try:
         process = LandmarkProcess()
     except OSError:

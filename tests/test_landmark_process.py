@@ -64,6 +64,16 @@ def test_a_process_that_cannot_start_is_refused_in_one_error(monkeypatch) -> Non
         LandmarkProcess()
 
 
+def test_a_frozen_app_fits_landmarks_in_its_own_process(monkeypatch) -> None:
+    """A frozen app's sys.executable is the app: starting it would open the app again."""
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    shared_landmark_process.cache_clear()
+    try:
+        assert shared_landmark_process() is predict_landmarks
+    finally:
+        shared_landmark_process.cache_clear()
+
+
 def test_the_pipeline_fits_landmarks_in_the_shared_process() -> None:
     restyler = build_restyler(RestyleSettings("cartoon", device="cpu"))
     assert restyler.tracker.fit_landmarks is shared_landmark_process()
