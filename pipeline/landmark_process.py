@@ -77,9 +77,9 @@ class LandmarkProcess:
                     stderr=subprocess.DEVNULL,
                     start_new_session=True,  # Ctrl-C is for facestyle; its socket ends this
                 )
-            except OSError:
+            except (OSError, ValueError) as error:  # ValueError: no pass_fds on Windows
                 ours.close()
-                raise
+                raise OSError(f"the landmark process could not start: {error}") from error
         self._connection = Connection(ours.detach())
         self._lock = threading.Lock()
         self._frame: np.ndarray | None = None  # the grey frame last sent
