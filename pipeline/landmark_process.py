@@ -21,14 +21,13 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from functools import cache
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.landmarks import predict_landmarks
+from pipeline.landmarks import LandmarkFit, predict_landmarks
 
 __all__ = ["LandmarkProcess", "shared_landmark_process"]
 
@@ -147,9 +146,9 @@ class _FitAnywhere:
 
 
 @cache
-def shared_landmark_process() -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def shared_landmark_process() -> LandmarkFit:
     """The landmark fit every tracker of this process shares: in a process of its own,
-    started at the first call (about a second), or :func:`predict_landmarks` itself where
+    started at the first call (about a second, waited for), or :func:`predict_landmarks` itself where
     that process cannot start. Where it dies later, the fit continues in this process."""
     if getattr(sys, "frozen", False) or not sys.executable:
         return predict_landmarks  # a frozen app's executable is the app, not Python

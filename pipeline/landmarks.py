@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import threading
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from pipeline.errors import InputError
 
 __all__ = [
     "MIN_DETECTABLE_FACE",
+    "LandmarkFit",
     "OneEuroFilter",
     "detect_faces",
     "detect_landmarks",
@@ -38,6 +40,10 @@ __all__ = [
 
 MIN_DETECTABLE_FACE = 60
 """Smallest face box side, in pixels of the detector's input, that HOG finds reliably."""
+
+LandmarkFit = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(grey (H, W) uint8, box (4,)) -> (68, 2) float32``: :func:`predict_landmarks`, or the
+same fit in another process (:mod:`pipeline.landmark_process`)."""
 
 
 def model_path(name: str) -> Path:

@@ -45,7 +45,6 @@ Boxes are in dlib's convention (see :mod:`pipeline.landmarks`), estimated from t
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -62,14 +61,16 @@ from pipeline.align import (
 )
 from pipeline.detector import DetectionWorker, FaceDetector
 from pipeline.frame import Face, Frame
-from pipeline.landmarks import OneEuroFilter, detect_faces, predict_landmarks, preload_models
+from pipeline.landmarks import (
+    LandmarkFit,
+    OneEuroFilter,
+    detect_faces,
+    predict_landmarks,
+    preload_models,
+)
 from pipeline.timings import StageTimings
 
-__all__ = ["FaceTracker", "LandmarkFit", "box_from_landmarks", "fit_error", "iou_matrix"]
-
-LandmarkFit = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""``(grey (H, W) uint8, box (4,)) -> (68, 2) float32``: :func:`predict_landmarks` or a
-:class:`pipeline.landmark_process.LandmarkProcess`."""
+__all__ = ["FaceTracker", "box_from_landmarks", "fit_error", "iou_matrix"]
 
 # dlib's detector box in the canonical 256 crop, averaged over the bundled photos at five
 # sizes and mirrored: centred horizontally, its centre 0.61 of the way down, side 0.57.
