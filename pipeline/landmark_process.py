@@ -145,11 +145,20 @@ class _FitAnywhere:
         return predict_landmarks(grey, box)
 
 
-@cache
+_SHARED_LOCK = threading.Lock()
+
+
 def shared_landmark_process() -> LandmarkFit:
     """The landmark fit every tracker of this process shares: in a process of its own,
-    started at the first call (about a second, waited for), or :func:`predict_landmarks` itself where
-    that process cannot start. Where it dies later, the fit continues in this process."""
+    started at the first call (about a second, waited for; two threads asking at once get
+    the same one), or :func:`predict_landmarks` itself where that process cannot start.
+    Where it dies later, the fit continues in this process."""
+    with _SHARED_LOCK:
+        return _first_landmark_process()
+
+
+@cache
+def _first_landmark_process() -> LandmarkFit:
     if getattr(sys, "frozen", False) or not sys.executable:
         return predict_landmarks  # a frozen app's executable is the app, not Python
     try:

@@ -13,6 +13,7 @@ This module imports nothing heavy at the top (the command line reads its choices
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -196,6 +197,11 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
     from plugin.threads import apply_thread_policy
 
     device = resolve_device(settings.device)
+    # The landmark process loads dlib's model (about a second) while the pack loads here.
+    landmarks_starting = threading.Thread(
+        target=shared_landmark_process, name="facestyle-landmarks-start", daemon=True
+    )
+    landmarks_starting.start()
     style = settings.style
     stylizer = (
         style
@@ -203,6 +209,7 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
         else resolve_style(style, device, settings.strokes, settings.skin_hue)
     )
     apply_thread_policy()
+    landmarks_starting.join()
     # An explicit "cuda" wants every stage on the GPU (CuPy is then required); "auto" blends
     # with CuPy when it is installed and with NumPy when it is not.
     blend_device = "cuda" if settings.device == "cuda" else "auto" if device == "cuda" else "cpu"

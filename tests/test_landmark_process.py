@@ -8,7 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.landmark_process import LandmarkProcess, _FitAnywhere, shared_landmark_process
+from pipeline.landmark_process import (
+    LandmarkProcess,
+    _first_landmark_process,
+    _FitAnywhere,
+    shared_landmark_process,
+)
 from pipeline.landmarks import detect_faces, predict_landmarks
 from pipeline.tracker import FaceTracker
 from plugin.settings import RestyleSettings, build_restyler
@@ -67,11 +72,11 @@ def test_a_process_that_cannot_start_is_refused_in_one_error(monkeypatch) -> Non
 def test_a_frozen_app_fits_landmarks_in_its_own_process(monkeypatch) -> None:
     """A frozen app's sys.executable is the app: starting it would open the app again."""
     monkeypatch.setattr(sys, "frozen", True, raising=False)
-    shared_landmark_process.cache_clear()
+    _first_landmark_process.cache_clear()
     try:
         assert shared_landmark_process() is predict_landmarks
     finally:
-        shared_landmark_process.cache_clear()
+        _first_landmark_process.cache_clear()
 
 
 def test_the_pipeline_fits_landmarks_in_the_shared_process() -> None:
