@@ -55,7 +55,7 @@ def build_generator(pack: StylePack) -> StudentGenerator:
 
 
 def as_graph(net: StudentGenerator, crop_size: int, dtype: torch.dtype) -> torch.nn.Module:
-    """The CPU student traced into one TorchScript graph, for the stylizing thread's sake.
+    """The student traced into one TorchScript graph, for the stylizing thread's sake.
 
     Run as a module, every layer returns to Python and must take the interpreter's lock back
     before the next starts; in a render the tracking and compositing threads hold that lock
@@ -66,16 +66,18 @@ def as_graph(net: StudentGenerator, crop_size: int, dtype: torch.dtype) -> torch
     graph; alone, the student is as fast either way. The output is the same bit for bit at
     every batch and crop size (the trace holds no shapes: convolutions and a 2x upsampling).
     ``torch.jit`` is deprecated in favour of ``torch.compile``, which needs a C++ compiler
-    at run time.
+    at run time. A CUDA student stays a module until a GPU measures the graph there
+    (``scripts/gpu-check`` times both).
 
     Args:
-        net: the student in eval mode, on the CPU in ``dtype``, channels-last.
+        net: the student in eval mode, in ``dtype``, channels-last, on its device.
         crop_size: the side of the crops it is traced on (any side divisible by 4 runs).
     """
     config = net.config
+    device = next(net.parameters()).device
 
     def example(channels: int, side: int) -> torch.Tensor:
-        return torch.zeros(1, channels, side, side, dtype=dtype).contiguous(
+        return torch.zeros(1, channels, side, side, dtype=dtype, device=device).contiguous(
             memory_format=torch.channels_last
         )
 
