@@ -251,7 +251,8 @@ def add_engine_options(parser: argparse.ArgumentParser, system_ffmpeg: bool = Fa
     kinds = "|".join(ENCODERS) + ("|ffmpeg:CODEC" if system_ffmpeg else "")
     parser.add_argument(
         "--encoder",
-        type=_system_encoder if system_ffmpeg else _encoder,
+        type=_system_encoder if system_ffmpeg else None,
+        choices=None if system_ffmpeg else ENCODERS,
         default="auto",
         metavar=kinds,
         help="what encodes the output: auto (the GPU's NVENC with --device cuda where it "
@@ -278,14 +279,6 @@ def add_encoder_options(parser: argparse.ArgumentParser) -> None:
         help=f"x264 speed, {PRESETS[0]} ... {PRESETS[-1]}; slower makes smaller files "
         f"({DEFAULT_PRESET})",
     )
-
-
-def _encoder(text: str) -> str:
-    from pipeline.video_engines import ENCODERS
-
-    if text not in ENCODERS:
-        raise argparse.ArgumentTypeError(f"expected {', '.join(ENCODERS)}, got {text}")
-    return text
 
 
 def _system_encoder(text: str) -> str:
