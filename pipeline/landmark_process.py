@@ -12,15 +12,23 @@ MB at 720p), then a box and 68 points for each face. The process is started as a
 ``python -m`` (not by :mod:`multiprocessing`, whose ``spawn`` re-imports the caller's main
 script), once per facestyle process, and ends when its socket closes. Where it cannot start
 or dies, the fit runs in this process again: the points are the same, only slower to get.
+
+A fork of facestyle's process (``multiprocessing``'s default start on Linux before Python
+3.14) inherits the socket but not the process: two processes sharing one socket would read
+each other's points, or both wait for ever. So the child forgets it at the fork: its copy of
+the socket is closed, fits already set up there run in the child itself, and the child's
+next :func:`shared_landmark_process` starts a process of its own.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import socket
 import subprocess
 import sys
 import threading
+import weakref
 from functools import cache
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -80,6 +88,7 @@ class LandmarkProcess:
                 ours.close()
                 raise OSError(f"the landmark process could not start: {error}") from error
         self._connection = Connection(ours.detach())
+        self._owner = os.getpid()  # a fork's child must not talk on this socket
         self._lock = threading.Lock()
         self._frame: np.ndarray | None = None  # the grey frame last sent
         try:
@@ -89,6 +98,7 @@ class LandmarkProcess:
         if ready != "ready":
             self.close()
             raise OSError("the landmark process did not start")
+        _LIVE.add(self)
 
     def __call__(self, grey: np.ndarray, box: np.ndarray) -> np.ndarray:
         """``(68, 2)`` ``float32`` landmarks of the face in ``box`` on ``grey``, as
@@ -104,6 +114,9 @@ class LandmarkProcess:
         """
         if grey.dtype != np.uint8 or grey.ndim != 2:
             return predict_landmarks(grey, box)  # its own check says what is wrong
+        if os.getpid() != self._owner:
+            # Checked before the lock, which another thread may have held at the fork.
+            raise OSError("the landmark process belongs to the process this one forked from")
         with self._lock:
             try:
                 if grey is not self._frame:
@@ -119,8 +132,10 @@ class LandmarkProcess:
         self._frame = grey
 
     def close(self) -> None:
-        """End the process (idempotent)."""
+        """End the process (idempotent); in a fork's child, only drop this copy of the socket."""
         self._connection.close()  # the process sees EOF and returns
+        if os.getpid() != self._owner:
+            return  # the parent's to end, when it closes its own copy
         try:
             self._process.wait(timeout=5.0)
         except subprocess.TimeoutExpired:
@@ -147,6 +162,20 @@ class _FitAnywhere:
 
 _SHARED_LOCK = threading.Lock()
 
+_LIVE: weakref.WeakSet[LandmarkProcess] = weakref.WeakSet()
+"""Every started process, for a fork's child to let go of."""
+
+
+def _forget_after_fork() -> None:
+    """In a fork's child: close the inherited sockets (so each process still ends when its
+    parent lets go of it) and start afresh at the next :func:`shared_landmark_process`."""
+    global _SHARED_LOCK
+    _SHARED_LOCK = threading.Lock()  # another thread may have held it at the fork
+    for process in list(_LIVE):
+        process._connection.close()
+    _LIVE.clear()
+    _first_landmark_process.cache_clear()
+
 
 def shared_landmark_process() -> LandmarkFit:
     """The landmark fit every tracker of this process shares: in a process of its own,
@@ -167,6 +196,10 @@ def _first_landmark_process() -> LandmarkFit:
         return predict_landmarks
     atexit.register(process.close)
     return _FitAnywhere(process)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 if __name__ == "__main__":

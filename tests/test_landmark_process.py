@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -84,3 +86,43 @@ def test_the_pipeline_fits_landmarks_in_the_shared_process() -> None:
     assert restyler.tracker.fit_landmarks is shared_landmark_process()
     assert isinstance(shared_landmark_process(), _FitAnywhere)
     assert FaceTracker().fit_landmarks is predict_landmarks  # a tracker alone: in process
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_fits_its_own_landmarks(
+    astronaut: np.ndarray, grace_hopper: np.ndarray
+) -> None:
+    """An API user forks after a render (multiprocessing's default on Linux): the child's
+    fits are dlib's, and the parent's process still holds the parent's frame, not the
+    child's (on one shared socket the parent got points fitted on the child's frame)."""
+    (grey, box), *_ = _faces(astronaut)
+    (other_grey, other_box), *_ = _faces(grace_hopper)
+    fit = shared_landmark_process()
+    assert isinstance(fit, _FitAnywhere)
+    parent_process = fit.process
+    expected = predict_landmarks(grey, box)
+    np.testing.assert_array_equal(fit(grey, box), expected)  # the process now holds grey
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit status
+        status = 1
+        try:
+            same = np.array_equal(
+                fit(other_grey, other_box), predict_landmarks(other_grey, other_box)
+            )
+            own = shared_landmark_process()
+            fresh = isinstance(own, _FitAnywhere) and own.process is not parent_process
+            status = 0 if same and fresh and fit.process is None else 2
+            if fresh and not np.array_equal(own(grey, box), expected):
+                status = 3
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + 60.0
+    while (done := os.waitpid(child, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        pytest.fail("the forked child hung on the landmark process")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    np.testing.assert_array_equal(fit(grey, box), expected)  # the same array: not sent again
+    assert fit.process is parent_process
