@@ -452,8 +452,8 @@ def adapt(
         KeyboardInterrupt: passes through untouched; nothing has been written.
     """
     settings = settings or QUALITIES["default"]
-    # Counted once, before any of our own work (which would count as busy), for the teacher
-    # and the training alike.
+    # Counted before any of our own work, which would count as busy. The training counts
+    # again as it goes (models.train.CoreCount) unless the caller fixed the threads.
     threads = settings.train.threads or free_cores(own_load=0.0)
     report = progress or (lambda stage, done, total: None)
     started = time.perf_counter()
@@ -503,7 +503,7 @@ def adapt(
         parts=parts,
         artwork=artwork,
     )
-    train = replace(settings.train, seed=settings.seed, threads=threads)
+    train = replace(settings.train, seed=settings.seed)
     student, figures = train_student(
         data, config, train, progress=lambda done, losses: report("training", done, 1.0)
     )

@@ -50,12 +50,14 @@ from pipeline.guides import REGIONS, region_labels
 __all__ = [
     "HEAD_PARTS",
     "Artwork",
+    "CoreCount",
     "PatchDiscriminator",
     "TrainSettings",
     "TrainingSet",
     "busy_cores",
     "free_cores",
     "head_parts",
+    "threads_beside",
     "train_student",
 ]
 
@@ -174,7 +176,10 @@ class TrainSettings:
             monochrome exemplar), turns it off.
         seed: random seed (patches, warps, initial weights).
         seconds: stop early after this much wall time, if set.
-        threads: PyTorch CPU threads while training; ``None`` for :func:`free_cores`.
+        threads: PyTorch CPU threads while training; ``None``: the free cores
+            (:func:`free_cores`), counted again every few seconds while it trains on the CPU
+            (:class:`CoreCount`), so a program that starts beside it takes a thread away and
+            one that ends gives it back.
         device: where the student trains, ``"cpu"`` or ``"cuda"`` (already resolved; see
             :func:`plugin.settings.resolve_device`); the trained student comes back on the
             CPU either way.
@@ -232,16 +237,29 @@ def busy_cores(first: str, second: str, cores: int) -> float:
     return cores * (1.0 - (idle_second - idle_first) / total)
 
 
+def _read_stat() -> str | None:
+    """``/proc/stat``'s ``cpu`` summary line; ``None`` where it cannot be read (not Linux)."""
+    try:
+        return _PROC_STAT.read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+
+
 def _busy_now(cores: int) -> float | None:
     """Busy cores over the next half second from ``/proc/stat``; ``None`` where it cannot
     be read (not Linux)."""
-    try:
-        first = _PROC_STAT.read_text().splitlines()[0]
-        time.sleep(_BUSY_WINDOW_SECONDS)
-        second = _PROC_STAT.read_text().splitlines()[0]
-    except (OSError, IndexError):
+    first = _read_stat()
+    time.sleep(_BUSY_WINDOW_SECONDS)
+    second = _read_stat()
+    if first is None or second is None:
         return None
     return busy_cores(first, second, cores)
+
+
+def threads_beside(others: float, cores: int) -> int:
+    """PyTorch threads to use beside ``others`` cores' worth of other programs' work: the
+    cores they leave, at least 1 and at most ``cores``."""
+    return max(1, min(cores, round(cores - max(others, 0.0))))
 
 
 def free_cores(own_load: float = 1.0) -> int:
@@ -266,7 +284,54 @@ def free_cores(own_load: float = 1.0) -> int:
     busy = _busy_now(cores)
     if busy is None:
         busy = max(os.getloadavg()[0] - own_load, 0.0)
-    return max(1, min(cores, round(cores - busy)))
+    return threads_beside(busy, cores)
+
+
+class CoreCount:
+    """The free cores counted again while training runs, from what other programs used.
+
+    A count taken once at the start holds for the whole training: a program that starts
+    beside it later (a browser, a render) leaves PyTorch's threads waiting on each other at
+    every op, and a short burst at the start would hold it to one thread throughout. Each
+    recount takes the cores busy since the last one (``/proc/stat``) minus this process's own
+    CPU time over the same while, so its own training does not count as another program.
+
+    Args:
+        every: seconds between counts.
+        cores: the machine's cores (default ``os.cpu_count()``).
+        read_stat: reads ``/proc/stat``'s summary line, ``None`` where it cannot.
+        own_seconds: this process's CPU seconds so far, all its threads.
+        clock: wall-clock seconds.
+    """
+
+    def __init__(
+        self,
+        every: float = 5.0,
+        *,
+        cores: int | None = None,
+        read_stat: Callable[[], str | None] = _read_stat,
+        own_seconds: Callable[[], float] = time.process_time,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.every = every
+        self.cores = cores or os.cpu_count() or 1
+        self._read_stat, self._own_seconds, self._clock = read_stat, own_seconds, clock
+        self._last = self._reading()
+
+    def _reading(self) -> tuple[float, str | None, float]:
+        return self._clock(), self._read_stat(), self._own_seconds()
+
+    def recount(self) -> int | None:
+        """Threads to use now, or ``None`` until ``every`` seconds have passed since the
+        last count (and where ``/proc/stat`` cannot be read)."""
+        if self._clock() - self._last[0] < self.every:
+            return None
+        (start, first, own_first), (end, second, own_second) = self._last, self._reading()
+        self._last = (end, second, own_second)
+        if first is None or second is None:
+            return None
+        own = (own_second - own_first) / max(end - start, 1e-9)
+        return threads_beside(busy_cores(first, second, self.cores) - own, self.cores)
 
 
 class PatchDiscriminator(nn.Module):
@@ -489,8 +554,10 @@ def train_student(
         )
     previous = torch.get_num_threads()
     torch.set_num_threads(settings.threads or free_cores())
+    on_cpu = torch.device(settings.device).type == "cpu"
+    count = CoreCount() if settings.threads is None and on_cpu else None
     try:
-        return _train(data, config, settings, progress)
+        return _train(data, config, settings, progress, count)
     finally:
         torch.set_num_threads(previous)
 
@@ -500,6 +567,7 @@ def _train(
     config: GeneratorConfig,
     settings: TrainSettings,
     progress: Callable[[float, dict[str, float]], None] | None,
+    count: CoreCount | None = None,
 ) -> tuple[StudentGenerator, dict[str, float | int]]:
     patch = min(settings.patch, data.rgb.shape[2])
     torch.manual_seed(settings.seed)
@@ -520,8 +588,13 @@ def _train(
         )
     start = time.perf_counter()
     step, done = 0, 0.0
+    threads_used = {torch.get_num_threads()}
     while done < 1.0:
         step += 1
+        threads = count.recount() if count is not None else None
+        if threads is not None and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+            threads_used.add(threads)
         # Cosine decay to a tenth over the budget (steps or seconds, whichever ends first):
         # the last steps polish instead of hopping between minima.
         lr = settings.lr * (0.55 + 0.45 * math.cos(math.pi * done))
@@ -576,6 +649,8 @@ def _train(
         "steps": step,
         "train_seconds": round(time.perf_counter() - start, 2),
         "train_threads": torch.get_num_threads(),
+        # Several when the count changed while it trained.
+        "train_threads_used": ",".join(str(t) for t in sorted(threads_used)),
         "train_device": device.type,
         **{f"loss_{k}": round(v, 5) for k, v in running.items()},
     }

@@ -16,13 +16,19 @@ from torch.nn import functional
 
 from models import train
 from models.exemplar import load_image, prepare_exemplar
+from models.generator import GeneratorConfig
 from models.train import (
     HEAD_PARTS,
+    CoreCount,
+    TrainingSet,
+    TrainSettings,
     _artwork_distance,
     _texture_distance,
     busy_cores,
     free_cores,
     head_parts,
+    threads_beside,
+    train_student,
 )
 
 EXEMPLARS = Path(__file__).resolve().parents[1] / "models" / "exemplars"
@@ -153,3 +159,70 @@ def test_without_cpu_counters_free_cores_discounts_the_callers_own_work(monkeypa
     # Never fewer than one, never more than the machine has.
     monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
     assert free_cores(own_load=0.0) == 1
+
+
+def _stat(busy: float, idle: float) -> str:
+    """A ``/proc/stat`` summary line with ``busy`` user and ``idle`` idle jiffies."""
+    return f"cpu  {busy:.0f} 0 0 {idle:.0f} 0 0 0 0 0 0"
+
+
+def test_threads_beside_other_programs() -> None:
+    assert threads_beside(0.0, 2) == 2
+    assert threads_beside(0.9, 2) == 1
+    assert threads_beside(1.6, 2) == 1  # never none
+    assert threads_beside(-0.3, 2) == 2  # never more than the machine has
+    assert threads_beside(2.4, 8) == 6
+
+
+def test_the_core_count_follows_other_programs_not_its_own_training() -> None:
+    """2 cores, counted every 5 s: a program that starts beside the training takes a thread
+    away and gives it back when it ends; the training's own CPU time is not another's."""
+    now, own, readable = [0.0], [0.0], [True]
+    stat = [_stat(0, 0)]
+    count = CoreCount(
+        5.0,
+        cores=2,
+        read_stat=lambda: stat[0] if readable[0] else None,
+        own_seconds=lambda: own[0],
+        clock=lambda: now[0],
+    )
+
+    def wait(seconds: float, busy_cores_: float, own_cores: float) -> int | None:
+        # 100 jiffies a second a core: ``busy_cores_`` of the 2 cores busy for ``seconds``.
+        busy, idle = (int(v) for v in stat[0].split()[1:5:3])
+        stat[0] = _stat(
+            busy + 100 * seconds * busy_cores_, idle + 100 * seconds * (2 - busy_cores_)
+        )
+        now[0] += seconds
+        own[0] += seconds * own_cores
+        return count.recount()
+
+    assert wait(1.0, 2.0, 2.0) is None  # too soon to count again
+    assert wait(4.0, 2.0, 2.0) == 2  # both cores busy, all of it the training's own
+    assert wait(5.0, 2.0, 1.1) == 1  # another program took most of a core
+    assert wait(5.0, 1.0, 1.0) == 2  # it ended: the one busy core is the training's
+    readable[0] = False
+    assert wait(5.0, 1.0, 1.0) is None  # no counters to read: no change
+
+
+def test_training_takes_the_threads_the_count_gives(monkeypatch) -> None:
+    """Threads left to the training are counted again as it runs; fixed ones are not."""
+    answers = iter([None, 1, None, 2, 2])
+
+    class Counted:
+        def recount(self) -> int | None:
+            return next(answers, None)
+
+    monkeypatch.setattr(train, "CoreCount", Counted)
+    monkeypatch.setattr(train, "free_cores", lambda own_load=1.0: 2)
+    rng = np.random.default_rng(0)
+    rgb = rng.uniform(-1, 1, (2, 3, 32, 32)).astype(np.float32)
+    data = TrainingSet(rgb, np.zeros((2, 2, 8, 8), np.float32), rgb.copy())
+    config = GeneratorConfig(guide_channels=2, canvas=0)
+    before = torch.get_num_threads()
+    quick = TrainSettings(steps=6, batch=2, patch=32, adversarial=0, texture=0, consistency=0)
+    _, figures = train_student(data, config, quick)
+    assert figures["train_threads_used"] == "1,2" and figures["train_threads"] == 2
+    _, figures = train_student(data, config, TrainSettings(**{**quick.__dict__, "threads": 1}))
+    assert figures["train_threads_used"] == "1"
+    assert torch.get_num_threads() == before  # given back as it was
