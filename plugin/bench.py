@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -30,7 +31,7 @@ from pipeline.samples import FACE_PHOTOS, FacePath, Pose, face_side, write_movin
 from pipeline.sinks.file import DEFAULT_PRESET, FileSink
 from pipeline.sources import open_source
 from pipeline.video_engines import VideoEngines, choose_video_engines
-from plugin.bench_load import CompetingLoad
+from plugin.bench_load import CompetingLoad, worker_kinds
 from plugin.settings import RestyleSettings, build_restyler, resolve_device
 
 __all__ = ["BENCH_SIZE", "TARGETS", "format_bench", "generate_clip", "run_bench"]
@@ -141,6 +142,37 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
+def _median_run(runs: Sequence[dict]) -> dict:
+    """Rounds of one kind of run (:func:`_measured`) as one: the median of each figure, the
+    most faces tracked, and ``fps_rounds``, each round's fps in order."""
+    return {
+        "fps": statistics.median(run["fps"] for run in runs),
+        "stage_ms": {
+            name: statistics.median(run["stage_ms"].get(name, 0.0) for run in runs)
+            for name in runs[0]["stage_ms"]
+        },
+        "face_ms": statistics.median(run["face_ms"] for run in runs),
+        "faces_tracked": max(run["faces_tracked"] for run in runs),
+        "fps_rounds": [run["fps"] for run in runs],
+    }
+
+
+def _loaded_against_quiet(loaded: Sequence[dict], quiet: Sequence[dict]) -> dict:
+    """The loaded rounds as one, with each round's ratios to the quiet round before it and
+    their medians: a pair run back to back shares the machine's state of that minute, so its
+    ratio does not carry the machine's swings from one minute to the next."""
+    fps_ratios = [_ratio(a["fps"], b["fps"]) or 0.0 for a, b in zip(loaded, quiet, strict=True)]
+    face_ratios = [
+        _ratio(a["face_ms"], b["face_ms"]) or 0.0 for a, b in zip(loaded, quiet, strict=True)
+    ]
+    return {
+        **_median_run(loaded),
+        "fps_ratio": statistics.median(fps_ratios),
+        "fps_ratios": fps_ratios,
+        "face_ms_ratio": statistics.median(face_ratios),
+    }
+
+
 def _student_ms_per_crop(stylizer: Any, batch: int, device: str) -> float | None:
     """Median ms per crop of the student alone on ``batch`` crops in one call (waiting for
     the GPU to finish on CUDA); ``None`` for a stylizer without a student."""
@@ -200,6 +232,7 @@ def run_bench(
     load: int = 0,
     size: tuple[int, int] = BENCH_SIZE,
     faces: int = 1,
+    rounds: int = 1,
 ) -> dict:
     """Measure the I/O floor, the render, and the render beside ``load`` competing workers.
 
@@ -212,14 +245,18 @@ def run_bench(
             :func:`pipeline.video_engines.choose_video_engines`).
         load: competing worker processes for the loaded run (0: no loaded run).
         size, faces: the generated clip's ``(width, height)`` and number of faces.
+        rounds: quiet renders, each followed by a loaded one with ``load``; every figure is
+            the median over the rounds.
 
     Returns:
         ``{"clip", "device", "io_floor": {"fps", "stage_ms"}, "render": {"fps", "stage_ms",
-        "face_ms", "faces_tracked"}, "fps_vs_io_floor", "track_landmarks_ms",
+        "face_ms", "faces_tracked", "fps_rounds"}, "fps_vs_io_floor", "track_landmarks_ms",
         "student_ms_per_crop", "load", "parity", "targets", "meets"}`` where ``stage_ms`` maps
-        stage name to milliseconds per frame; ``load`` (``None`` without workers) holds the
-        loaded run's numbers with ``fps_ratio`` and ``face_ms_ratio`` (loaded / quiet);
-        ``parity`` (``None`` on the CPU) compares the GPU's output frames to the CPU's.
+        stage name to milliseconds per frame and ``fps_rounds`` lists each round's fps;
+        ``load`` (``None`` without workers) holds the loaded runs' numbers with
+        ``fps_ratio`` and ``face_ms_ratio``, the medians of each round's loaded / quiet, and
+        ``fps_ratios``, each round's; ``parity`` (``None`` on the CPU) compares the GPU's
+        output frames to the CPU's.
     """
     from plugin.live import warm_up
 
@@ -239,23 +276,30 @@ def run_bench(
         warm_up(restyler)  # model loading is start-up, not per-frame cost
         # The same stages as `facestyle render`: track and align, stylize, composite.
         stages = list(restyler.stages)
-        quiet = _measured(_render(path, output, stages, preset, frames, engines), restyler)
-        # The student's batch as the render ran it: the most faces in one frame.
-        batch = max(restyler.most_faces, 1)
+        quiet_rounds: list[dict] = []
+        loaded_rounds: list[dict] = []
+        batch = 1  # the student's batch as the render ran it: the most faces in one frame
+        for _ in range(rounds):
+            restyler.reset()
+            run = _render(path, output, stages, preset, frames, engines)
+            quiet_rounds.append(_measured(run, restyler))
+            batch = max(batch, restyler.most_faces)
+            if load:
+                with CompetingLoad(load):
+                    restyler.reset()
+                    run = _render(path, output, stages, preset, frames, engines)
+                    loaded_rounds.append(_measured(run, restyler))
+        quiet = _median_run(quiet_rounds)
         loaded = None
         if load:
-            with CompetingLoad(load) as workers:
-                restyler.reset()
-                loaded = _measured(_render(path, output, stages, preset, frames, engines), restyler)
-            loaded["workers"] = workers.kinds
-            loaded["fps_ratio"] = _ratio(loaded["fps"], quiet["fps"])
-            loaded["face_ms_ratio"] = _ratio(loaded["face_ms"], quiet["face_ms"])
+            loaded = _loaded_against_quiet(loaded_rounds, quiet_rounds)
+            loaded["workers"] = worker_kinds(load)
         student_ms = _student_ms_per_crop(restyler.stylizer, batch, device)
         parity = _parity(settings, path, PARITY_FRAMES) if device == "cuda" else None
 
     from plugin.threads import apply_thread_policy
 
-    # From the quiet run: the tracker's timings are the loaded run's once that has run.
+    # From the quiet runs: the tracker's timings are a loaded run's once one has run.
     track_landmarks = sum(ms for name, ms in quiet["stage_ms"].items() if name.startswith("track."))
     targets = _targets(device, clip, size, faces)
     meets = {}
@@ -322,9 +366,18 @@ def format_bench(result: dict) -> str:
             row += f"   {loaded['stage_ms'].get(name, 0.0):8.2f}"
         lines.append(row)
     floor, full = result["io_floor"], result["render"]
+    lines += ["", "  (stages run on five threads, so their sum exceeds the wall time per frame)"]
+    if len(full["fps_rounds"]) > 1:
+        rounds = f"  {len(full['fps_rounds'])} rounds, medians below: quiet " + " / ".join(
+            f"{fps:.1f}" for fps in full["fps_rounds"]
+        )
+        if loaded:
+            rounds += " fps, with load " + " / ".join(f"{r:.2f}" for r in loaded["fps_ratios"])
+            rounds += " x quiet"
+        else:
+            rounds += " fps"
+        lines.append(rounds)
     lines += [
-        "",
-        "  (stages run on five threads, so their sum exceeds the wall time per frame)",
         f"  I/O floor (decode + encode only)  {floor['fps']:7.1f} fps",
         f"  end to end                        {full['fps']:7.1f} fps  "
         f"= {result['fps_vs_io_floor']:.2f} x the I/O floor{_verdict(result, 'end_to_end_fps')}",

@@ -70,6 +70,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also measure beside N competing processes: a PyTorch job running small "
         "convolutions, then busy loops (0)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=number_in(int, 1, 20),
+        default=1,
+        metavar="N",
+        help="render N times (each quiet run followed by its loaded one with --load) and "
+        "report the medians: on a shared machine one pair's ratio swings by a tenth (1)",
+    )
     add_restyle_options(
         parser,
         None,
@@ -146,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         load=args.load,
         size=args.size,
         faces=args.faces,
+        rounds=args.rounds,
     )
     if args.live:
         from plugin.bench_live import run_live_bench
