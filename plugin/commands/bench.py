@@ -76,7 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         metavar="N",
         help="render N times (each quiet run followed by its loaded one with --load) and "
-        "report the medians: on a shared machine one pair's ratio swings by a tenth (1)",
+        "report the medians: on a shared machine one pair's ratio swings by a tenth; --live "
+        "and --batch run once (1)",
     )
     add_restyle_options(
         parser,
