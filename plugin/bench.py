@@ -32,6 +32,7 @@ from pipeline.sinks.file import DEFAULT_PRESET, FileSink
 from pipeline.sources import open_source
 from pipeline.video_engines import VideoEngines, choose_video_engines
 from plugin.bench_load import CompetingLoad, worker_kinds
+from plugin.rounds import median_of, paired_ratios
 from plugin.settings import RestyleSettings, build_restyler, resolve_device
 
 __all__ = ["BENCH_SIZE", "TARGETS", "format_bench", "generate_clip", "run_bench"]
@@ -142,31 +143,14 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def _median_run(runs: Sequence[dict]) -> dict:
-    """Rounds of one kind of run (:func:`_measured`) as one: the median of each figure, the
-    most faces tracked, and ``fps_rounds``, each round's fps in order."""
-    return {
-        "fps": statistics.median(run["fps"] for run in runs),
-        "stage_ms": {
-            name: statistics.median(run["stage_ms"].get(name, 0.0) for run in runs)
-            for name in runs[0]["stage_ms"]
-        },
-        "face_ms": statistics.median(run["face_ms"] for run in runs),
-        "faces_tracked": max(run["faces_tracked"] for run in runs),
-        "fps_rounds": [run["fps"] for run in runs],
-    }
-
-
 def _loaded_against_quiet(loaded: Sequence[dict], quiet: Sequence[dict]) -> dict:
-    """The loaded rounds as one, with each round's ratios to the quiet round before it and
-    their medians: a pair run back to back shares the machine's state of that minute, so its
-    ratio does not carry the machine's swings from one minute to the next."""
-    fps_ratios = [_ratio(a["fps"], b["fps"]) or 0.0 for a, b in zip(loaded, quiet, strict=True)]
-    face_ratios = [
-        _ratio(a["face_ms"], b["face_ms"]) or 0.0 for a, b in zip(loaded, quiet, strict=True)
-    ]
+    """The loaded rounds as one (:func:`plugin.rounds.median_of`), with each round's fps
+    ratio to the quiet round just before it and the medians of the rounds' ratios."""
+    fps_ratios = [r or 0.0 for r in paired_ratios(loaded, quiet, "fps")]
+    face_ratios = [r or 0.0 for r in paired_ratios(loaded, quiet, "face_ms")]
     return {
-        **_median_run(loaded),
+        **median_of(loaded),
+        "fps_rounds": [run["fps"] for run in loaded],
         "fps_ratio": statistics.median(fps_ratios),
         "fps_ratios": fps_ratios,
         "face_ms_ratio": statistics.median(face_ratios),
@@ -289,7 +273,7 @@ def run_bench(
                     restyler.reset()
                     run = _render(path, output, stages, preset, frames, engines)
                     loaded_rounds.append(_measured(run, restyler))
-        quiet = _median_run(quiet_rounds)
+        quiet = {**median_of(quiet_rounds), "fps_rounds": [run["fps"] for run in quiet_rounds]}
         loaded = None
         if load:
             loaded = _loaded_against_quiet(loaded_rounds, quiet_rounds)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -25,8 +26,9 @@ import numpy as np
 from pipeline.runner import Runner, RunSummary
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
-from plugin.bench_load import CompetingLoad
+from plugin.bench_load import CompetingLoad, worker_kinds
 from plugin.live import LiveOutputs, LiveSession, open_camera
+from plugin.rounds import median_of, paired_ratios
 from plugin.settings import RestyleSettings
 
 __all__ = ["LIVE_TARGETS", "format_live_bench", "run_live_bench"]
@@ -143,7 +145,11 @@ def _clips(
 
 
 def run_live_bench(
-    settings: RestyleSettings, seconds: float = 8.0, load: int = 0, clip: Path | None = None
+    settings: RestyleSettings,
+    seconds: float = 8.0,
+    load: int = 0,
+    clip: Path | None = None,
+    rounds: int = 1,
 ) -> dict:
     """Measure the live path at every size in :data:`LIVE_TARGETS`, or on ``clip``.
 
@@ -154,6 +160,9 @@ def run_live_bench(
             second, loaded run at each size; 0 for none.
         clip: the user's own footage, played at its own rate as the camera (its first
             ``seconds``); ``None``: generated clips.
+        rounds: sessions at each size, each followed by a loaded one with ``load``; the
+            figures are their medians (:func:`plugin.rounds.median_of`), the ratios the
+            medians of each round's loaded / quiet.
 
     Returns:
         ``{"style": name, "seconds": s, "clip": path or None, "sizes": {"640x480": {...},
@@ -163,7 +172,8 @@ def run_live_bench(
         stage), ``fps_vs_baseline``, the targets (``None`` for a size without one) and
         ``meets_target`` (``None`` likewise); with ``load``, also ``load``: the loaded run's
         numbers with ``fps_ratio`` and ``p95_ratio`` (loaded / quiet) and ``meets_target``
-        (the p95 bound alone: under load the target is latency; ``None`` without one).
+        (the p95 bound alone: under load the target is latency; ``None`` without one). Each
+        also lists every round's p95 as ``p95_rounds``.
     """
     result: dict = {
         "seconds": seconds,
@@ -185,7 +195,14 @@ def run_live_bench(
     with tempfile.TemporaryDirectory(prefix="facestyle-bench-live-") as folder:
         for path, frames, size, (target_fps, target_p95) in _clips(Path(folder), seconds, clip):
             baseline = _measure(_pass_through(path, frames))
-            measured = _session(path, frames, settings)
+            quiet_rounds: list[dict] = []
+            loaded_rounds: list[dict] = []
+            for _ in range(rounds):
+                quiet_rounds.append(_session(path, frames, settings))
+                if load:
+                    with CompetingLoad(load):
+                        loaded_rounds.append(_session(path, frames, settings))
+            measured = {**median_of(quiet_rounds), "p95_rounds": _p95s(quiet_rounds)}
             result["style"] = measured.pop("style")
             row = {
                 **measured,
@@ -198,22 +215,31 @@ def run_live_bench(
                 "meets_target": meets(measured, target_fps, target_p95),
             }
             if load:
-                with CompetingLoad(load) as workers:
-                    loaded = _session(path, frames, settings)
+                loaded = median_of(loaded_rounds)
                 del loaded["style"]
                 row["load"] = {
                     **loaded,
-                    "workers": workers.kinds,
-                    "fps_ratio": round(loaded["fps"] / measured["fps"], 2)
-                    if measured["fps"]
-                    else None,
-                    "p95_ratio": round(loaded["p95_ms"] / measured["p95_ms"], 2)
-                    if measured["p95_ms"]
-                    else None,
+                    "p95_rounds": _p95s(loaded_rounds),
+                    "workers": worker_kinds(load),
+                    "fps_ratio": _median_ratio(loaded_rounds, quiet_rounds, "fps"),
+                    "p95_ratio": _median_ratio(loaded_rounds, quiet_rounds, "p95_ms"),
                     "meets_target": meets_loaded(loaded, target_p95),
                 }
             result["sizes"][f"{size[0]}x{size[1]}"] = row
     return result
+
+
+def _p95s(sessions: list[dict]) -> list[float]:
+    return [session["p95_ms"] for session in sessions]
+
+
+def _median_ratio(loaded: list[dict], quiet: list[dict], key: str) -> float | None:
+    """The median over the rounds of loaded / quiet ``key``, to two places; ``None`` if a
+    quiet round measured 0."""
+    ratios = paired_ratios(loaded, quiet, key)
+    if any(ratio is None for ratio in ratios):
+        return None
+    return round(statistics.median(ratios), 2)
 
 
 def _verdict(meets: bool | None, target: str = "") -> str:
@@ -221,6 +247,10 @@ def _verdict(meets: bool | None, target: str = "") -> str:
     if meets is None:
         return ""
     return f"[{'met' if meets else 'MISSED'}{': ' + target if target else ''}]"
+
+
+def _ms(values: list[float]) -> str:
+    return " / ".join(f"{value:.1f}" for value in values)
 
 
 def format_live_bench(result: dict) -> str:
@@ -251,6 +281,13 @@ def format_live_bench(result: dict) -> str:
         loaded_target = (
             f"p95 <= {row['target_p95_ms']:g} ms" if row["target_p95_ms"] is not None else ""
         )
+        if len(row["p95_rounds"]) > 1:
+            rounds = (
+                f"{len(row['p95_rounds'])} rounds (medians shown): p95 {_ms(row['p95_rounds'])}"
+            )
+            if loaded:
+                rounds += f" ms quiet, {_ms(loaded['p95_rounds'])} ms with load"
+            lines.append(f"  {'':>9}  {rounds}" + ("" if loaded else " ms"))
         if loaded:
             lines.append(
                 f"  {'':>9}  with load ({', '.join(loaded['workers'])}): {loaded['fps']:.1f} fps "

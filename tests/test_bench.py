@@ -163,3 +163,25 @@ def test_profile_frames_names_where_a_frame_spends_its_time() -> None:
     parts = listing.split("-- each part, the GPU synchronised around it (ms a frame) --")[1]
     names = [line.split()[0] for line in parts.strip().splitlines()]
     assert names[0] == "whole" and "stylizer.forward" in names and "compositor.masks" in names
+
+
+def test_rounds_are_judged_by_their_medians_each_loaded_run_against_its_quiet_one() -> None:
+    from plugin.rounds import median_of, paired_ratios
+
+    quiet = [
+        {"fps": 40.0, "stage_ms": {"stylize": 20.0}, "faces": 2, "step": "full"},
+        {"fps": 20.0, "stage_ms": {"stylize": 40.0}, "faces": 3, "step": "full"},
+        {"fps": 30.0, "stage_ms": {"stylize": 30.0}, "faces": 2, "step": "smaller crops"},
+    ]
+    assert median_of(quiet) == {
+        "fps": 30.0,
+        "stage_ms": {"stylize": 30.0},
+        "faces": 2,  # a count stays a count
+        "step": "full",
+    }
+    # A minute when the whole machine ran at half speed halves both runs of its round.
+    loaded = [{"fps": 24.0}, {"fps": 12.0}, {"fps": 0.0}]
+    assert paired_ratios(loaded, quiet, "fps") == [0.6, 0.6, 0.0]
+    assert paired_ratios([{"fps": 1.0}], [{"fps": 0.0}], "fps") == [None]
+    with pytest.raises(ValueError, match="no rows"):
+        median_of([])

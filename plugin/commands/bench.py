@@ -75,9 +75,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=number_in(int, 1, 20),
         default=1,
         metavar="N",
-        help="render N times (each quiet run followed by its loaded one with --load) and "
-        "report the medians: on a shared machine one pair's ratio swings by a tenth; --live "
-        "and --batch run once (1)",
+        help="measure N times, each quiet run followed by its loaded one with --load (and so "
+        "each --live session), and report the medians: on a shared machine one pair's ratio "
+        "swings by a tenth; --batch runs once (1)",
     )
     add_restyle_options(
         parser,
@@ -161,7 +161,9 @@ def run(args: argparse.Namespace) -> int:
         from plugin.bench_live import run_live_bench
 
         settings = restyle_settings(args, args.style or DEFAULT_STYLE)
-        result["live"] = run_live_bench(settings, args.live_seconds, load=args.load, clip=args.clip)
+        result["live"] = run_live_bench(
+            settings, args.live_seconds, load=args.load, clip=args.clip, rounds=args.rounds
+        )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
