@@ -140,13 +140,19 @@ def test_the_gpu_self_check_names_only_files_the_repository_has() -> None:
     assert [path for path in named if not (root / path).is_file()] == []
 
 
-def test_profile_frames_names_where_a_frame_spends_its_time() -> None:
+@pytest.mark.parametrize("footage", [False, True], ids=["generated", "own clip"])
+def test_profile_frames_names_where_a_frame_spends_its_time(tmp_path: Path, footage: bool) -> None:
+    from plugin.bench import generate_clip
+
     root = Path(__file__).resolve().parents[1]
+    clip = generate_clip(tmp_path / "mine.mp4", (352, 288), frames=18) if footage else None
+    source = ("--clip", str(clip)) if clip else ("--size", "320x240", "--faces", "1")
     run = subprocess.run(
         [
             sys.executable,
             str(root / "scripts" / "profile-frames"),
-            *("--size", "320x240", "--faces", "1", "--frames", "3", "--top", "40"),
+            *source,
+            *("--frames", "3", "--top", "40"),
         ],
         capture_output=True,
         text=True,
@@ -154,7 +160,8 @@ def test_profile_frames_names_where_a_frame_spends_its_time() -> None:
     )
     assert run.returncode == 0, run.stderr
     first, *rest = run.stdout.splitlines()
-    assert first.startswith("painterly on cpu, 320x240, 1 face(s): ") and "ms a frame" in first
+    named = f"{clip} 352x288" if clip else "generated 320x240"
+    assert first.startswith(f"painterly on cpu, {named}, 1 face(s): ") and "ms a frame" in first
     listing = "\n".join(rest)
     # The restyler's own stages, down to the student's call (on the CPU one traced graph).
     assert "restyle.py" in listing and "(process)" in listing
