@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import statistics
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -32,7 +31,7 @@ from pipeline.sinks.file import DEFAULT_PRESET, FileSink
 from pipeline.sources import open_source
 from pipeline.video_engines import VideoEngines, choose_video_engines
 from plugin.bench_load import CompetingLoad, worker_kinds
-from plugin.rounds import median_of, paired_ratios
+from plugin.rounds import median_of, median_ratio, paired_ratios
 from plugin.settings import RestyleSettings, build_restyler, resolve_device
 
 __all__ = ["BENCH_SIZE", "TARGETS", "format_bench", "generate_clip", "run_bench"]
@@ -143,18 +142,10 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def _loaded_against_quiet(loaded: Sequence[dict], quiet: Sequence[dict]) -> dict:
-    """The loaded rounds as one (:func:`plugin.rounds.median_of`), with each round's fps
-    ratio to the quiet round just before it and the medians of the rounds' ratios."""
-    fps_ratios = [r or 0.0 for r in paired_ratios(loaded, quiet, "fps")]
-    face_ratios = [r or 0.0 for r in paired_ratios(loaded, quiet, "face_ms")]
-    return {
-        **median_of(loaded),
-        "fps_rounds": [run["fps"] for run in loaded],
-        "fps_ratio": statistics.median(fps_ratios),
-        "fps_ratios": fps_ratios,
-        "face_ms_ratio": statistics.median(face_ratios),
-    }
+def _rounds_as_one(runs: Sequence[dict]) -> dict:
+    """Rounds of :func:`_measured` as one (:func:`plugin.rounds.median_of`), with each
+    round's fps as ``fps_rounds``."""
+    return {**median_of(runs), "fps_rounds": [run["fps"] for run in runs]}
 
 
 def _student_ms_per_crop(stylizer: Any, batch: int, device: str) -> float | None:
@@ -273,11 +264,18 @@ def run_bench(
                     restyler.reset()
                     run = _render(path, output, stages, preset, frames, engines)
                     loaded_rounds.append(_measured(run, restyler))
-        quiet = {**median_of(quiet_rounds), "fps_rounds": [run["fps"] for run in quiet_rounds]}
+        quiet = _rounds_as_one(quiet_rounds)
         loaded = None
         if load:
-            loaded = _loaded_against_quiet(loaded_rounds, quiet_rounds)
-            loaded["workers"] = worker_kinds(load)
+            # Each loaded round against the quiet one just before it: a pair shares the
+            # machine's state of that minute.
+            loaded = {
+                **_rounds_as_one(loaded_rounds),
+                "workers": worker_kinds(load),
+                "fps_ratio": median_ratio(loaded_rounds, quiet_rounds, "fps"),
+                "fps_ratios": [r or 0.0 for r in paired_ratios(loaded_rounds, quiet_rounds, "fps")],
+                "face_ms_ratio": median_ratio(loaded_rounds, quiet_rounds, "face_ms"),
+            }
         student_ms = _student_ms_per_crop(restyler.stylizer, batch, device)
         parity = _parity(settings, path, PARITY_FRAMES) if device == "cuda" else None
 

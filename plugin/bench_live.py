@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import math
 import socket
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
 from plugin.bench_load import CompetingLoad, worker_kinds
 from plugin.live import LiveOutputs, LiveSession, open_camera
-from plugin.rounds import median_of, paired_ratios
+from plugin.rounds import median_of, median_ratio
 from plugin.settings import RestyleSettings
 
 __all__ = ["LIVE_TARGETS", "format_live_bench", "run_live_bench"]
@@ -221,8 +220,8 @@ def run_live_bench(
                     **loaded,
                     "p95_rounds": _p95s(loaded_rounds),
                     "workers": worker_kinds(load),
-                    "fps_ratio": _median_ratio(loaded_rounds, quiet_rounds, "fps"),
-                    "p95_ratio": _median_ratio(loaded_rounds, quiet_rounds, "p95_ms"),
+                    "fps_ratio": _rounded(median_ratio(loaded_rounds, quiet_rounds, "fps")),
+                    "p95_ratio": _rounded(median_ratio(loaded_rounds, quiet_rounds, "p95_ms")),
                     "meets_target": meets_loaded(loaded, target_p95),
                 }
             result["sizes"][f"{size[0]}x{size[1]}"] = row
@@ -233,13 +232,8 @@ def _p95s(sessions: list[dict]) -> list[float]:
     return [session["p95_ms"] for session in sessions]
 
 
-def _median_ratio(loaded: list[dict], quiet: list[dict], key: str) -> float | None:
-    """The median over the rounds of loaded / quiet ``key``, to two places; ``None`` if a
-    quiet round measured 0."""
-    ratios = paired_ratios(loaded, quiet, key)
-    if any(ratio is None for ratio in ratios):
-        return None
-    return round(statistics.median(ratios), 2)
+def _rounded(ratio: float | None) -> float | None:
+    return None if ratio is None else round(ratio, 2)
 
 
 def _verdict(meets: bool | None, target: str = "") -> str:

@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["median_of", "paired_ratios"]
+__all__ = ["median_of", "median_ratio", "paired_ratios"]
 
 
 def median_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -44,3 +44,14 @@ def paired_ratios(
 ) -> list[float | None]:
     """``loaded[i][key] / quiet[i][key]`` for each round (``None`` where the quiet one is 0)."""
     return [a[key] / b[key] if b[key] else None for a, b in zip(loaded, quiet, strict=True)]
+
+
+def median_ratio(
+    loaded: Sequence[Mapping[str, Any]], quiet: Sequence[Mapping[str, Any]], key: str
+) -> float | None:
+    """The median over the rounds of :func:`paired_ratios`; ``None`` if a quiet round
+    measured 0."""
+    ratios = paired_ratios(loaded, quiet, key)
+    if any(ratio is None for ratio in ratios):
+        return None
+    return statistics.median(ratios)

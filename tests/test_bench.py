@@ -173,7 +173,7 @@ def test_profile_frames_names_where_a_frame_spends_its_time(tmp_path: Path, foot
 
 
 def test_rounds_are_judged_by_their_medians_each_loaded_run_against_its_quiet_one() -> None:
-    from plugin.rounds import median_of, paired_ratios
+    from plugin.rounds import median_of, median_ratio, paired_ratios
 
     quiet = [
         {"fps": 40.0, "stage_ms": {"stylize": 20.0}, "faces": 2, "step": "full"},
@@ -190,5 +190,7 @@ def test_rounds_are_judged_by_their_medians_each_loaded_run_against_its_quiet_on
     loaded = [{"fps": 24.0}, {"fps": 12.0}, {"fps": 0.0}]
     assert paired_ratios(loaded, quiet, "fps") == [0.6, 0.6, 0.0]
     assert paired_ratios([{"fps": 1.0}], [{"fps": 0.0}], "fps") == [None]
+    assert median_ratio(loaded, quiet, "fps") == 0.6
+    assert median_ratio([{"fps": 1.0}], [{"fps": 0.0}], "fps") is None
     with pytest.raises(ValueError, match="no rows"):
         median_of([])
