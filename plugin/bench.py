@@ -31,7 +31,7 @@ from pipeline.sinks.file import DEFAULT_PRESET, FileSink
 from pipeline.sources import open_source
 from pipeline.video_engines import VideoEngines, choose_video_engines
 from plugin.bench_load import CompetingLoad, worker_kinds
-from plugin.rounds import median_of, median_ratio, paired_ratios
+from plugin.rounds import median_ratio, median_round, paired_ratios
 from plugin.settings import RestyleSettings, build_restyler, resolve_device
 
 __all__ = ["BENCH_SIZE", "TARGETS", "format_bench", "generate_clip", "run_bench"]
@@ -143,9 +143,9 @@ def _ratio(a: float, b: float) -> float | None:
 
 
 def _rounds_as_one(runs: Sequence[dict]) -> dict:
-    """Rounds of :func:`_measured` as one (:func:`plugin.rounds.median_of`), with each
-    round's fps as ``fps_rounds``."""
-    return {**median_of(runs), "fps_rounds": [run["fps"] for run in runs]}
+    """Rounds of :func:`_measured` as one: the round of median fps
+    (:func:`plugin.rounds.median_round`), with each round's fps as ``fps_rounds``."""
+    return {**median_round(runs, "fps"), "fps_rounds": [run["fps"] for run in runs]}
 
 
 def _student_ms_per_crop(stylizer: Any, batch: int, device: str) -> float | None:
@@ -220,8 +220,8 @@ def run_bench(
             :func:`pipeline.video_engines.choose_video_engines`).
         load: competing worker processes for the loaded run (0: no loaded run).
         size, faces: the generated clip's ``(width, height)`` and number of faces.
-        rounds: quiet renders, each followed by a loaded one with ``load``; every figure is
-            the median over the rounds.
+        rounds: quiet renders, each followed by a loaded one with ``load``; the figures are
+            those of the round with the median fps, the ratios the medians of the rounds'.
 
     Returns:
         ``{"clip", "device", "io_floor": {"fps", "stage_ms"}, "render": {"fps", "stage_ms",
@@ -350,7 +350,7 @@ def format_bench(result: dict) -> str:
     floor, full = result["io_floor"], result["render"]
     lines += ["", "  (stages run on five threads, so their sum exceeds the wall time per frame)"]
     if len(full["fps_rounds"]) > 1:
-        rounds = f"  {len(full['fps_rounds'])} rounds, medians below: quiet " + " / ".join(
+        rounds = f"  {len(full['fps_rounds'])} rounds, the median one below: quiet " + " / ".join(
             f"{fps:.1f}" for fps in full["fps_rounds"]
         )
         if loaded:

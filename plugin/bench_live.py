@@ -27,7 +27,7 @@ from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
 from plugin.bench_load import CompetingLoad, worker_kinds
 from plugin.live import LiveOutputs, LiveSession, open_camera
-from plugin.rounds import median_of, median_ratio
+from plugin.rounds import median_ratio, median_round
 from plugin.settings import RestyleSettings
 
 __all__ = ["LIVE_TARGETS", "format_live_bench", "run_live_bench"]
@@ -160,8 +160,8 @@ def run_live_bench(
         clip: the user's own footage, played at its own rate as the camera (its first
             ``seconds``); ``None``: generated clips.
         rounds: sessions at each size, each followed by a loaded one with ``load``; the
-            figures are their medians (:func:`plugin.rounds.median_of`), the ratios the
-            medians of each round's loaded / quiet.
+            figures are the session of median p95 (:func:`plugin.rounds.median_round`), the
+            ratios the medians of each round's loaded / quiet.
 
     Returns:
         ``{"style": name, "seconds": s, "clip": path or None, "sizes": {"640x480": {...},
@@ -201,7 +201,7 @@ def run_live_bench(
                 if load:
                     with CompetingLoad(load):
                         loaded_rounds.append(_session(path, frames, settings))
-            measured = {**median_of(quiet_rounds), "p95_rounds": _p95s(quiet_rounds)}
+            measured = {**median_round(quiet_rounds, "p95_ms"), "p95_rounds": _p95s(quiet_rounds)}
             result["style"] = measured.pop("style")
             row = {
                 **measured,
@@ -214,7 +214,7 @@ def run_live_bench(
                 "meets_target": meets(measured, target_fps, target_p95),
             }
             if load:
-                loaded = median_of(loaded_rounds)
+                loaded = median_round(loaded_rounds, "p95_ms")
                 del loaded["style"]
                 row["load"] = {
                     **loaded,
@@ -276,9 +276,7 @@ def format_live_bench(result: dict) -> str:
             f"p95 <= {row['target_p95_ms']:g} ms" if row["target_p95_ms"] is not None else ""
         )
         if len(row["p95_rounds"]) > 1:
-            rounds = (
-                f"{len(row['p95_rounds'])} rounds (medians shown): p95 {_ms(row['p95_rounds'])}"
-            )
+            rounds = f"{len(row['p95_rounds'])} rounds (the median one shown): p95 {_ms(row['p95_rounds'])}"
             if loaded:
                 rounds += f" ms quiet, {_ms(loaded['p95_rounds'])} ms with load"
             lines.append(f"  {'':>9}  {rounds}" + ("" if loaded else " ms"))

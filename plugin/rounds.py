@@ -8,35 +8,26 @@ follow one bad minute.
 from __future__ import annotations
 
 import statistics
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["median_of", "median_ratio", "paired_ratios"]
+__all__ = ["median_ratio", "median_round", "paired_ratios"]
 
 
-def median_of(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """``rows``, dicts of the same keys (the first row's are kept), as one: each number the
-    median over the rows (a count the lower median, so it stays a count), each nested dict
-    likewise, anything else the most common value (on a tie, the earliest).
+def median_round(rounds: Sequence[Mapping[str, Any]], key: str) -> dict[str, Any]:
+    """The round whose ``key`` is the median of the rounds' (the lower middle one for an
+    even count), whole: every figure then comes from one run, so figures that add up (frames
+    written and dropped, a frame's stages) still do, as they would not if each were a median
+    of its own.
 
-    >>> median_of([{"fps": 30.0, "dropped": 1}, {"fps": 20.0, "dropped": 4}])
-    {'fps': 25.0, 'dropped': 1}
+    >>> median_round([{"fps": 30.0, "dropped": 1}, {"fps": 20.0, "dropped": 4}], "fps")
+    {'fps': 20.0, 'dropped': 4}
     """
-    if not rows:
-        raise ValueError("median_of: no rows")
-    merged: dict[str, Any] = {}
-    for key, first in rows[0].items():
-        values = [row[key] for row in rows if key in row]
-        if isinstance(first, Mapping):
-            merged[key] = median_of(values)
-        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            merged[key] = statistics.median_low(values)
-        elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-            merged[key] = statistics.median(values)
-        else:
-            merged[key] = Counter(values).most_common(1)[0][0]
-    return merged
+    if not rounds:
+        raise ValueError("median_round: no rounds")
+    # By position, not by value: a run too short to measure has NaN figures, equal to none.
+    ordered = sorted(rounds, key=lambda row: row[key])
+    return dict(ordered[(len(ordered) - 1) // 2])
 
 
 def paired_ratios(

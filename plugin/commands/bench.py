@@ -76,8 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=1,
         metavar="N",
         help="measure N times, each quiet run followed by its loaded one with --load (and so "
-        "each --live session), and report the medians: on a shared machine one pair's ratio "
-        "swings by a tenth; --batch runs once (1)",
+        "each --live session), and report the median round and the median of the rounds' "
+        "ratios: on a shared machine one pair's ratio swings by a tenth; --batch runs once (1)",
     )
     add_restyle_options(
         parser,
