@@ -524,7 +524,8 @@ def adapt(
         guides=tuple(settings.guides),
         exemplar_landmarks=exemplar.landmarks.astype(np.float32),
         luminance_quantiles=exemplar.reference.luminance_quantiles.astype(np.float32),
-        thumbnail=cv2.resize(exemplar.image, (128, 128), interpolation=cv2.INTER_AREA),
+        # Whole: keyframe painting (models.keyframes) paints from it.
+        thumbnail=exemplar.image,
         identity=float(settings.identity),
         identity_scale=float(
             identity_scale_for(exemplar)

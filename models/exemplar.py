@@ -31,6 +31,7 @@ from pipeline.landmarks import detect_faces, predict_landmarks
 __all__ = [
     "FIVE_POINTS",
     "Exemplar",
+    "exemplar_from_crop",
     "landmarks_from_points",
     "load_image",
     "parse_points",
@@ -188,14 +189,31 @@ def prepare_exemplar(
             )
         landmarks, fitted = predict_landmarks(image, boxes[0]), False
     crop = align_face(image, landmarks, size)
-    reference = guide_reference(crop.image, crop.landmarks)
+    return exemplar_from_crop(crop.image, crop.landmarks, fitted, keep_tone, monochrome)
+
+
+def exemplar_from_crop(
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    fitted: bool = False,
+    keep_tone: bool | None = None,
+    monochrome: bool | None = None,
+) -> Exemplar:
+    """An exemplar from its aligned crop, e.g. the one a style pack stores.
+
+    Args:
+        image: ``(S, S, 3)`` ``uint8`` RGB aligned portrait.
+        landmarks: ``(68, 2)`` its landmarks in crop pixels.
+        fitted, keep_tone, monochrome: as :func:`prepare_exemplar`.
+    """
+    reference = guide_reference(image, landmarks)
     if monochrome is None:
-        monochrome = is_monochrome(crop.image)
+        monochrome = is_monochrome(image)
     return Exemplar(
-        image=crop.image,
-        landmarks=crop.landmarks,
+        image=image,
+        landmarks=np.asarray(landmarks, np.float32),
         reference=reference,
-        guides=compute_guides(crop.image, crop.landmarks, reference, ears=False),
+        guides=compute_guides(image, landmarks, reference, ears=False),
         fitted=fitted,
         keep_tone=not monochrome if keep_tone is None else keep_tone,
         monochrome=monochrome,

@@ -26,7 +26,14 @@ from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop
 from pipeline.guides import REGIONS, Guides, compute_guides
 
-__all__ = ["Synthesis", "TeacherParams", "TeacherStylizer", "stylize_face", "synthesize"]
+__all__ = [
+    "Synthesis",
+    "TeacherParams",
+    "TeacherStylizer",
+    "stylize_face",
+    "synthesize",
+    "toned",
+]
 
 
 @dataclass(frozen=True)
@@ -229,12 +236,12 @@ def stylize_face(
         exemplar keeps skin tone (:func:`pipeline.detail.restore_tone`).
     """
     guides = compute_guides(content_crop, content_landmarks, exemplar.reference)
-    return _toned(
+    return toned(
         exemplar, synthesize(exemplar, guides, params).image, content_crop, content_landmarks
     )
 
 
-def _toned(
+def toned(
     exemplar: Exemplar, image: np.ndarray, content: np.ndarray, landmarks: np.ndarray
 ) -> np.ndarray:
     """``image`` with the content face's brightness when the exemplar keeps skin tone."""
@@ -275,7 +282,7 @@ class TeacherStylizer:
                 flow = optical_flow(crop.image, last_input)
                 expected = warp_by_flow(last_output, flow)
             image = synthesize(self.exemplar, guides, self.params, expected).image
-            out[i] = _toned(self.exemplar, image, crop.image, crop.landmarks)
+            out[i] = toned(self.exemplar, image, crop.image, crop.landmarks)
             self._last[crop.track_id] = (crop.image, out[i].copy())
         return out
 

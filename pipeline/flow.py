@@ -12,7 +12,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-__all__ = ["optical_flow", "pixel_grid", "warp_by_flow"]
+__all__ = ["chain_flow", "optical_flow", "pixel_grid", "warp_by_flow"]
 
 
 def optical_flow(first: np.ndarray, second: np.ndarray, *, fast: bool = False) -> np.ndarray:
@@ -62,3 +62,18 @@ def warp_by_flow(
     """
     positions = pixel_grid(*flow.shape[:2]) + flow
     return cv2.remap(image, positions, None, interpolation, borderMode=cv2.BORDER_REPLICATE)
+
+
+def chain_flow(first_to_second: np.ndarray, second_to_third: np.ndarray) -> np.ndarray:
+    """The flow from the first image to the third, through the second.
+
+    Args:
+        first_to_second: ``(H, W, 2)`` ``float32``, as :func:`optical_flow`.
+        second_to_third: ``(H, W, 2)`` ``float32``, at the second image's pixels.
+
+    Returns:
+        ``(H, W, 2)`` ``float32``: each first-image pixel's displacement to the third image,
+        so that ``warp_by_flow(third, result)`` lines the third image up with the first.
+    """
+    onward = warp_by_flow(second_to_third, first_to_second)
+    return first_to_second + onward

@@ -430,7 +430,8 @@ def run_batch(
     style_key = (
         file_sha256(style) if style is not None else text_sha256(str(settings.restyle.style))
     )
-    resolve_style(settings.restyle.style)  # a bad pack fails here, once, not in every worker
+    # A bad pack fails here, once, not in every worker.
+    resolve_style(settings.restyle.style, keyframes=settings.restyle.keyframes)
     if settings.codec is not None:
         from pipeline.sinks.ffmpeg import check_ffmpeg_encoder
 

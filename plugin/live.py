@@ -188,6 +188,11 @@ class LiveSession:
         on_status: Callable[[RunStats], None] | None = None,
     ) -> None:
         settings = settings or RestyleSettings()
+        if settings.keyframes:
+            raise ValueError(
+                "LiveSession: keyframes are for files (the teacher takes about a second a "
+                "face); use RestyleSettings(keyframes=0)"
+            )
         if settings.detect_lag == 0:
             settings = replace(settings, detect_lag=LIVE_DETECT_LAG)
         self.camera = camera

@@ -77,6 +77,13 @@ class RestyleSettings:
             lightness (:func:`pipeline.detail.restore_tone`): 0 (the painter's hue, as the
             style figures measure it), 1 (the person's). Monochrome packs and the cartoon
             style ignore it.
+        keyframes: 0 (the default): each face is painted by the pack's real-time student.
+            N >= 1: the pack's teacher paints each face from the pack's artwork every N-th
+            frame and the painting is carried along the face's motion in between
+            (:mod:`models.keyframes`): the artist's own marks where the student shows a
+            tinted photo, at about a second a face per keyframe, so for files, not live
+            sessions. Every face is then stylized at the full crop side, and ``strokes``
+            and ``skin_hue`` (the student's) do not apply.
         max_faces: most faces restyled per frame.
         detect_every: run the face detector every this many frames (trackers in between).
         detect_lag: 0 runs the detector in line, so a file renders the same every time; N
@@ -108,6 +115,7 @@ class RestyleSettings:
     identity: float | None = None
     strokes: float = 1.0
     skin_hue: float = 0.0
+    keyframes: int = 0
     max_faces: int = 16
     detect_every: int = 10
     detect_lag: int = 0
@@ -134,6 +142,15 @@ class RestyleSettings:
         for name, most in (("strokes", 4), ("skin_hue", 1)):
             value = getattr(self, name)
             _expect(_is_number_in(value, 0, most), name, f"a number from 0 to {most}", value)
+        _expect(
+            isinstance(self.keyframes, int)
+            and not isinstance(self.keyframes, bool)
+            and self.keyframes >= 0
+            and not (self.keyframes and isinstance(self.style, Stylizer)),
+            "keyframes",
+            "a whole number >= 0, and 0 with a ready Stylizer",
+            self.keyframes,
+        )
         _expect(_is_count(self.max_faces), "max_faces", "a whole number >= 1", self.max_faces)
         _expect(
             _is_count(self.detect_every), "detect_every", "a whole number >= 1", self.detect_every
@@ -206,7 +223,7 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
     stylizer = (
         style
         if isinstance(style, Stylizer)
-        else resolve_style(style, device, settings.strokes, settings.skin_hue)
+        else resolve_style(style, device, settings.strokes, settings.skin_hue, settings.keyframes)
     )
     apply_thread_policy()
     landmarks_starting.join()
@@ -224,5 +241,6 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
         ),
         Compositor(mode=settings.mask, device=blend_device, fine_detail=settings.fine_detail),
         settings.identity,
-        half_crops=settings.half_crops,
+        # The keyframe painter's teacher paints at its exemplar's side only.
+        half_crops=settings.half_crops and not settings.keyframes,
     )

@@ -33,15 +33,27 @@ def available_styles() -> list[str]:
     return [*BUILTIN_STYLES, *sorted(_bundled_packs())]
 
 
-def _load_pack(path: Path, device: str, strokes: float, skin_hue: float) -> Stylizer:
+def _load_pack(
+    path: Path, device: str, strokes: float, skin_hue: float, keyframes: int
+) -> Stylizer:
     from models.pack import load_pack
+
+    pack = load_pack(path)
+    if keyframes:
+        from models.keyframes import KeyframePainter, KeyframeSettings, pack_exemplar
+
+        return KeyframePainter(pack_exemplar(pack), KeyframeSettings(every=keyframes), pack.name)
     from models.pack_stylizer import PackStylizer
 
-    return PackStylizer(load_pack(path), device, strokes=strokes, skin_hue=skin_hue)
+    return PackStylizer(pack, device, strokes=strokes, skin_hue=skin_hue)
 
 
 def resolve_style(
-    spec: str | Path, device: str = "cpu", strokes: float = 1.0, skin_hue: float = 0.0
+    spec: str | Path,
+    device: str = "cpu",
+    strokes: float = 1.0,
+    skin_hue: float = 0.0,
+    keyframes: int = 0,
 ) -> Stylizer:
     """The stylizer a style spec names.
 
@@ -52,16 +64,26 @@ def resolve_style(
         strokes: a pack's canvas strength (see :class:`plugin.settings.RestyleSettings`).
         skin_hue: how much of the person's own skin hue a pack that keeps skin tone gives
             each face (see :class:`plugin.settings.RestyleSettings`).
+        keyframes: 0 for the pack's real-time student; N for its teacher painting every
+            N-th frame of each face from the pack's artwork, carried between
+            (:class:`models.keyframes.KeyframePainter`; ``strokes`` and ``skin_hue`` are
+            the student's and do not apply).
 
     Raises:
-        StyleError: the name is unknown, the pack file is missing, or the pack is invalid.
+        StyleError: the name is unknown, the pack file is missing, the pack is invalid, or
+            keyframes are asked of the cartoon style, which has no artwork.
     """
     path = style_file(spec)
     if path is None:  # the one built-in style
+        if keyframes:
+            raise StyleError(
+                "keyframes are painted from a style pack's artwork, and the cartoon style "
+                "has none; choose a pack with --style"
+            )
         from pipeline.cartoon import CartoonStylizer
 
         return CartoonStylizer()
-    return _load_pack(path, device, strokes, skin_hue)
+    return _load_pack(path, device, strokes, skin_hue, keyframes)
 
 
 def style_file(spec: str | Path) -> Path | None:

@@ -68,6 +68,12 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str], str, str]] = {
         "out.mp4",
         "unknown style 'oil-paint'",
     ),
+    "keyframes of the cartoon style": (
+        lambda d: _good(d / "in.mp4"),
+        ["--style", "cartoon", "--keyframes", "4"],
+        "out.mp4",
+        "the cartoon style has none",
+    ),
     "missing pack": (
         lambda d: _good(d / "in.mp4"),
         ["--style", "gone.safetensors"],
@@ -99,6 +105,7 @@ def test_bad_option_values_are_usage_errors(tmp_path: Path) -> None:
         ["--max-faces", "0"],
         ["--mask", "body"],
         ["--identity", "2.5"],
+        ["--keyframes", "-1"],
     ):
         with pytest.raises(SystemExit) as caught:
             main(["render", "in.mp4", "-o", str(tmp_path / "o.mp4"), *option])

@@ -18,6 +18,7 @@ from plugin.settings import DEVICES, MASKS, RestyleSettings
 __all__ = [
     "add_device_option",
     "add_fine_detail_option",
+    "add_keyframes_option",
     "add_mask_option",
     "add_points_option",
     "add_quiet_option",
@@ -64,10 +65,16 @@ def number_in(
 
 
 def add_restyle_options(
-    parser: argparse.ArgumentParser, default_style: str | None, style_help: str | None = None
+    parser: argparse.ArgumentParser,
+    default_style: str | None,
+    style_help: str | None = None,
+    *,
+    files: bool = False,
 ) -> None:
     """The options every command that restyles a stream shares (render, live, bench): one
-    per :class:`RestyleSettings` field a user sets; :func:`restyle_settings` reads them."""
+    per :class:`RestyleSettings` field a user sets; :func:`restyle_settings` reads them.
+    ``files``: a command that renders files (render, batch), which also takes
+    ``--keyframes``."""
     parser.add_argument(
         "--style",
         default=default_style,
@@ -87,6 +94,8 @@ def add_restyle_options(
         "a pack's stroke strength times K: 0 none, 1 the pack's own (default; facestyle "
         "packs lists it as 'own strokes'); bolder is less steady and less like the person",
     )
+    if files:
+        add_keyframes_option(parser)
     parser.add_argument(
         "--max-faces", type=number_in(int, 1), default=16, metavar="N", help="faces per frame (16)"
     )
@@ -103,6 +112,19 @@ def add_restyle_options(
     add_skin_hue_option(parser)
     add_full_crops_option(parser)
     add_device_option(parser, "the work runs")
+
+
+def add_keyframes_option(parser: argparse.ArgumentParser) -> None:
+    """``--keyframes N`` (default 0): see :attr:`plugin.settings.RestyleSettings.keyframes`."""
+    parser.add_argument(
+        "--keyframes",
+        type=number_in(int, 0),
+        default=0,
+        metavar="N",
+        help="paint each face with the pack's teacher from its artwork every N frames and "
+        "carry the painting between: the artist's own marks, about a second a face per "
+        "keyframe (8 is a good start; default 0: the real-time student)",
+    )
 
 
 def add_skin_hue_option(parser: argparse.ArgumentParser) -> None:
@@ -134,6 +156,8 @@ def restyle_settings(args: argparse.Namespace, style: str | None = None) -> Rest
         identity=args.identity,
         strokes=args.strokes,
         skin_hue=args.skin_hue,
+        # Only the commands that render files have --keyframes.
+        keyframes=getattr(args, "keyframes", 0),
         max_faces=args.max_faces,
         detect_every=args.detect_every,
         mask=args.mask,

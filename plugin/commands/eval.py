@@ -37,6 +37,7 @@ from pipeline.tracker import FaceTracker
 from plugin.commands._args import (
     add_fine_detail_option,
     add_full_crops_option,
+    add_keyframes_option,
     add_mask_option,
     add_points_option,
     add_skin_hue_option,
@@ -127,6 +128,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="skip the face-coverage figure (its reference, dlib's CNN detector, takes "
         "seconds a frame: most of eval's time on footage)",
     )
+    add_keyframes_option(parser)
     add_mask_option(parser)
     add_fine_detail_option(parser)
     add_full_crops_option(parser)
@@ -152,7 +154,8 @@ def generated_clip(path: Path, frames: int) -> Path:
 
 def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], Exemplar | None]:
     stylizers = [
-        resolve_style(spec, strokes=args.strokes, skin_hue=args.skin_hue) for spec in args.style
+        resolve_style(spec, strokes=args.strokes, skin_hue=args.skin_hue, keyframes=args.keyframes)
+        for spec in args.style
     ]
     exemplar = None
     if args.exemplar:
@@ -307,7 +310,9 @@ def run(args: argparse.Namespace) -> int:
     stylizers, exemplar = _stylizers(args)
     with tempfile.TemporaryDirectory(prefix="facestyle-eval-") as scratch:
         clip = args.clip or generated_clip(Path(scratch) / "clip.mp4", args.frames)
-        tracks = _tracks(clip, args.frames, args.every, args.half_crops)
+        # Keyframes are painted at the teacher's side only, as in a render.
+        half_crops = args.half_crops and not args.keyframes
+        tracks = _tracks(clip, args.frames, args.every, half_crops)
         coverage = _coverage(clip, args.frames) if args.coverage else None
     stylizers = _with_identity(stylizers, args.identity)
     reports = [
@@ -318,7 +323,7 @@ def run(args: argparse.Namespace) -> int:
             compositor=Compositor(args.mask, device="cpu", fine_detail=args.fine_detail),
             every=args.every,
             # The teacher, a still-image tool that render never runs, takes full crops only.
-            half_crops=args.half_crops and not isinstance(s.wrapped, TeacherStylizer),
+            half_crops=half_crops and not isinstance(s.wrapped, TeacherStylizer),
         )
         for s in stylizers
     ]

@@ -1,0 +1,122 @@
+"""Keyframe painting: the teacher paints each face every few frames, the flow carries it.
+
+Known truth: a face crop moved by whole pixels from frame to frame, so the painting carried
+onto it must move by exactly as much.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from models.exemplar import Exemplar, load_image, prepare_exemplar
+from models.keyframes import KeyframePainter, KeyframeSettings, pack_exemplar
+from models.pack import bundled_packs, load_pack
+from pipeline.align import align_face
+from pipeline.frame import AlignedCrop
+from pipeline.landmarks import detect_landmarks
+from pipeline.samples import FacePath, Pose, write_moving_face_clip
+from pipeline.sources import open_source
+from plugin.cli import main
+from plugin.live import LiveSession
+from plugin.settings import RestyleSettings
+
+SIZE = 128  # the teacher at 128 px takes about a quarter of a second a painting
+VAN_GOGH = Path(__file__).resolve().parents[1] / "models" / "exemplars" / "painterly.jpg"
+
+
+@pytest.fixture(scope="module")
+def exemplar() -> Exemplar:
+    return prepare_exemplar(load_image(VAN_GOGH), size=SIZE)
+
+
+@pytest.fixture(scope="module")
+def faces(astronaut: np.ndarray, grace_hopper: np.ndarray) -> list[AlignedCrop]:
+    return [
+        align_face(photo, detect_landmarks(photo)[0], SIZE) for photo in (astronaut, grace_hopper)
+    ]
+
+
+def _moved(crop: AlignedCrop, dx: int, track_id: int) -> AlignedCrop:
+    """``crop`` with its picture and landmarks ``dx`` pixels to the right."""
+    shift = np.float32([[1, 0, dx], [0, 1, 0]])
+    image = cv2.warpAffine(crop.image, shift, (SIZE, SIZE), borderMode=cv2.BORDER_REPLICATE)
+    return AlignedCrop(image, crop.matrix, crop.landmarks + np.float32([dx, 0]), track_id)
+
+
+def test_each_face_is_painted_every_nth_frame_and_carried_with_it_between(
+    exemplar: Exemplar, faces: list[AlignedCrop]
+) -> None:
+    painter = KeyframePainter(exemplar, KeyframeSettings(every=3, fade=1))
+    frames = [[_moved(face, dx, track) for track, face in enumerate(faces)] for dx in range(7)]
+    shown = [painter.stylize(crops) for crops in frames]
+    # Frames 0, 3 and 6 of each of the two faces are keyframes.
+    assert painter.paintings == 6
+    inner = (slice(24, -24), slice(24, -24))
+    for track in range(2):
+        # Frame 1 is frame 0's painting moved one pixel right, as the face moved.
+        before, after = shown[0][track].astype(np.float32), shown[1][track].astype(np.float32)
+        carried = np.abs(after[:, 1:] - before[:, :-1])[inner].mean()
+        unmoved = np.abs(after - before)[inner].mean()
+        assert carried < 0.25 * unmoved, (track, carried, unmoved)
+        # The faces are painted apart: each keeps its own person under the paint.
+        assert not np.array_equal(shown[1][0], shown[1][1])
+
+
+def test_a_face_that_leaves_is_painted_afresh_when_it_returns(
+    exemplar: Exemplar, faces: list[AlignedCrop]
+) -> None:
+    painter = KeyframePainter(exemplar, KeyframeSettings(every=8, fade=2))
+    both = [_moved(face, 0, track) for track, face in enumerate(faces)]
+    painter.stylize(both)
+    painter.stylize(both[:1])  # the second face is gone for a frame
+    assert painter.paintings == 2
+    painter.stylize(both)
+    assert painter.paintings == 3
+    painter.reset()
+    painter.stylize(both[:1])
+    assert painter.paintings == 4
+
+
+def test_keyframe_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="fade"):
+        KeyframeSettings(every=4, fade=4)
+    with pytest.raises(ValueError, match="every"):
+        KeyframeSettings(every=0, fade=0)
+    with pytest.raises(ValueError, match="keyframes"):
+        RestyleSettings(keyframes=-1)
+
+
+def test_a_bundled_pack_holds_its_artwork_whole_for_the_teacher() -> None:
+    pack = load_pack(bundled_packs()["painterly"])
+    stored = pack_exemplar(pack)
+    artwork = prepare_exemplar(load_image(VAN_GOGH))
+    assert stored.image.shape == artwork.image.shape
+    assert np.array_equal(stored.image, artwork.image)
+    assert np.allclose(stored.landmarks, artwork.landmarks)
+    assert stored.keep_tone and not stored.monochrome
+
+
+def _walk(index: int) -> Pose:
+    return Pose(cx=250 + 3 * index, cy=240, scale=1.3)
+
+
+def test_render_paints_keyframes_from_the_pack(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "walk.mp4"
+    write_moving_face_clip(source, [FacePath("astronaut", _walk)], 10, audio=False)
+    output = tmp_path / "painted.mp4"
+    assert main(["render", str(source), "-o", str(output), "--keyframes", "5", "-q"]) == 0
+    assert "painterly (keyframes every 5)" in capsys.readouterr().out
+    with open_source(source) as before, open_source(output) as after:
+        pairs = list(zip(before, after, strict=True))
+    assert len(pairs) == 10
+    changed = [np.abs(a.image.astype(int) - b.image.astype(int)).mean() for b, a in pairs]
+    assert min(changed) > 1.0, changed
+
+
+def test_a_live_session_refuses_keyframes() -> None:
+    with pytest.raises(ValueError, match="keyframes are for files"):
+        LiveSession("0", RestyleSettings(keyframes=8))
