@@ -12,7 +12,8 @@ File layout (safetensors, so any safetensors reader can inspect it):
   pixels;
 - tensor ``luminance_quantiles``: ``(65,)`` ``float32``, the exemplar's face luminance
   quantiles (reference of the appearance guide);
-- tensor ``thumbnail``: ``(T, T, 3)`` ``uint8`` RGB, the aligned exemplar, ``T <= 256``;
+- tensor ``thumbnail``: ``(T, T, 3)`` ``uint8`` RGB, the aligned exemplar, ``T <= 256``
+  (whole, ``T`` the crop size, since keyframe painting paints from it; 128 before);
 - tensor ``canvas``: ``(C, S, S)`` ``float32``, the noise the student paints from
   (:mod:`models.canvas`), when its config has ``C`` > 0 canvas channels (v2 packs);
 - metadata key ``facestyle``: one JSON object (keys sorted, so saving is byte-deterministic)

@@ -42,7 +42,8 @@ def _load_pack(
     if keyframes:
         from models.keyframes import KeyframePainter, KeyframeSettings, pack_exemplar
 
-        return KeyframePainter(pack_exemplar(pack), KeyframeSettings(every=keyframes), pack.name)
+        settings = KeyframeSettings(every=keyframes)
+        return KeyframePainter(pack_exemplar(pack), settings, pack.name, pack.identity)
     from models.pack_stylizer import PackStylizer
 
     return PackStylizer(pack, device, strokes=strokes, skin_hue=skin_hue)
