@@ -35,13 +35,13 @@ class KeyframeSettings:
     Attributes:
         every: frames of a track from one keyframe to the next (1 paints every frame).
         fade: frames over which a new keyframe's painting replaces the carried one (0: at
-            once), less than ``every``.
+            once), less than ``every``; ``None``: half of ``every``.
         temporal: weight of the temporal guide, the carried painting, when a keyframe is
             painted (:attr:`models.teacher.TeacherParams.temporal`).
     """
 
     every: int = 8
-    fade: int = 4
+    fade: int | None = None
     temporal: float = 2.0
 
     def __post_init__(self) -> None:
@@ -49,6 +49,8 @@ class KeyframeSettings:
             raise ValueError(
                 f"KeyframeSettings.every: expected a whole number >= 1, got {self.every!r}"
             )
+        if self.fade is None:
+            object.__setattr__(self, "fade", self.every // 2)
         if not (isinstance(self.fade, int) and 0 <= self.fade < self.every):
             raise ValueError(
                 f"KeyframeSettings.fade: expected a whole number from 0 to {self.every - 1}, "

@@ -82,6 +82,8 @@ def test_a_face_that_leaves_is_painted_afresh_when_it_returns(
 
 
 def test_keyframe_settings_are_checked() -> None:
+    assert KeyframeSettings(every=8).fade == 4
+    assert KeyframeSettings(every=1).fade == 0  # a painting every frame: nothing to fade
     with pytest.raises(ValueError, match="fade"):
         KeyframeSettings(every=4, fade=4)
     with pytest.raises(ValueError, match="every"):

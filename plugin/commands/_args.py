@@ -73,7 +73,7 @@ def add_restyle_options(
 ) -> None:
     """The options every command that restyles a stream shares (render, live, bench): one
     per :class:`RestyleSettings` field a user sets; :func:`restyle_settings` reads them.
-    ``files``: a command that renders files (render, batch), which also takes
+    ``files``: a command that renders files (render, batch, bench), which also takes
     ``--keyframes``."""
     parser.add_argument(
         "--style",
