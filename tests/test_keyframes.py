@@ -66,6 +66,22 @@ def test_each_face_is_painted_every_nth_frame_and_carried_with_it_between(
         assert not np.array_equal(shown[1][0], shown[1][1])
 
 
+def test_a_new_keyframe_fades_in_instead_of_jumping(
+    exemplar: Exemplar, faces: list[AlignedCrop]
+) -> None:
+    still = [_moved(faces[0], 0, 0)]
+    jumps = {}
+    for fade in (0, 1):
+        painter = KeyframePainter(exemplar, KeyframeSettings(every=2, fade=fade))
+        shown = [painter.stylize(still)[0].astype(np.float32) for _ in range(4)]
+        assert painter.paintings == 2
+        jumps[fade] = np.abs(shown[2] - shown[1]).mean()
+        assert np.abs(shown[1] - shown[0]).mean() < 0.5  # carried, the face unmoved
+    # Half-way at the keyframe, then all the way a frame later.
+    assert jumps[0] > 1.0
+    assert jumps[1] == pytest.approx(jumps[0] / 2, rel=0.1)
+
+
 def test_a_face_that_leaves_is_painted_afresh_when_it_returns(
     exemplar: Exemplar, faces: list[AlignedCrop]
 ) -> None:
