@@ -82,8 +82,8 @@ class RestyleSettings:
             frame and the painting is carried along the face's motion in between
             (:mod:`models.keyframes`): the artist's own marks where the student shows a
             tinted photo, at about a second a face per keyframe, so for files, not live
-            sessions. Every face is then stylized at the full crop side, and ``strokes``
-            and ``skin_hue`` (the student's) do not apply.
+            sessions. Every face is then stylized at the full crop side, and ``strokes``,
+            ``skin_hue`` and a pack's geometry (the student's) do not apply.
         max_faces: most faces restyled per frame.
         detect_every: run the face detector every this many frames (trackers in between).
         detect_lag: 0 runs the detector in line, so a file renders the same every time; N
