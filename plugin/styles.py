@@ -1,7 +1,8 @@
 """Turn what a user types after ``--style`` into a :class:`~pipeline.stylizer.Stylizer`.
 
 A style is ``"cartoon"`` (the built-in classical filter), the name of a style pack bundled
-with facestyle, or the path to a ``.safetensors`` style pack made by ``facestyle adapt``.
+with facestyle, the path to a ``.safetensors`` style pack made by ``facestyle adapt``, or,
+for keyframes painted by the teacher (``keyframes`` > 0), the path to an artwork itself.
 """
 
 from __future__ import annotations
@@ -33,6 +34,27 @@ def available_styles() -> list[str]:
     return [*BUILTIN_STYLES, *sorted(_bundled_packs())]
 
 
+def _artwork_painter(path: Path, keyframes: int) -> Stylizer:
+    """The teacher painting keyframes from an artwork, with no pack made from it."""
+    if not keyframes:
+        raise StyleError(
+            f"{path} is an artwork, not a style pack: make a pack from it with 'facestyle "
+            "adapt', or paint keyframes from it in a file render (--keyframes N)"
+        )
+    from models.exemplar import load_image, prepare_exemplar
+    from models.keyframes import KeyframePainter, KeyframeSettings
+    from pipeline.errors import NoFaceError
+
+    try:
+        exemplar = prepare_exemplar(load_image(path))
+    except NoFaceError:
+        raise StyleError(
+            f"no face was found in {path}; make a pack from it with 'facestyle adapt' and "
+            "its --points, then paint keyframes from the pack"
+        ) from None
+    return KeyframePainter(exemplar, KeyframeSettings(every=keyframes), path.stem)
+
+
 def _load_pack(
     path: Path, device: str, strokes: float, skin_hue: float, keyframes: int
 ) -> Stylizer:
@@ -59,39 +81,50 @@ def resolve_style(
     """The stylizer a style spec names.
 
     Args:
-        spec: ``"cartoon"``, a bundled pack name, or a path to a ``.safetensors`` pack.
+        spec: ``"cartoon"``, a bundled pack name, a path to a ``.safetensors`` pack, or
+            with ``keyframes``, a path to an artwork (an image file).
         device: where a pack's student runs, ``"cpu"`` or ``"cuda"`` (already resolved, see
             :func:`plugin.settings.resolve_device`); the classical style runs on the CPU.
         strokes: a pack's canvas strength (see :class:`plugin.settings.RestyleSettings`).
         skin_hue: how much of the person's own skin hue a pack that keeps skin tone gives
             each face (see :class:`plugin.settings.RestyleSettings`).
         keyframes: 0 for the pack's real-time student; N for its teacher painting every
-            N-th frame of each face from the pack's artwork, carried between
-            (:class:`models.keyframes.KeyframePainter`; ``strokes`` and ``skin_hue`` are
-            the student's and do not apply).
+            N-th frame of each face from the pack's artwork (or from the artwork given),
+            carried between (:class:`models.keyframes.KeyframePainter`; ``strokes`` and
+            ``skin_hue`` are the student's and do not apply).
 
     Raises:
-        StyleError: the name is unknown, the pack file is missing, the pack is invalid, or
-            keyframes are asked of the cartoon style, which has no artwork.
+        StyleError: the name is unknown, the file is missing, the pack is invalid, an
+            artwork is given without keyframes or has no face found, or keyframes are
+            asked of the cartoon style, which has no artwork.
     """
     path = style_file(spec)
     if path is None:  # the one built-in style
         if keyframes:
             raise StyleError(
                 "keyframes are painted from a style pack's artwork, and the cartoon style "
-                "has none; choose a pack with --style"
+                "has none; choose a pack or an artwork with --style"
             )
         from pipeline.cartoon import CartoonStylizer
 
         return CartoonStylizer()
+    if _is_artwork(path):
+        return _artwork_painter(path, keyframes)
     return _load_pack(path, device, strokes, skin_hue, keyframes)
 
 
-def style_file(spec: str | Path) -> Path | None:
-    """The pack file a style spec names, or ``None`` for a built-in style.
+def _is_artwork(path: Path) -> bool:
+    """Whether ``path`` names an image file (by its suffix)."""
+    from pipeline.sources.images import IMAGE_SUFFIXES
 
-    What a style renders is the pack file's bytes; batch rendering hashes them to see when a
-    pack has changed.
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def style_file(spec: str | Path) -> Path | None:
+    """The pack file (or artwork) a style spec names, or ``None`` for a built-in style.
+
+    What a style renders is the file's bytes; batch rendering hashes them to see when a
+    style has changed.
 
     Raises:
         StyleError: as :func:`resolve_style`, for a name it does not know.
@@ -100,9 +133,11 @@ def style_file(spec: str | Path) -> Path | None:
     if text in BUILTIN_STYLES:
         return None
     path = Path(text)
-    if text.endswith(_PACK_SUFFIX) or path.exists():
+    artwork = _is_artwork(path)
+    if text.endswith(_PACK_SUFFIX) or artwork or path.exists():
         if not path.is_file():
-            raise StyleError(f"style pack {path} does not exist; check the path")
+            kind = "artwork" if artwork else "style pack"
+            raise StyleError(f"{kind} {path} does not exist; check the path")
         return path
     bundled = _bundled_packs()
     if text in bundled:

@@ -74,6 +74,18 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str], str, str]] = {
         "out.mp4",
         "the cartoon style has none",
     ),
+    "an artwork without keyframes": (
+        lambda d: _good(d / "in.mp4"),
+        ["--style", str(Path(__file__).parents[1] / "models" / "exemplars" / "poster.jpg")],
+        "out.mp4",
+        "is an artwork, not a style pack",
+    ),
+    "missing artwork": (
+        lambda d: _good(d / "in.mp4"),
+        ["--style", "gone.jpg", "--keyframes", "8"],
+        "out.mp4",
+        "artwork gone.jpg does not exist",
+    ),
     "missing pack": (
         lambda d: _good(d / "in.mp4"),
         ["--style", "gone.safetensors"],

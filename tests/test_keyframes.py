@@ -25,7 +25,9 @@ from plugin.live import LiveSession
 from plugin.settings import RestyleSettings
 
 SIZE = 128  # the teacher at 128 px takes about a quarter of a second a painting
-VAN_GOGH = Path(__file__).resolve().parents[1] / "models" / "exemplars" / "painterly.jpg"
+ARTWORKS = Path(__file__).resolve().parents[1] / "models" / "exemplars"
+VAN_GOGH = ARTWORKS / "painterly.jpg"
+ENGRAVING = ARTWORKS / "engraving.jpg"
 
 
 @pytest.fixture(scope="module")
@@ -122,12 +124,18 @@ def _walk(index: int) -> Pose:
     return Pose(cx=250 + 3 * index, cy=240, scale=1.3)
 
 
-def test_render_paints_keyframes_from_the_pack(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(
+    ("style", "name"),
+    [("painterly", "painterly"), (str(ENGRAVING), "engraving")],
+    ids=["a pack", "an artwork, no pack made"],
+)
+def test_render_paints_keyframes(tmp_path: Path, capsys, style: str, name: str) -> None:
     source = tmp_path / "walk.mp4"
     write_moving_face_clip(source, [FacePath("astronaut", _walk)], 10, audio=False)
     output = tmp_path / "painted.mp4"
-    assert main(["render", str(source), "-o", str(output), "--keyframes", "5", "-q"]) == 0
-    assert "painterly (keyframes every 5)" in capsys.readouterr().out
+    args = ["render", str(source), "-o", str(output), "--style", style, "--keyframes", "5"]
+    assert main([*args, "-q"]) == 0
+    assert f"{name} (keyframes every 5)" in capsys.readouterr().out
     with open_source(source) as before, open_source(output) as after:
         pairs = list(zip(before, after, strict=True))
     assert len(pairs) == 10

@@ -75,11 +75,12 @@ def add_restyle_options(
     per :class:`RestyleSettings` field a user sets; :func:`restyle_settings` reads them.
     ``files``: a command that renders files (render, batch, bench), which also takes
     ``--keyframes``."""
+    artwork = ", or with --keyframes an artwork image" if files else ""
     parser.add_argument(
         "--style",
         default=default_style,
         metavar="NAME|PACK",
-        help=style_help or f"style name or .safetensors pack (default: {default_style})",
+        help=style_help or f"style name or .safetensors pack{artwork} (default: {default_style})",
     )
     parser.add_argument(
         "--identity",
