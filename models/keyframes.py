@@ -25,7 +25,13 @@ from pipeline.flow import chain_flow, optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop
 from pipeline.guides import compute_guides
 
-__all__ = ["KeyframePainter", "KeyframeSettings", "pack_exemplar"]
+__all__ = ["ARTWORK_IDENTITY", "KeyframePainter", "KeyframeSettings", "pack_exemplar"]
+
+ARTWORK_IDENTITY = 0.75
+"""The identity of keyframes painted straight from an artwork, with no pack to say it. Six of
+the shared artworks on the shared clip 3: at 0.35 the album portrait of Confucius kept the
+person in 75 % of the frames judged and Vermeer's turned head in 88 %, at 0.75 both in all,
+with the same style figures (within 0.02) for about 0.05 more warping error."""
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def _artwork_painter(path: Path, keyframes: int) -> Stylizer:
             "adapt', or paint keyframes from it in a file render (--keyframes N)"
         )
     from models.exemplar import load_image, prepare_exemplar
-    from models.keyframes import KeyframePainter, KeyframeSettings
+    from models.keyframes import ARTWORK_IDENTITY, KeyframePainter, KeyframeSettings
     from pipeline.errors import NoFaceError
 
     try:
@@ -52,7 +52,8 @@ def _artwork_painter(path: Path, keyframes: int) -> Stylizer:
             f"no face was found in {path}; make a pack from it with 'facestyle adapt' and "
             "its --points, then paint keyframes from the pack"
         ) from None
-    return KeyframePainter(exemplar, KeyframeSettings(every=keyframes), path.stem)
+    settings = KeyframeSettings(every=keyframes)
+    return KeyframePainter(exemplar, settings, path.stem, ARTWORK_IDENTITY)
 
 
 def _load_pack(
