@@ -22,7 +22,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from pipeline.flow import pixel_grid, warp_by_flow
+from pipeline.flow import chain_flow, pixel_grid, warp_by_flow
 
 __all__ = [
     "CANVAS_STRENGTH",
@@ -172,7 +172,7 @@ def advect_shift(shift: np.ndarray, flow: np.ndarray, decay: float = 0.98) -> np
     Returns:
         ``(S, S, 2)`` ``float32`` this crop's shift.
     """
-    return (np.float32(decay) * (flow + warp_by_flow(shift, flow))).astype(np.float32)
+    return (np.float32(decay) * chain_flow(flow, shift)).astype(np.float32)
 
 
 def shifted_canvas(canvas: np.ndarray, shift: np.ndarray) -> np.ndarray:
