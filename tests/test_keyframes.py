@@ -13,16 +13,18 @@ import numpy as np
 import pytest
 
 from models.exemplar import Exemplar, load_image, prepare_exemplar
-from models.keyframes import KeyframePainter, KeyframeSettings, pack_exemplar
+from models.keyframes import ARTWORK_IDENTITY, KeyframePainter, KeyframeSettings, pack_exemplar
 from models.pack import bundled_packs, load_pack
 from pipeline.align import align_face
 from pipeline.frame import AlignedCrop
 from pipeline.landmarks import detect_landmarks
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
+from plugin.batch import BatchSettings
 from plugin.cli import main
 from plugin.live import LiveSession
 from plugin.settings import RestyleSettings
+from plugin.styles import resolve_style
 
 SIZE = 128  # the teacher at 128 px takes about a quarter of a second a painting
 ARTWORKS = Path(__file__).resolve().parents[1] / "models" / "exemplars"
@@ -146,3 +148,39 @@ def test_render_paints_keyframes(tmp_path: Path, capsys, style: str, name: str) 
 def test_a_live_session_refuses_keyframes() -> None:
     with pytest.raises(ValueError, match="keyframes are for files"):
         LiveSession("0", RestyleSettings(keyframes=8))
+
+
+def test_keyframes_keep_a_pack_s_identity_and_give_an_artwork_its_own() -> None:
+    for name in ("painterly", "engraving"):
+        painter = resolve_style(name, keyframes=8)
+        assert isinstance(painter, KeyframePainter)
+        assert painter.default_identity == load_pack(bundled_packs()[name]).identity
+    assert resolve_style(ENGRAVING, keyframes=8).default_identity == ARTWORK_IDENTITY
+    # The packs' own identities differ, so the test tells the two sources apart.
+    assert load_pack(bundled_packs()["painterly"]).identity != ARTWORK_IDENTITY
+
+
+def test_an_artwork_without_a_face_is_one_line(tmp_path: Path, capsys) -> None:
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((300, 240, 3), 180, np.uint8))
+    source = tmp_path / "walk.mp4"
+    write_moving_face_clip(source, [FacePath("astronaut", _walk)], 3, audio=False)
+    output = tmp_path / "out.mp4"
+    status = main(
+        ["render", str(source), "-o", str(output), "--style", str(blank), "--keyframes", "4"]
+    )
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert status == 1 and len(lines) == 1 and "no face was found in" in lines[0]
+    assert not output.exists()
+
+
+def test_a_batch_rerun_with_keyframes_is_not_taken_for_the_same_render() -> None:
+    plain = BatchSettings(RestyleSettings(style="painterly")).digest()
+    painted = BatchSettings(RestyleSettings(style="painterly", keyframes=8)).digest()
+    assert plain != painted
+
+
+def test_the_live_bench_refuses_keyframes(capsys) -> None:
+    assert main(["bench", "--live", "--style", "painterly", "--keyframes", "8"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--keyframes is for files" in lines[0]
