@@ -1,17 +1,26 @@
 """Keyframe painting: the teacher paints each face every few frames, the flow carries it.
 
 The real-time student learns the average of its teacher's paintings and shows a tinted photo
-where the teacher paints the artist's marks (``docs/quality-log.md``). A file can wait for
-the teacher: about a second a face, every ``every``-th frame of each track. Between keyframes
-the last painting is carried along the face's optical flow, chained frame to frame so that it
+where the teacher paints the artist's marks (``docs/quality-log.md``). The teacher takes about
+a second a face, so it paints every ``every``-th frame of each track. Between keyframes the
+last painting is carried along the face's optical flow, chained frame to frame so that it
 moves exactly as the face did, and each new keyframe is painted with the carried one as its
 temporal guide (Jamriška et al. 2019) and faded in over ``fade`` frames, so no painting
 replaces another at once.
+
+A file waits for each painting (``lag`` 0). A live session cannot: there the teacher paints on
+a thread of its own while the frames go on (``lag`` ``None``), and each painting, made on the
+crop of the frame it was asked on, is carried from that crop to the frame it arrives on along
+the same chained flow. Until a face's first painting arrives it is shown by a fallback (the
+pack's real-time student).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 import cv2
@@ -24,6 +33,8 @@ from pipeline.detail import DEFAULT_IDENTITY_SCALE
 from pipeline.flow import chain_flow, optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop
 from pipeline.guides import compute_guides
+from pipeline.stylizer import Stylizer
+from pipeline.xp import array_module
 
 __all__ = ["ARTWORK_IDENTITY", "KeyframePainter", "KeyframeSettings", "pack_exemplar"]
 
@@ -39,16 +50,24 @@ class KeyframeSettings:
     """How often the teacher paints a face, and how its paintings meet.
 
     Attributes:
-        every: frames of a track from one keyframe to the next (1 paints every frame).
-        fade: frames over which a new keyframe's painting replaces the carried one (0: at
-            once), less than ``every``; ``None``: half of ``every``.
+        every: frames of a track from asking for one keyframe to asking for the next (1
+            paints every frame).
+        fade: frames over which a new keyframe's painting replaces the one shown before it
+            (0: at once), less than ``every``; ``None``: half of ``every``.
         temporal: weight of the temporal guide, the carried painting, when a keyframe is
             painted (:attr:`models.teacher.TeacherParams.temporal`).
+        lag: 0 paints each keyframe on its own frame, in line (files). N >= 1 paints on a
+            thread of its own and shows the painting from N frames after the one it was asked
+            on, waiting for it there if need be, so a render is the same every time (and
+            ``facestyle eval`` can judge what a live session would show). ``None`` shows
+            each painting as soon as it is ready and never waits (live). With a lag, a face
+            is shown by the fallback until its first painting arrives.
     """
 
     every: int = 8
     fade: int | None = None
     temporal: float = 2.0
+    lag: int | None = 0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.every, int) and self.every >= 1):
@@ -64,20 +83,29 @@ class KeyframeSettings:
             )
         if not self.temporal >= 0:
             raise ValueError(f"KeyframeSettings.temporal: expected >= 0, got {self.temporal!r}")
+        if not (self.lag is None or (isinstance(self.lag, int) and self.lag >= 0)):
+            raise ValueError(
+                f"KeyframeSettings.lag: expected a whole number >= 0 or None, got {self.lag!r}"
+            )
 
 
 @dataclass
 class _Painting:
-    """A keyframe's painting and the flow from the track's latest crop back onto it.
+    """A painting and the flow from the track's latest crop back onto the crop it is of.
 
     Attributes:
-        image: ``(S, S, 3)`` ``uint8`` RGB, painted on the keyframe's crop (before its tone).
+        image: ``(S, S, 3)`` ``uint8`` RGB, painted on its keyframe's crop (before its tone);
+            ``None`` while a painting asked for is still being made.
         flow: ``(S, S, 2)`` ``float32``, each pixel of the latest crop to where it was in the
             keyframe's crop.
+        ready: the painting being made, for one asked for on a thread of its own.
+        frames: frames since it was asked for.
     """
 
-    image: np.ndarray
+    image: np.ndarray | None
     flow: np.ndarray
+    ready: Future[np.ndarray] | None = None
+    frames: int = 0
 
     def carried(self) -> np.ndarray:
         """``(S, S, 3)`` ``uint8``: the painting moved onto the latest crop."""
@@ -87,20 +115,77 @@ class _Painting:
 
 @dataclass
 class _Track:
-    """One face's keyframes: the latest crop, its painting and the one fading out."""
+    """One face's paintings: the one shown, the one fading out, the one being made.
+
+    ``painting`` is ``None`` until the track's first painting arrives (the fallback shows the
+    face); ``fading`` is ``None`` outside a fade, and also during the fade from the fallback
+    to the first painting (``from_fallback``).
+    """
 
     last_crop: np.ndarray
-    painting: _Painting
+    painting: _Painting | None = None
     fading: _Painting | None = None
-    age: int = 0  # frames since the keyframe
+    asked: _Painting | None = None
+    from_fallback: bool = False
+    age: int = 0  # frames since the painting shown arrived
+    since_asked: int = 0  # frames since the last keyframe was asked for
+    missing: int = 0  # calls in a row the face was missing from
+
+
+# How many calls in a row a track may miss before a painter that paints in the background
+# forgets it: live's degraded steps leave slow or far faces out of some frames.
+_MISSING_CALLS = 15
+
+
+class _PaintingThread:
+    """Paints keyframes one at a time on a daemon thread, in the order they were asked for.
+
+    The teacher is NumPy and Numba code that releases the interpreter's lock, so it takes
+    one core while the frames go on. The thread ends whenever nothing is left to paint, so
+    a painter dropped by a style switch leaves no thread behind.
+    """
+
+    def __init__(self, paint: Callable[[AlignedCrop, np.ndarray | None], np.ndarray]) -> None:
+        self._paint = paint
+        self._jobs: deque[tuple[Future[np.ndarray], AlignedCrop, np.ndarray | None]] = deque()
+        self._lock = threading.Lock()
+        self._running = False
+
+    def submit(self, crop: AlignedCrop, guide: np.ndarray | None) -> Future[np.ndarray]:
+        """The painting of ``crop`` (guided by ``guide``), soon."""
+        future: Future[np.ndarray] = Future()
+        with self._lock:
+            self._jobs.append((future, crop, guide))
+            if not self._running:
+                self._running = True
+                threading.Thread(
+                    target=self._drain, name="facestyle-keyframes", daemon=True
+                ).start()
+        return future
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._jobs:
+                    self._running = False
+                    return
+                future, crop, guide = self._jobs.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._paint(crop, guide))
+            except BaseException as error:  # handed to the frame that takes the painting
+                future.set_exception(error)
 
 
 class KeyframePainter:
-    """The teacher as a video stylizer for files: keyframes painted, carried between.
+    """The teacher as a video stylizer: keyframes painted, carried between.
 
-    A :class:`pipeline.stylizer.Stylizer`. Each call must hold every face of one frame, at
-    one crop side (a track missing from a call has ended, and starts afresh if it returns),
-    so the restyler runs it with full-size crops only.
+    A :class:`pipeline.stylizer.Stylizer`. Each call holds every face of one frame at one
+    crop side; a crop of another side than the exemplar's is painted at the exemplar's and
+    brought back (live's "smaller crops" step). A track missing from a call has ended and
+    starts afresh if it returns, except that a painter with a lag of ``None`` keeps it for a
+    few calls (live's degraded steps leave faces out of some frames).
 
     Args:
         exemplar: the artwork the teacher paints from (:func:`pack_exemplar`).
@@ -109,6 +194,8 @@ class KeyframePainter:
         identity: the default strength of each frame's own fine detail over the carried
             painting (a pack's own identity). Van Gogh's, every 8th frame: at 0 the face of
             the shared clip 2 stayed under 0.6 in 88 % of the frames judged, at 0.35 in all.
+        fallback: what shows a face until its first painting arrives, with a lag (the pack's
+            student); ``None`` shows the face itself.
     """
 
     identity_scale = DEFAULT_IDENTITY_SCALE
@@ -119,62 +206,148 @@ class KeyframePainter:
         settings: KeyframeSettings | None = None,
         name: str = "teacher",
         identity: float = 0.35,
+        fallback: Stylizer | None = None,
     ) -> None:
         self.exemplar = exemplar
         self.default_identity = identity
         self.settings = settings or KeyframeSettings()
-        self.name = f"{name} (keyframes every {self.settings.every})"
+        self.fallback = fallback
+        when = "" if self.settings.lag == 0 else ", painted in the background"
+        self.name = f"{name} (keyframes every {self.settings.every}{when})"
         self.crop_size = exemplar.size
+        self.asked = 0  # keyframes asked for since construction
         self.paintings = 0  # keyframes painted since construction
         self._params = TeacherParams(temporal=self.settings.temporal)
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget every track."""
+        self._thread = _PaintingThread(self._paint) if self.settings.lag != 0 else None
         self._tracks: dict[int, _Track] = {}
 
+    def reset(self) -> None:
+        """Forget every track (paintings still being made are dropped)."""
+        for track in self._tracks.values():
+            if track.asked is not None and track.asked.ready is not None:
+                track.asked.ready.cancel()
+        self._tracks = {}
+        if self.fallback is not None:
+            self.fallback.reset()
+
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
-        """``N`` aligned crops of one frame → ``(N, S, S, 3)`` ``uint8`` RGB."""
-        seen = {crop.track_id for crop in crops}
-        self._tracks = {k: v for k, v in self._tracks.items() if k in seen}
-        out = np.empty((len(crops), self.crop_size, self.crop_size, 3), np.uint8)
-        for i, crop in enumerate(crops):
-            if crop.size != self.crop_size:
-                raise ValueError(
-                    f"KeyframePainter: expected {self.crop_size} px crops, got {crop.size}"
-                )
-            track = self._advance(crop)
-            shown = track.painting.carried()
+        """``N`` aligned crops of one frame, of one side ``s`` → ``(N, s, s, 3)`` ``uint8``
+        RGB."""
+        self._forget_missing({crop.track_id for crop in crops})
+        side = crops[0].size if crops else self.crop_size
+        out = np.empty((len(crops), side, side, 3), np.uint8)
+        full = [self._at_side(crop, self.crop_size) for crop in crops]
+        tracks = [self._advance(crop) for crop in full]
+        wanted = [
+            i for i, track in enumerate(tracks) if track.painting is None or track.from_fallback
+        ]
+        shown_before = dict(zip(wanted, self._fallback([crops[i] for i in wanted]), strict=True))
+        for i, (crop, track) in enumerate(zip(full, tracks, strict=True)):
+            if track.painting is None:
+                out[i] = shown_before[i]
+                continue
+            painted = track.painting.carried()
+            weight = np.float32((track.age + 1) / (self.settings.fade + 1))
             if track.fading is not None:
-                weight = np.float32((track.age + 1) / (self.settings.fade + 1))
                 earlier = track.fading.carried().astype(np.float32)
-                shown = np.rint(earlier + (shown - earlier) * weight).astype(np.uint8)
-            out[i] = toned(self.exemplar, shown, crop.image, crop.landmarks)
+                painted = np.rint(earlier + (painted - earlier) * weight).astype(np.uint8)
+            painted = toned(self.exemplar, painted, crop.image, crop.landmarks)
+            if side != self.crop_size:
+                painted = cv2.resize(painted, (side, side), interpolation=cv2.INTER_AREA)
+            if track.from_fallback:
+                earlier = shown_before[i].astype(np.float32)
+                painted = np.rint(earlier + (painted - earlier) * weight).astype(np.uint8)
+            out[i] = painted
         return out
 
+    def _forget_missing(self, seen: set[int]) -> None:
+        """Drop the tracks not in ``seen`` (after a few calls, when painting in the
+        background)."""
+        patience = _MISSING_CALLS if self.settings.lag is None else 0
+        for track_id, track in list(self._tracks.items()):
+            track.missing = 0 if track_id in seen else track.missing + 1
+            if track.missing > patience:
+                if track.asked is not None and track.asked.ready is not None:
+                    track.asked.ready.cancel()
+                del self._tracks[track_id]
+
+    def _fallback(self, crops: Sequence[AlignedCrop]) -> list[np.ndarray]:
+        """``crops`` as shown before their face's first painting."""
+        if not crops:
+            return []
+        if self.fallback is None:
+            return [crop.image for crop in crops]
+        styled = self.fallback.stylize(crops)
+        return list(styled.get() if array_module(styled) is not np else styled)
+
+    @staticmethod
+    def _at_side(crop: AlignedCrop, side: int) -> AlignedCrop:
+        """``crop`` enlarged (or shrunk) to ``side`` pixels, its matrix and points with it."""
+        if crop.size == side:
+            return crop
+        scale = side / crop.size
+        image = cv2.resize(crop.image, (side, side), interpolation=cv2.INTER_CUBIC)
+        return replace(
+            crop, image=image, matrix=crop.matrix * scale, landmarks=crop.landmarks * scale
+        )
+
     def _advance(self, crop: AlignedCrop) -> _Track:
-        """The crop's track moved on to it: carried along the flow, or a new keyframe."""
+        """The crop's track moved on to it: every painting carried along the flow, a
+        painting that is ready shown, a new keyframe asked for when it is time."""
         track = self._tracks.get(crop.track_id)
         if track is None:
-            still = np.zeros((*crop.image.shape[:2], 2), np.float32)
-            track = _Track(crop.image, _Painting(self._paint(crop, None), still))
+            track = _Track(crop.image)
             self._tracks[crop.track_id] = track
+            self._ask(track, crop)
             return track
         step = optical_flow(crop.image, track.last_crop)
-        for painting in (track.painting, track.fading):
+        for painting in (track.painting, track.fading, track.asked):
             if painting is not None:
                 painting.flow = chain_flow(step, painting.flow)
         track.last_crop = crop.image
         track.age += 1
-        if track.age >= self.settings.every:
-            previous = track.painting
-            still = np.zeros_like(step)
-            track.painting = _Painting(self._paint(crop, previous.carried()), still)
-            track.fading = previous if self.settings.fade else None
-            track.age = 0
-        elif track.age >= self.settings.fade:
-            track.fading = None
+        track.since_asked += 1
+        if track.asked is not None:
+            track.asked.frames += 1
+            self._take_if_ready(track)
+        if track.asked is None and track.since_asked >= self.settings.every:
+            self._ask(track, crop)
+        if track.age >= self.settings.fade:
+            track.fading, track.from_fallback = None, False
         return track
+
+    def _ask(self, track: _Track, crop: AlignedCrop) -> None:
+        """A keyframe of ``crop``: painted now, or asked of the painting thread."""
+        guide = None if track.painting is None else track.painting.carried()
+        still = np.zeros((*crop.image.shape[:2], 2), np.float32)
+        track.since_asked = 0
+        self.asked += 1
+        if self._thread is None:
+            self._show(track, _Painting(self._paint(crop, guide), still))
+        else:
+            track.asked = _Painting(None, still, self._thread.submit(crop, guide))
+
+    def _take_if_ready(self, track: _Track) -> None:
+        """Show the painting asked for, if the lag says it is due (waiting for it) or it is
+        ready with no lag set."""
+        asked = track.asked
+        lag = self.settings.lag
+        if lag is None and not asked.ready.done():
+            return
+        if lag is not None and asked.frames < lag:
+            return
+        asked.image = asked.ready.result()
+        asked.ready = None
+        track.asked = None
+        self._show(track, asked)
+
+    def _show(self, track: _Track, painting: _Painting) -> None:
+        """Make ``painting`` the one shown, the one before fading out."""
+        fades = self.settings.fade > 0
+        track.fading = track.painting if fades else None
+        track.from_fallback = fades and track.painting is None and self._thread is not None
+        track.painting = painting
+        track.age = 0
 
     def _paint(self, crop: AlignedCrop, carried: np.ndarray | None) -> np.ndarray:
         """The teacher's painting of ``crop``, guided by ``carried`` where there is one."""

@@ -188,11 +188,9 @@ class LiveSession:
         on_status: Callable[[RunStats], None] | None = None,
     ) -> None:
         settings = settings or RestyleSettings()
-        if settings.keyframes:
-            raise ValueError(
-                "LiveSession: keyframes are for files (the teacher takes about a second a "
-                "face); use RestyleSettings(keyframes=0)"
-            )
+        if settings.keyframes and settings.keyframe_lag == 0:
+            # The teacher takes about a second a face: live frames cannot wait for it.
+            settings = replace(settings, keyframe_lag=None)
         if settings.detect_lag == 0:
             settings = replace(settings, detect_lag=LIVE_DETECT_LAG)
         self.camera = camera

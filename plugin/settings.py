@@ -81,9 +81,15 @@ class RestyleSettings:
             N >= 1: the pack's teacher paints each face from the pack's artwork every N-th
             frame and the painting is carried along the face's motion in between
             (:mod:`models.keyframes`): the artist's own marks where the student shows a
-            tinted photo, at about a second a face per keyframe, so for files, not live
-            sessions. Every face is then stylized at the full crop side, and ``strokes``,
-            ``skin_hue`` and a pack's geometry (the student's) do not apply.
+            tinted photo, at about a second a face per keyframe. Every face is then stylized
+            at the full crop side, and ``strokes``, ``skin_hue`` and a pack's geometry (the
+            student's) do not apply.
+        keyframe_lag: 0 (files) paints each keyframe on its own frame, in line, the frames
+            waiting for it. N >= 1 paints on a thread of its own and shows each painting N
+            frames after the frame it was asked on, carried there along the face's motion
+            (a render stays the same every time); ``None`` shows it as soon as it is ready
+            and never waits (what a live session does with keyframes). With a lag, a pack's
+            student shows each face until its first painting arrives.
         max_faces: most faces restyled per frame.
         detect_every: run the face detector every this many frames (trackers in between).
         detect_lag: 0 runs the detector in line, so a file renders the same every time; N
@@ -116,6 +122,7 @@ class RestyleSettings:
     strokes: float = 1.0
     skin_hue: float = 0.0
     keyframes: int = 0
+    keyframe_lag: int | None = 0
     max_faces: int = 16
     detect_every: int = 10
     detect_lag: int = 0
@@ -150,6 +157,17 @@ class RestyleSettings:
             "keyframes",
             "a whole number >= 0, and 0 with a ready Stylizer",
             self.keyframes,
+        )
+        _expect(
+            self.keyframe_lag is None
+            or (
+                isinstance(self.keyframe_lag, int)
+                and not isinstance(self.keyframe_lag, bool)
+                and self.keyframe_lag >= 0
+            ),
+            "keyframe_lag",
+            "a whole number >= 0 or None",
+            self.keyframe_lag,
         )
         _expect(_is_count(self.max_faces), "max_faces", "a whole number >= 1", self.max_faces)
         _expect(
@@ -223,7 +241,14 @@ def build_restyler(settings: RestyleSettings) -> Restyler:
     stylizer = (
         style
         if isinstance(style, Stylizer)
-        else resolve_style(style, device, settings.strokes, settings.skin_hue, settings.keyframes)
+        else resolve_style(
+            style,
+            device,
+            settings.strokes,
+            settings.skin_hue,
+            settings.keyframes,
+            settings.keyframe_lag,
+        )
     )
     apply_thread_policy()
     landmarks_starting.join()

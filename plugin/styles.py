@@ -34,12 +34,12 @@ def available_styles() -> list[str]:
     return [*BUILTIN_STYLES, *sorted(_bundled_packs())]
 
 
-def _artwork_painter(path: Path, keyframes: int) -> Stylizer:
+def _artwork_painter(path: Path, keyframes: int, lag: int | None) -> Stylizer:
     """The teacher painting keyframes from an artwork, with no pack made from it."""
     if not keyframes:
         raise StyleError(
             f"{path} is an artwork, not a style pack: make a pack from it with 'facestyle "
-            "adapt', or paint keyframes from it in a file render (--keyframes N)"
+            "adapt', or paint keyframes from it (--keyframes N)"
         )
     from models.exemplar import load_image, prepare_exemplar
     from models.keyframes import ARTWORK_IDENTITY, KeyframePainter, KeyframeSettings
@@ -52,24 +52,25 @@ def _artwork_painter(path: Path, keyframes: int) -> Stylizer:
             f"no face was found in {path}; make a pack from it with 'facestyle adapt' and "
             "its --points, then paint keyframes from the pack"
         ) from None
-    settings = KeyframeSettings(every=keyframes)
+    settings = KeyframeSettings(every=keyframes, lag=lag)
     return KeyframePainter(exemplar, settings, path.stem, ARTWORK_IDENTITY)
 
 
 def _load_pack(
-    path: Path, device: str, strokes: float, skin_hue: float, keyframes: int
+    path: Path, device: str, strokes: float, skin_hue: float, keyframes: int, lag: int | None
 ) -> Stylizer:
     from models.pack import load_pack
-
-    pack = load_pack(path)
-    if keyframes:
-        from models.keyframes import KeyframePainter, KeyframeSettings, pack_exemplar
-
-        settings = KeyframeSettings(every=keyframes)
-        return KeyframePainter(pack_exemplar(pack), settings, pack.name, pack.identity)
     from models.pack_stylizer import PackStylizer
 
-    return PackStylizer(pack, device, strokes=strokes, skin_hue=skin_hue)
+    pack = load_pack(path)
+    if not keyframes:
+        return PackStylizer(pack, device, strokes=strokes, skin_hue=skin_hue)
+    from models.keyframes import KeyframePainter, KeyframeSettings, pack_exemplar
+
+    # Painted in the background, a face is the student's until its first painting arrives.
+    student = None if lag == 0 else PackStylizer(pack, device, strokes=strokes, skin_hue=skin_hue)
+    settings = KeyframeSettings(every=keyframes, lag=lag)
+    return KeyframePainter(pack_exemplar(pack), settings, pack.name, pack.identity, student)
 
 
 def resolve_style(
@@ -78,6 +79,7 @@ def resolve_style(
     strokes: float = 1.0,
     skin_hue: float = 0.0,
     keyframes: int = 0,
+    keyframe_lag: int | None = 0,
 ) -> Stylizer:
     """The stylizer a style spec names.
 
@@ -93,6 +95,10 @@ def resolve_style(
             N-th frame of each face from the pack's artwork (or from the artwork given),
             carried between (:class:`models.keyframes.KeyframePainter`; ``strokes`` and
             ``skin_hue`` are the student's and do not apply).
+        keyframe_lag: 0 paints each keyframe in line; N or ``None`` on a thread of its own,
+            shown N frames later or as soon as it is ready (live), with a pack's student
+            showing each face until its first painting arrives
+            (:attr:`models.keyframes.KeyframeSettings.lag`).
 
     Raises:
         StyleError: the name is unknown, the file is missing, the pack is invalid, an
@@ -110,8 +116,8 @@ def resolve_style(
 
         return CartoonStylizer()
     if _is_artwork(path):
-        return _artwork_painter(path, keyframes)
-    return _load_pack(path, device, strokes, skin_hue, keyframes)
+        return _artwork_painter(path, keyframes, keyframe_lag)
+    return _load_pack(path, device, strokes, skin_hue, keyframes, keyframe_lag)
 
 
 def _is_artwork(path: Path) -> bool:

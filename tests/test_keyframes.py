@@ -22,7 +22,7 @@ from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
 from plugin.batch import BatchSettings
 from plugin.cli import main
-from plugin.live import LiveSession
+from plugin.live import LiveOutputs, LiveSession
 from plugin.settings import RestyleSettings
 from plugin.styles import resolve_style
 
@@ -145,11 +145,6 @@ def test_render_paints_keyframes(tmp_path: Path, capsys, style: str, name: str) 
     assert min(changed) > 1.0, changed
 
 
-def test_a_live_session_refuses_keyframes() -> None:
-    with pytest.raises(ValueError, match="keyframes are for files"):
-        LiveSession("0", RestyleSettings(keyframes=8))
-
-
 def test_keyframes_keep_a_pack_s_identity_and_give_an_artwork_its_own() -> None:
     for name in ("painterly", "engraving"):
         painter = resolve_style(name, keyframes=8)
@@ -180,7 +175,103 @@ def test_a_batch_rerun_with_keyframes_is_not_taken_for_the_same_render() -> None
     assert plain != painted
 
 
-def test_the_live_bench_refuses_keyframes(capsys) -> None:
-    assert main(["bench", "--live", "--style", "painterly", "--keyframes", "8"]) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and "--keyframes is for files" in lines[0]
+def test_a_painting_made_in_the_background_is_carried_to_the_frame_it_arrives_on(
+    exemplar: Exemplar, faces: list[AlignedCrop]
+) -> None:
+    frames = [[_moved(faces[0], dx, 0)] for dx in range(4)]
+    in_line = KeyframePainter(exemplar, KeyframeSettings(every=8, fade=0))
+    lagging = KeyframePainter(exemplar, KeyframeSettings(every=8, fade=0, lag=2))
+    painted = in_line.stylize(frames[0])[0]
+    shown = [lagging.stylize(crops)[0] for crops in frames]
+    # Until its first painting arrives the face is shown as it is (no fallback given) ...
+    assert np.array_equal(shown[0], frames[0][0].image)
+    assert np.array_equal(shown[1], frames[1][0].image)
+    # ... then frame 0's painting, moved on with the face by the two pixels it has moved.
+    assert lagging.paintings == 1
+    inner = (slice(24, -24), slice(24, -24))
+    carried = np.abs(shown[2][:, 2:].astype(np.float32) - painted[:, :-2])[inner].mean()
+    unmoved = np.abs(shown[2].astype(np.float32) - painted)[inner].mean()
+    assert carried < 0.25 * unmoved, (carried, unmoved)
+    assert "painted in the background" in lagging.name
+
+
+def test_a_face_s_first_painting_fades_in_over_its_fallback(
+    exemplar: Exemplar, faces: list[AlignedCrop]
+) -> None:
+    still = [_moved(faces[0], 0, 0)]
+    painter = KeyframePainter(exemplar, KeyframeSettings(every=4, fade=1, lag=1))
+    before, halfway, after = (painter.stylize(still)[0].astype(np.float32) for _ in range(3))
+    assert np.array_equal(before, still[0].image)
+    # Half the painting over the face at its arrival, all of it a frame later.
+    assert np.abs(halfway - (before + after) / 2).mean() < 1.0
+    assert np.abs(after - before).mean() > 4.0
+
+
+def test_a_crop_of_another_side_is_painted_at_the_painter_s_and_brought_back(
+    exemplar: Exemplar, faces: list[AlignedCrop]
+) -> None:
+    """Live's "smaller crops" step hands every painter half-size crops."""
+    painter = KeyframePainter(exemplar, KeyframeSettings(every=8))
+    full = painter.stylize([_moved(faces[0], 0, 0)])[0]
+    half = AlignedCrop(
+        cv2.resize(faces[0].image, (SIZE // 2, SIZE // 2), interpolation=cv2.INTER_AREA),
+        faces[0].matrix / 2,
+        faces[0].landmarks / 2,
+        0,
+    )
+    shown = painter.stylize([half])
+    assert shown.shape == (1, SIZE // 2, SIZE // 2, 3)
+    assert painter.paintings == 1  # the same track, carried
+    smaller = cv2.resize(full, (SIZE // 2, SIZE // 2), interpolation=cv2.INTER_AREA)
+    assert np.abs(shown[0].astype(np.float32) - smaller).mean() < 6.0
+
+
+def test_a_painter_in_the_background_keeps_a_face_left_out_of_a_few_frames(
+    exemplar: Exemplar, faces: list[AlignedCrop]
+) -> None:
+    """Live's degraded steps leave a face out of a frame; it keeps its painting."""
+    painter = KeyframePainter(exemplar, KeyframeSettings(every=100, lag=None))
+    both = [_moved(face, 0, track) for track, face in enumerate(faces)]
+    for crops in (both, both[:1], both[:1], both):
+        painter.stylize(crops)
+    assert painter.asked == 2
+    for _ in range(20):
+        painter.stylize(both[:1])
+    painter.stylize(both)  # gone for 20 frames: painted afresh
+    assert painter.asked == 3
+
+
+def test_a_painting_that_fails_in_the_background_fails_the_frame_that_takes_it(
+    exemplar: Exemplar, faces: list[AlignedCrop]
+) -> None:
+    class OutOfMemory(KeyframePainter):
+        def _paint(self, crop: AlignedCrop, carried: np.ndarray | None) -> np.ndarray:
+            raise MemoryError("the teacher ran out of memory")
+
+    painter = OutOfMemory(exemplar, KeyframeSettings(every=8, lag=1))
+    face = [_moved(faces[0], 0, 0)]
+    painter.stylize(face)  # asked for; the face is shown as it is meanwhile
+    with pytest.raises(MemoryError, match="ran out of memory"):
+        painter.stylize(face)
+
+
+def test_a_live_session_paints_keyframes_in_the_background(tmp_path: Path) -> None:
+    source = tmp_path / "walk.mp4"
+    write_moving_face_clip(source, [FacePath("astronaut", _walk)], 12, audio=False)
+    record = tmp_path / "live.mp4"
+    session = LiveSession(
+        str(source),
+        RestyleSettings(style="painterly", keyframes=4),
+        LiveOutputs(record=record),
+    )
+    painter = session.restyler.stylizer
+    assert isinstance(painter, KeyframePainter) and painter.settings.lag is None
+    assert painter.fallback is not None  # the pack's student until a painting arrives
+    summary = session.run()
+    assert summary.frames >= 3  # live drops frames it cannot keep up with
+    with open_source(source) as before, open_source(record) as after:
+        originals = {frame.index: frame.image for frame in before}
+        shown = [frame.image for frame in after]
+    # Every face is restyled from the first frame on, by the student or a painting.
+    for index, image in zip(summary.indices, shown, strict=True):
+        assert np.abs(originals[int(index)].astype(int) - image.astype(int)).mean() > 0.5

@@ -68,19 +68,16 @@ def add_restyle_options(
     parser: argparse.ArgumentParser,
     default_style: str | None,
     style_help: str | None = None,
-    *,
-    files: bool = False,
 ) -> None:
     """The options every command that restyles a stream shares (render, live, bench): one
-    per :class:`RestyleSettings` field a user sets; :func:`restyle_settings` reads them.
-    ``files``: a command that renders files (render, batch, bench), which also takes
-    ``--keyframes``."""
-    artwork = ", or with --keyframes an artwork image" if files else ""
+    per :class:`RestyleSettings` field a user sets; :func:`restyle_settings` reads them."""
     parser.add_argument(
         "--style",
         default=default_style,
         metavar="NAME|PACK",
-        help=style_help or f"style name or .safetensors pack{artwork} (default: {default_style})",
+        help=style_help
+        or f"style name or .safetensors pack, or with --keyframes an artwork image (default: "
+        f"{default_style})",
     )
     parser.add_argument(
         "--identity",
@@ -95,8 +92,7 @@ def add_restyle_options(
         "a pack's stroke strength times K: 0 none, 1 the pack's own (default; facestyle "
         "packs lists it as 'own strokes'); bolder is less steady and less like the person",
     )
-    if files:
-        add_keyframes_option(parser)
+    add_keyframes_option(parser)
     parser.add_argument(
         "--max-faces", type=number_in(int, 1), default=16, metavar="N", help="faces per frame (16)"
     )
@@ -124,7 +120,8 @@ def add_keyframes_option(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="paint each face with the pack's teacher from its artwork every N frames and "
         "carry the painting between: the artist's own marks, about a second a face per "
-        "keyframe (8 is a good start; default 0: the real-time student)",
+        "keyframe, on a thread of its own when live (8 is a good start; default 0: the "
+        "real-time student)",
     )
 
 
@@ -157,8 +154,7 @@ def restyle_settings(args: argparse.Namespace, style: str | None = None) -> Rest
         identity=args.identity,
         strokes=args.strokes,
         skin_hue=args.skin_hue,
-        # Only the commands that render files have --keyframes.
-        keyframes=getattr(args, "keyframes", 0),
+        keyframes=args.keyframes,
         max_faces=args.max_faces,
         detect_every=args.detect_every,
         mask=args.mask,

@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="folder for the outputs (NAME-styled.EXT each) and the manifest that lets a rerun "
         "skip finished clips; made if missing",
     )
-    add_restyle_options(parser, DEFAULT_STYLE, files=True)
+    add_restyle_options(parser, DEFAULT_STYLE)
     parser.add_argument(
         "--jobs",
         type=number_in(int, 1),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipeline.errors import UsageError
 from pipeline.sinks.file import DEFAULT_PRESET
 from plugin.commands._args import (
     add_engine_options,
@@ -85,7 +84,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         None,
         style_help="style to render with (default: cartoon, the classical one; --live: "
         f"{DEFAULT_STYLE})",
-        files=True,
     )
     parser.add_argument(
         "--preset", default=DEFAULT_PRESET, help=f"x264 preset of every run ({DEFAULT_PRESET})"
@@ -126,9 +124,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from plugin.bench import format_bench, run_bench
-
-    if args.keyframes and args.live:
-        raise UsageError("--keyframes is for files: a live session paints with the student")
 
     if args.batch:
         from plugin.batch import BatchSettings

@@ -129,6 +129,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "seconds a frame: most of eval's time on footage)",
     )
     add_keyframes_option(parser)
+    parser.add_argument(
+        "--keyframe-lag",
+        type=number_in(int, 0),
+        default=0,
+        metavar="N",
+        help="with --keyframes, show each painting N frames after the frame it was asked on "
+        "(painted on a thread of its own, carried there, a pack's student showing each face "
+        "until its first one): what a live session shows when the teacher takes N frames "
+        "(default 0: in line, as render)",
+    )
     add_mask_option(parser)
     add_fine_detail_option(parser)
     add_full_crops_option(parser)
@@ -154,7 +164,13 @@ def generated_clip(path: Path, frames: int) -> Path:
 
 def _stylizers(args: argparse.Namespace) -> tuple[list[Stylizer], Exemplar | None]:
     stylizers = [
-        resolve_style(spec, strokes=args.strokes, skin_hue=args.skin_hue, keyframes=args.keyframes)
+        resolve_style(
+            spec,
+            strokes=args.strokes,
+            skin_hue=args.skin_hue,
+            keyframes=args.keyframes,
+            keyframe_lag=args.keyframe_lag,
+        )
         for spec in args.style
     ]
     exemplar = None

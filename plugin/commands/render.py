@@ -68,7 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help=f"render the bundled sample clip (output defaults to {SAMPLE_OUTPUT})",
     )
-    add_restyle_options(parser, DEFAULT_STYLE, files=True)
+    add_restyle_options(parser, DEFAULT_STYLE)
     add_engine_options(parser)
     add_encoder_options(parser)
     parser.add_argument(
