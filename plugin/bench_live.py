@@ -114,15 +114,19 @@ def _measure(summary: RunSummary) -> dict:
 def _session(clip: Path, frames: int, settings: RestyleSettings) -> dict:
     """One live session on ``clip``: its numbers and what each face stage cost a frame."""
     session = LiveSession(str(clip), settings, _stream(), max_frames=frames)
-    measured = _measure(session.run())
+    summary = session.run()
     restyler = session.restyler
     stage_ms = restyler.timings.ms_per_frame()
+    # Keyframes painted in the background over the session (None: a style without them).
+    paintings = getattr(restyler.stylizer, "paintings", None)
     return {
-        **measured,
+        **_measure(summary),
         "style": restyler.stylizer.name,
         "stage_ms": {k: round(v, 1) for k, v in stage_ms.items()},
         # Where the degradation policy ended (pipeline.degrade.STEPS).
         "degraded": session.degraded or "full",
+        "keyframes_painted": paintings,
+        "seconds_a_keyframe": round(summary.seconds / paintings, 2) if paintings else None,
     }
 
 
@@ -167,7 +171,9 @@ def run_live_bench(
         ``{"style": name, "seconds": s, "clip": path or None, "sizes": {"640x480": {...},
         ...}}`` where each size has ``fps``, ``p50_ms``, ``p95_ms``, ``captured``,
         ``written``, ``dropped``, ``stage_ms`` (per face stage), ``degraded`` (the
-        degradation step it ended at), ``baseline`` (the same numbers for a pass-through
+        degradation step it ended at), ``keyframes_painted`` and ``seconds_a_keyframe``
+        (with keyframes, painted in the background; ``None`` without), ``baseline`` (the
+        same numbers for a pass-through
         stage), ``fps_vs_baseline``, the targets (``None`` for a size without one) and
         ``meets_target`` (``None`` likewise); with ``load``, also ``load``: the loaded run's
         numbers with ``fps_ratio`` and ``p95_ratio`` (loaded / quiet) and ``meets_target``
@@ -271,6 +277,11 @@ def format_live_bench(result: dict) -> str:
             f"  {'':>9}  pass-through baseline {base['fps']:.1f} fps, p95 {base['p95_ms']:.1f} ms;"
             f" restyled/baseline fps {row['fps_vs_baseline']}; stage ms/frame: {stages}"
         )
+        if row.get("keyframes_painted"):
+            lines.append(
+                f"  {'':>9}  {row['keyframes_painted']} keyframes painted in the background, "
+                f"one every {row['seconds_a_keyframe']:g} s"
+            )
         loaded = row.get("load")
         loaded_target = (
             f"p95 <= {row['target_p95_ms']:g} ms" if row["target_p95_ms"] is not None else ""

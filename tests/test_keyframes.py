@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from models.exemplar import Exemplar, load_image, prepare_exemplar
-from models.keyframes import ARTWORK_IDENTITY, KeyframePainter, KeyframeSettings, pack_exemplar
+from models.keyframes import (
+    ARTWORK_IDENTITY,
+    BACKGROUND_IDENTITY,
+    KeyframePainter,
+    KeyframeSettings,
+    pack_exemplar,
+)
 from models.pack import bundled_packs, load_pack
 from pipeline.align import align_face
 from pipeline.frame import AlignedCrop
@@ -151,6 +157,9 @@ def test_keyframes_keep_a_pack_s_identity_and_give_an_artwork_its_own() -> None:
         assert isinstance(painter, KeyframePainter)
         assert painter.default_identity == load_pack(bundled_packs()[name]).identity
     assert resolve_style(ENGRAVING, keyframes=8).default_identity == ARTWORK_IDENTITY
+    # A painting shown late is of the face as it was: more of the person's own detail.
+    late = resolve_style("painterly", keyframes=8, keyframe_lag=None)
+    assert late.default_identity == BACKGROUND_IDENTITY
     # The packs' own identities differ, so the test tells the two sources apart.
     assert load_pack(bundled_packs()["painterly"]).identity != ARTWORK_IDENTITY
 
