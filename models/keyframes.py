@@ -144,6 +144,11 @@ class _Track:
     since_asked: int = 0  # frames since the last keyframe was asked for
     missing: int = 0  # calls in a row the face was missing from
 
+    def drop(self) -> None:
+        """Give up the painting being made, if it has not started."""
+        if self.asked is not None and self.asked.ready is not None:
+            self.asked.ready.cancel()
+
 
 # How many calls in a row a track may miss before a painter that paints in the background
 # forgets it: live's degraded steps leave slow or far faces out of some frames.
@@ -245,8 +250,7 @@ class KeyframePainter:
     def reset(self) -> None:
         """Forget every track (paintings still being made are dropped)."""
         for track in self._tracks.values():
-            if track.asked is not None and track.asked.ready is not None:
-                track.asked.ready.cancel()
+            track.drop()
         self._tracks = {}
         if self.fallback is not None:
             self.fallback.reset()
@@ -270,14 +274,12 @@ class KeyframePainter:
             painted = track.painting.carried()
             weight = np.float32((track.age + 1) / (self.settings.fade + 1))
             if track.fading is not None:
-                earlier = track.fading.carried().astype(np.float32)
-                painted = np.rint(earlier + (painted - earlier) * weight).astype(np.uint8)
+                painted = _faded(track.fading.carried(), painted, weight)
             painted = toned(self.exemplar, painted, crop.image, crop.landmarks)
             if side != self.crop_size:
                 painted = cv2.resize(painted, (side, side), interpolation=cv2.INTER_AREA)
             if track.from_fallback:
-                earlier = shown_before[i].astype(np.float32)
-                painted = np.rint(earlier + (painted - earlier) * weight).astype(np.uint8)
+                painted = _faded(shown_before[i], painted, weight)
             out[i] = painted
         return out
 
@@ -288,9 +290,7 @@ class KeyframePainter:
         for track_id, track in list(self._tracks.items()):
             track.missing = 0 if track_id in seen else track.missing + 1
             if track.missing > patience:
-                if track.asked is not None and track.asked.ready is not None:
-                    track.asked.ready.cancel()
-                del self._tracks[track_id]
+                self._tracks.pop(track_id).drop()
 
     def _fallback(self, crops: Sequence[AlignedCrop]) -> list[np.ndarray]:
         """``crops`` as shown before their face's first painting."""
@@ -376,6 +376,12 @@ class KeyframePainter:
         guides = compute_guides(crop.image, crop.landmarks, self.exemplar.reference)
         params = self._params if carried is not None else replace(self._params, temporal=0.0)
         return synthesize(self.exemplar, guides, params, carried).image
+
+
+def _faded(earlier: np.ndarray, later: np.ndarray, weight: np.float32) -> np.ndarray:
+    """``(S, S, 3)`` ``uint8``: ``later`` over ``earlier`` at ``weight`` (0 to 1)."""
+    earlier = earlier.astype(np.float32)
+    return np.rint(earlier + (later - earlier) * weight).astype(np.uint8)
 
 
 def pack_exemplar(pack: StylePack) -> Exemplar:
