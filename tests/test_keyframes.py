@@ -114,8 +114,12 @@ def test_keyframe_settings_are_checked() -> None:
         KeyframeSettings(every=4, fade=4)
     with pytest.raises(ValueError, match="every"):
         KeyframeSettings(every=0, fade=0)
+    with pytest.raises(ValueError, match="lag"):
+        KeyframeSettings(lag=-1)
     with pytest.raises(ValueError, match="keyframes"):
         RestyleSettings(keyframes=-1)
+    with pytest.raises(ValueError, match="keyframe_lag"):
+        RestyleSettings(keyframe_lag=True)
 
 
 def test_a_bundled_pack_holds_its_artwork_whole_for_the_teacher() -> None:
