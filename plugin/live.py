@@ -29,10 +29,11 @@ from pipeline.restyle import Restyler
 from pipeline.runner import Runner, RunStats, RunSummary
 from pipeline.sinks.base import Sink
 from pipeline.sources.base import Source
+from pipeline.stylizer import Stylizer
 from pipeline.video_engines import choose_video_engines
 from plugin.live_control import ControlServer, StyleSwitch
 from plugin.settings import RestyleSettings, build_restyler, resolve_device
-from plugin.styles import available_styles, resolve_style
+from plugin.styles import available_styles, resolve_style, style_file
 
 # Frames the live detector may run behind on its own thread (100 ms at 30 fps): its spikes never
 # hold up a frame. RestyleSettings.detect_lag overrides it.
@@ -153,6 +154,14 @@ def warm_up(restyler: Restyler) -> None:
     restyler.reset()
 
 
+def _switched_style(style: str, device: str, keyframes: int, lag: int | None) -> Stylizer:
+    """The stylizer a live session switches to: with the session's keyframes where the style
+    has an artwork to paint from (the cartoon style has none, and is itself)."""
+    if keyframes and style_file(style) is not None:
+        return resolve_style(style, device, keyframes=keyframes, keyframe_lag=lag)
+    return resolve_style(style, device)
+
+
 class LiveSession:
     """A camera restyled live to its outputs, until the camera ends or it is stopped.
 
@@ -202,9 +211,12 @@ class LiveSession:
         restyler = build_restyler(settings)
         style = settings.style
         name = str(style) if isinstance(style, str | Path) else restyler.stylizer.name
-        # A style switched to while running runs on the session's device too.
+        # A style switched to while running runs on the session's device too, and is
+        # painted in keyframes too where the session's are.
         device = resolve_device(settings.device)
-        resolve = functools.partial(resolve_style, device=device)
+        resolve = functools.partial(
+            _switched_style, device=device, keyframes=settings.keyframes, lag=settings.keyframe_lag
+        )
         # A recording on a CUDA session goes to NVENC where it opens (tried here, at start).
         self._record_on_gpu = bool(self.outputs.record) and (
             choose_video_engines(device).hardware_encode

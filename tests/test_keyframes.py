@@ -280,7 +280,11 @@ def test_a_live_session_paints_keyframes_in_the_background(tmp_path: Path) -> No
     painter = session.restyler.stylizer
     assert isinstance(painter, KeyframePainter) and painter.settings.lag is None
     assert painter.fallback is not None  # the pack's student until a painting arrives
+    session.request_style("cartoon")  # no artwork to paint from: itself
+    session.request_style("engraving")  # painted in keyframes too
     summary = session.run()
+    switched = session.restyler.stylizer
+    assert isinstance(switched, KeyframePainter) and switched.name.startswith("engraving")
     assert summary.frames >= 3  # live drops frames it cannot keep up with
     with open_source(source) as before, open_source(record) as after:
         originals = {frame.index: frame.image for frame in before}
