@@ -119,11 +119,21 @@ class _Painting:
     flow: np.ndarray
     ready: Future[np.ndarray] | None = None
     frames: int = 0
+    _carried: np.ndarray | None = None  # carried() on the latest crop, once made
+
+    def follow(self, step: np.ndarray) -> None:
+        """Move on to a new latest crop; ``step``: ``(S, S, 2)`` ``float32``, the flow from
+        it to the crop before."""
+        self.flow = chain_flow(step, self.flow)
+        self._carried = None
 
     def carried(self) -> np.ndarray:
-        """``(S, S, 3)`` ``uint8``: the painting moved onto the latest crop."""
-        # Bicubic: bilinear resampling softens a stroke by a different amount each frame.
-        return warp_by_flow(self.image, self.flow, cv2.INTER_CUBIC)
+        """``(S, S, 3)`` ``uint8``: the painting moved onto the latest crop (made once per
+        crop: a keyframe's frame needs the outgoing painting for its guide and its fade)."""
+        if self._carried is None:
+            # Bicubic: bilinear resampling softens a stroke by a different amount each frame.
+            self._carried = warp_by_flow(self.image, self.flow, cv2.INTER_CUBIC)
+        return self._carried
 
 
 @dataclass
@@ -324,7 +334,7 @@ class KeyframePainter:
         step = optical_flow(crop.image, track.last_crop, fast=self._fast_flow)
         for painting in (track.painting, track.fading, track.asked):
             if painting is not None:
-                painting.flow = chain_flow(step, painting.flow)
+                painting.follow(step)
         track.last_crop = crop.image
         track.age += 1
         track.since_asked += 1
