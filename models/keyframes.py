@@ -250,10 +250,10 @@ class KeyframePainter:
         self._params = TeacherParams(temporal=self.settings.temporal)
         self._thread = _PaintingThread(self._paint) if lagging else None
         # Frames that do not wait for the teacher must keep the camera's pace: DIS's ultrafast
-        # preset, as the student's canvas uses live. A live session on the shared clip 1 with
-        # the teacher painting beside it: 28.5 fps against 23.7 with the medium preset, for
-        # warping error ratios (eval --keyframe-lag 36, clips 1 / 3) of 1.19 / 1.84 against
-        # 1.12 / 1.70.
+        # preset, as the student's canvas uses live. bench --live --keyframes 8, two rounds
+        # against the medium preset: 2 / 2 frames of 600 dropped at 640x480 against 19 / 3,
+        # 2 / 1 at 720p against 36 / 6, for warping error ratios (eval --keyframe-lag 36,
+        # clips 1 / 3) of 1.19 / 1.84 against 1.12 / 1.70.
         self._fast_flow = lagging
         self._tracks: dict[int, _Track] = {}
 
