@@ -246,7 +246,9 @@ class KeyframePainter:
         self.name = f"{name} (keyframes every {self.settings.every}{when})"
         self.crop_size = exemplar.size
         self.asked = 0  # keyframes asked for since construction
-        self.paintings = 0  # keyframes painted since construction
+        # Keyframes shown since construction: one dropped with its track (a live session's
+        # warm-up face) is not counted, though the teacher may have painted it.
+        self.paintings = 0
         self._params = TeacherParams(temporal=self.settings.temporal)
         self._thread = _PaintingThread(self._paint) if lagging else None
         # Frames that do not wait for the teacher must keep the camera's pace: DIS's ultrafast
@@ -379,10 +381,10 @@ class KeyframePainter:
         track.from_fallback = fades and track.painting is None and self._thread is not None
         track.painting = painting
         track.age = 0
+        self.paintings += 1
 
     def _paint(self, crop: AlignedCrop, carried: np.ndarray | None) -> np.ndarray:
         """The teacher's painting of ``crop``, guided by ``carried`` where there is one."""
-        self.paintings += 1
         guides = compute_guides(crop.image, crop.landmarks, self.exemplar.reference)
         params = self._params if carried is not None else replace(self._params, temporal=0.0)
         return synthesize(self.exemplar, guides, params, carried).image

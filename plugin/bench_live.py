@@ -117,7 +117,8 @@ def _session(clip: Path, frames: int, settings: RestyleSettings) -> dict:
     summary = session.run()
     restyler = session.restyler
     stage_ms = restyler.timings.ms_per_frame()
-    # Keyframes painted in the background over the session (None: a style without them).
+    # Keyframes shown over the session, painted in the background (None: a style without
+    # them).
     paintings = getattr(restyler.stylizer, "paintings", None)
     return {
         **_measure(summary),

@@ -292,3 +292,17 @@ def test_a_live_session_paints_keyframes_in_the_background(tmp_path: Path) -> No
     # Every face is restyled from the first frame on, by the student or a painting.
     for index, image in zip(summary.indices, shown, strict=True):
         assert np.abs(originals[int(index)].astype(int) - image.astype(int)).mean() > 0.5
+
+
+def test_a_painting_dropped_with_its_track_is_not_counted_as_shown(
+    exemplar: Exemplar, faces: list[AlignedCrop]
+) -> None:
+    """A live session's warm-up face is forgotten before the camera starts."""
+    painter = KeyframePainter(exemplar, KeyframeSettings(every=8, lag=1))
+    painter.stylize([_moved(faces[0], 0, 0)])  # asked for, then dropped by the reset
+    painter._tracks[0].asked.ready.result()  # painted, as a warm-up face's often is
+    painter.reset()
+    face = [_moved(faces[1], 0, 1)]
+    painter.stylize(face)
+    painter.stylize(face)
+    assert painter.asked == 2 and painter.paintings == 1

@@ -387,6 +387,7 @@ def test_live_bench_plays_the_users_own_clip_at_its_size_and_rate(clip: Path) ->
         assert measured["written"] + measured["dropped"] == measured["captured"]
     # A size without a target is measured, not judged.
     assert row["target_fps"] is None and row["meets_target"] is None
+    assert row["keyframes_painted"] is None  # the cartoon style paints none
     text = format_live_bench(result)
     assert str(clip) in text and size in text
     assert "[met" not in text and "[MISSED" not in text
