@@ -8,12 +8,16 @@ held still (the same spline as :func:`pipeline.guides.positional_guide`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
+from pipeline.frame import AlignedCrop
 from pipeline.guides import positional_guide
 
-__all__ = ["toward_exemplar"]
+__all__ = ["reshape_crops", "toward_exemplar"]
 
 
 def toward_exemplar(
@@ -44,3 +48,25 @@ def toward_exemplar(
         image, source[..., 0], source[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     return warped, target.astype(np.float32)
+
+
+def reshape_crops(
+    crops: Sequence[AlignedCrop], exemplar_landmarks: np.ndarray, side: int, strength: float
+) -> list[AlignedCrop]:
+    """Each crop reshaped by :func:`toward_exemplar`, at its own side (the exemplar's
+    landmarks scaled to it); the crops themselves at ``strength`` 0.
+
+    Args:
+        crops: aligned crops, each ``S_i`` pixels a side.
+        exemplar_landmarks: ``(68, 2)`` ``float32`` the exemplar's, in a ``side`` px crop.
+        side: the side ``exemplar_landmarks`` are given at.
+        strength: 0..1.
+    """
+    if strength == 0.0:
+        return list(crops)
+    reshaped = []
+    for crop in crops:
+        target = np.asarray(exemplar_landmarks, np.float32) * np.float32(crop.size / side)
+        image, landmarks = toward_exemplar(crop.image, crop.landmarks, target, strength)
+        reshaped.append(replace(crop, image=image, landmarks=landmarks))
+    return reshaped

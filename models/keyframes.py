@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from models.exemplar import Exemplar, exemplar_from_crop
+from models.geometry import reshape_crops
 from models.pack import StylePack
 from models.teacher import TeacherParams, synthesize, toned
 from pipeline.detail import DEFAULT_IDENTITY_SCALE
@@ -224,7 +225,10 @@ class KeyframePainter:
             lag. Van Gogh's, every 8th frame: at 0 the face of the shared clip 2 stayed under
             0.6 in 88 % of the frames judged, at 0.35 in all.
         fallback: what shows a face until its first painting arrives, with a lag (the pack's
-            student); ``None`` shows the face itself.
+            student, which reshapes faces as this painter does); ``None`` shows the face
+            itself.
+        geometry: 0..1, how far each face is reshaped toward the exemplar's proportions
+            before it is painted (a pack's geometry, :func:`models.geometry.toward_exemplar`).
     """
 
     identity_scale = DEFAULT_IDENTITY_SCALE
@@ -236,8 +240,12 @@ class KeyframePainter:
         name: str = "teacher",
         identity: float = 0.35,
         fallback: Stylizer | None = None,
+        geometry: float = 0.0,
     ) -> None:
+        if not 0.0 <= geometry <= 1.0:
+            raise ValueError(f"KeyframePainter: geometry must be in 0..1, got {geometry}")
         self.exemplar = exemplar
+        self.geometry = geometry
         self.settings = settings or KeyframeSettings()
         lagging = self.settings.lag != 0
         self.default_identity = max(identity, BACKGROUND_IDENTITY) if lagging else identity
@@ -273,12 +281,14 @@ class KeyframePainter:
         self._forget_missing({crop.track_id for crop in crops})
         side = crops[0].size if crops else self.crop_size
         out = np.empty((len(crops), side, side, 3), np.uint8)
-        full = [self._at_side(crop, self.crop_size) for crop in crops]
+        reshaped = self.reshape(crops)
+        full = [self._at_side(crop, self.crop_size) for crop in reshaped]
         tracks = [self._advance(crop) for crop in full]
         wanted = [
             i for i, track in enumerate(tracks) if track.painting is None or track.from_fallback
         ]
-        shown_before = dict(zip(wanted, self._fallback([crops[i] for i in wanted]), strict=True))
+        before = self._fallback([crops[i] for i in wanted], [reshaped[i] for i in wanted])
+        shown_before = dict(zip(wanted, before, strict=True))
         for i, (crop, track) in enumerate(zip(full, tracks, strict=True)):
             if track.painting is None:
                 out[i] = shown_before[i]
@@ -304,12 +314,20 @@ class KeyframePainter:
             if track.missing > patience:
                 self._tracks.pop(track_id).drop()
 
-    def _fallback(self, crops: Sequence[AlignedCrop]) -> list[np.ndarray]:
-        """``crops`` as shown before their face's first painting."""
+    def reshape(self, crops: Sequence[AlignedCrop]) -> list[AlignedCrop]:
+        """``crops`` reshaped as they are painted (``geometry``): what the output lines up
+        with (:class:`pipeline.stylizer.ReshapingStylizer`)."""
+        return reshape_crops(crops, self.exemplar.landmarks, self.crop_size, self.geometry)
+
+    def _fallback(
+        self, crops: Sequence[AlignedCrop], reshaped: Sequence[AlignedCrop]
+    ) -> list[np.ndarray]:
+        """``crops`` (``reshaped``, as painted) as shown before their face's first
+        painting."""
         if not crops:
             return []
         if self.fallback is None:
-            return [crop.image for crop in crops]
+            return [crop.image for crop in reshaped]
         styled = self.fallback.stylize(crops)
         return list(styled.get() if array_module(styled) is not np else styled)
 

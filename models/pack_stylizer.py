@@ -14,7 +14,7 @@ from torch.nn import functional
 
 from models.canvas import advect_shift, resize_canvas, shifted_canvas
 from models.generator import StudentGenerator
-from models.geometry import toward_exemplar
+from models.geometry import reshape_crops
 from models.pack import StylePack
 from models.student_input import StudentReference, student_guides, to_unit_rgb
 from pipeline.detail import restore_tone
@@ -265,7 +265,7 @@ class PackStylizer:
             else None
         )
         self._canvas_sizes: dict[int, np.ndarray] = {}
-        self._exemplar_sizes: dict[int, tuple[np.ndarray, StudentReference]] = {}
+        self._references: dict[int, StudentReference] = {}
 
     def inputs(self, crops: Sequence[AlignedCrop]) -> tuple[np.ndarray, np.ndarray]:
         """The student's inputs: ``(N, 3, S, S)`` RGB -1..1 and ``(N, G, S/4, S/4)`` guides,
@@ -285,13 +285,21 @@ class PackStylizer:
         """Per crop: ``(S, S, 3)`` ``uint8`` after the geometry warp, ``(G, S/4, S/4)``
         ``float32`` guides (see :meth:`inputs`); each crop at its own side ``S``."""
         pairs = []
-        for crop in crops:
-            exemplar, reference = self._exemplar_at(crop.size)
-            image, landmarks = toward_exemplar(
-                crop.image, crop.landmarks, exemplar, self.pack.geometry
-            )
-            pairs.append((image, student_guides(image, landmarks, reference, self.pack.guides)))
+        for crop in self.reshape(crops):
+            reference = self._reference_at(crop.size)
+            guides = student_guides(crop.image, crop.landmarks, reference, self.pack.guides)
+            pairs.append((crop.image, guides))
         return pairs
+
+    def reshape(self, crops: Sequence[AlignedCrop]) -> list[AlignedCrop]:
+        """``crops`` after the pack's geometry warp (:func:`models.geometry.reshape_crops`),
+        which the student's output lines up with
+        (:class:`pipeline.stylizer.ReshapingStylizer`)."""
+        for crop in crops:
+            self._reference_at(crop.size)  # refuses a side the pack does not stylize
+        return reshape_crops(
+            crops, self.pack.exemplar_landmarks, self.crop_size, self.pack.geometry
+        )
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> Any:
         """``N`` aligned crops → ``(N, S, S, 3)`` ``uint8`` RGB stylized crops, as an array of
@@ -404,25 +412,21 @@ class PackStylizer:
                 planes.append(shifted_canvas(canvas, motion.track.shift))
         return planes
 
-    def _exemplar_at(self, size: int) -> tuple[np.ndarray, StudentReference]:
-        """The exemplar's ``(68, 2)`` landmarks and the guides' reference for ``size`` px
-        crops (the pack's side, or half of it), made once per size.
+    def _reference_at(self, size: int) -> StudentReference:
+        """The guides' reference for ``size`` px crops (the pack's side, or half of it),
+        made once per size.
 
         Raises:
             StyleError: another side.
         """
-        if size not in self._exemplar_sizes:
+        if size not in self._references:
             if size not in (self.crop_size, self.crop_size // 2):
                 raise StyleError(
                     f"pack {self.name!r} stylizes {self.crop_size}px crops, got {size}px"
                 )
-            scale = np.float32(size / self.crop_size)
-            landmarks = self._reference.landmarks * scale
-            self._exemplar_sizes[size] = (
-                self.pack.exemplar_landmarks * scale,
-                replace(self._reference, landmarks=landmarks, size=size),
-            )
-        return self._exemplar_sizes[size]
+            landmarks = self._reference.landmarks * np.float32(size / self.crop_size)
+            self._references[size] = replace(self._reference, landmarks=landmarks, size=size)
+        return self._references[size]
 
     def _canvas_at(self, size: int) -> np.ndarray:
         """The pack's ``(C, size, size)`` canvas (half size on the live path's smaller

@@ -345,6 +345,7 @@ class Compositor:
         crops: Sequence[AlignedCrop],
         stylized: Any,
         faces: Sequence[Face],
+        in_place: Sequence[bool] | None = None,
     ) -> np.ndarray:
         """Composite every stylized crop into the frame.
 
@@ -354,6 +355,9 @@ class Compositor:
             stylized: ``(N, S, S, 3)`` ``uint8`` RGB, stylized crop ``i`` for ``crops[i]``;
                 NumPy, or an array of the compositor's backend (CuPy from a GPU stylizer).
             faces: ``N`` faces; ``faces[i].visibility`` scales crop ``i``'s opacity.
+            in_place: ``in_place[i]``: face ``i`` is where the frame has it, so the frame's
+                fine detail fits it; false for a face a style pack's geometry reshaped.
+                All by default.
 
         Returns:
             ``(H, W, 3)`` ``uint8`` RGB: a new frame, or ``image`` itself when nothing is
@@ -384,7 +388,8 @@ class Compositor:
             styled = self.backend.to_device(styled)
             rgba = self.backend.xp.dstack([styled, self.backend.to_device(mask)])
             detail = None
-            if self.fine_detail and magnification(crop.matrix) >= FINE_DETAIL_FROM:
+            fits = in_place is None or in_place[i]
+            if self.fine_detail and fits and magnification(crop.matrix) >= FINE_DETAIL_FROM:
                 detail = fine_detail_gain(self.backend, self.backend.to_device(crop.image), styled)
             self._blend_one(out, image, rgba, detail, crop.matrix, region, face.visibility)
         return out

@@ -27,7 +27,7 @@ from pipeline.composite import Compositor, magnification
 from pipeline.degrade import DegradePolicy, DegradeSettings, sheds
 from pipeline.detail import MAX_IDENTITY, restore_detail
 from pipeline.frame import AlignedCrop, Face, Frame
-from pipeline.stylizer import StagedStylizer, Stylizer
+from pipeline.stylizer import StagedStylizer, Stylizer, drawn_crops
 from pipeline.timings import StageTimings
 from pipeline.tracker import FaceTracker
 from pipeline.xp import array_module
@@ -100,12 +100,29 @@ class Stylized:
             stylizer and still to be finished by it
             (:meth:`~pipeline.stylizer.StagedStylizer.finish`), after the person's detail is
             restored (:meth:`Restyler.finish`); empty when none is.
+        classical: ``classical[i]``: ``crops[i]`` is the classical filter's (live's degraded
+            steps), not drawn by the analysis's stylizer on its reshaped crop
+            (:func:`~pipeline.stylizer.drawn_crops`); empty when none is.
     """
 
     analysis: Analysis
     crops: Any
     seconds: float = 0.0
     unfinished: tuple[bool, ...] = ()
+    classical: tuple[bool, ...] = ()
+
+    def drawn(self) -> list[AlignedCrop]:
+        """The crops the stylized ones line up with, which the person's detail, the finish
+        and the head matte are taken from: ``analysis.crops``, each reshaped as the
+        analysis's stylizer draws faces (a style pack's geometry) where it drew it."""
+        analysis = self.analysis
+        classical = self.classical or (False,) * len(analysis.crops)
+        drawn = list(analysis.crops)
+        styled = [i for i, plain in enumerate(classical) if not plain]
+        reshaped = drawn_crops(analysis.stylizer, [drawn[i] for i in styled])
+        for i, crop in zip(styled, reshaped, strict=True):
+            drawn[i] = crop
+        return drawn
 
 
 class Restyler:
@@ -156,8 +173,9 @@ class Restyler:
         # For the "far faces classical" step, made on first use.
         self._classical: CartoonStylizer | None = None
         # track id -> (face box, stylized crop, whether that crop was a reused one, whether it
-        # is still to be finished) of its last frame, for the "alternate frames" step.
-        self._last: dict[int, tuple[np.ndarray, Any, bool, bool]] = {}
+        # is still to be finished, whether it is the classical filter's) of its last frame,
+        # for the "alternate frames" step.
+        self._last: dict[int, tuple[np.ndarray, Any, bool, bool, bool]] = {}
 
     def process(self, frame: Frame) -> Frame:
         """Restyle the faces in one frame.
@@ -226,13 +244,15 @@ class Restyler:
             return Stylized(analysis, None)
         start = time.perf_counter()
         with self.timings.measure("stylize"):
-            crops, unfinished = self._stylize(analysis)
-        return Stylized(analysis, crops, time.perf_counter() - start, unfinished)
+            crops, unfinished, classical = self._stylize(analysis)
+        return Stylized(analysis, crops, time.perf_counter() - start, unfinished, classical)
 
-    def finish(self, stylized: Stylized) -> tuple[Any, ...]:
+    def finish(
+        self, stylized: Stylized, drawn: Sequence[AlignedCrop] | None = None
+    ) -> tuple[Any, ...]:
         """The stylized crops made final, one batch per crop side: the person's detail
         restored (see ``identity``), then finished by their stylizer where it left that to
-        this stage.
+        this stage; ``drawn``: :meth:`Stylized.drawn`, if made already.
 
         Detail first: a pack's finish brings each face to the person's own lightness, and
         the detail of a wide identity scale (the bundled ``painterly``'s 64 px) is not zero
@@ -243,11 +263,12 @@ class Restyler:
         identity = self.identity_for(analysis.stylizer)
         if not (any(stylized.unfinished) or identity > 0):
             return tuple(crops)
+        drawn = stylized.drawn() if drawn is None else drawn
         timings = self.timings
         unfinished = stylized.unfinished or (False,) * len(crops)
         finisher: StagedStylizer = analysis.stylizer  # type: ignore[assignment]
         for group in _by_side(analysis.crops, range(len(crops))):
-            aligned = [analysis.crops[i] for i in group]
+            aligned = [drawn[i] for i in group]
             batch = array_module(crops[group[0]]).stack([crops[i] for i in group])
             if identity > 0:
                 with timings.measure("detail"):
@@ -273,9 +294,11 @@ class Restyler:
         if not faces:
             return frame
         start = time.perf_counter()
-        crops = self.finish(stylized)
+        drawn = stylized.drawn()
+        crops = self.finish(stylized, drawn)
         with self.timings.measure("composite"):
-            image = self.compositor.process(frame.image, analysis.crops, crops, faces)
+            in_place = [a is b for a, b in zip(drawn, analysis.crops, strict=True)]
+            image = self.compositor.process(frame.image, drawn, crops, faces, in_place)
         self.track_ids.update(face.track_id for face in faces)
         self.most_faces = max(self.most_faces, len(faces))
         if self.degrade is not None:
@@ -293,9 +316,10 @@ class Restyler:
         """:meth:`process` as three stages for the threaded runner, in order."""
         return (self.analyse, self.stylize, self.composite)
 
-    def _stylize(self, analysis: Analysis) -> tuple[Any, tuple[bool, ...]]:
-        """The crops stylized as ``analysis.step`` says (see :mod:`pipeline.degrade`), and
-        which are still to be finished (:attr:`Stylized.unfinished`)."""
+    def _stylize(self, analysis: Analysis) -> tuple[Any, tuple[bool, ...], tuple[bool, ...]]:
+        """The crops stylized as ``analysis.step`` says (see :mod:`pipeline.degrade`), which
+        are still to be finished (:attr:`Stylized.unfinished`) and which are the classical
+        filter's (:attr:`Stylized.classical`)."""
         crops, faces, step = analysis.crops, analysis.faces, analysis.step
         alternate, classical = sheds(step, "alternate frames"), sheds(step, "far faces classical")
         # The analysis's own staged stylizer leaves its finish to the compositing thread.
@@ -303,11 +327,12 @@ class Restyler:
         if not (alternate or classical):
             self._last.clear()
             painted = self._stylize_some(analysis.stylizer, analysis, range(len(crops)))
-            return tuple(painted), (pending,) * len(crops)
+            return tuple(painted), (pending,) * len(crops), ()
         settings = self.degrade.settings if self.degrade is not None else DegradeSettings()
         sides = [float(face.box[2] - face.box[0]) for face in faces]
         parts: list[Any] = [None] * len(crops)
         unfinished = [False] * len(crops)
+        plain = [False] * len(crops)
         if alternate:
             # Every other frame a face reaches this stage, not every odd frame index: the
             # frames dropped under load would otherwise leave only even ones, all stylized.
@@ -317,7 +342,7 @@ class Restyler:
                     continue
                 moved = np.hypot(*(box_centre(face.box) - box_centre(last[0])))
                 if moved < settings.slow_face * sides[i]:
-                    parts[i], unfinished[i] = last[1], last[3]
+                    parts[i], unfinished[i], plain[i] = last[1], last[3], last[4]
         reused = [part is not None for part in parts]
         far_below = settings.far_face * max(sides) if classical else 0.0
         if _all_classical(step, len(faces)):
@@ -332,12 +357,13 @@ class Restyler:
                 ):
                     parts[i] = styled
                     unfinished[i] = pending and stylizer is analysis.stylizer
+                    plain[i] = stylizer is not analysis.stylizer
         self._last = {
-            face.track_id: (face.box, parts[i], reused[i], unfinished[i])
+            face.track_id: (face.box, parts[i], reused[i], unfinished[i], plain[i])
             for i, face in enumerate(faces)
         }
         xp = next((array_module(p) for p in parts if array_module(p) is not np), np)
-        return tuple(xp.asarray(part) for part in parts), tuple(unfinished)
+        return tuple(xp.asarray(part) for part in parts), tuple(unfinished), tuple(plain)
 
     @staticmethod
     def _stylize_some(stylizer: Stylizer, analysis: Analysis, indices: Iterable[int]) -> list[Any]:

@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pipeline.frame import AlignedCrop
 
-__all__ = ["StagedStylizer", "Stylizer"]
+__all__ = ["ReshapingStylizer", "StagedStylizer", "Stylizer", "drawn_crops"]
 
 
 @runtime_checkable
@@ -77,3 +77,24 @@ class StagedStylizer(Stylizer, Protocol):
     def finish(self, painted: Any, crops: Sequence[AlignedCrop]) -> Any:
         """:meth:`paint`'s crops made final, from this frame alone (any thread)."""
         ...
+
+
+@runtime_checkable
+class ReshapingStylizer(Stylizer, Protocol):
+    """A stylizer that reshapes each face before it paints it (a style pack's geometry:
+    eyes, jaw and brows moved toward the artwork's proportions), so its output lines up
+    with the reshaped crop, not the one it was given. Whatever goes over that output (the
+    person's detail, the finish, the head matte) must be taken from the reshaped crop."""
+
+    def reshape(self, crops: Sequence[AlignedCrop]) -> list[AlignedCrop]:
+        """``crops`` as this stylizer draws them: each image and its landmarks reshaped,
+        its side, matrix, track and surround kept."""
+        ...
+
+
+def drawn_crops(stylizer: Stylizer, crops: Sequence[AlignedCrop]) -> list[AlignedCrop]:
+    """The crops ``stylizer``'s output for ``crops`` lines up with: its own reshaped ones
+    (:class:`ReshapingStylizer`), else ``crops`` themselves."""
+    if isinstance(stylizer, ReshapingStylizer):
+        return stylizer.reshape(crops)
+    return list(crops)

@@ -70,7 +70,9 @@ def _load_pack(
     # Painted in the background, a face is the student's until its first painting arrives.
     student = None if lag == 0 else PackStylizer(pack, device, strokes=strokes, skin_hue=skin_hue)
     settings = KeyframeSettings(every=keyframes, lag=lag)
-    return KeyframePainter(pack_exemplar(pack), settings, pack.name, pack.identity, student)
+    return KeyframePainter(
+        pack_exemplar(pack), settings, pack.name, pack.identity, student, pack.geometry
+    )
 
 
 def resolve_style(

@@ -14,6 +14,7 @@ from pack_factory import make_pack
 from models.pack_stylizer import PackStylizer
 from pipeline.align import align_face
 from pipeline.cartoon import CartoonStylizer
+from pipeline.composite import FINE_DETAIL_FROM, Compositor, magnification
 from pipeline.detail import inner_face, restore_detail, restore_tone
 from pipeline.frame import Frame
 from pipeline.restyle import Analysis, Restyler
@@ -106,14 +107,14 @@ class _Flat:
     """A style that paints every face one flat grey, with a chosen identity scale."""
 
     name = "flat"
-    crop_size = 256
     default_identity = 1.0
 
-    def __init__(self, identity_scale: float) -> None:
+    def __init__(self, identity_scale: float, crop_size: int = 256) -> None:
         self.identity_scale = identity_scale
+        self.crop_size = crop_size
 
     def stylize(self, crops) -> np.ndarray:
-        return np.full((len(crops), 256, 256, 3), 128, np.uint8)
+        return np.full((len(crops), self.crop_size, self.crop_size, 3), 128, np.uint8)
 
     def reset(self) -> None:
         pass
@@ -241,3 +242,43 @@ def test_restore_tone_gives_a_paled_face_its_own_brightness_back(pair) -> None:
         assert abs(hue - hue_gained) < 0.1
     # A face already at its own brightness is left as it is.
     np.testing.assert_array_equal(restore_tone(content, content, landmarks), content)
+
+
+class _Mirroring(_Flat):
+    """A flat style that draws each face mirrored: a reshaping whose result is known."""
+
+    def __init__(self, crop_size: int = 256) -> None:
+        super().__init__(3.0, crop_size)
+
+    def reshape(self, crops) -> list:
+        return [replace(c, image=np.ascontiguousarray(c.image[:, ::-1])) for c in crops]
+
+
+def test_a_reshaped_face_gets_the_detail_of_the_face_as_reshaped() -> None:
+    """A pack's geometry moves the eyes; the person's detail taken from the crop as it was
+    put them back where they had been, beside the painted ones."""
+    photo, face, crop = photo_face("astronaut")
+    style = _Mirroring()
+    restyler = Restyler(style)
+    (out,) = restyler.finish(
+        restyler.stylize(Analysis(Frame(photo, 0.0, 0), (face,), (crop,), style))
+    )
+    flat = style.stylize([crop])
+    np.testing.assert_array_equal(out, restore_detail(flat, crop.image[None, :, ::-1], 1.0)[0])
+    assert _correlation(out, crop.image[:, ::-1]) > 0.9 > 0.3 > _correlation(out, crop.image)
+
+
+def test_a_reshaped_face_gets_none_of_the_frame_s_own_fine_detail() -> None:
+    """The frame's detail finer than the crop is where the face was, not where its geometry
+    moved it: a 128 px crop of the astronaut is shown enlarged, and gets it only unmoved."""
+    photo, face, _ = photo_face("astronaut")
+    frame = Frame(photo, 0.0, 0)
+
+    def shown(style: _Flat, fine_detail: bool) -> np.ndarray:
+        restyler = Restyler(style, compositor=Compositor(fine_detail=fine_detail))
+        crop = align_face(photo, face, style.crop_size)
+        assert magnification(crop.matrix) >= FINE_DETAIL_FROM
+        return restyler.composite(restyler.stylize(Analysis(frame, (face,), (crop,), style))).image
+
+    np.testing.assert_array_equal(shown(_Mirroring(128), True), shown(_Mirroring(128), False))
+    assert not np.array_equal(shown(_Flat(3.0, 128), True), shown(_Flat(3.0, 128), False))

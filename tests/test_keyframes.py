@@ -6,6 +6,7 @@ onto it must move by exactly as much.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -20,12 +21,13 @@ from models.keyframes import (
     KeyframeSettings,
     pack_exemplar,
 )
-from models.pack import bundled_packs, load_pack
+from models.pack import bundled_packs, load_pack, save_pack
 from pipeline.align import align_face
 from pipeline.frame import AlignedCrop
 from pipeline.landmarks import detect_landmarks
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
+from pipeline.stylizer import ReshapingStylizer
 from plugin.batch import BatchSettings
 from plugin.cli import main
 from plugin.live import LiveOutputs, LiveSession
@@ -306,3 +308,21 @@ def test_a_painting_dropped_with_its_track_is_not_counted_as_shown(
     painter.stylize(face)
     painter.stylize(face)
     assert painter.asked == 2 and painter.paintings == 1
+
+
+def test_a_pack_s_geometry_reshapes_the_faces_its_keyframes_paint(
+    exemplar: Exemplar, faces: list[AlignedCrop], tmp_path: Path
+) -> None:
+    painter = KeyframePainter(exemplar, geometry=0.5)
+    assert isinstance(painter, ReshapingStylizer)
+    (reshaped,) = painter.reshape(faces[:1])
+    halfway = (faces[0].landmarks + exemplar.landmarks) / 2
+    np.testing.assert_allclose(reshaped.landmarks, halfway, atol=1e-3)
+    # The painting is of the reshaped face, and so is everything put over it.
+    plain = KeyframePainter(exemplar)
+    np.testing.assert_array_equal(painter.stylize(faces[:1]), plain.stylize([reshaped]))
+    # A pack's keyframes take the pack's geometry.
+    pack = load_pack(bundled_packs()["engraving"])
+    path = tmp_path / "reshaping.safetensors"
+    save_pack(replace(pack, geometry=0.4), path)
+    assert resolve_style(path, keyframes=8).geometry == pytest.approx(0.4)

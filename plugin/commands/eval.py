@@ -32,7 +32,7 @@ from pipeline.errors import InputError
 from pipeline.frame import AlignedCrop
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
-from pipeline.stylizer import StagedStylizer, Stylizer
+from pipeline.stylizer import StagedStylizer, Stylizer, drawn_crops
 from pipeline.tracker import FaceTracker
 from plugin.commands._args import (
     add_fine_detail_option,
@@ -216,11 +216,13 @@ class _WithDetail:
         return self.wrapped.stylize(crops)
 
     def finish(self, painted: Any, crops: Sequence[AlignedCrop]) -> np.ndarray:
-        # In a render's order (pipeline.restyle.Restyler.finish): detail, then the finish.
-        content = np.stack([crop.image for crop in crops])
+        # In a render's order (pipeline.restyle.Restyler.finish): detail, then the finish,
+        # both from the crops as the stylizer reshaped them.
+        drawn = drawn_crops(self.wrapped, crops)
+        content = np.stack([crop.image for crop in drawn])
         detailed = restore_detail(painted, content, self._strength, self.identity_scale)
         if self._staged:
-            return self.wrapped.finish(detailed, crops)  # type: ignore[attr-defined]
+            return self.wrapped.finish(detailed, drawn)  # type: ignore[attr-defined]
         return detailed
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
