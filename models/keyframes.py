@@ -31,7 +31,7 @@ from models.geometry import reshape_crops
 from models.pack import StylePack
 from models.teacher import TeacherParams, synthesize, toned
 from pipeline.detail import DEFAULT_IDENTITY_SCALE
-from pipeline.flow import chain_flow, optical_flow, warp_by_flow
+from pipeline.flow import chain_flow, optical_flow, supersample, warp_supersampled
 from pipeline.frame import AlignedCrop
 from pipeline.guides import compute_guides
 from pipeline.stylizer import Stylizer
@@ -121,6 +121,7 @@ class _Painting:
     ready: Future[np.ndarray] | None = None
     frames: int = 0
     _carried: np.ndarray | None = None  # carried() on the latest crop, once made
+    _fine: np.ndarray | None = None  # the image supersampled, once it is there
 
     def follow(self, step: np.ndarray) -> None:
         """Move on to a new latest crop; ``step``: ``(S, S, 2)`` ``float32``, the flow from
@@ -130,10 +131,13 @@ class _Painting:
 
     def carried(self) -> np.ndarray:
         """``(S, S, 3)`` ``uint8``: the painting moved onto the latest crop (made once per
-        crop: a keyframe's frame needs the outgoing painting for its guide and its fade)."""
+        crop: a keyframe's frame needs the outgoing painting for its guide and its fade).
+        Supersampled: sampled once a pixel, its pixel-fine marks shimmered as the face
+        moved."""
         if self._carried is None:
-            # Bicubic: bilinear resampling softens a stroke by a different amount each frame.
-            self._carried = warp_by_flow(self.image, self.flow, cv2.INTER_CUBIC)
+            if self._fine is None:
+                self._fine = supersample(self.image)
+            self._carried = warp_supersampled(self._fine, self.flow)
         return self._carried
 
 
