@@ -326,3 +326,22 @@ def test_a_pack_s_geometry_reshapes_the_faces_its_keyframes_paint(
     path = tmp_path / "reshaping.safetensors"
     save_pack(replace(pack, geometry=0.4), path)
     assert resolve_style(path, keyframes=8).geometry == pytest.approx(0.4)
+
+
+def test_a_late_painting_is_moved_onto_the_face_it_arrives_on_in_one_step(
+    exemplar: Exemplar, faces: list[AlignedCrop]
+) -> None:
+    """A second of frames between asking and showing: the flows chained along them drift off
+    the face's features (and lose what left the crop on the way), the flow between the
+    two crops does not. Known truth: the face wanders 12 px and comes back."""
+    settings = KeyframeSettings(every=8, fade=0, lag=6)
+
+    def last_shown(path: list[int]) -> np.ndarray:
+        painter = KeyframePainter(exemplar, settings)
+        shown = [painter.stylize([_moved(faces[0], dx, 0)])[0] for dx in path]
+        assert painter.paintings == 1
+        return shown[-1].astype(np.float32)
+
+    # The face back where it was painted shows its painting as made, to the crop's edges.
+    wandered, still = last_shown([0, 4, 8, 12, 8, 4, 0]), last_shown([0] * 7)
+    assert np.abs(wandered - still).mean() < 0.5
