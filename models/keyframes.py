@@ -30,7 +30,7 @@ from models.exemplar import Exemplar, exemplar_from_crop
 from models.geometry import reshape_crops
 from models.pack import StylePack
 from models.teacher import TeacherParams, synthesize, toned
-from pipeline.detail import DEFAULT_IDENTITY_SCALE
+from pipeline.detail import DEFAULT_IDENTITY_SCALE, without_detail
 from pipeline.flow import (
     chain_flow,
     optical_flow,
@@ -257,7 +257,7 @@ class KeyframePainter:
             0.6 in 88 % of the frames judged, at 0.35 in all.
         fallback: what shows a face until its first painting arrives, with a lag (the pack's
             student, which reshapes faces as this painter does); ``None`` shows the face
-            itself.
+            itself, less the fine detail the restyler puts back over it.
         geometry: 0..1, how far each face is reshaped toward the exemplar's proportions
             before it is painted (a pack's geometry, :func:`models.geometry.toward_exemplar`).
     """
@@ -358,7 +358,10 @@ class KeyframePainter:
         if not crops:
             return []
         if self.fallback is None:
-            return [crop.image for crop in reshaped]
+            # The face less its fine detail: the restyler puts the person's detail over every
+            # face as over a painting, and over the face itself it sharpened it twice.
+            faces = np.stack([crop.image for crop in reshaped])
+            return list(without_detail(faces, self.identity_scale))
         styled = self.fallback.stylize(crops)
         return list(styled.get() if array_module(styled) is not np else styled)
 

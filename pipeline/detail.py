@@ -24,10 +24,12 @@ __all__ = [
     "DEFAULT_IDENTITY_SCALE",
     "MAX_IDENTITY",
     "MAX_IDENTITY_SCALE",
+    "detail_band",
     "inner_face",
     "low_pass",
     "restore_detail",
     "restore_tone",
+    "without_detail",
 ]
 
 # The strength new style packs suggest. Chosen with `facestyle eval --identity 0 0.25 0.5 1`
@@ -67,6 +69,25 @@ def low_pass(luminance: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(blurred, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def detail_band(content: np.ndarray, sigma: float = DEFAULT_IDENTITY_SCALE) -> np.ndarray:
+    """``(N, S, S, 3)`` ``uint8`` RGB crops → ``(N, S, S)`` ``float32``: their luminance less
+    its Gaussian blur of ``sigma`` pixels at ``S = 256`` (scaled with ``S``), the person's
+    detail that :func:`restore_detail` adds."""
+    sigma = sigma * content.shape[1] / 256
+    detail = np.empty(content.shape[:3], np.float32)
+    for i, source in enumerate(content):
+        luminance = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        detail[i] = luminance - low_pass(luminance, sigma)
+    return detail
+
+
+def without_detail(content: np.ndarray, sigma: float = DEFAULT_IDENTITY_SCALE) -> np.ndarray:
+    """``(N, S, S, 3)`` ``uint8`` RGB crops less their :func:`detail_band`, in every channel
+    alike: what :func:`restore_detail` at strength 1 brings back to the crops themselves."""
+    unsharp = content.astype(np.float32) - detail_band(content, sigma)[..., None]
+    return np.clip(np.rint(unsharp), 0, 255).astype(np.uint8)
+
+
 def restore_detail(
     stylized: Any, content: np.ndarray, strength: float, sigma: float = DEFAULT_IDENTITY_SCALE
 ) -> Any:
@@ -96,13 +117,9 @@ def restore_detail(
         raise ValueError(f"restore_detail: strength must be >= 0, got {strength}")
     if strength == 0:
         return stylized
-    sigma = sigma * stylized.shape[1] / 256
     # The detail comes from the content crops, which are on the host: computed there, then
     # added wherever the stylized crops are.
-    detail = np.empty(content.shape[:3], np.float32)
-    for i, source in enumerate(content):
-        luminance = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        detail[i] = luminance - low_pass(luminance, sigma)
+    detail = detail_band(content, sigma)
     xp = array_module(stylized)
     # Adding the same amount to R, G and B changes luminance only, not hue.
     lifted = stylized.astype(xp.float32) + xp.float32(strength) * xp.asarray(detail)[..., None]
