@@ -210,6 +210,8 @@ class _PaintingThread:
         self._jobs: deque[tuple[Future[np.ndarray], AlignedCrop, np.ndarray | None]] = deque()
         self._lock = threading.Lock()
         self._running = False
+        self._idle = threading.Event()
+        self._idle.set()
 
     def submit(self, crop: AlignedCrop, guide: np.ndarray | None) -> Future[np.ndarray]:
         """The painting of ``crop`` (guided by ``guide``), soon."""
@@ -218,16 +220,22 @@ class _PaintingThread:
             self._jobs.append((future, crop, guide))
             if not self._running:
                 self._running = True
+                self._idle.clear()
                 threading.Thread(
                     target=self._drain, name="facestyle-keyframes", daemon=True
                 ).start()
         return future
+
+    def wait(self) -> None:
+        """Return when nothing is left to paint."""
+        self._idle.wait()
 
     def _drain(self) -> None:
         while True:
             with self._lock:
                 if not self._jobs:
                     self._running = False
+                    self._idle.set()
                     return
                 future, crop, guide = self._jobs.popleft()
             if not future.set_running_or_notify_cancel():
@@ -305,6 +313,13 @@ class KeyframePainter:
         self._tracks = {}
         if self.fallback is not None:
             self.fallback.reset()
+
+    def settle(self) -> None:
+        """Wait for the painting being made, if any (after :meth:`reset`, which drops those
+        not yet begun): a live session's warm-up face starts one, which otherwise held the
+        teacher's core for about a second as the camera started."""
+        if self._thread is not None:
+            self._thread.wait()
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
         """``N`` aligned crops of one frame, of one side ``s`` → ``(N, s, s, 3)`` ``uint8``

@@ -152,6 +152,10 @@ def warm_up(restyler: Restyler) -> None:
     for index in range(2):
         restyler.process(Frame(face_photo("astronaut"), index / 30, index))
     restyler.reset()
+    # A keyframe painter (models.keyframes) has begun painting the portrait in the background.
+    settle = getattr(restyler.stylizer, "settle", None)
+    if settle is not None:
+        settle()
 
 
 def _switched_style(style: str, device: str, keyframes: int, lag: int | None) -> Stylizer:

@@ -6,6 +6,7 @@ onto it must move by exactly as much.
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,12 +27,13 @@ from pipeline.align import align_face
 from pipeline.detail import restore_detail, without_detail
 from pipeline.frame import AlignedCrop
 from pipeline.landmarks import detect_landmarks
+from pipeline.restyle import Restyler
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
 from pipeline.stylizer import ReshapingStylizer
 from plugin.batch import BatchSettings
 from plugin.cli import main
-from plugin.live import LiveOutputs, LiveSession
+from plugin.live import LiveOutputs, LiveSession, warm_up
 from plugin.settings import RestyleSettings
 from plugin.styles import resolve_style
 
@@ -350,3 +352,23 @@ def test_a_late_painting_is_moved_onto_the_face_it_arrives_on_in_one_step(
     # The face back where it was painted shows its painting as made, to the crop's edges.
     wandered, still = last_shown([0, 4, 8, 12, 8, 4, 0]), last_shown([0] * 7)
     assert np.abs(wandered - still).mean() < 0.5
+
+
+def test_a_live_warm_up_leaves_the_teacher_idle_before_the_camera_starts(
+    exemplar: Exemplar,
+) -> None:
+    """The warm-up portrait's face is asked for a painting; the session must not begin with
+    the teacher's core still painting a face that is gone."""
+    finished: list[int] = []
+
+    class Slow(KeyframePainter):
+        def _paint(self, crop: AlignedCrop, carried: np.ndarray | None) -> np.ndarray:
+            time.sleep(0.5)
+            finished.append(crop.track_id)
+            return crop.image
+
+    painter = Slow(exemplar, KeyframeSettings(lag=None))
+    warm_up(Restyler(painter))
+    assert painter.asked == 1
+    assert len(finished) == 1
+    assert painter.paintings == 0  # dropped with its track, never shown
