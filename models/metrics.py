@@ -56,7 +56,7 @@ from pipeline.landmarks import detect_landmarks, model_path
 from pipeline.matte import head_prior
 from pipeline.restyle import SmallFaces, stylize_by_side
 from pipeline.samples import FACE_PHOTOS, face_photo
-from pipeline.stylizer import Stylizer
+from pipeline.stylizer import Stylizer, drawn_crops
 from pipeline.tracker import FaceTracker
 from pipeline.xp import select_backend
 
@@ -695,9 +695,9 @@ def _stylize_clip(
         start = time.perf_counter()
         styled = stylize_by_side(stylizer, given)
         elapsed += time.perf_counter() - start
-        for (k, row), crop, image, mask in zip(
-            batch, crops, styled, compositor.masks(given), strict=True
-        ):
+        # The matte of the face as the stylizer drew it (a pack's geometry), as a render's.
+        mattes = compositor.masks(drawn_crops(stylizer, given))
+        for (k, row), crop, image, mask in zip(batch, crops, styled, mattes, strict=True):
             if image.shape[0] != crop.size:
                 full = (crop.size, crop.size)
                 image = cv2.resize(image, full, interpolation=cv2.INTER_LINEAR)

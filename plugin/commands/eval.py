@@ -228,6 +228,9 @@ class _WithDetail:
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
         return self.finish(self.paint(crops, self.prepare(crops)), crops)
 
+    def reshape(self, crops: Sequence[AlignedCrop]) -> list[AlignedCrop]:
+        return drawn_crops(self.wrapped, crops)
+
     def reset(self) -> None:
         self.wrapped.reset()
 
