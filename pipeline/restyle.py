@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -111,10 +112,12 @@ class Stylized:
     unfinished: tuple[bool, ...] = ()
     classical: tuple[bool, ...] = ()
 
+    @cached_property
     def drawn(self) -> list[AlignedCrop]:
         """The crops the stylized ones line up with, which the person's detail, the finish
         and the head matte are taken from: ``analysis.crops``, each reshaped as the
-        analysis's stylizer draws faces (a style pack's geometry) where it drew it."""
+        analysis's stylizer draws faces (a style pack's geometry) where it drew it. Made
+        once, on the compositing thread."""
         analysis = self.analysis
         classical = self.classical or (False,) * len(analysis.crops)
         drawn = list(analysis.crops)
@@ -247,12 +250,10 @@ class Restyler:
             crops, unfinished, classical = self._stylize(analysis)
         return Stylized(analysis, crops, time.perf_counter() - start, unfinished, classical)
 
-    def finish(
-        self, stylized: Stylized, drawn: Sequence[AlignedCrop] | None = None
-    ) -> tuple[Any, ...]:
+    def finish(self, stylized: Stylized) -> tuple[Any, ...]:
         """The stylized crops made final, one batch per crop side: the person's detail
         restored (see ``identity``), then finished by their stylizer where it left that to
-        this stage; ``drawn``: :meth:`Stylized.drawn`, if made already.
+        this stage, both from :attr:`Stylized.drawn`.
 
         Detail first: a pack's finish brings each face to the person's own lightness, and
         the detail of a wide identity scale (the bundled ``painterly``'s 64 px) is not zero
@@ -263,7 +264,7 @@ class Restyler:
         identity = self.identity_for(analysis.stylizer)
         if not (any(stylized.unfinished) or identity > 0):
             return tuple(crops)
-        drawn = stylized.drawn() if drawn is None else drawn
+        drawn = stylized.drawn
         timings = self.timings
         unfinished = stylized.unfinished or (False,) * len(crops)
         finisher: StagedStylizer = analysis.stylizer  # type: ignore[assignment]
@@ -294,8 +295,8 @@ class Restyler:
         if not faces:
             return frame
         start = time.perf_counter()
-        drawn = stylized.drawn()
-        crops = self.finish(stylized, drawn)
+        drawn = stylized.drawn
+        crops = self.finish(stylized)
         with self.timings.measure("composite"):
             in_place = [a is b for a, b in zip(drawn, analysis.crops, strict=True)]
             image = self.compositor.process(frame.image, drawn, crops, faces, in_place)
