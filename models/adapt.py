@@ -29,7 +29,7 @@ import torch
 from models.canvas import SHOWN_STRENGTH, make_canvas
 from models.exemplar import Exemplar, prepare_exemplar
 from models.generator import GeneratorConfig
-from models.geometry import toward_exemplar
+from models.geometry import reshape_crops
 from models.pack import StylePack
 from models.pack_stylizer import PackStylizer
 from models.student_input import (
@@ -470,13 +470,9 @@ def adapt(
             count, settings.crop_size, settings.seed, progress=lambda d, t: report("faces", d, t)
         )
     reference = StudentReference.from_guides(exemplar.reference)
-    images, landmarks = [], []
-    for crop in crops:
-        image, points_ = toward_exemplar(
-            crop.image, crop.landmarks, exemplar.landmarks, settings.geometry
-        )
-        images.append(image)
-        landmarks.append(points_)
+    reshaped = reshape_crops(crops, exemplar.landmarks, exemplar.size, settings.geometry)
+    images = [crop.image for crop in reshaped]
+    landmarks = [np.asarray(crop.landmarks, np.float32) for crop in reshaped]
     faces_seconds = time.perf_counter() - started
 
     targets = _teach(exemplar, images, landmarks, settings.teacher, threads, report)
