@@ -8,7 +8,8 @@ moves exactly as the face did, and each new keyframe is painted with the carried
 temporal guide (Jamriška et al. 2019) and faded in over ``fade`` frames, so no painting
 replaces another at once.
 
-A file waits for each painting (``lag`` 0). A live session cannot: there the teacher paints on
+A file waits for each painting (``lag`` 0), and the faces of one frame due a keyframe are
+painted at once, one per core. A live session cannot: there the teacher paints on
 a thread of its own while the frames go on (``lag`` ``None``), and each painting, made on the
 crop of the frame it was asked on, is moved onto the crop of the frame it arrives on by the
 flow between the two, then carried on from there. Until a face's first painting arrives it is
@@ -20,7 +21,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import cv2
@@ -305,6 +306,8 @@ class KeyframePainter:
         # clips 1 / 3) of 1.19 / 1.84 against 1.12 / 1.70.
         self._fast_flow = lagging
         self._tracks: dict[int, _Track] = {}
+        # Keyframes asked for in line during a call, painted together at its end.
+        self._due: list[tuple[_Track, AlignedCrop, np.ndarray | None]] = []
 
     def reset(self) -> None:
         """Forget every track (paintings still being made are dropped)."""
@@ -330,6 +333,7 @@ class KeyframePainter:
         reshaped = self.reshape(crops)
         full = [self._at_side(crop, self.crop_size) for crop in reshaped]
         tracks = [self._advance(crop) for crop in full]
+        self._paint_due()
         wanted = [
             i for i, track in enumerate(tracks) if track.painting is None or track.from_fallback
         ]
@@ -417,19 +421,44 @@ class KeyframePainter:
         return track
 
     def _ask(self, track: _Track, crop: AlignedCrop) -> None:
-        """A keyframe of ``crop``: painted now, or asked of the painting thread."""
+        """A keyframe of ``crop``: painted at the end of this call (in line), or asked of the
+        painting thread."""
         guide = None if track.painting is None else track.painting.carried()
-        still = np.zeros((*crop.image.shape[:2], 2), np.float32)
         track.since_asked = 0
         self.asked += 1
         if self._thread is None:
-            self._show(track, _Painting(self._paint(crop, guide), still))
+            self._due.append((track, crop, guide))
         else:
             # Carried by one sample a pixel (softened first): supersampled, bench --live
             # --load 1 (two rounds each) kept 0.76 x its quiet frame rate at 640x480
             # against 0.88 x.
             ready = self._thread.submit(crop, guide)
-            track.asked = _Painting(None, still, ready, supersampled=False, crop=crop.image)
+            track.asked = _Painting(None, _still(crop), ready, supersampled=False, crop=crop.image)
+
+    def _paint_due(self) -> None:
+        """Paint the keyframes asked for in line during this call and show them.
+
+        Each face on a thread of its own, as many at once as OpenCV has threads (the cores
+        this process may use: a batch worker's share). The teacher's kernels release the
+        interpreter's lock and each thread paints on its own, with nothing to wait for
+        between them, so a core that another program holds slows only its own face.
+        """
+        due, self._due = self._due, []
+        if not due:
+            return
+        workers = min(len(due), max(1, cv2.getNumThreads()))
+        if workers == 1:
+            paintings = [self._paint(crop, guide) for _, crop, guide in due]
+        else:
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="facestyle-keyframes")
+            try:
+                jobs = [pool.submit(self._paint, crop, guide) for _, crop, guide in due]
+                paintings = [job.result() for job in jobs]
+            finally:
+                # On Ctrl-C, the faces not yet started are dropped; those begun finish.
+                pool.shutdown(cancel_futures=True)
+        for (track, crop, _), image in zip(due, paintings, strict=True):
+            self._show(track, _Painting(image, _still(crop)))
 
     def _take_if_ready(self, track: _Track) -> None:
         """Show the painting asked for, if the lag says it is due (waiting for it) or it is
@@ -464,6 +493,11 @@ class KeyframePainter:
         guides = compute_guides(crop.image, crop.landmarks, self.exemplar.reference)
         params = self._params if carried is not None else replace(self._params, temporal=0.0)
         return synthesize(self.exemplar, guides, params, carried).image
+
+
+def _still(crop: AlignedCrop) -> np.ndarray:
+    """``(S, S, 2)`` ``float32``: the flow of a painting onto the crop it was painted on."""
+    return np.zeros((*crop.image.shape[:2], 2), np.float32)
 
 
 def _faded(earlier: np.ndarray, later: np.ndarray, weight: np.float32) -> np.ndarray:

@@ -6,6 +6,7 @@ onto it must move by exactly as much.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -83,6 +84,36 @@ def test_each_face_is_painted_every_nth_frame_and_carried_with_it_between(
         assert carried < 0.25 * unmoved, (track, carried, unmoved)
         # The faces are painted apart: each keeps its own person under the paint.
         assert not np.array_equal(shown[1][0], shown[1][1])
+
+
+def test_a_file_s_faces_due_a_keyframe_are_painted_at_once_as_one_at_a_time(
+    exemplar: Exemplar, faces: list[AlignedCrop]
+) -> None:
+    frames = [[_moved(face, dx, track) for track, face in enumerate(faces)] for dx in range(3)]
+    threads = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        one_at_a_time = KeyframePainter(exemplar, KeyframeSettings(every=2, fade=1))
+        expected = [one_at_a_time.stylize(crops) for crops in frames]
+
+        cv2.setNumThreads(2)
+        together = KeyframePainter(exemplar, KeyframeSettings(every=2, fade=1))
+        # Each painting waits for the other to begin: painted one after the other, the first
+        # would wait in vain and break the barrier.
+        meet = threading.Barrier(2, timeout=10)
+        paint = together._paint
+
+        def paint_beside_the_other(crop: AlignedCrop, guide: np.ndarray | None) -> np.ndarray:
+            meet.wait()
+            return paint(crop, guide)
+
+        together._paint = paint_beside_the_other
+        shown = [together.stylize(crops) for crops in frames]
+    finally:
+        cv2.setNumThreads(threads)
+    assert together.paintings == one_at_a_time.paintings == 4
+    for got, want in zip(shown, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
 
 
 def test_a_new_keyframe_fades_in_instead_of_jumping(
