@@ -30,7 +30,7 @@ import numpy as np
 from models.exemplar import Exemplar, exemplar_from_crop
 from models.geometry import reshape_crops
 from models.pack import StylePack
-from models.teacher import TeacherParams, synthesize, toned
+from models.teacher import Synthesis, TeacherParams, synthesize, toned
 from pipeline.detail import DEFAULT_IDENTITY_SCALE, without_detail
 from pipeline.flow import (
     chain_flow,
@@ -119,6 +119,8 @@ class _Painting:
             ``None`` while a painting asked for is still being made.
         flow: ``(S, S, 2)`` ``float32``, each pixel of the latest crop to where it was in the
             keyframe's crop.
+        nnf: ``(S, S, 2)`` ``int32``, the artwork pixel each pixel of the painting was copied
+            from (:attr:`models.teacher.Synthesis.nnf`); ``None`` while it is being made.
         ready: the painting being made, for one asked for on a thread of its own.
         supersampled: carried by :func:`pipeline.flow.warp_supersampled`; else (a live
             frame's budget) softened by a Gaussian of 0.4 px once and carried by one bicubic
@@ -131,7 +133,8 @@ class _Painting:
 
     image: np.ndarray | None
     flow: np.ndarray
-    ready: Future[np.ndarray] | None = None
+    nnf: np.ndarray | None = None
+    ready: Future[Synthesis] | None = None
     supersampled: bool = True
     crop: np.ndarray | None = None
     frames: int = 0
@@ -161,6 +164,12 @@ class _Painting:
             )
         return self._carried
 
+    def carried_field(self) -> np.ndarray:
+        """``(S, S, 2)`` ``int32``: :attr:`nnf` moved onto the latest crop, each pixel taking
+        the artwork pixel of the one it came from (a warm start for the next keyframe)."""
+        moved = warp_by_flow(self.nnf.astype(np.float32), self.flow, cv2.INTER_NEAREST)
+        return moved.astype(np.int32)
+
 
 @dataclass
 class _Track:
@@ -186,6 +195,11 @@ class _Track:
             self.asked.ready.cancel()
 
 
+_Guide = tuple[np.ndarray, np.ndarray]
+"""What a keyframe is painted from besides its crop: the painting before it carried onto the
+crop, ``(S, S, 3)`` ``uint8`` (the temporal guide), and its field, ``(S, S, 2)`` ``int32`` (the
+warm start)."""
+
 # The Gaussian (px) a painting carried by one sample a pixel is softened by first, so that the
 # sub-pixel offsets soften it more evenly. Van Gogh's keyframes 36 frames late
 # (eval --keyframe-lag 36, clips 1 / 3): warping error ratio 1.19 / 1.83 -> 1.14 / 1.71,
@@ -206,17 +220,17 @@ class _PaintingThread:
     a painter dropped by a style switch leaves no thread behind.
     """
 
-    def __init__(self, paint: Callable[[AlignedCrop, np.ndarray | None], np.ndarray]) -> None:
+    def __init__(self, paint: Callable[[AlignedCrop, _Guide | None], Synthesis]) -> None:
         self._paint = paint
-        self._jobs: deque[tuple[Future[np.ndarray], AlignedCrop, np.ndarray | None]] = deque()
+        self._jobs: deque[tuple[Future[Synthesis], AlignedCrop, _Guide | None]] = deque()
         self._lock = threading.Lock()
         self._running = False
         self._idle = threading.Event()
         self._idle.set()
 
-    def submit(self, crop: AlignedCrop, guide: np.ndarray | None) -> Future[np.ndarray]:
+    def submit(self, crop: AlignedCrop, guide: _Guide | None) -> Future[Synthesis]:
         """The painting of ``crop`` (guided by ``guide``), soon."""
-        future: Future[np.ndarray] = Future()
+        future: Future[Synthesis] = Future()
         with self._lock:
             self._jobs.append((future, crop, guide))
             if not self._running:
@@ -423,7 +437,8 @@ class KeyframePainter:
     def _ask(self, track: _Track, crop: AlignedCrop) -> None:
         """A keyframe of ``crop``: painted at the end of this call (in line), or asked of the
         painting thread."""
-        guide = None if track.painting is None else track.painting.carried()
+        painting = track.painting
+        guide = None if painting is None else (painting.carried(), painting.carried_field())
         track.since_asked = 0
         self.asked += 1
         if self._thread is None:
@@ -433,7 +448,9 @@ class KeyframePainter:
             # --load 1 (two rounds each) kept 0.76 x its quiet frame rate at 640x480
             # against 0.88 x.
             ready = self._thread.submit(crop, guide)
-            track.asked = _Painting(None, _still(crop), ready, supersampled=False, crop=crop.image)
+            track.asked = _Painting(
+                None, _still(crop), ready=ready, supersampled=False, crop=crop.image
+            )
 
     def _paint_due(self) -> None:
         """Paint the keyframes asked for in line during this call and show them.
@@ -457,8 +474,8 @@ class KeyframePainter:
             finally:
                 # On Ctrl-C, the faces not yet started are dropped; those begun finish.
                 pool.shutdown(cancel_futures=True)
-        for (track, crop, _), image in zip(due, paintings, strict=True):
-            self._show(track, _Painting(image, _still(crop)))
+        for (track, crop, _), painted in zip(due, paintings, strict=True):
+            self._show(track, _Painting(painted.image, _still(crop), painted.nnf))
 
     def _take_if_ready(self, track: _Track) -> None:
         """Show the painting asked for, if the lag says it is due (waiting for it) or it is
@@ -469,7 +486,8 @@ class KeyframePainter:
             return
         if lag is not None and asked.frames < lag:
             return
-        asked.image = asked.ready.result()
+        painted = asked.ready.result()
+        asked.image, asked.nnf = painted.image, painted.nnf
         # The flow between the two crops, taken directly (DIS's medium preset, once a
         # painting): chained along the second's frames between them, it drifted off the
         # face's features. eval --keyframe-lag 36 on clip 3: the engraving kept the person
@@ -488,11 +506,14 @@ class KeyframePainter:
         track.age = 0
         self.paintings += 1
 
-    def _paint(self, crop: AlignedCrop, carried: np.ndarray | None) -> np.ndarray:
-        """The teacher's painting of ``crop``, guided by ``carried`` where there is one."""
+    def _paint(self, crop: AlignedCrop, guide: _Guide | None) -> Synthesis:
+        """The teacher's painting of ``crop``, guided by the painting before carried onto it
+        where there is one."""
         guides = compute_guides(crop.image, crop.landmarks, self.exemplar.reference)
-        params = self._params if carried is not None else replace(self._params, temporal=0.0)
-        return synthesize(self.exemplar, guides, params, carried).image
+        if guide is not None:
+            carried, start = guide
+            return synthesize(self.exemplar, guides, self._params, carried, start)
+        return synthesize(self.exemplar, guides, replace(self._params, temporal=0.0))
 
 
 def _still(crop: AlignedCrop) -> np.ndarray:

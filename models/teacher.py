@@ -62,6 +62,8 @@ class TeacherParams:
         temporal: weight of the temporal guide — the previous output warped onto this frame
             by optical flow — when a sequence is synthesized (:class:`TeacherStylizer`);
             0 paints every frame on its own (and it flickers).
+        warm_iterations: EM iterations of a warm start (``synthesize``'s ``start``), at the
+            finest level only.
         seed: random seed of PatchMatch.
     """
 
@@ -77,6 +79,7 @@ class TeacherParams:
     uniformity: float = 0.005
     final_radius: int = 0
     temporal: float = 0.0
+    warm_iterations: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -84,9 +87,10 @@ class TeacherParams:
             raise ValueError(
                 f"TeacherParams: expected {self.levels} em_iterations, got {self.em_iterations}"
             )
-        if min(self.em_iterations) < 1:
+        if min(self.em_iterations) < 1 or self.warm_iterations < 1:
             raise ValueError(
-                f"TeacherParams.em_iterations: expected at least 1 per level, got {self.em_iterations}"
+                "TeacherParams: expected at least 1 EM iteration per level and warm start, "
+                f"got {self.em_iterations} and {self.warm_iterations}"
             )
         if self.patch < 3 or self.patch % 2 == 0:
             raise ValueError(f"TeacherParams.patch: expected an odd size >= 3, got {self.patch}")
@@ -134,6 +138,16 @@ def _upsample(nnf: np.ndarray, source_size: int) -> np.ndarray:
     return np.clip(doubled, 0, source_size - 1).astype(np.int32)
 
 
+def _clipped(nnf: np.ndarray, source_size: int) -> np.ndarray:
+    """``nnf`` as a contiguous ``int32`` field of exemplar pixels within the exemplar."""
+    if nnf.ndim != 3 or nnf.shape[:2] != (source_size, source_size) or nnf.shape[2] != 2:
+        raise ValueError(
+            f"synthesize: expected a start field of shape ({source_size}, {source_size}, 2), "
+            f"got {nnf.shape}"
+        )
+    return np.ascontiguousarray(np.clip(nnf, 0, source_size - 1), dtype=np.int32)
+
+
 def _initial_field(positional: np.ndarray, size: int, source_size: int) -> np.ndarray:
     """Each target pixel matched where the positional guide says it lands."""
     scaled = _resize(positional, size) * (size / positional.shape[0])
@@ -146,6 +160,7 @@ def synthesize(
     content: Guides,
     params: TeacherParams | None = None,
     previous: np.ndarray | None = None,
+    start: np.ndarray | None = None,
 ) -> Synthesis:
     """Paint the content crop (known by its guides) with the exemplar's patches.
 
@@ -157,6 +172,11 @@ def synthesize(
         previous: ``(S, S, 3)`` ``uint8`` RGB, the previous frame's output warped onto this
             crop; with ``params.temporal > 0`` it guides the output to stay like it
             (the temporal guide of Jamriška et al. 2019). ``None`` for a single image.
+        start: ``(S, S, 2)`` ``int32``, a field to begin from at the finest level, skipping
+            the coarser ones, with ``params.warm_iterations`` EM iterations there (a warm
+            start): the previous keyframe's :attr:`Synthesis.nnf` carried onto this crop,
+            whose layout the coarse levels would only find again. A third of the time; see
+            :mod:`models.keyframes` for what it did to a video's paintings.
     """
     params = params or TeacherParams()
     size = exemplar.size
@@ -174,7 +194,8 @@ def synthesize(
     color = np.float32(np.sqrt(params.color))
     penalty = params.uniformity * params.patch**2
     nnf = None
-    for level in range(params.levels):
+    first = 0 if start is None else params.levels - 1
+    for level in range(first, params.levels):
         side = size >> (params.levels - 1 - level)
         level_style = _resize(style, side)
         level_guides = _resize(source_guides, side)
@@ -183,20 +204,22 @@ def synthesize(
             np.concatenate([np.zeros_like(level_style), level_guides], axis=2), radius
         )
         level_target = _resize(target_guides, side)
-        if nnf is None:
+        if nnf is None and start is None:
             nnf = _initial_field(content.positional, side, side)
             search = side // 2
         else:
-            nnf = _upsample(nnf, side)
-            # Finer levels refine what the coarse level found; long jumps rarely pay.
+            # Finer levels, and a warm start, refine a layout already found; long jumps
+            # rarely pay.
+            nnf = _upsample(nnf, side) if nnf is not None else _clipped(start, side)
             search = max(side // 8, 4)
         used = occupancy(nnf, (side, side))
         estimate = vote(level_style, nnf, radius)
-        for iteration in range(params.em_iterations[level]):
+        iterations = params.em_iterations[level] if start is None else params.warm_iterations
+        for iteration in range(iterations):
             # The first match is made on the guides alone: an estimate voted from the
             # positional start is the exemplar's own face reshaped (its eyes, its glasses),
             # and a colour term would hold on to it.
-            guides_only = level == 0 and iteration == 0
+            guides_only = start is None and level == 0 and iteration == 0
             weight = np.float32(0.0) if guides_only else color
             target = pad_features(np.concatenate([estimate * weight, level_target], axis=2), radius)
             distance = patchmatch(

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from models import keyframes
 from models.exemplar import Exemplar, load_image, prepare_exemplar
 from models.keyframes import (
     ARTWORK_IDENTITY,
@@ -25,6 +26,7 @@ from models.keyframes import (
 )
 from models.metrics import warping_errors
 from models.pack import bundled_packs, load_pack, save_pack
+from models.teacher import synthesize
 from pipeline.align import align_face
 from pipeline.detail import restore_detail, without_detail
 from pipeline.frame import AlignedCrop
@@ -114,6 +116,28 @@ def test_a_file_s_faces_due_a_keyframe_are_painted_at_once_as_one_at_a_time(
     assert together.paintings == one_at_a_time.paintings == 4
     for got, want in zip(shown, expected, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("lag", [0, 1])
+def test_each_keyframe_after_a_face_s_first_starts_from_the_one_before(
+    exemplar: Exemplar, faces: list[AlignedCrop], monkeypatch: pytest.MonkeyPatch, lag: int
+) -> None:
+    starts: list[np.ndarray | None] = []
+
+    def recorded(exemplar, content, params=None, previous=None, start=None):
+        starts.append(start)
+        return synthesize(exemplar, content, params, previous, start)
+
+    monkeypatch.setattr(keyframes, "synthesize", recorded)
+    painter = KeyframePainter(exemplar, KeyframeSettings(every=2, fade=1, lag=lag))
+    for dx in range(6):
+        painter.stylize([_moved(faces[0], dx, 0)])
+    painter.settle()
+    assert painter.asked == 3 and len(starts) == 3
+    assert starts[0] is None
+    # The field carried on with the face: what the previous keyframe copied, where it is now.
+    for start in starts[1:]:
+        assert start.shape == (SIZE, SIZE, 2) and start.dtype == np.int32
 
 
 def test_a_new_keyframe_fades_in_instead_of_jumping(
