@@ -202,7 +202,8 @@ class LiveSession:
     ) -> None:
         settings = settings or RestyleSettings()
         if settings.keyframes and settings.keyframe_lag == 0:
-            # The teacher takes about a second a face: live frames cannot wait for it.
+            # The teacher takes a third of a second to a second a face: live frames cannot
+            # wait for it.
             settings = replace(settings, keyframe_lag=None)
         if settings.detect_lag == 0:
             settings = replace(settings, detect_lag=LIVE_DETECT_LAG)

@@ -81,8 +81,9 @@ class RestyleSettings:
             N >= 1: the pack's teacher paints each face from the pack's artwork every N-th
             frame and the painting is carried along the face's motion in between
             (:mod:`models.keyframes`): the artist's own marks where the student shows a
-            tinted photo, at about a second a face per keyframe. Every face is then stylized
-            at the full crop side, and ``strokes``, ``skin_hue`` and a pack's geometry (the
+            tinted photo, at about a second a face for its first keyframe and a third of that
+            for each after. Every face is then stylized at the full crop side, a pack's
+            geometry reshapes the faces painted, and ``strokes`` and ``skin_hue`` (the
             student's) do not apply.
         keyframe_lag: 0 (files) paints each keyframe on its own frame, in line, the frames
             waiting for it. N >= 1 paints on a thread of its own and shows each painting N

@@ -119,9 +119,9 @@ def add_keyframes_option(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="paint each face with the pack's teacher from its artwork every N frames and "
-        "carry the painting between: the artist's own marks, about a second a face per "
-        "keyframe, on a thread of its own when live (8 is a good start; default 0: the "
-        "real-time student)",
+        "carry the painting between: the artist's own marks, about a second a face for its "
+        "first keyframe and a third of that after, on a thread of its own when live (8 is a "
+        "good start; default 0: the real-time student)",
     )
 
 
