@@ -346,6 +346,7 @@ class KeyframePainter:
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
         """``N`` aligned crops of one frame, of one side ``s`` → ``(N, s, s, 3)`` ``uint8``
         RGB."""
+        self._due = []  # none left over from a call that failed part way
         self._forget_missing({crop.track_id for crop in crops})
         side = crops[0].size if crops else self.crop_size
         out = np.empty((len(crops), side, side, 3), np.uint8)
