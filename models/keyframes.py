@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,7 +37,7 @@ from models.exemplar import Exemplar, exemplar_from_crop
 from models.geometry import reshape_crops
 from models.pack import StylePack
 from models.teacher import Synthesis, TeacherParams, synthesize, toned
-from pipeline.detail import DEFAULT_IDENTITY_SCALE, without_detail
+from pipeline.detail import DEFAULT_IDENTITY_SCALE, remove_detail, restore_detail
 from pipeline.flow import (
     chain_flow,
     optical_flow,
@@ -46,7 +47,7 @@ from pipeline.flow import (
 )
 from pipeline.frame import AlignedCrop
 from pipeline.guides import compute_guides
-from pipeline.stylizer import Stylizer
+from pipeline.stylizer import StagedStylizer
 from pipeline.xp import array_module
 
 __all__ = [
@@ -284,8 +285,8 @@ class KeyframePainter:
             lag. Van Gogh's, every 8th frame: at 0 the face of the shared clip 2 stayed under
             0.6 in 88 % of the frames judged, at 0.35 in all.
         fallback: what shows a face until its first painting arrives, with a lag (the pack's
-            student, which reshapes faces as this painter does); ``None`` shows the face
-            itself, less the fine detail the restyler puts back over it.
+            student, which reshapes faces as this painter does), shown as it shows on its own;
+            ``None`` shows the face itself.
         geometry: 0..1, how far each face is reshaped toward the exemplar's proportions
             before it is painted (a pack's geometry, :func:`models.geometry.toward_exemplar`).
     """
@@ -298,7 +299,7 @@ class KeyframePainter:
         settings: KeyframeSettings | None = None,
         name: str = "teacher",
         identity: float = 0.35,
-        fallback: Stylizer | None = None,
+        fallback: StagedStylizer | None = None,
         geometry: float = 0.0,
     ) -> None:
         if not 0.0 <= geometry <= 1.0:
@@ -392,17 +393,30 @@ class KeyframePainter:
     def _fallback(
         self, crops: Sequence[AlignedCrop], reshaped: Sequence[AlignedCrop]
     ) -> list[np.ndarray]:
-        """``crops`` (``reshaped``, as painted) as shown before their face's first
-        painting."""
+        """``crops`` (``reshaped``, as painted) as shown before their face's first painting:
+        as the fallback shows them on its own, or the faces themselves.
+
+        The restyler puts this painter's identity over every face it shows, as over a
+        painting, so that detail is taken off here first. Over the face itself it had
+        sharpened it; over the fallback, a pack's own identity and scale (``painterly``'s
+        0.35 at 64 px: the person's light and shadow) came out as 0.75 at 3 px, a flatter
+        face with harder fine detail, for the second until the first painting. (With an
+        identity the user chose instead, the restyler puts that on, and the fallback gets its
+        difference from this painter's own, as the paintings do.)
+        """
         if not crops:
             return []
-        if self.fallback is None:
-            # The face less its fine detail: the restyler puts the person's detail over every
-            # face as over a painting, and over the face itself it sharpened it twice.
-            faces = np.stack([crop.image for crop in reshaped])
-            return list(without_detail(faces, self.identity_scale))
-        styled = self.fallback.stylize(crops)
-        return list(styled.get() if array_module(styled) is not np else styled)
+        faces = np.stack([crop.image for crop in reshaped])
+        fallback = self.fallback
+        if fallback is None:
+            shown = faces
+        else:
+            # As the restyler finishes it: its own detail, then its finish (the skin tone).
+            painted = _on_host(fallback.paint(crops, fallback.prepare(crops)))
+            identity, scale = fallback.default_identity, fallback.identity_scale
+            painted = restore_detail(painted, faces, identity, scale)
+            shown = _on_host(fallback.finish(painted, reshaped))
+        return list(remove_detail(shown, faces, self.default_identity, self.identity_scale))
 
     @staticmethod
     def _at_side(crop: AlignedCrop, side: int) -> AlignedCrop:
@@ -520,6 +534,11 @@ class KeyframePainter:
             carried, start = guide
             return synthesize(self.exemplar, guides, self._params, carried, start)
         return synthesize(self.exemplar, guides, replace(self._params, temporal=0.0))
+
+
+def _on_host(crops: Any) -> np.ndarray:
+    """A stylizer's ``(N, S, S, 3)`` crops as NumPy (a pack on the GPU gives CuPy)."""
+    return crops.get() if array_module(crops) is not np else crops
 
 
 def _still(crop: AlignedCrop) -> np.ndarray:

@@ -27,9 +27,9 @@ __all__ = [
     "detail_band",
     "inner_face",
     "low_pass",
+    "remove_detail",
     "restore_detail",
     "restore_tone",
-    "without_detail",
 ]
 
 # The strength new style packs suggest. Chosen with `facestyle eval --identity 0 0.25 0.5 1`
@@ -81,11 +81,28 @@ def detail_band(content: np.ndarray, sigma: float = DEFAULT_IDENTITY_SCALE) -> n
     return detail
 
 
-def without_detail(content: np.ndarray, sigma: float = DEFAULT_IDENTITY_SCALE) -> np.ndarray:
-    """``(N, S, S, 3)`` ``uint8`` RGB crops less their :func:`detail_band`, in every channel
-    alike: what :func:`restore_detail` at strength 1 brings back to the crops themselves."""
-    unsharp = content.astype(np.float32) - detail_band(content, sigma)[..., None]
-    return np.clip(np.rint(unsharp), 0, 255).astype(np.uint8)
+def remove_detail(
+    stylized: np.ndarray,
+    content: np.ndarray,
+    strength: float,
+    sigma: float = DEFAULT_IDENTITY_SCALE,
+) -> np.ndarray:
+    """What :func:`restore_detail` adds at ``strength``, taken off instead: for a face that is
+    already finished and will have the detail put over it again.
+
+    Args:
+        stylized: ``(N, S, S, 3)`` ``uint8`` RGB NumPy crops (the content itself, for a face
+            shown as it is).
+        content: ``(N, S, S, 3)`` ``uint8`` RGB, the aligned crops whose detail it is.
+        strength: ``k >= 0``.
+        sigma: see :func:`restore_detail`.
+
+    Returns:
+        ``(N, S, S, 3)`` ``uint8`` RGB, the detail taken off every channel alike (where it
+        clips at black or white, adding it back does not quite restore ``stylized``).
+    """
+    less = stylized.astype(np.float32) - strength * detail_band(content, sigma)[..., None]
+    return np.clip(np.rint(less), 0, 255).astype(np.uint8)
 
 
 def restore_detail(

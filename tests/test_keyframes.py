@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from face_crops import photo_face
 
 from models import keyframes
 from models.exemplar import Exemplar, load_image, prepare_exemplar
@@ -26,15 +27,15 @@ from models.keyframes import (
 )
 from models.metrics import warping_errors
 from models.pack import bundled_packs, load_pack, save_pack
-from models.teacher import synthesize
+from models.teacher import Synthesis, synthesize
 from pipeline.align import align_face
-from pipeline.detail import restore_detail, without_detail
-from pipeline.frame import AlignedCrop
+from pipeline.detail import remove_detail, restore_detail
+from pipeline.frame import AlignedCrop, Frame
 from pipeline.landmarks import detect_landmarks
-from pipeline.restyle import Restyler
+from pipeline.restyle import Analysis, Restyler
 from pipeline.samples import FacePath, Pose, write_moving_face_clip
 from pipeline.sources import open_source
-from pipeline.stylizer import ReshapingStylizer
+from pipeline.stylizer import ReshapingStylizer, Stylizer
 from plugin.batch import BatchSettings
 from plugin.cli import main
 from plugin.live import LiveOutputs, LiveSession, warm_up
@@ -264,8 +265,9 @@ def test_a_painting_made_in_the_background_is_carried_to_the_frame_it_arrives_on
     # the fine detail the restyler puts back over every face ...
     for shown_face, crops in zip(shown[:2], frames[:2], strict=True):
         face = crops[0].image[None]
-        assert np.array_equal(shown_face, without_detail(face)[0])
-        restored = restore_detail(shown_face[None], face, 1.0).astype(np.float32)
+        identity = lagging.default_identity
+        assert np.array_equal(shown_face, remove_detail(face, face, identity)[0])
+        restored = restore_detail(shown_face[None], face, identity).astype(np.float32)
         assert np.abs(restored - face).mean() < 0.1  # but where the subtraction clipped
     # ... then frame 0's painting, moved on with the face by the two pixels it has moved.
     assert lagging.paintings == 1
@@ -282,10 +284,32 @@ def test_a_face_s_first_painting_fades_in_over_its_fallback(
     still = [_moved(faces[0], 0, 0)]
     painter = KeyframePainter(exemplar, KeyframeSettings(every=4, fade=1, lag=1))
     before, halfway, after = (painter.stylize(still)[0].astype(np.float32) for _ in range(3))
-    assert np.array_equal(before, without_detail(still[0].image[None])[0])
+    face = still[0].image[None]
+    assert np.array_equal(before, remove_detail(face, face, painter.default_identity)[0])
     # Half the painting over the face at its arrival, all of it a frame later.
     assert np.abs(halfway - (before + after) / 2).mean() < 1.0
     assert np.abs(after - before).mean() > 4.0
+
+
+def test_before_its_first_painting_a_face_looks_as_its_pack_alone_shows_it() -> None:
+    """The restyler puts the painter's identity (at least 0.75, fine detail) over every face
+    it shows; ``painterly``'s student is finished with its own (0.35, light and shadow)."""
+    photo, face, crop = photo_face("astronaut")
+
+    def shown(stylizer: Stylizer) -> np.ndarray:
+        restyler = Restyler(stylizer)
+        prepared = tuple(stylizer.prepare([crop])) if hasattr(stylizer, "prepare") else ()
+        analysis = Analysis(Frame(photo, 0.0, 0), (face,), (crop,), stylizer, prepared=prepared)
+        return restyler.finish(restyler.stylize(analysis))[0].astype(np.float32)
+
+    alone = shown(resolve_style("painterly"))
+    # A lag no painting meets in one frame, so the fallback shows the face.
+    painter = resolve_style("painterly", keyframes=8, keyframe_lag=50)
+    assert painter.default_identity == BACKGROUND_IDENTITY
+    fallen_back = shown(painter)
+    painter.reset()
+    assert np.abs(fallen_back - alone).max() <= 3  # rounding, and the detail where it clipped
+    assert np.abs(alone - crop.image).mean() > 5.0  # and that is the pack's painting
 
 
 def test_a_crop_of_another_side_is_painted_at_the_painter_s_and_brought_back(
@@ -326,7 +350,7 @@ def test_a_painting_that_fails_in_the_background_fails_the_frame_that_takes_it(
     exemplar: Exemplar, faces: list[AlignedCrop]
 ) -> None:
     class OutOfMemory(KeyframePainter):
-        def _paint(self, crop: AlignedCrop, carried: np.ndarray | None) -> np.ndarray:
+        def _paint(self, crop: AlignedCrop, guide: object) -> Synthesis:
             raise MemoryError("the teacher ran out of memory")
 
     painter = OutOfMemory(exemplar, KeyframeSettings(every=8, lag=1))
@@ -421,10 +445,11 @@ def test_a_live_warm_up_leaves_the_teacher_idle_before_the_camera_starts(
     finished: list[int] = []
 
     class Slow(KeyframePainter):
-        def _paint(self, crop: AlignedCrop, carried: np.ndarray | None) -> np.ndarray:
+        def _paint(self, crop: AlignedCrop, guide: object) -> Synthesis:
             time.sleep(0.5)
             finished.append(crop.track_id)
-            return crop.image
+            field = np.zeros((*crop.image.shape[:2], 2), np.int32)
+            return Synthesis(crop.image, field, np.zeros(crop.image.shape[:2], np.float32))
 
     painter = Slow(exemplar, KeyframeSettings(lag=None))
     warm_up(Restyler(painter))
