@@ -327,7 +327,7 @@ class KeyframePainter:
         self._fast_flow = lagging
         self._tracks: dict[int, _Track] = {}
         # Keyframes asked for in line during a call, painted together at its end.
-        self._due: list[tuple[_Track, AlignedCrop, np.ndarray | None]] = []
+        self._due: list[tuple[_Track, AlignedCrop, _Guide | None]] = []
 
     def reset(self) -> None:
         """Forget every track (paintings still being made are dropped)."""
