@@ -101,8 +101,7 @@ def remove_detail(
         ``(N, S, S, 3)`` ``uint8`` RGB, the detail taken off every channel alike (where it
         clips at black or white, adding it back does not quite restore ``stylized``).
     """
-    less = stylized.astype(np.float32) - strength * detail_band(content, sigma)[..., None]
-    return np.clip(np.rint(less), 0, 255).astype(np.uint8)
+    return _with_detail(stylized, detail_band(content, sigma), -strength)
 
 
 def restore_detail(
@@ -136,7 +135,12 @@ def restore_detail(
         return stylized
     # The detail comes from the content crops, which are on the host: computed there, then
     # added wherever the stylized crops are.
-    detail = detail_band(content, sigma)
+    return _with_detail(stylized, detail_band(content, sigma), strength)
+
+
+def _with_detail(stylized: Any, detail: np.ndarray, strength: float) -> Any:
+    """``(N, S, S, 3)`` ``uint8`` ``stylized`` plus ``strength`` times the ``(N, S, S)``
+    ``detail`` in every channel, in ``stylized``'s array module."""
     xp = array_module(stylized)
     # Adding the same amount to R, G and B changes luminance only, not hue.
     lifted = stylized.astype(xp.float32) + xp.float32(strength) * xp.asarray(detail)[..., None]
