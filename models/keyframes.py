@@ -206,6 +206,9 @@ _Guide = tuple[np.ndarray, np.ndarray]
 crop, ``(S, S, 3)`` ``uint8`` (the temporal guide), and its field, ``(S, S, 2)`` ``int32`` (the
 warm start)."""
 
+_Due = tuple[_Track, AlignedCrop, _Guide | None]
+"""A keyframe asked for in line: the track, the crop to paint, what guides it."""
+
 # The Gaussian (px) a painting carried by one sample a pixel is softened by first, so that the
 # sub-pixel offsets soften it more evenly. Van Gogh's keyframes 36 frames late
 # (eval --keyframe-lag 36, clips 1 / 3): warping error ratio 1.19 / 1.83 -> 1.14 / 1.71,
@@ -326,8 +329,6 @@ class KeyframePainter:
         # clips 1 / 3) of 1.19 / 1.84 against 1.12 / 1.70.
         self._fast_flow = lagging
         self._tracks: dict[int, _Track] = {}
-        # Keyframes asked for in line during a call, painted together at its end.
-        self._due: list[tuple[_Track, AlignedCrop, _Guide | None]] = []
 
     def reset(self) -> None:
         """Forget every track (paintings still being made are dropped)."""
@@ -347,14 +348,15 @@ class KeyframePainter:
     def stylize(self, crops: Sequence[AlignedCrop]) -> np.ndarray:
         """``N`` aligned crops of one frame, of one side ``s`` → ``(N, s, s, 3)`` ``uint8``
         RGB."""
-        self._due = []  # none left over from a call that failed part way
         self._forget_missing({crop.track_id for crop in crops})
         side = crops[0].size if crops else self.crop_size
         out = np.empty((len(crops), side, side, 3), np.uint8)
         reshaped = self.reshape(crops)
         full = [self._at_side(crop, self.crop_size) for crop in reshaped]
-        tracks = [self._advance(crop) for crop in full]
-        self._paint_due()
+        # Keyframes asked for in line during this call, painted together at its end.
+        due: list[_Due] = []
+        tracks = [self._advance(crop, due) for crop in full]
+        self._paint_due(due)
         wanted = [
             i for i, track in enumerate(tracks) if track.painting is None or track.from_fallback
         ]
@@ -429,14 +431,15 @@ class KeyframePainter:
             crop, image=image, matrix=crop.matrix * scale, landmarks=crop.landmarks * scale
         )
 
-    def _advance(self, crop: AlignedCrop) -> _Track:
+    def _advance(self, crop: AlignedCrop, due: list[_Due]) -> _Track:
         """The crop's track moved on to it: every painting carried along the flow, a
-        painting that is ready shown, a new keyframe asked for when it is time."""
+        painting that is ready shown, a new keyframe asked for when it is time (added to
+        ``due`` in line)."""
         track = self._tracks.get(crop.track_id)
         if track is None:
             track = _Track(crop.image)
             self._tracks[crop.track_id] = track
-            self._ask(track, crop)
+            self._ask(track, crop, due)
             return track
         step = optical_flow(crop.image, track.last_crop, fast=self._fast_flow)
         for painting in (track.painting, track.fading):
@@ -449,20 +452,20 @@ class KeyframePainter:
             track.asked.frames += 1
             self._take_if_ready(track)
         if track.asked is None and track.since_asked >= self.settings.every:
-            self._ask(track, crop)
+            self._ask(track, crop, due)
         if track.age >= self.settings.fade:
             track.fading, track.from_fallback = None, False
         return track
 
-    def _ask(self, track: _Track, crop: AlignedCrop) -> None:
-        """A keyframe of ``crop``: painted at the end of this call (in line), or asked of the
-        painting thread."""
+    def _ask(self, track: _Track, crop: AlignedCrop, due: list[_Due]) -> None:
+        """A keyframe of ``crop``: added to ``due`` (in line), or asked of the painting
+        thread."""
         painting = track.painting
         guide = None if painting is None else (painting.carried(), painting.carried_field())
         track.since_asked = 0
         self.asked += 1
         if self._thread is None:
-            self._due.append((track, crop, guide))
+            due.append((track, crop, guide))
         else:
             # Carried by one sample a pixel (softened first): supersampled, bench --live
             # --load 1 (two rounds each) kept 0.76 x its quiet frame rate at 640x480
@@ -472,15 +475,14 @@ class KeyframePainter:
                 None, _still(crop), ready=ready, supersampled=False, crop=crop.image
             )
 
-    def _paint_due(self) -> None:
-        """Paint the keyframes asked for in line during this call and show them.
+    def _paint_due(self, due: list[_Due]) -> None:
+        """Paint the keyframes asked for in line and show them.
 
         Each face on a thread of its own, as many at once as OpenCV has threads (the cores
         this process may use: a batch worker's share). The teacher's kernels release the
         interpreter's lock and each thread paints on its own, with nothing to wait for
         between them, so a core that another program holds slows only its own face.
         """
-        due, self._due = self._due, []
         if not due:
             return
         workers = min(len(due), max(1, cv2.getNumThreads()))
