@@ -206,9 +206,9 @@ def exemplar_from_crop(
         landmarks: ``(68, 2)`` its landmarks in crop pixels.
         fitted, keep_tone, monochrome: as :func:`prepare_exemplar`.
     """
-    reference = guide_reference(image, landmarks)
     if monochrome is None:
         monochrome = is_monochrome(image)
+    reference = guide_reference(image, landmarks, monochrome)
     return Exemplar(
         image=image,
         landmarks=np.asarray(landmarks, np.float32),

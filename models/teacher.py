@@ -51,6 +51,8 @@ class TeacherParams:
         appearance: weight of the appearance guide (the content's own shading) — keep it
             high enough that the content's eyes and mouth survive.
         edges: weight of the edge guide.
+        skin: weight of the skin guide: skin painted with the artist's skin, hair and hats
+            with what the artist painted above the brows.
         uniformity: occupancy penalty per already-matched patch, as a fraction of a patch
             whose every pixel is off by 1 in one unit-weight channel; 0 turns it off.
         final_radius: radius of the last vote, which makes the output: 0 copies each
@@ -77,6 +79,7 @@ class TeacherParams:
     regions: float = 1.0
     appearance: float = 15.0
     edges: float = 4.0
+    skin: float = 3.0
     uniformity: float = 0.005
     final_radius: int = 0
     temporal: float = 0.0
@@ -102,9 +105,11 @@ class TeacherParams:
             )
 
     def guide_weights(self) -> np.ndarray:
-        """``(2 + len(REGIONS) + 2,)`` ``float32`` weights in :meth:`Guides.stack` order."""
+        """``(2 + len(REGIONS) + 3,)`` ``float32`` weights in :meth:`Guides.stack` order."""
         return np.array(
-            [self.positional] * 2 + [self.regions] * len(REGIONS) + [self.appearance, self.edges],
+            [self.positional] * 2
+            + [self.regions] * len(REGIONS)
+            + [self.appearance, self.edges, self.skin],
             np.float32,
         )
 

@@ -35,6 +35,7 @@ __all__ = [
     "positional_guide",
     "region_labels",
     "region_masks",
+    "skin_guide",
     "thin_plate_spline",
 ]
 
@@ -50,6 +51,11 @@ _FACE_REGIONS = tuple(REGIONS.index(name) for name in REGIONS if name not in ("b
 # Quantiles at which luminance distributions are compared for histogram matching.
 _QUANTILES = np.linspace(0.0, 1.0, 65)
 
+# The skin guide's Gaussian widths, CIELAB units: a colour 10 away from the cheeks' (a beard,
+# a turban) is half as skin-like as a lightness 50 away (the face's own shadow).
+_SKIN_CHROMA = 10.0
+_SKIN_LIGHTNESS = 16.0
+
 # TPS is smooth, so it is evaluated on a coarse grid (this many cells a side) and resampled.
 _TPS_GRID = 32
 
@@ -63,11 +69,14 @@ class GuideReference:
         luminance_quantiles: ``(65,)`` ``float32`` quantiles 0, 1/64, ..., 1 of the
             exemplar's blurred luminance (0-1) inside its face, increasing.
         size: crop side ``S``.
+        monochrome: the exemplar is in one ink, so the skin guide (:func:`skin_guide`) of
+            every crop is measured on lightness alone, as the exemplar's can only be.
     """
 
     landmarks: np.ndarray
     luminance_quantiles: np.ndarray
     size: int
+    monochrome: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,21 +91,25 @@ class Guides:
         appearance: ``(S, S)`` ``float32`` 0-1 blurred luminance, histogram-matched inside the
             face to the exemplar's.
         edges: ``(S, S)`` ``float32`` 0-1 gradient magnitude of the blurred luminance.
+        skin: ``(S, S)`` ``float32`` 0-1 how like the face's own skin each pixel's colour is
+            (:func:`skin_guide`).
     """
 
     positional: np.ndarray
     regions: np.ndarray
     appearance: np.ndarray
     edges: np.ndarray
+    skin: np.ndarray
 
     @property
     def size(self) -> int:
         return int(self.appearance.shape[0])
 
     def stack(self) -> np.ndarray:
-        """All guides as one ``(S, S, 2 + len(REGIONS) + 2)`` ``float32`` array, about 0-1.
+        """All guides as one ``(S, S, 2 + len(REGIONS) + 3)`` ``float32`` array, about 0-1.
 
-        Channel order: positional ``x / S``, ``y / S``, the region masks, appearance, edges.
+        Channel order: positional ``x / S``, ``y / S``, the region masks, appearance, edges,
+        skin.
         """
         return np.concatenate(
             [
@@ -104,6 +117,7 @@ class Guides:
                 self.regions,
                 self.appearance[..., None],
                 self.edges[..., None],
+                self.skin[..., None],
             ],
             axis=2,
         )
@@ -384,12 +398,53 @@ def edge_guide(image: np.ndarray) -> np.ndarray:
     return np.minimum(magnitude / np.float32(top), np.float32(1.0))
 
 
-def guide_reference(image: np.ndarray, landmarks: np.ndarray) -> GuideReference:
+def skin_guide(
+    image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray, colour: bool = True
+) -> np.ndarray:
+    """How like the face's own skin each pixel's colour is, ``(S, S)`` ``float32`` 0-1.
+
+    The region masks place the forehead, the chin and the hair by the landmarks alone, so
+    whatever an artist painted there is taken as that part: Vermeer's turban as a forehead,
+    a cap as hair, a beard as a chin. Matched on this guide too, the teacher paints a bare
+    forehead with the artist's skin and hair with the turban. Each crop is measured against
+    its own skin (the median colour of the cheeks, between the eyes and the lips), so a
+    painter's ochre skin and a person's brown skin both read 1: a Gaussian of the CIELAB
+    distance from it, lightness counted a fifth as much as colour (a face's shading is the
+    appearance guide's).
+
+    Args:
+        image: ``(S, S, 3)`` ``uint8`` RGB crop.
+        landmarks: ``(68, 2)`` its landmarks, crop pixels.
+        regions: ``(S, S, len(REGIONS))`` its :func:`region_masks`.
+        colour: ``False`` measures lightness alone (a monochrome exemplar, and the crops
+            painted from it).
+    """
+    size = image.shape[0]
+    smooth = cv2.GaussianBlur(image.astype(np.float32) / np.float32(255.0), (0, 0), size / 170.0)
+    lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2Lab)
+    rows = np.arange(size, dtype=np.float32)[:, None]
+    eyes_bottom = float(np.max(landmarks[36:48, 1]))
+    lips_top = float(np.min(landmarks[48:55, 1]))
+    cheeks = (regions[..., REGIONS.index("skin")] > 0.5) & (rows > eyes_bottom) & (rows < lips_top)
+    if not cheeks.any():
+        cheeks = _face_weight(regions) > 0.5
+    own = np.median(lab[cheeks], axis=0) if cheeks.any() else lab.reshape(-1, 3).mean(axis=0)
+    scales = np.array([_SKIN_LIGHTNESS, _SKIN_CHROMA, _SKIN_CHROMA], np.float32)
+    if not colour:
+        scales[1:] = np.inf
+    distance = np.square((lab - own) / scales).sum(axis=2)
+    return np.exp(np.float32(-0.5) * distance).astype(np.float32)
+
+
+def guide_reference(
+    image: np.ndarray, landmarks: np.ndarray, monochrome: bool = False
+) -> GuideReference:
     """The exemplar-only part of the guides, computed once per style.
 
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB exemplar crop.
         landmarks: ``(68, 2)`` its landmarks, crop pixels.
+        monochrome: the exemplar is in one ink (:func:`is_monochrome`, or its author says so).
     """
     size = image.shape[0]
     regions = region_masks(landmarks, size, ears=False)
@@ -398,6 +453,7 @@ def guide_reference(image: np.ndarray, landmarks: np.ndarray) -> GuideReference:
         landmarks=np.asarray(landmarks, np.float32),
         luminance_quantiles=_luminance_quantiles(blurred, regions),
         size=size,
+        monochrome=monochrome,
     )
 
 
@@ -425,4 +481,5 @@ def compute_guides(
         regions=regions,
         appearance=appearance_guide(image, regions, reference),
         edges=edge_guide(image),
+        skin=skin_guide(image, landmarks, regions, colour=not reference.monochrome),
     )

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 from scipy.interpolate import RBFInterpolator
+from shared_media import shared_media
 
 from pipeline.align import align_face
 from pipeline.frame import AlignedCrop
@@ -20,6 +21,7 @@ from pipeline.guides import (
     positional_guide,
     region_labels,
     region_masks,
+    skin_guide,
     thin_plate_spline,
 )
 from pipeline.landmarks import detect_landmarks
@@ -228,7 +230,54 @@ def test_compute_guides_stacks_every_guide_and_checks_size(
     guides = compute_guides(content.image, content.landmarks, reference)
     assert isinstance(guides, Guides) and guides.size == SIZE
     stacked = guides.stack()
-    assert stacked.shape == (SIZE, SIZE, 2 + len(REGIONS) + 2) and stacked.dtype == np.float32
+    assert stacked.shape == (SIZE, SIZE, 2 + len(REGIONS) + 3) and stacked.dtype == np.float32
     assert stacked.min() > -0.2 and stacked.max() < 1.2
     with pytest.raises(ValueError, match="expected an \\(128, 128, 3\\) crop"):
         compute_guides(np.zeros((64, 64, 3), np.uint8), content.landmarks, reference)
+
+
+def _above_brows(crop: AlignedCrop) -> np.ndarray:
+    """``(S, S)`` ``bool``: the band labelled hair (forehead and hair) within the brows'
+    columns."""
+    labels = region_labels(crop.landmarks, crop.size)
+    columns = np.arange(crop.size)[None, :]
+    brows = crop.landmarks[17:27]
+    inside = (columns > brows[:, 0].min()) & (columns < brows[:, 0].max())
+    return (labels == REGIONS.index("hair")) & inside
+
+
+def test_the_skin_guide_tells_vermeers_turban_from_her_skin() -> None:
+    """Above her brows the region masks say forehead and hair, where Vermeer painted a blue
+    turban: the teacher, matching on regions alone, painted it on every bare forehead."""
+    path = shared_media("vermeer_girl_with_a_pearl_earring.jpg")
+    image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    crop = align_face(image, detect_landmarks(image)[0], SIZE)
+    regions = region_masks(crop.landmarks, SIZE, ears=False)
+    skin = skin_guide(crop.image, crop.landmarks, regions)
+    assert skin.shape == (SIZE, SIZE) and skin.dtype == np.float32
+    assert np.median(skin[regions[..., REGIONS.index("skin")] > 0.5]) > 0.6
+    assert np.median(skin[_above_brows(crop)]) < 0.1
+
+
+def test_the_skin_guide_of_a_monochrome_style_sees_lightness_only(
+    crops: dict[str, AlignedCrop],
+) -> None:
+    """Known truth: the astronaut's forehead and hair painted blue at the lightness of her
+    skin. Beside a colour exemplar it is not skin; beside an engraving, which can show no
+    colour, it is, as the exemplar's own skin can only be told by its lightness."""
+    crop = crops["astronaut"]
+    above = _above_brows(crop)
+    lab = cv2.cvtColor(crop.image, cv2.COLOR_RGB2LAB)
+    skin = region_masks(crop.landmarks, SIZE)[..., REGIONS.index("skin")] > 0.5
+    lab[above] = (np.median(lab[skin, 0]), 128 + 10, 128 - 45)
+    blue = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    exemplar = crops["grace_hopper"]
+    grey = np.repeat(cv2.cvtColor(exemplar.image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    coloured = compute_guides(
+        blue, crop.landmarks, guide_reference(exemplar.image, exemplar.landmarks)
+    )
+    engraved = compute_guides(
+        blue, crop.landmarks, guide_reference(grey, exemplar.landmarks, monochrome=True)
+    )
+    assert np.median(coloured.skin[above]) < 0.1
+    assert np.median(engraved.skin[above]) > 0.6
