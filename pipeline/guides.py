@@ -69,8 +69,9 @@ class GuideReference:
         luminance_quantiles: ``(65,)`` ``float32`` quantiles 0, 1/64, ..., 1 of the
             exemplar's blurred luminance (0-1) inside its face, increasing.
         size: crop side ``S``.
-        monochrome: the exemplar is in one ink, so the skin guide (:func:`skin_guide`) of
-            every crop is measured on lightness alone, as the exemplar's can only be.
+        monochrome: the exemplar is in one ink, whose skin no colour tells from its hair or
+            a hat: every crop's skin guide is then 1 throughout, which matches nothing
+            (lightness is the appearance guide's).
     """
 
     landmarks: np.ndarray
@@ -92,7 +93,7 @@ class Guides:
             face to the exemplar's.
         edges: ``(S, S)`` ``float32`` 0-1 gradient magnitude of the blurred luminance.
         skin: ``(S, S)`` ``float32`` 0-1 how like the face's own skin each pixel's colour is
-            (:func:`skin_guide`).
+            (:func:`skin_guide`); 1 throughout beside a monochrome exemplar.
     """
 
     positional: np.ndarray
@@ -398,9 +399,7 @@ def edge_guide(image: np.ndarray) -> np.ndarray:
     return np.minimum(magnitude / np.float32(top), np.float32(1.0))
 
 
-def skin_guide(
-    image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray, colour: bool = True
-) -> np.ndarray:
+def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """How like the face's own skin each pixel's colour is, ``(S, S)`` ``float32`` 0-1.
 
     The region masks place the forehead, the chin and the hair by the landmarks alone, so
@@ -415,8 +414,6 @@ def skin_guide(
         image: ``(S, S, 3)`` ``uint8`` RGB crop.
         landmarks: ``(68, 2)`` its landmarks, crop pixels.
         regions: ``(S, S, len(REGIONS))`` its :func:`region_masks`.
-        colour: ``False`` measures lightness alone (a monochrome exemplar, and the crops
-            painted from it).
     """
     size = image.shape[0]
     smooth = cv2.GaussianBlur(image.astype(np.float32) / np.float32(255.0), (0, 0), size / 170.0)
@@ -429,8 +426,6 @@ def skin_guide(
         cheeks = _face_weight(regions) > 0.5
     own = np.median(lab[cheeks], axis=0) if cheeks.any() else lab.reshape(-1, 3).mean(axis=0)
     scales = np.array([_SKIN_LIGHTNESS, _SKIN_CHROMA, _SKIN_CHROMA], np.float32)
-    if not colour:
-        scales[1:] = np.inf
     distance = np.square((lab - own) / scales).sum(axis=2)
     return np.exp(np.float32(-0.5) * distance).astype(np.float32)
 
@@ -480,5 +475,9 @@ def compute_guides(
         regions=regions,
         appearance=appearance_guide(image, regions, reference),
         edges=edge_guide(image),
-        skin=skin_guide(image, landmarks, regions, colour=not reference.monochrome),
+        skin=(
+            np.ones((size, size), np.float32)
+            if reference.monochrome
+            else skin_guide(image, landmarks, regions)
+        ),
     )
