@@ -51,10 +51,15 @@ _FACE_REGIONS = tuple(REGIONS.index(name) for name in REGIONS if name not in ("b
 # Quantiles at which luminance distributions are compared for histogram matching.
 _QUANTILES = np.linspace(0.0, 1.0, 65)
 
-# The skin guide's Gaussian widths, CIELAB units. Lightness is wider: a face's own shading
-# moves it, and the appearance guide already matches it.
+# The skin guide's Gaussian widths, CIELAB units. Lightness is wider: a face's own shading and
+# the shine on a forehead move it (at 16 the lit forehead of the shared clip 1 read as not
+# skin, and the album portrait of Confucius painted its paper there), and the appearance
+# guide already matches it.
 _SKIN_CHROMA = 10.0
-_SKIN_LIGHTNESS = 16.0
+_SKIN_LIGHTNESS = 40.0
+# The blur before the skin guide's colours are taken, a fraction of the crop side: paper
+# grain and pores are not what it tells apart.
+_SKIN_BLUR = 1.5 / 256
 
 # TPS is smooth, so it is evaluated on a coarse grid (this many cells a side) and resampled.
 _TPS_GRID = 32
@@ -408,7 +413,7 @@ def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) ->
     forehead with the artist's skin and hair with the turban. Each crop is measured against
     its own skin (the median colour of the cheeks, between the eyes and the lips), so a
     painter's ochre skin and a person's brown skin both read 1: a Gaussian of the CIELAB
-    distance from it (after a blur of 1.5 px at 256², against paper grain and pores).
+    distance from it.
 
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB crop.
@@ -416,7 +421,9 @@ def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) ->
         regions: ``(S, S, len(REGIONS))`` its :func:`region_masks`.
     """
     size = image.shape[0]
-    smooth = cv2.GaussianBlur(image.astype(np.float32) / np.float32(255.0), (0, 0), size / 170.0)
+    smooth = cv2.GaussianBlur(
+        image.astype(np.float32) / np.float32(255.0), (0, 0), size * _SKIN_BLUR
+    )
     lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2Lab)
     rows = np.arange(size, dtype=np.float32)[:, None]
     eyes_bottom = float(np.max(landmarks[36:48, 1]))
