@@ -46,6 +46,7 @@ REGIONS = ("background", "hair", "skin", "nose", "brows", "eyes", "lips", "mouth
 """Region mask channels, in order. ``hair`` is the band above the brows (forehead and hair),
 ``mouth`` the inside of the lips (teeth, tongue, dark gap), ``lips`` the lips themselves."""
 
+_FEATURE_REGIONS = tuple(REGIONS.index(name) for name in ("brows", "eyes", "lips", "mouth"))
 _FACE_REGIONS = tuple(REGIONS.index(name) for name in REGIONS if name not in ("background", "hair"))
 
 # Quantiles at which luminance distributions are compared for histogram matching.
@@ -434,7 +435,11 @@ def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) ->
     own = np.median(lab[cheeks], axis=0) if cheeks.any() else lab.reshape(-1, 3).mean(axis=0)
     scales = np.array([_SKIN_LIGHTNESS, _SKIN_CHROMA, _SKIN_CHROMA], np.float32)
     distance = np.square((lab - own) / scales).sum(axis=2)
-    return np.exp(np.float32(-0.5) * distance).astype(np.float32)
+    skin = np.exp(np.float32(-0.5) * distance)
+    # Brows, eyes, lips and the mouth are the region masks' to match: counted as skin on both
+    # sides, Renoir's red lips still paint a person's paler ones.
+    features = regions[..., list(_FEATURE_REGIONS)].sum(axis=2)
+    return (skin + (1.0 - skin) * features).astype(np.float32)
 
 
 def guide_reference(

@@ -257,6 +257,10 @@ def test_the_skin_guide_tells_vermeers_turban_from_her_skin() -> None:
     assert skin.shape == (SIZE, SIZE) and skin.dtype == np.float32
     assert np.median(skin[regions[..., REGIONS.index("skin")] > 0.5]) > 0.6
     assert np.median(skin[_above_brows(crop)]) < 0.1
+    # Her red lips and dark eyes are the region masks' to match: they count as skin, so a
+    # person's paler lips are still painted with hers.
+    for feature in ("lips", "eyes"):
+        assert skin[regions[..., REGIONS.index(feature)] > 0.99].min() > 0.99
 
 
 def test_the_skin_guide_is_inert_beside_a_monochrome_style(
