@@ -260,7 +260,8 @@ def test_the_skin_guide_tells_vermeers_turban_from_her_skin() -> None:
     # Her red lips and dark eyes are the region masks' to match: they count as skin, so a
     # person's paler lips are still painted with hers.
     for feature in ("lips", "eyes"):
-        assert skin[regions[..., REGIONS.index(feature)] > 0.99].min() > 0.99
+        inside = regions[..., REGIONS.index(feature)] > 0.5
+        assert inside.any() and np.median(skin[inside]) > 0.9
 
 
 def test_the_skin_guide_is_inert_beside_a_monochrome_style(
