@@ -2,9 +2,10 @@
 
 A guide is an image that says, for every pixel of a crop, *what it is*: where it sits on the
 face (positional guide), which facial part it belongs to (region masks), how bright its
-neighbourhood is (appearance guide) and how strong its edges are (edge guide). The teacher
-matches content pixels to exemplar pixels whose guides agree; the student reads the same
-guides as extra input channels, so everything per-frame here is cheap (a few ms at 256²).
+neighbourhood is (appearance guide), how strong its edges are (edge guide) and how like the
+face's own skin its colour is (skin guide). The teacher matches content pixels to exemplar
+pixels whose guides agree; the student reads some of the same guides as extra input channels
+(:mod:`models.student_input`), so everything per-frame here is cheap (a few ms at 256²).
 
 Conventions stated once: crops are square, ``S`` pixels a side; landmarks are ``(68, 2)``
 ``float32`` ``x, y`` crop pixels in iBUG-300W order; every guide is ``float32``.

@@ -92,3 +92,14 @@ def test_missing_style_and_bad_output_type(
     assert "image not found" in capsys.readouterr().err
     assert main(["stylize-image", str(style), str(content), "-o", str(tmp_path / "o.xyz")]) == 1
     assert "use a .png" in capsys.readouterr().err
+
+
+def test_the_skin_guide_can_be_turned_off(
+    style: Path, astronaut: np.ndarray, grace_hopper: np.ndarray, tmp_path: Path
+) -> None:
+    content = _save(tmp_path / "content.png", grace_hopper)
+    args = ["stylize-image", str(style), str(content), "--mask", "crop"]
+    assert main([*args, "-o", str(tmp_path / "guided.png")]) == 0
+    assert main([*args, "-o", str(tmp_path / "unguided.png"), "--skin", "0"]) == 0
+    guided, unguided = _read(tmp_path / "guided.png"), _read(tmp_path / "unguided.png")
+    assert np.abs(guided.astype(int) - unguided).mean() > 1.0

@@ -79,6 +79,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         f"({_DEFAULTS.positional:g})",
     )
     parser.add_argument(
+        "--skin",
+        type=number_in(float, 0),
+        default=_DEFAULTS.skin,
+        help=f"weight of skin colour: skin painted with the artist's skin, and what the artist "
+        f"painted on the forehead (a hat, a turban) kept on the hair; 0 turns it off "
+        f"({_DEFAULTS.skin:g})",
+    )
+    parser.add_argument(
         "--uniformity",
         type=number_in(float, 0),
         default=_DEFAULTS.uniformity,
@@ -149,7 +157,10 @@ def run(args: argparse.Namespace) -> int:
     exemplar = prepare_exemplar(load_image(args.style), args.points)
     photo = load_image(args.content)
     params = TeacherParams(
-        appearance=args.appearance, positional=args.positional, uniformity=args.uniformity
+        appearance=args.appearance,
+        positional=args.positional,
+        skin=args.skin,
+        uniformity=args.uniformity,
     )
     result, crops, stylized = stylize_photo(
         exemplar, photo, params, args.identity, args.mask, args.fine_detail
