@@ -9,6 +9,10 @@
   the unstylized head (1 = no closer to the reference than the photo). A one-sided
   nearest-patch distance rewards blur (a soft face finds near neighbours among a painting's
   smooth patches); a distribution distance does not.
+- Style by part: the same figure on the face and on the rest of the head (hair, a hat, a
+  turban), each against the same part of the exemplar's head. The whole-head figure counts
+  an artist's hat laid on a bare forehead as style; this one asks for the artist's face on
+  the face and the artist's hair on the hair.
 - Sharpness: mean gradient magnitude of the lightness on the head, as a ratio to the
   exemplar's (a student that averages away brush marks scores well under 1).
 - Head share: how much of the head, hair included, the compositor's mask restyles (an
@@ -52,6 +56,7 @@ from pipeline.composite import (
 from pipeline.detail import inner_face
 from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop, Frame
+from pipeline.guides import REGIONS, region_labels, region_masks, skin_guide
 from pipeline.landmarks import detect_landmarks, model_path
 from pipeline.matte import head_prior
 from pipeline.restyle import SmallFaces, stylize_by_side
@@ -73,6 +78,7 @@ __all__ = [
     "face_descriptor",
     "face_descriptors",
     "full_resolution_detail",
+    "head_parts",
     "head_share",
     "identity_report",
     "lab_patches",
@@ -89,6 +95,10 @@ __all__ = [
 
 SAME_PERSON = 0.6
 """dlib's descriptor distance under which two faces are called the same person."""
+
+# Fewer 7x7 windows than this (every 3rd pixel each way: about a 12 px square) are too few
+# for a patch distribution.
+_MIN_PATCHES = 16
 
 
 @cache
@@ -307,10 +317,44 @@ def style_ratio(
         reference: the exemplar's patches in the same region,
             ``lab_patches(exemplar, exemplar_region, tone_free=tone_free)`` (computed once
             for every face).
+
+    Returns:
+        The ratio; NaN where the region or the reference holds fewer than 16 patches (a
+        part of the head one of them hardly has, such as hair on a shaved head).
     """
-    photo = sliced_wasserstein(lab_patches(content, region, tone_free=tone_free), reference)
     shown = lab_patches(stylized, region, tone_free=tone_free)
+    if min(len(shown), len(reference)) < _MIN_PATCHES:
+        return float("nan")
+    photo = sliced_wasserstein(lab_patches(content, region, tone_free=tone_free), reference)
     return sliced_wasserstein(shown, reference) / max(photo, 1e-9)
+
+
+def head_parts(
+    image: np.ndarray, landmarks: np.ndarray, *, ears: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """The head split into the face and the rest of it (hair, a hat, a turban), each
+    ``(S, S)`` ``float32`` 0-1, summing to :func:`pipeline.matte.head_prior`.
+
+    The face is what the landmarks place there (skin, nose, brows, eyes, lips, mouth, and
+    a photo's ears), shadows, beard and painted patches of any colour included, and the
+    forehead above the brows where it is skin-coloured
+    (:func:`pipeline.guides.skin_guide` over 0.5): the landmarks alone cannot tell a forehead
+    from the hat or turban an artist painted there.
+
+    Args:
+        image: ``(S, S, 3)`` ``uint8`` RGB aligned crop.
+        landmarks: ``(68, 2)`` its landmarks, crop pixels.
+        ears: its ears are skin by position (a photo); ``False`` for an artwork, as in
+            :func:`pipeline.guides.region_labels`.
+    """
+    size = image.shape[0]
+    head = head_prior(landmarks, size)
+    labels = region_labels(landmarks, size, ears)
+    above_brows = labels == REGIONS.index("hair")
+    skin = skin_guide(image, landmarks, region_masks(landmarks, size, ears=ears)) > 0.5
+    face = ((labels != REGIONS.index("background")) & ~above_brows) | (above_brows & skin)
+    face_part = head * face.astype(np.float32)
+    return face_part, head - face_part
 
 
 def sharpness(image: np.ndarray, region: np.ndarray, *, tone_free: bool = False) -> float:
@@ -603,6 +647,11 @@ class StyleReport:
             images' lightness relative to their own head's median): a face kept darker than
             a pale painting has smaller steps of lightness for the same marks.
         input_tone_free_sharpness: the same for the unstylized faces.
+        face_ratio: the median :func:`style_ratio` on the face alone (:func:`head_parts`),
+            against the exemplar's face.
+        tone_free_face_ratio: the same apart from skin tone.
+        hair_ratio: the same on the rest of the head (hair, headwear), against the rest of
+            the exemplar's; NaN where no face has enough of it.
     """
 
     ratios: np.ndarray
@@ -612,6 +661,9 @@ class StyleReport:
     input_sharpness: float
     tone_free_sharpness: float
     input_tone_free_sharpness: float
+    face_ratio: float = float("nan")
+    tone_free_face_ratio: float = float("nan")
+    hair_ratio: float = float("nan")
 
     def as_dict(self) -> dict[str, float]:
         return _figures(self)
@@ -774,8 +826,15 @@ def evaluate_stylizer(
                 sharpness(exemplar.image, reference_head, tone_free=tone), 1e-9
             )
             exemplar_patches[tone] = lab_patches(exemplar.image, reference_head, tone_free=tone)
+        face, hair = head_parts(exemplar.image, exemplar.landmarks, ears=False)
+        part_patches = {
+            "face": lab_patches(exemplar.image, face),
+            "tone-free face": lab_patches(exemplar.image, face, tone_free=True),
+            "hair": lab_patches(exemplar.image, hair),
+        }
     sources, results, others, shares, detail, lighter = [], [], [], [], [], []
     ratios, tone_free = [], []
+    by_part: dict[str, list[float]] = {part: [] for part in ("face", "tone-free face", "hair")}
     # Per tone_free: the shown faces' sharpness, then the photos', over the exemplar's.
     sharp: dict[bool, tuple[list[float], list[float]]] = {False: ([], []), True: ([], [])}
     for track, own_painted, styled, mask in zip(tracks, painted, shown, masks, strict=True):
@@ -802,6 +861,11 @@ def evaluate_stylizer(
                 pair = (styled[row], crop.image, head)
                 ratios.append(style_ratio(*pair, exemplar_patches[False]))
                 tone_free.append(style_ratio(*pair, exemplar_patches[True], tone_free=True))
+                face, hair = head_parts(crop.image, crop.landmarks)
+                for part, region in (("face", face), ("tone-free face", face), ("hair", hair)):
+                    tone = part == "tone-free face"
+                    ratio = style_ratio(*pair[:2], region, part_patches[part], tone_free=tone)
+                    by_part[part].append(ratio)
                 for tone, (shown_sharp, photo_sharp) in sharp.items():
                     scale = reference_sharpness[tone]
                     shown_sharp.append(sharpness(styled[row], head, tone_free=tone) / scale)
@@ -816,6 +880,9 @@ def evaluate_stylizer(
             input_sharpness=float(np.median(sharp[False][1])),
             tone_free_sharpness=float(np.median(sharp[True][0])),
             input_tone_free_sharpness=float(np.median(sharp[True][1])),
+            face_ratio=_nan_median(by_part["face"]),
+            tone_free_face_ratio=_nan_median(by_part["tone-free face"]),
+            hair_ratio=_nan_median(by_part["hair"]),
         )
     return StylizerReport(
         name=stylizer.name,
@@ -828,6 +895,12 @@ def evaluate_stylizer(
         full_resolution_detail=float(np.median(detail)) if detail else float("nan"),
         lightness_shift=float(np.nanmedian(lighter)),
     )
+
+
+def _nan_median(values: Sequence[float]) -> float:
+    """The median of the finite values; NaN if there are none."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.median(finite)) if finite else float("nan")
 
 
 def _track_descriptor(track: TrackCrops) -> np.ndarray:

@@ -9,7 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from shared_media import shared_media
 
+from models.exemplar import Exemplar, load_image, prepare_exemplar
 from models.metrics import (
     SAME_PERSON,
     TrackCrops,
@@ -17,6 +19,7 @@ from models.metrics import (
     descriptor_distance,
     evaluate_stylizer,
     face_descriptor,
+    head_parts,
     head_share,
     identity_report,
     lab_patches,
@@ -122,6 +125,54 @@ def test_style_ratio_one_for_the_photo_zero_for_the_exemplar(
     # Two-sided: a blurred photo is not closer to a sharp photo of someone else.
     blurred = cv2.GaussianBlur(a.image, (0, 0), 4)
     assert style_ratio(blurred, a.image, head_a, lab_patches(g.image, head_g)) > 1.0
+
+
+@pytest.fixture(scope="module")
+def vermeer() -> Exemplar:
+    return prepare_exemplar(load_image(shared_media("vermeer_girl_with_a_pearl_earring.jpg")))
+
+
+def _lab(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
+
+
+def test_head_parts_keep_vermeers_turban_out_of_her_face(vermeer: Exemplar) -> None:
+    face, rest = head_parts(vermeer.image, vermeer.landmarks, ears=False)
+    head = head_prior(vermeer.landmarks, vermeer.image.shape[0])
+    assert face.dtype == rest.dtype == np.float32
+    np.testing.assert_allclose(face + rest, head, atol=1e-6)
+    blue = _lab(vermeer.image)[..., 2] < -8.0
+    assert blue[face > 0.5].mean() < 0.02
+    assert blue[rest > 0.5].mean() > 0.2  # the turban; its yellow crown and the dark ground too
+
+
+def test_the_style_figure_by_part_asks_for_the_artists_face_on_the_face(
+    crops: dict[str, AlignedCrop], vermeer: Exemplar
+) -> None:
+    """Known truth: the astronaut's face recoloured (her lightness kept) in the hue of
+    Vermeer's face, or in that of her blue turban. On the whole head the turban counts as
+    style too; on the face only the face's colours do."""
+    photo = crops["astronaut"]
+    own_face, _ = head_parts(photo.image, photo.landmarks)
+    her_face, her_rest = head_parts(vermeer.image, vermeer.landmarks, ears=False)
+    her_lab = _lab(vermeer.image)
+
+    def recoloured(part: np.ndarray) -> np.ndarray:
+        lab = _lab(photo.image)
+        lab[own_face > 0.5, 1:] = np.median(her_lab[part > 0.5, 1:], axis=0)
+        rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+        return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+    turban = (her_rest > 0.5) & (her_lab[..., 2] < -8.0)
+    face_patches = lab_patches(vermeer.image, her_face)
+    as_face = style_ratio(recoloured(her_face), photo.image, own_face, face_patches)
+    as_turban = style_ratio(recoloured(turban), photo.image, own_face, face_patches)
+    # The astronaut's skin is already near Vermeer's in hue: a little closer, not much.
+    assert as_face < 1.0 and as_turban > as_face + 1.0
+    # Too little of a part to measure is no figure at all, not a crash.
+    speck = np.zeros_like(own_face)
+    speck[100:104, 100:104] = 1.0
+    assert np.isnan(style_ratio(photo.image, photo.image, speck, face_patches))
 
 
 def test_the_tone_free_style_ratio_ignores_a_face_kept_darker(
@@ -282,6 +333,8 @@ def test_evaluate_an_unchanged_stylizer_on_a_tracked_clip(clip: Path) -> None:
     assert report.identity.mean_distance == 0.0
     assert report.identity.share_same == 1.0 and report.identity.share_closest == 1.0
     assert report.style is not None and report.style.ratio == pytest.approx(1.0)
+    assert report.style.face_ratio == pytest.approx(1.0)
+    assert report.style.hair_ratio == pytest.approx(1.0)
     assert report.style.sharpness == pytest.approx(report.style.input_sharpness)
     assert report.temporal.ratio == pytest.approx(1.0)
     # The head matte covers most of the head; the face oval about half of it.

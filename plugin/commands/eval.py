@@ -292,6 +292,9 @@ def format_report(report: StylizerReport) -> str:
             f"  style     ratio {style.ratio:.2f} (median; 1 = no closer to the exemplar "
             "than the photo, 0 = its own patches); apart from skin tone "
             f"{style.tone_free_ratio:.2f}",
+            f"  by part   face {style.face_ratio:.2f} (apart from skin tone "
+            f"{style.tone_free_face_ratio:.2f}), hair and headwear {style.hair_ratio:.2f}, "
+            "each against the same part of the exemplar's head",
             f"  sharpness {style.sharpness:.2f} x the exemplar's "
             f"(the photo {style.input_sharpness:.2f} x); apart from skin tone "
             f"{style.tone_free_sharpness:.2f} x (the photo {style.input_tone_free_sharpness:.2f} x)",
