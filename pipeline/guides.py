@@ -47,7 +47,6 @@ REGIONS = ("background", "hair", "skin", "nose", "brows", "eyes", "lips", "mouth
 """Region mask channels, in order. ``hair`` is the band above the brows (forehead and hair),
 ``mouth`` the inside of the lips (teeth, tongue, dark gap), ``lips`` the lips themselves."""
 
-_FEATURE_REGIONS = tuple(REGIONS.index(name) for name in ("brows", "eyes", "lips", "mouth"))
 _FACE_REGIONS = tuple(REGIONS.index(name) for name in REGIONS if name not in ("background", "hair"))
 
 # Quantiles at which luminance distributions are compared for histogram matching.
@@ -437,10 +436,11 @@ def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) ->
     scales = np.array([_SKIN_LIGHTNESS, _SKIN_CHROMA, _SKIN_CHROMA], np.float32)
     distance = np.square((lab - own) / scales).sum(axis=2)
     skin = np.exp(np.float32(-0.5) * distance)
-    # Brows, eyes, lips and the mouth are the region masks' to match: counted as skin on both
-    # sides, Renoir's red lips still paint a person's paler ones.
-    features = regions[..., list(_FEATURE_REGIONS)].sum(axis=2)
-    return (skin + (1.0 - skin) * features).astype(np.float32)
+    # Below the brows the landmarks already say what is face, and the region masks match its
+    # parts: counted as skin there on both sides, Renoir's red lips still paint a person's
+    # paler ones, and an artist's shadows and coloured patches on a face paint the person's.
+    face = _face_weight(regions)
+    return (skin + (1.0 - skin) * face).astype(np.float32)
 
 
 def guide_reference(
