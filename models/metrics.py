@@ -58,7 +58,7 @@ from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop, Frame
 from pipeline.guides import REGIONS, region_labels, region_masks, skin_guide
 from pipeline.landmarks import detect_landmarks, model_path
-from pipeline.matte import head_prior
+from pipeline.matte import head_cut, head_prior
 from pipeline.restyle import SmallFaces, stylize_by_side
 from pipeline.samples import FACE_PHOTOS, face_photo
 from pipeline.stylizer import Stylizer, drawn_crops
@@ -329,32 +329,32 @@ def style_ratio(
     return sliced_wasserstein(shown, reference) / max(photo, 1e-9)
 
 
-def head_parts(
-    image: np.ndarray, landmarks: np.ndarray, *, ears: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
+def head_parts(crop: AlignedCrop, *, ears: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The head split into the face and the rest of it (hair, a hat, a turban), each
-    ``(S, S)`` ``float32`` 0-1, summing to :func:`pipeline.matte.head_prior`.
+    ``(S, S)`` ``float32`` 0 or 1.
 
-    The face is what the landmarks place there (skin, nose, brows, eyes, lips, mouth, and
-    a photo's ears), shadows, beard and painted patches of any colour included, and the
-    forehead above the brows where it is skin-coloured
-    (:func:`pipeline.guides.skin_guide` over 0.5): the landmarks alone cannot tell a forehead
-    from the hat or turban an artist painted there.
+    The head is :func:`pipeline.matte.head_prior` where :func:`pipeline.matte.head_cut` (by
+    colour, on the crop's surround when it has one) agrees: the prior, extrapolated from the
+    landmarks, reaches above short hair into the wall or bookshelf behind it. The face is
+    what the landmarks place there (skin, nose, brows, eyes, lips, mouth, and a photo's
+    ears), shadows and painted patches of any colour included, and the forehead above the
+    brows where it is skin-coloured (:func:`pipeline.guides.skin_guide` over 0.5): the
+    landmarks alone cannot tell a forehead from the hat or turban an artist painted there.
 
     Args:
-        image: ``(S, S, 3)`` ``uint8`` RGB aligned crop.
-        landmarks: ``(68, 2)`` its landmarks, crop pixels.
+        crop: the aligned crop and its landmarks (an exemplar's: ``AlignedCrop(image,
+            np.eye(2, 3), landmarks)``).
         ears: its ears are skin by position (a photo); ``False`` for an artwork, as in
             :func:`pipeline.guides.region_labels`.
     """
-    size = image.shape[0]
-    head = head_prior(landmarks, size)
+    image, landmarks, size = crop.image, crop.landmarks, crop.size
+    cut = cv2.resize(head_cut(crop), (size, size), interpolation=cv2.INTER_LINEAR) > 0.5
+    head = (head_prior(landmarks, size) > 0.5) & cut
     labels = region_labels(landmarks, size, ears)
     above_brows = labels == REGIONS.index("hair")
     skin = skin_guide(image, landmarks, region_masks(landmarks, size, ears=ears)) > 0.5
-    face = ((labels != REGIONS.index("background")) & ~above_brows) | (above_brows & skin)
-    face_part = head * face.astype(np.float32)
-    return face_part, head - face_part
+    face = head & (((labels != REGIONS.index("background")) & ~above_brows) | (above_brows & skin))
+    return face.astype(np.float32), (head & ~face).astype(np.float32)
 
 
 def sharpness(image: np.ndarray, region: np.ndarray, *, tone_free: bool = False) -> float:
@@ -826,7 +826,8 @@ def evaluate_stylizer(
                 sharpness(exemplar.image, reference_head, tone_free=tone), 1e-9
             )
             exemplar_patches[tone] = lab_patches(exemplar.image, reference_head, tone_free=tone)
-        face, hair = head_parts(exemplar.image, exemplar.landmarks, ears=False)
+        exemplar_crop = AlignedCrop(exemplar.image, np.eye(2, 3), exemplar.landmarks)
+        face, hair = head_parts(exemplar_crop, ears=False)
         part_patches = {
             "face": lab_patches(exemplar.image, face),
             "tone-free face": lab_patches(exemplar.image, face, tone_free=True),
@@ -861,7 +862,7 @@ def evaluate_stylizer(
                 pair = (styled[row], crop.image, head)
                 ratios.append(style_ratio(*pair, exemplar_patches[False]))
                 tone_free.append(style_ratio(*pair, exemplar_patches[True], tone_free=True))
-                face, hair = head_parts(crop.image, crop.landmarks)
+                face, hair = head_parts(crop)
                 for part, region in (("face", face), ("tone-free face", face), ("hair", hair)):
                     tone = part == "tone-free face"
                     ratio = style_ratio(*pair[:2], region, part_patches[part], tone_free=tone)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from shared_media import shared_media
 
-from models.exemplar import Exemplar, load_image, prepare_exemplar
+from models.exemplar import load_image, prepare_exemplar
 from models.metrics import (
     SAME_PERSON,
     TrackCrops,
@@ -36,7 +36,7 @@ from pipeline.frame import AlignedCrop, Frame
 from pipeline.landmarks import detect_landmarks
 from pipeline.matte import head_prior
 from pipeline.restyle import HALF_CROPS_AT
-from pipeline.sources import open_source
+from pipeline.sources import VideoFileSource, open_source
 from plugin.cli import main
 from plugin.commands.eval import generated_clip
 from plugin.styles import resolve_style
@@ -128,33 +128,47 @@ def test_style_ratio_one_for_the_photo_zero_for_the_exemplar(
 
 
 @pytest.fixture(scope="module")
-def vermeer() -> Exemplar:
-    return prepare_exemplar(load_image(shared_media("vermeer_girl_with_a_pearl_earring.jpg")))
+def vermeer() -> AlignedCrop:
+    exemplar = prepare_exemplar(load_image(shared_media("vermeer_girl_with_a_pearl_earring.jpg")))
+    return AlignedCrop(exemplar.image, np.eye(2, 3), exemplar.landmarks)
 
 
 def _lab(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
 
 
-def test_head_parts_keep_vermeers_turban_out_of_her_face(vermeer: Exemplar) -> None:
-    face, rest = head_parts(vermeer.image, vermeer.landmarks, ears=False)
-    head = head_prior(vermeer.landmarks, vermeer.image.shape[0])
+def test_head_parts_keep_vermeers_turban_out_of_her_face(vermeer: AlignedCrop) -> None:
+    face, rest = head_parts(vermeer, ears=False)
+    head = head_prior(vermeer.landmarks, vermeer.size)
     assert face.dtype == rest.dtype == np.float32
-    np.testing.assert_allclose(face + rest, head, atol=1e-6)
+    assert not (face * rest).any() and (face + rest <= (head > 0.5)).all()
     blue = _lab(vermeer.image)[..., 2] < -8.0
     assert blue[face > 0.5].mean() < 0.02
     assert blue[rest > 0.5].mean() > 0.2  # the turban; its yellow crown and the dark ground too
 
 
+def test_the_hair_part_is_the_hair_not_the_wall_above_it() -> None:
+    """The head prior reaches above the speaker's short hair into the lit wall of clip 1;
+    the hair part keeps to the dark hair."""
+    with VideoFileSource(shared_media("obama_weekly_address_clip1.mp4")) as source:
+        frame = next(iter(source)).image
+    crop = align_face(frame, detect_landmarks(frame)[0])
+    face, hair = head_parts(crop)
+    outside_face = (head_prior(crop.landmarks, crop.size) > 0.5) & (face < 0.5)
+    light = _lab(crop.image)[..., 0] > 50.0
+    assert light[hair > 0.5].mean() < 0.2
+    assert light[outside_face].mean() > 2 * light[hair > 0.5].mean()
+
+
 def test_the_style_figure_by_part_asks_for_the_artists_face_on_the_face(
-    crops: dict[str, AlignedCrop], vermeer: Exemplar
+    crops: dict[str, AlignedCrop], vermeer: AlignedCrop
 ) -> None:
     """Known truth: the astronaut's face recoloured (her lightness kept) in the hue of
     Vermeer's face, or in that of her blue turban. On the whole head the turban counts as
     style too; on the face only the face's colours do."""
     photo = crops["astronaut"]
-    own_face, _ = head_parts(photo.image, photo.landmarks)
-    her_face, her_rest = head_parts(vermeer.image, vermeer.landmarks, ears=False)
+    own_face, _ = head_parts(photo)
+    her_face, her_rest = head_parts(vermeer, ears=False)
     her_lab = _lab(vermeer.image)
 
     def recoloured(part: np.ndarray) -> np.ndarray:
