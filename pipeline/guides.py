@@ -408,13 +408,14 @@ def edge_guide(image: np.ndarray) -> np.ndarray:
 def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """How like the face's own skin each pixel's colour is, ``(S, S)`` ``float32`` 0-1.
 
-    The region masks place the forehead, the chin and the hair by the landmarks alone, so
-    whatever an artist painted there is taken as that part: Vermeer's turban as a forehead,
-    a cap as hair, a beard as a chin. Matched on this guide too, the teacher paints a bare
-    forehead with the artist's skin and hair with the turban. Each crop is measured against
-    its own skin (the median colour of the cheeks, between the eyes and the lips), so a
-    painter's ochre skin and a person's brown skin both read 1: a Gaussian of the CIELAB
-    distance from it.
+    The region masks place the forehead and the hair by the landmarks alone, as one band
+    above the brows, so whatever an artist painted there is taken as forehead: Vermeer's
+    turban, a hat. Matched on this guide too, the teacher paints a bare forehead with the
+    artist's skin and hair with the turban. Each crop is measured against its own skin (the
+    median colour of the cheeks, between the eyes and the lips), so a painter's ochre skin
+    and a person's brown skin both read 1: a Gaussian of the CIELAB distance from it. Below
+    the brows, where the landmarks do place the face, every part of it reads 1 whatever its
+    colour.
 
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB crop.
