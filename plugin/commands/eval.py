@@ -59,7 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run each style on the same clip and report identity (dlib descriptor distance "
             "and margin), style (patch-distribution distance to the exemplar as a ratio to "
-            "the photo's), sharpness relative to the exemplar, the face's lightness against "
+            "the photo's, on the whole head and on the face and the hair apart, each against "
+            "the same part of the exemplar's), sharpness relative to the exemplar, the "
+            "face's lightness against "
             "the photo's (skin tone kept), the share of the head restyled, detail in the frame where faces are enlarged from their crops (relative "
             "to the footage's), and temporal stability (flow warping error relative to the "
             "input's)."
