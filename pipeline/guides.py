@@ -430,9 +430,10 @@ def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) ->
     rows = np.arange(size, dtype=np.float32)[:, None]
     eyes_bottom = float(np.max(landmarks[36:48, 1]))
     lips_top = float(np.min(landmarks[48:55, 1]))
+    face = _face_weight(regions)
     cheeks = (regions[..., REGIONS.index("skin")] > 0.5) & (rows > eyes_bottom) & (rows < lips_top)
     if not cheeks.any():
-        cheeks = _face_weight(regions) > 0.5
+        cheeks = face > 0.5
     own = np.median(lab[cheeks], axis=0) if cheeks.any() else lab.reshape(-1, 3).mean(axis=0)
     scales = np.array([_SKIN_LIGHTNESS, _SKIN_CHROMA, _SKIN_CHROMA], np.float32)
     distance = np.square((lab - own) / scales).sum(axis=2)
@@ -440,7 +441,6 @@ def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) ->
     # Below the brows the landmarks already say what is face, and the region masks match its
     # parts: counted as skin there on both sides, Renoir's red lips still paint a person's
     # paler ones, and an artist's shadows and coloured patches on a face paint the person's.
-    face = _face_weight(regions)
     return (skin + (1.0 - skin) * face).astype(np.float32)
 
 
