@@ -52,12 +52,14 @@ _FACE_REGIONS = tuple(REGIONS.index(name) for name in REGIONS if name not in ("b
 # Quantiles at which luminance distributions are compared for histogram matching.
 _QUANTILES = np.linspace(0.0, 1.0, 65)
 
-# The skin guide's Gaussian widths, CIELAB units. Lightness is wider: a face's own shading and
-# the shine on a forehead move it (at 16 the lit forehead of the shared clip 1 read as not
-# skin, and the album portrait of Confucius painted its paper there), and the appearance
-# guide already matches it.
-_SKIN_CHROMA = 10.0
-_SKIN_LIGHTNESS = 40.0
+# The skin guide's Gaussian widths, CIELAB units, for L, a and b. Lightness is widest: a face's
+# own shading and the shine on a forehead move it (at 16 the lit forehead of the shared clip 1
+# read as not skin, and the album portrait of Confucius painted its paper there), and the
+# appearance guide already matches it. Yellow-blue (b) is wider than red-green (a): warmer or
+# cooler light moves skin along it, and the top of a forehead lit from above is yellower than
+# the cheeks (clip 1: b 12 units over them, a 5; at 10 it read 0.4-0.5, and Vermeer's turban was
+# painted across it), while a turban, a hat or a painted flower stays far on one axis or both.
+_SKIN_WIDTHS = np.array([40.0, 10.0, 14.0], np.float32)
 # The blur before the skin guide's colours are taken, a fraction of the crop side: paper
 # grain and pores are not what it tells apart.
 _SKIN_BLUR = 1.5 / 256
@@ -435,8 +437,7 @@ def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) ->
     if not cheeks.any():
         cheeks = face > 0.5
     own = np.median(lab[cheeks], axis=0) if cheeks.any() else lab.reshape(-1, 3).mean(axis=0)
-    scales = np.array([_SKIN_LIGHTNESS, _SKIN_CHROMA, _SKIN_CHROMA], np.float32)
-    distance = np.square((lab - own) / scales).sum(axis=2)
+    distance = np.square((lab - own) / _SKIN_WIDTHS).sum(axis=2)
     skin = np.exp(np.float32(-0.5) * distance)
     # Below the brows the landmarks already say what is face, and the region masks match its
     # parts: counted as skin there on both sides, Renoir's red lips still paint a person's

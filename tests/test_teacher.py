@@ -325,11 +325,31 @@ def test_an_object_held_at_the_lips_is_not_painted_over(
     assert darkness(TeacherParams()) < darkness(positional_only) - 0.1
 
 
+def _bare_forehead(crop: AlignedCrop) -> np.ndarray:
+    """``(S, S)`` ``bool``: the light skin above the brows, within their columns and joined to
+    them, told from the speaker's short dark hair by the photo's own lightness (L* > 39)."""
+    lab = cv2.cvtColor(crop.image, cv2.COLOR_RGB2LAB)
+    brows = crop.landmarks[17:27]
+    rows, columns = np.arange(crop.size)[:, None], np.arange(crop.size)[None, :]
+    light = (
+        (region_labels(crop.landmarks, crop.size) == REGIONS.index("hair"))
+        & (columns > brows[:, 0].min())
+        & (columns < brows[:, 0].max())
+        & (rows < brows[:, 1].max())
+        & (lab[..., 0] > 100)
+    )
+    _, parts = cv2.connectedComponents(light.astype(np.uint8), connectivity=4)
+    at_brows = np.unique(parts[light & (rows >= brows[:, 1].min() - crop.size / 32)])
+    return np.isin(parts, at_brows[at_brows > 0])
+
+
 def test_a_bare_forehead_is_painted_with_the_artists_skin_not_her_turban() -> None:
     """Vermeer's girl wears a blue turban where the region masks place the forehead and hair.
     Matched on regions, position and shading, the teacher painted it across the bare forehead
-    of the speaker of the shared clip 1 (half its pixels blue); the skin guide keeps it off
-    the skin."""
+    of the speaker of the shared clip 1; the skin guide keeps it off the skin. The top of
+    that forehead, lit from above, is yellower than the cheeks: with the skin guide as wide
+    in yellow-blue as in red-green it read 0.4-0.5, and a grey-blue streak of turban lay
+    across it (7 % of the forehead)."""
     exemplar = prepare_exemplar(
         load_image(shared_media("vermeer_girl_with_a_pearl_earring.jpg")), size=128
     )
@@ -337,13 +357,13 @@ def test_a_bare_forehead_is_painted_with_the_artists_skin_not_her_turban() -> No
         frame = next(iter(source)).image
     crop = align_face(frame, detect_landmarks(frame)[0], 128)
     guides = compute_guides(crop.image, crop.landmarks, exemplar.reference)
-    above_brows = region_labels(crop.landmarks, 128) == REGIONS.index("hair")
-    forehead = above_brows & (guides.skin > 0.5)
+    forehead = _bare_forehead(crop)
     assert forehead.sum() > 500
 
     def blue_share(params: TeacherParams) -> float:
         lab = cv2.cvtColor(synthesize(exemplar, guides, params).image, cv2.COLOR_RGB2LAB)
-        return float((lab[forehead, 2].astype(int) < 120).mean())
+        # b* under 4: her skin is b* 17, the turban's blue and its grey-blue shadow below.
+        return float((lab[forehead, 2].astype(int) < 132).mean())
 
-    assert blue_share(TeacherParams()) < 0.15
+    assert blue_share(TeacherParams()) < 0.03
     assert blue_share(TeacherParams(skin=0.0)) > 0.3
