@@ -6,6 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from face_crops import above_brows
 from scipy.interpolate import RBFInterpolator
 from shared_media import shared_media
 
@@ -236,16 +237,6 @@ def test_compute_guides_stacks_every_guide_and_checks_size(
         compute_guides(np.zeros((64, 64, 3), np.uint8), content.landmarks, reference)
 
 
-def _above_brows(crop: AlignedCrop) -> np.ndarray:
-    """``(S, S)`` ``bool``: the band labelled hair (forehead and hair) within the brows'
-    columns."""
-    labels = region_labels(crop.landmarks, crop.size)
-    columns = np.arange(crop.size)[None, :]
-    brows = crop.landmarks[17:27]
-    inside = (columns > brows[:, 0].min()) & (columns < brows[:, 0].max())
-    return (labels == REGIONS.index("hair")) & inside
-
-
 def test_the_skin_guide_tells_vermeers_turban_from_her_skin() -> None:
     """Above her brows the region masks say forehead and hair, where Vermeer painted a blue
     turban: the teacher, matching on regions alone, painted it on every bare forehead."""
@@ -259,9 +250,9 @@ def test_the_skin_guide_tells_vermeers_turban_from_her_skin() -> None:
     # Her turban's blue reads not skin; the dark ground beside her turned head, near her
     # skin in hue and far from it in lightness, about 0.3.
     lab = cv2.cvtColor(crop.image, cv2.COLOR_RGB2LAB)
-    turban = _above_brows(crop) & (lab[..., 2] < 120)  # b* under -8
+    turban = above_brows(crop) & (lab[..., 2] < 120)  # b* under -8
     assert turban.sum() > 300 and np.median(skin[turban]) < 0.1
-    assert np.median(skin[_above_brows(crop)]) < 0.25
+    assert np.median(skin[above_brows(crop)]) < 0.25
     # Her red lips and dark eyes are the region masks' to match: they count as skin, so a
     # person's paler lips are still painted with hers.
     for feature in ("lips", "eyes"):
@@ -295,7 +286,7 @@ def test_the_skin_guide_is_inert_beside_a_monochrome_style(
     nothing (on the shared clips it had moved the engraving's keyframes further from the
     print, 0.12 -> 0.21 on clip 1)."""
     crop = crops["astronaut"]
-    above = _above_brows(crop)
+    above = above_brows(crop)
     lab = cv2.cvtColor(crop.image, cv2.COLOR_RGB2LAB)
     skin = region_masks(crop.landmarks, SIZE)[..., REGIONS.index("skin")] > 0.5
     lab[above] = (np.median(lab[skin, 0]), 128 + 10, 128 - 45)

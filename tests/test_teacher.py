@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from face_crops import above_brows
 from shared_media import shared_media
 
 from models import teacher
@@ -32,7 +33,7 @@ from pipeline.detail import restore_tone
 from pipeline.errors import InputError, NoFaceError
 from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop
-from pipeline.guides import REGIONS, compute_guides, luminance, region_labels
+from pipeline.guides import REGIONS, compute_guides, luminance
 from pipeline.landmarks import detect_faces, detect_landmarks
 from pipeline.sources.video import VideoFileSource
 
@@ -330,14 +331,8 @@ def _bare_forehead(crop: AlignedCrop) -> np.ndarray:
     them, told from the speaker's short dark hair by the photo's own lightness (L* > 39)."""
     lab = cv2.cvtColor(crop.image, cv2.COLOR_RGB2LAB)
     brows = crop.landmarks[17:27]
-    rows, columns = np.arange(crop.size)[:, None], np.arange(crop.size)[None, :]
-    light = (
-        (region_labels(crop.landmarks, crop.size) == REGIONS.index("hair"))
-        & (columns > brows[:, 0].min())
-        & (columns < brows[:, 0].max())
-        & (rows < brows[:, 1].max())
-        & (lab[..., 0] > 100)
-    )
+    rows = np.arange(crop.size)[:, None]
+    light = above_brows(crop) & (rows < brows[:, 1].max()) & (lab[..., 0] > 100)
     _, parts = cv2.connectedComponents(light.astype(np.uint8), connectivity=4)
     at_brows = np.unique(parts[light & (rows >= brows[:, 1].min() - crop.size / 32)])
     return np.isin(parts, at_brows[at_brows > 0])
