@@ -37,6 +37,7 @@ __all__ = [
     "region_labels",
     "region_masks",
     "skin_guide",
+    "skin_likeness",
     "thin_plate_spline",
 ]
 
@@ -407,6 +408,22 @@ def edge_guide(image: np.ndarray) -> np.ndarray:
     return np.minimum(magnitude / np.float32(top), np.float32(1.0))
 
 
+def skin_likeness(lab: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """How near each colour is to one skin colour: a Gaussian of the CIELAB distance from
+    ``own``, wider in lightness than in hue (:data:`_SKIN_WIDTHS`), so skin in shadow or in
+    light still reads as skin.
+
+    Args:
+        lab: ``(..., 3)`` ``float32`` CIELAB (OpenCV's float ranges: L 0-100).
+        own: ``(3,)`` the skin's own CIELAB colour.
+
+    Returns:
+        ``(...)`` ``float32`` 0-1, 1 at ``own``.
+    """
+    distance = np.square((lab - own) / _SKIN_WIDTHS).sum(axis=-1)
+    return np.exp(np.float32(-0.5) * distance).astype(np.float32)
+
+
 def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) -> np.ndarray:
     """How like the face's own skin each pixel's colour is, ``(S, S)`` ``float32`` 0-1.
 
@@ -437,8 +454,7 @@ def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) ->
     if not cheeks.any():
         cheeks = face > 0.5
     own = np.median(lab[cheeks], axis=0) if cheeks.any() else lab.reshape(-1, 3).mean(axis=0)
-    distance = np.square((lab - own) / _SKIN_WIDTHS).sum(axis=2)
-    skin = np.exp(np.float32(-0.5) * distance)
+    skin = skin_likeness(lab, own)
     # Below the brows the landmarks already say what is face, and the region masks match its
     # parts: counted as skin there on both sides, Renoir's red lips still paint a person's
     # paler ones, and an artist's shadows and coloured patches on a face paint the person's.

@@ -10,9 +10,10 @@ brows, so the matte is built in three steps, all in crop pixels:
 2. :func:`head_cut`: GrabCut at low resolution on the crop's surround (the frame around
    it, so the background beyond the crop's edges is in view), seeded by the prior (the face
    inside the landmarks is surely head, the frame far outside the prior surely not), so
-   the matte follows the hair's real outline; then :func:`soft_matte`: a guided filter
-   (OpenCV contrib's) on the crop's luminance turns the hard cut into a soft edge that
-   follows the hair's own edges (:func:`refine_matte` is the two together).
+   the matte follows the hair's real outline and takes the neck under the jaw; then
+   :func:`soft_matte`: a guided filter (OpenCV contrib's) on the crop's luminance turns the
+   hard cut into a soft edge that follows the hair's own edges (:func:`refine_matte` is the
+   two together).
 3. :class:`HeadMatte`: per track, GrabCut every few frames and an exponential average over
    frames in crop coordinates (the aligned crop already cancels the head's motion), so the
    edge does not flicker.
@@ -30,12 +31,14 @@ import cv2
 import numpy as np
 
 from pipeline.frame import BROWS, CHIN, EYES, JAW, SURROUND_SCALE, SURROUND_SIDE, AlignedCrop
+from pipeline.guides import skin_likeness
 
 __all__ = [
     "HeadMatte",
     "head_cut",
     "head_polygon",
     "head_prior",
+    "neck_polygon",
     "refine_matte",
     "soft_matte",
 ]
@@ -55,6 +58,11 @@ _SKULL_ACROSS = 1.12
 # above the head: the style painted a rectangle over the background.
 _SURE_UP = 0.8
 _SURE_ACROSS = 0.85
+
+# The lower jaw, whose width the neck takes, and the upper lip, above which the cheeks
+# give the skin's own colour.
+_LOWER_JAW = slice(4, 13)
+_UPPER_LIP = slice(48, 55)
 
 # GrabCut works on the crop at this many pixels a side (hair outlines need no more; about a
 # sixteenth of the cost of the full 256² crop), within the crop's surround.
@@ -100,6 +108,20 @@ def head_polygon(
     return hull.reshape(-1, 2)
 
 
+def neck_polygon(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """The column under the jaw where a neck would be: ``(K, 2)`` ``float32`` crop pixels.
+
+    The lower jaw (points 4-12, about the neck's width) and straight down from its two ends
+    past the crop's bottom edge (``size``). Below the chin it is only a place to look: the
+    face's skin colour, then GrabCut, decide which of it is neck rather than collar, tie or
+    beard (:func:`head_cut`).
+    """
+    points = np.asarray(landmarks, np.float64)
+    lower_jaw = points[_LOWER_JAW]
+    below = lower_jaw[[-1, 0]] + np.array([0.0, float(size)])
+    return np.concatenate([lower_jaw, below]).astype(np.float32)
+
+
 def _fill(polygon: np.ndarray, size: int) -> np.ndarray:
     """``(S, S)`` ``uint8`` 255 inside ``polygon`` (crop pixels), anti-aliased, sub-pixel."""
     solid = np.zeros((size, size), np.uint8)
@@ -121,10 +143,14 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
 
     One iteration at :data:`_CUT_SIDE` pixels a side, deciding only the band around the
     polygon's edge: the face (jaw and brows) and a short-haired skull (:data:`_SURE_UP`) are
-    sure head; the rest of the polygon probable head; a ring around it, a fifth of the crop
-    wide, probable background; the rest, everything below the chin outside the polygon
-    (neck, collar) sure background. (Left to decide the whole skull, GrabCut gave fair hair
-    on a pale wall to the background.)
+    sure head; the rest of the polygon and the column under the jaw (:func:`neck_polygon`)
+    probable head; a ring around the polygon, a fifth of the crop wide, probable background;
+    the rest, everything else below the chin (collar, shoulders) sure background. (Left to
+    decide the whole skull, GrabCut gave fair hair on a pale wall to the background.)
+
+    The neck is restyled with the head: left as it was, a monochrome or pale style sat on
+    the photo's neck as a head pasted on. Where the neck goes on past the crop's square, the
+    matte's fade at the square's edge (:func:`soft_matte`) ends it.
 
     The cut runs on the crop's surround (:attr:`AlignedCrop.surround`), so that it sees
     what lies above and beside the head. The polygon reaches the crop's top edge on most
@@ -137,7 +163,8 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
         crop: the aligned crop, its landmarks and (when it has one) its surround.
 
     Returns:
-        ``(C, C)`` ``float32`` over the crop, 1 = head, 0 = not, ``C`` = :data:`_CUT_SIDE`.
+        ``(C, C)`` ``float32`` over the crop, 1 = head (and neck), 0 = not, ``C`` =
+        :data:`_CUT_SIDE`.
     """
     if crop.surround is None:
         window = cv2.resize(crop.image, (_CUT_SIDE, _CUT_SIDE), interpolation=cv2.INTER_AREA)
@@ -155,9 +182,11 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
     sure = cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | skull
     ring = cv2.dilate(head.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
     below_chin = np.arange(side)[:, None] > points[CHIN, 1] + 1.0
+    neck = (_fill(neck_polygon(points, side), side) > 127) & below_chin
+    neck &= _like_the_cheeks(window, points, face)
     seeds = np.full((side, side), cv2.GC_BGD, np.uint8)
     seeds[ring & ~below_chin] = cv2.GC_PR_BGD
-    seeds[head] = cv2.GC_PR_FGD
+    seeds[head | neck] = cv2.GC_PR_FGD
     seeds[sure] = cv2.GC_FGD
     # GrabCut models colours as BGR, but only compares them, so RGB order does not matter.
     # Its k-means start draws from OpenCV's per-thread RNG: seed it, or the same crop gets a
@@ -169,6 +198,19 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
     cv2.grabCut(window, seeds, None, background, foreground, 1, cv2.GC_INIT_WITH_MASK)
     cut = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
     return cut[margin : margin + inner, margin : margin + inner].astype(np.float32)
+
+
+def _like_the_cheeks(window: np.ndarray, points: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """``(C, C)`` ``bool``: where ``window``'s colour is the face's own skin
+    (:func:`pipeline.guides.skin_likeness` over 0.5 of the median colour between the eyes
+    and the lips). GrabCut alone gave a white collar under the neck to the head: white is in
+    the face too (eyes, teeth, highlights) and, where the collar is all the white below the
+    chin, nowhere in the background it is shown."""
+    lab = cv2.cvtColor(window.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
+    rows = np.arange(window.shape[0])[:, None]
+    cheeks = face & (rows > points[EYES, 1].max()) & (rows < points[_UPPER_LIP, 1].min())
+    own = np.median(lab[cheeks if cheeks.any() else face], axis=0)
+    return skin_likeness(lab, own) > 0.5
 
 
 def soft_matte(image: np.ndarray, cut: np.ndarray) -> np.ndarray:

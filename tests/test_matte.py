@@ -183,3 +183,48 @@ def test_a_dark_curtain_above_short_black_hair_stays_out_of_the_matte(crop: Alig
     line = round(float(eyes[1] - 0.85 * np.linalg.norm(eyes - repainted.landmarks[CHIN])))
     assert matte[:line].mean() < 0.02
     assert matte[truth].mean() > 0.95
+
+
+def test_the_neck_is_restyled_down_to_the_collar(crop: AlignedCrop) -> None:
+    """Known truth: below the astronaut's chin, a neck of her own skin colour down to a
+    white collar, a dark suit either side. The neck was sure background, so a grey
+    engraving sat on the photo's brown neck as a head pasted on; the collar and the suit
+    stay out."""
+    margin = crop.size // 4
+    side = crop.size + 2 * margin
+    landmarks = crop.landmarks + margin
+    frame = np.zeros((side, side, 3), np.uint8)
+    frame[margin:-margin, margin:-margin] = crop.image
+    face = np.zeros(crop.image.shape[:2], np.uint8)
+    cv2.fillPoly(face, [np.rint(crop.landmarks[JAW]).astype(np.int32)], 1)
+    skin = np.median(crop.image[face.astype(bool)], axis=0)
+    chin, collar = landmarks[CHIN, 1] + 2, landmarks[CHIN, 1] + 9
+    rows, columns = np.mgrid[:side, :side]
+    below = rows > chin
+    column = (columns > landmarks[5, 0]) & (columns < landmarks[11, 0])
+    neck, shirt, suit = (
+        below & column & (rows < collar),
+        below & column & (rows >= collar),
+        below & ~column,
+    )
+    noise = np.random.default_rng(0).normal(0.0, 6.0, frame.shape)
+    for region, colour in ((neck, skin), (shirt, (235, 235, 235)), (suit, (30, 35, 60))):
+        frame[region] = np.clip(np.asarray(colour) + noise, 0, 255)[region]
+    repainted = align_face(frame, landmarks)
+    matte = refine_matte(repainted)
+
+    def inside(region: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(region.astype(np.float32), repainted.matrix, matte.shape[::-1]) > 0.99
+
+    # Each region away from its edges and from the crop's border, where the matte fades out
+    # (the chin is about 23 of the crop's 256 rows above it, so the collar is near both: the
+    # soft edge reaches 0.1-0.35 into it, where GrabCut alone took it all).
+    def middle(region: np.ndarray) -> np.ndarray:
+        shrunk = cv2.erode(inside(region).astype(np.uint8), np.ones((5, 5), np.uint8))
+        shrunk[-(crop.size // 32) :] = 0
+        return shrunk.astype(bool)
+
+    assert min(middle(neck).sum(), middle(shirt).sum()) > 40
+    assert matte[middle(neck)].mean() > 0.9
+    assert matte[middle(shirt)].mean() < 0.25
+    assert matte[middle(suit)].mean() < 0.05
