@@ -182,8 +182,8 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
     sure = cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | skull
     ring = cv2.dilate(head.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
     below_chin = np.arange(side)[:, None] > points[CHIN, 1] + 1.0
-    neck = (_fill(neck_polygon(points, side), side) > 127) & below_chin
-    neck &= _like_the_cheeks(window, points, face)
+    column = (_fill(neck_polygon(points, side), side) > 127) & below_chin
+    neck = _like_the_cheeks(window, points, face, column)
     seeds = np.full((side, side), cv2.GC_BGD, np.uint8)
     seeds[ring & ~below_chin] = cv2.GC_PR_BGD
     seeds[head | neck] = cv2.GC_PR_FGD
@@ -200,17 +200,26 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
     return cut[margin : margin + inner, margin : margin + inner].astype(np.float32)
 
 
-def _like_the_cheeks(window: np.ndarray, points: np.ndarray, face: np.ndarray) -> np.ndarray:
-    """``(C, C)`` ``bool``: where ``window``'s colour is the face's own skin
+def _like_the_cheeks(
+    window: np.ndarray, points: np.ndarray, face: np.ndarray, where: np.ndarray
+) -> np.ndarray:
+    """``(C, C)`` ``bool``: the pixels of ``where`` whose colour is the face's own skin
     (:func:`pipeline.guides.skin_likeness` over 0.5 of the median colour between the eyes
     and the lips). GrabCut alone gave a white collar under the neck to the head: white is in
     the face too (eyes, teeth, highlights) and, where the collar is all the white below the
     chin, nowhere in the background it is shown."""
-    lab = cv2.cvtColor(window.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
     rows = np.arange(window.shape[0])[:, None]
     cheeks = face & (rows > points[EYES, 1].max()) & (rows < points[_UPPER_LIP, 1].min())
-    own = np.median(lab[cheeks if cheeks.any() else face], axis=0)
-    return skin_likeness(lab, own) > 0.5
+    own = np.median(_lab(window[cheeks if cheeks.any() else face]), axis=0)
+    like = np.zeros(where.shape, bool)
+    like[where] = skin_likeness(_lab(window[where]), own) > 0.5
+    return like
+
+
+def _lab(pixels: np.ndarray) -> np.ndarray:
+    """``(K, 3)`` ``uint8`` RGB → ``(K, 3)`` ``float32`` CIELAB (L 0-100)."""
+    unit = pixels.astype(np.float32)[None] / np.float32(255.0)
+    return cv2.cvtColor(unit, cv2.COLOR_RGB2Lab)[0]
 
 
 def soft_matte(image: np.ndarray, cut: np.ndarray) -> np.ndarray:
