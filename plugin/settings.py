@@ -96,7 +96,8 @@ class RestyleSettings:
         detect_lag: 0 runs the detector in line, so a file renders the same every time; N
             runs it on its own thread and uses its result N frames later, as soon as it is
             ready, so its spikes never hold up a frame (live sessions use 3).
-        mask: ``"head"`` blends the whole head with its hair (a matte that follows it);
+        mask: ``"head"`` blends the whole head with its hair and neck (a matte that
+            follows them);
             ``"face"`` only the face inside its landmarks; ``"crop"`` the whole aligned
             square.
         fine_detail: on a face larger in the frame than its 256 px crop, put back the

@@ -215,8 +215,8 @@ def add_mask_option(parser: argparse.ArgumentParser) -> None:
         "--mask",
         choices=MASKS,
         default="head",
-        help="blend the whole head with its hair (a matte that follows it), the face inside "
-        "its landmarks only, or the whole aligned square (head)",
+        help="blend the whole head with its hair and neck (a matte that follows them), the "
+        "face inside its landmarks only, or the whole aligned square (head)",
     )
 
 
