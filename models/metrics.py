@@ -56,7 +56,7 @@ from pipeline.composite import (
 from pipeline.detail import inner_face
 from pipeline.flow import optical_flow, warp_by_flow
 from pipeline.frame import AlignedCrop, Frame
-from pipeline.guides import REGIONS, region_labels, region_masks, skin_guide
+from pipeline.guides import REGIONS, region_labels, region_masks, skin_guide, to_lab
 from pipeline.landmarks import detect_landmarks, model_path
 from pipeline.matte import head_cut, head_prior
 from pipeline.restyle import SmallFaces, stylize_by_side
@@ -214,7 +214,7 @@ def identity_report(
 def _lab(image: np.ndarray, tone_region: np.ndarray | None = None) -> np.ndarray:
     """``(S, S, 3)`` ``float32`` OpenCV Lab of an RGB ``uint8`` image; with ``tone_region``,
     apart from skin tone: scaled so the median of L + 16 inside it is 66 (L = 50)."""
-    lab = cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
+    lab = to_lab(image)
     if tone_region is None:
         return lab
     # A gain on the RGB values (how pipeline.detail.restore_tone moves a face to its own

@@ -39,6 +39,7 @@ __all__ = [
     "skin_guide",
     "skin_likeness",
     "thin_plate_spline",
+    "to_lab",
 ]
 
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
@@ -377,6 +378,13 @@ def appearance_guide(
     return np.interp(blurred, source, reference.luminance_quantiles).astype(np.float32)
 
 
+def to_lab(rgb: np.ndarray) -> np.ndarray:
+    """``(..., 3)`` ``uint8`` RGB (an image, or a list of pixels) → the same shape of
+    ``float32`` CIELAB in OpenCV's float ranges (L 0-100)."""
+    unit = rgb.reshape(-1, 1, 3).astype(np.float32) / np.float32(255.0)
+    return cv2.cvtColor(unit, cv2.COLOR_RGB2Lab).reshape(rgb.shape)
+
+
 def is_monochrome(image: np.ndarray) -> bool:
     """Whether an image's colour follows from its lightness alone (a drawing, an engraving,
     a sepia print): the chroma left once a and b are fitted as lines in L is under 4 Lab
@@ -385,8 +393,7 @@ def is_monochrome(image: np.ndarray) -> bool:
     Args:
         image: ``(S, S, 3)`` ``uint8`` RGB.
     """
-    lab = cv2.cvtColor(image.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
-    lab = lab[::2, ::2].reshape(-1, 3).astype(np.float64)
+    lab = to_lab(image)[::2, ::2].reshape(-1, 3).astype(np.float64)
     design = np.stack([lab[:, 0], np.ones(len(lab))], axis=1)
     fit, *_ = np.linalg.lstsq(design, lab[:, 1:], rcond=None)
     residual = lab[:, 1:] - design @ fit

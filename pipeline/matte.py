@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from pipeline.frame import BROWS, CHIN, EYES, JAW, SURROUND_SCALE, SURROUND_SIDE, AlignedCrop
-from pipeline.guides import skin_likeness
+from pipeline.guides import skin_likeness, to_lab
 
 __all__ = [
     "HeadMatte",
@@ -210,16 +210,10 @@ def _like_the_cheeks(
     chin, nowhere in the background it is shown."""
     rows = np.arange(window.shape[0])[:, None]
     cheeks = face & (rows > points[EYES, 1].max()) & (rows < points[_UPPER_LIP, 1].min())
-    own = np.median(_lab(window[cheeks if cheeks.any() else face]), axis=0)
+    own = np.median(to_lab(window[cheeks if cheeks.any() else face]), axis=0)
     like = np.zeros(where.shape, bool)
-    like[where] = skin_likeness(_lab(window[where]), own) > 0.5
+    like[where] = skin_likeness(to_lab(window[where]), own) > 0.5
     return like
-
-
-def _lab(pixels: np.ndarray) -> np.ndarray:
-    """``(K, 3)`` ``uint8`` RGB → ``(K, 3)`` ``float32`` CIELAB (L 0-100)."""
-    unit = pixels.astype(np.float32)[None] / np.float32(255.0)
-    return cv2.cvtColor(unit, cv2.COLOR_RGB2Lab)[0]
 
 
 def soft_matte(image: np.ndarray, cut: np.ndarray) -> np.ndarray:
