@@ -32,6 +32,7 @@ from pipeline.align import invert_affine, similarity_scale, transform_points
 from pipeline.frame import BROWS, CHIN, JAW, AlignedCrop, Face
 from pipeline.guides import LUMA_WEIGHTS
 from pipeline.matte import HeadMatte
+from pipeline.neck import neck_strip
 from pipeline.xp import ArrayBackend, Device, select_backend
 
 __all__ = [
@@ -379,19 +380,16 @@ class Compositor:
         out = image
         for i, mask in zip(shown, masks, strict=True):
             crop, styled, face = crops[i], stylized[i], faces[i]
-            region = _frame_region(mask, crop.matrix, image.shape[1], image.shape[0])
-            if region is None:
-                continue
-            if out is image:
-                out = image.copy()
+            if self.mode == "head":
+                strip = neck_strip(image, crop, self.backend.to_numpy(styled), mask)
+                # First, so the square's fade at its bottom edge blends onto it.
+                if strip is not None:
+                    out = self._place(out, image, strip.rgba, strip.photo, strip.matrix, face)
             # Crops from a GPU stylizer arrive as CuPy arrays and stay on the GPU.
             styled = self.backend.to_device(styled)
             rgba = self.backend.xp.dstack([styled, self.backend.to_device(mask)])
-            detail = None
             fits = in_place is None or in_place[i]
-            if self.fine_detail and fits and magnification(crop.matrix) >= FINE_DETAIL_FROM:
-                detail = fine_detail_gain(self.backend, self.backend.to_device(crop.image), styled)
-            self._blend_one(out, image, rgba, detail, crop.matrix, region, face.visibility)
+            out = self._place(out, image, rgba, crop.image if fits else None, crop.matrix, face)
         return out
 
     def masks(self, crops: Sequence[AlignedCrop]) -> list[np.ndarray]:
@@ -415,24 +413,51 @@ class Compositor:
         """Forget every track's head matte (call between unrelated clips)."""
         self._matte.reset()
 
-    def _blend_one(
+    def _place(
         self,
         out: np.ndarray,
         image: np.ndarray,
         rgba: Any,
-        detail: Any | None,
+        photo: np.ndarray | None,
         matrix: np.ndarray,
-        region: tuple[int, int, int, int],
-        weight: float,
-    ) -> None:
+        face: Face,
+    ) -> np.ndarray:
+        """Blend one warped layer (a crop or a neck strip) into ``out``.
+
+        Args:
+            out: the frame composited so far: ``image`` itself until something is blended.
+            image: ``(H, W, 3)`` ``uint8`` RGB input frame.
+            rgba: ``(R, S, 4)`` ``uint8`` colour + mask in the layer's pixels, NumPy or the
+                backend's array.
+            photo: ``(R, S, 3)`` ``uint8`` the photo the colour was made from, where the
+                frame's fine detail fits it (``None`` where it does not: a reshaped face).
+            matrix: ``(2, 3)`` frame -> layer pixels.
+            face: the face, whose visibility is the layer's opacity.
+
+        Returns:
+            ``out``, or a copy of ``image`` with the layer on it when ``out`` was ``image``.
+        """
         backend = self.backend
+        mask = backend.to_numpy(rgba[:, :, 3])
+        region = _frame_region(mask, matrix, image.shape[1], image.shape[0])
+        if region is None:
+            return out
+        if out is image:
+            out = image.copy()
+        detail = None
+        if self.fine_detail and photo is not None and magnification(matrix) >= FINE_DETAIL_FROM:
+            detail = fine_detail_gain(
+                backend, backend.to_device(photo), backend.to_device(rgba[:, :, :3])
+            )
         x0, y0, width, height = region
         window = out[y0 : y0 + height, x0 : x0 + width]
         # The detail comes from the input frame: where faces overlap, ``out`` already holds
         # the one composited before.
-        photo = None if detail is None else image[y0 : y0 + height, x0 : x0 + width]
-        mixed = place_crop(backend, window, photo, rgba, detail, matrix, region, weight)
+        source = None if detail is None else image[y0 : y0 + height, x0 : x0 + width]
+        rgba = backend.to_device(rgba)
+        mixed = place_crop(backend, window, source, rgba, detail, matrix, region, face.visibility)
         window[...] = backend.to_numpy(mixed)
+        return out
 
 
 def _warp(

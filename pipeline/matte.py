@@ -35,6 +35,8 @@ from pipeline.guides import skin_likeness, to_lab
 
 __all__ = [
     "HeadMatte",
+    "cheek_colour",
+    "fill_polygon",
     "head_cut",
     "head_polygon",
     "head_prior",
@@ -122,11 +124,32 @@ def neck_polygon(landmarks: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([lower_jaw, below]).astype(np.float32)
 
 
-def _fill(polygon: np.ndarray, size: int) -> np.ndarray:
-    """``(S, S)`` ``uint8`` 255 inside ``polygon`` (crop pixels), anti-aliased, sub-pixel."""
-    solid = np.zeros((size, size), np.uint8)
+def fill_polygon(polygon: np.ndarray, height: int, width: int | None = None) -> np.ndarray:
+    """``(height, width)`` ``uint8``, 255 inside ``polygon`` (``(K, 2)`` pixels, ``x, y``),
+    anti-aliased with sub-pixel vertices; square when ``width`` is not given."""
+    solid = np.zeros((height, height if width is None else width), np.uint8)
     cv2.fillPoly(solid, [np.rint(polygon * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
     return solid
+
+
+def _face_polygon(points: np.ndarray) -> np.ndarray:
+    """The face inside the landmarks, jaw line and brows: ``(26, 2)`` pixels."""
+    return np.concatenate([points[JAW], points[BROWS][::-1]])
+
+
+def cheek_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The face's own skin colour: the median CIELAB of the face between the eyes and the
+    upper lip (the whole face if that band is empty), ``(3,)`` ``float32``.
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8`` RGB holding the face.
+        landmarks: ``(68, 2)`` its landmarks in ``image``'s pixels.
+    """
+    points = np.asarray(landmarks, np.float64)
+    face = fill_polygon(_face_polygon(points), *image.shape[:2]) > 127
+    rows = np.arange(image.shape[0])[:, None]
+    cheeks = face & (rows > points[EYES, 1].max()) & (rows < points[_UPPER_LIP, 1].min())
+    return np.median(to_lab(image[cheeks if cheeks.any() else face]), axis=0)
 
 
 def head_prior(landmarks: np.ndarray, size: int) -> np.ndarray:
@@ -135,7 +158,7 @@ def head_prior(landmarks: np.ndarray, size: int) -> np.ndarray:
     Hard-edged (anti-aliased only): the region the eval's head figures are measured on, and
     the seed of :func:`head_cut`.
     """
-    return _fill(head_polygon(landmarks), size).astype(np.float32) / np.float32(255.0)
+    return fill_polygon(head_polygon(landmarks), size).astype(np.float32) / np.float32(255.0)
 
 
 def head_cut(crop: AlignedCrop) -> np.ndarray:
@@ -150,7 +173,7 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
 
     The neck is restyled with the head: left as it was, a monochrome or pale style sat on
     the photo's neck as a head pasted on. Where the neck goes on past the crop's square, the
-    matte's fade at the square's edge (:func:`soft_matte`) ends it.
+    compositor carries it on down (:mod:`pipeline.neck`).
 
     The cut runs on the crop's surround (:attr:`AlignedCrop.surround`), so that it sees
     what lies above and beside the head. The polygon reaches the crop's top edge on most
@@ -175,15 +198,19 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
     side = window.shape[0]
     margin = (side - inner) // 2
     points = np.asarray(crop.landmarks, np.float64) * (inner / crop.size) + margin
-    head = _fill(head_polygon(points), side) > 127
+    head = fill_polygon(head_polygon(points), side) > 127
     sure_skull = head_polygon(points, _SURE_UP, _SKULL_ACROSS * _SURE_ACROSS, jaw_centred=True)
-    skull = _fill(sure_skull, side) > 127
-    face = _fill(np.concatenate([points[JAW], points[BROWS][::-1]]), side) > 127
+    skull = fill_polygon(sure_skull, side) > 127
+    face = fill_polygon(_face_polygon(points), side) > 127
     sure = cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | skull
     ring = cv2.dilate(head.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
     below_chin = np.arange(side)[:, None] > points[CHIN, 1] + 1.0
-    column = (_fill(neck_polygon(points, side), side) > 127) & below_chin
-    neck = _like_the_cheeks(window, points, face, column)
+    column = (fill_polygon(neck_polygon(points, side), side) > 127) & below_chin
+    # Only the neck's own skin colour: GrabCut alone gave a white collar under the neck to the
+    # head (white is in the face too, eyes, teeth and highlights, and where the collar is all
+    # the white below the chin, nowhere in the background it is shown).
+    neck = np.zeros_like(column)
+    neck[column] = skin_likeness(to_lab(window[column]), cheek_colour(window, points)) > 0.5
     seeds = np.full((side, side), cv2.GC_BGD, np.uint8)
     seeds[ring & ~below_chin] = cv2.GC_PR_BGD
     seeds[head | neck] = cv2.GC_PR_FGD
@@ -198,22 +225,6 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
     cv2.grabCut(window, seeds, None, background, foreground, 1, cv2.GC_INIT_WITH_MASK)
     cut = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
     return cut[margin : margin + inner, margin : margin + inner].astype(np.float32)
-
-
-def _like_the_cheeks(
-    window: np.ndarray, points: np.ndarray, face: np.ndarray, where: np.ndarray
-) -> np.ndarray:
-    """``(C, C)`` ``bool``: the pixels of ``where`` whose colour is the face's own skin
-    (:func:`pipeline.guides.skin_likeness` over 0.5 of the median colour between the eyes
-    and the lips). GrabCut alone gave a white collar under the neck to the head: white is in
-    the face too (eyes, teeth, highlights) and, where the collar is all the white below the
-    chin, nowhere in the background it is shown."""
-    rows = np.arange(window.shape[0])[:, None]
-    cheeks = face & (rows > points[EYES, 1].max()) & (rows < points[_UPPER_LIP, 1].min())
-    own = np.median(to_lab(window[cheeks if cheeks.any() else face]), axis=0)
-    like = np.zeros(where.shape, bool)
-    like[where] = skin_likeness(to_lab(window[where]), own) > 0.5
-    return like
 
 
 def soft_matte(image: np.ndarray, cut: np.ndarray) -> np.ndarray:

@@ -1,0 +1,141 @@
+"""The neck below the crop: the style carried past the aligned square's bottom edge.
+
+The aligned crop ends a little under the chin (on a 720p talking head about 50 frame pixels
+under it), so a head matte that takes the neck (:func:`pipeline.matte.head_cut`) still
+stops at the square's edge, and below it the photo's neck shows: an engraving's grey head
+sat on a brown neck, a band of it down to the collar.
+
+Below the square there is nothing stylized to show, so the style is carried down by colour:
+a linear map from the photo's colours to the stylized crop's, fitted on the neck in the
+square's last rows (above the matte's fade), is applied to the frame's neck below it. The
+map keeps the photo's own shading and only changes its palette, which is what a neck in a
+painted portrait mostly is. The extension is a strip of ``S`` columns under the square, in
+the crop's own coordinates (the crop's matrix shifted down), so the compositor places it
+exactly as it places a crop; it starts inside the matte's fade, so the square fades out onto
+it rather than onto the photo.
+
+Where: the neck's column under the lower jaw (:func:`pipeline.matte.neck_polygon`), as wide
+as the matte is at the square's edge, where the frame's colour is the face's own skin
+(:func:`pipeline.matte.cheek_colour`) — a collar, a tie or a beard stay as they are — fading
+out over the strip's lower half.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.frame import AlignedCrop
+from pipeline.guides import skin_likeness, to_lab
+from pipeline.matte import cheek_colour, fill_polygon, neck_polygon
+
+__all__ = ["NeckStrip", "neck_colour_map", "neck_strip"]
+
+# In fractions of the crop side: the strip reaches this far below the square, and the map
+# is fitted on this many rows above the matte's fade (1/32 of the side, :mod:`pipeline.matte`).
+_STRIP_DEPTH = 0.5
+_FIT_ROWS = 1 / 16
+_FADE_ROWS = 1 / 32
+
+# Skin likeness (0-1) mapped to the strip's opacity: none under the first, full over the second,
+# so the strip's edge at a collar is soft rather than a threshold's jagged line.
+_SKIN_FROM, _SKIN_FULL = 0.25, 0.75
+
+# The map's regulariser, in squared grey levels a pixel: a neck is nearly one colour, so
+# most directions of its colour carry no information about the map (their slope shrinks to
+# 0 and the strip takes the stylized neck's mean colour there); its shading does.
+_RIDGE = 25.0
+
+# Fewer neck pixels than this in the rows fitted on (a face cut by the frame's bottom, a
+# scarf) and the map is left unfitted: no strip.
+_MIN_FIT_PIXELS = 64
+
+
+@dataclass(frozen=True)
+class NeckStrip:
+    """The neck under one crop's square, stylized, ready to place like a crop.
+
+    Attributes:
+        rgba: ``(R, S, 4)`` ``uint8`` RGB + opacity (255 = fully stylized), ``R`` rows from
+            the top of the matte's fade at the square's bottom down.
+        photo: ``(R, S, 3)`` ``uint8`` RGB, the frame under it at the crop's resolution.
+        matrix: ``(2, 3)`` ``float64`` frame pixels -> strip pixels.
+    """
+
+    rgba: np.ndarray
+    photo: np.ndarray
+    matrix: np.ndarray
+
+
+def neck_colour_map(photo: np.ndarray, stylized: np.ndarray, ridge: float = _RIDGE) -> np.ndarray:
+    """The affine colour map that takes ``photo`` pixels nearest to ``stylized`` ones.
+
+    Ridge-regularised least squares on the centred colours, so the map is defined even on
+    pixels of one colour (it then maps every colour to the stylized mean).
+
+    Args:
+        photo: ``(N, 3)`` RGB pixels, any real dtype.
+        stylized: ``(N, 3)`` RGB pixels, the same pixels stylized.
+        ridge: regulariser in squared grey levels a pixel.
+
+    Returns:
+        ``(4, 3)`` ``float64``: ``[r, g, b, 1] @ map`` is the mapped colour.
+    """
+    x = np.asarray(photo, np.float64)
+    y = np.asarray(stylized, np.float64)
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    xc, yc = x - x_mean, y - y_mean
+    slope = np.linalg.solve(xc.T @ xc + ridge * len(x) * np.eye(3), xc.T @ yc)
+    return np.vstack([slope, y_mean - x_mean @ slope])
+
+
+def neck_strip(
+    frame: np.ndarray, crop: AlignedCrop, stylized: np.ndarray, mask: np.ndarray
+) -> NeckStrip | None:
+    """The stylized neck under ``crop``'s square, or ``None`` where none reaches its edge.
+
+    Args:
+        frame: ``(H, W, 3)`` ``uint8`` RGB, the frame the crop was cut from.
+        crop: the aligned crop (its matrix, landmarks and photo).
+        stylized: ``(S, S, 3)`` ``uint8`` RGB NumPy, the stylized crop.
+        mask: ``(S, S)`` ``uint8`` the compositor's head matte for it (255 = stylized).
+
+    Returns:
+        The strip, or ``None``: the matte does not reach the square's bottom, or too few
+        neck pixels to fit the colour map on.
+    """
+    size = crop.size
+    fade = max(1, round(size * _FADE_ROWS))
+    top = size - fade
+    fitted = slice(top - max(1, round(size * _FIT_ROWS)), top)
+    depth = fade + round(size * _STRIP_DEPTH)
+    # The neck's width at the square's edge, from the matte just above its fade.
+    width = mask[top - 1].astype(np.float32) / np.float32(255.0)
+    if not width.any():
+        return None
+    column = fill_polygon(neck_polygon(crop.landmarks, size), top + depth, size)
+    neck = (mask[fitted] > 127) & (column[fitted] > 127)
+    if np.count_nonzero(neck) < _MIN_FIT_PIXELS:
+        return None
+    colour_map = neck_colour_map(crop.image[fitted][neck], stylized[fitted][neck])
+    matrix = np.asarray(crop.matrix, np.float64).copy()
+    matrix[1] -= (0.0, 0.0, float(top))
+    photo = cv2.warpAffine(frame, matrix, (size, depth), flags=cv2.INTER_LINEAR)
+    # Full down the strip's upper half, then a cosine to nothing at its bottom.
+    rows = np.linspace(0.0, 1.0, depth, dtype=np.float32)
+    down = np.where(rows < 0.5, 1.0, 0.5 + 0.5 * np.cos(np.pi * (2.0 * rows - 1.0)))
+    reach = column[top:].astype(np.float32) * (width[None, :] * down[:, None] / 255.0)
+    # The colour test is most of the strip's cost: made at half resolution (the opacity is
+    # soft anyway), where the strip can show, against the cheeks' median colour (which
+    # needs no more than every other pixel either).
+    half = reach[::2, ::2] > 0.0
+    own = cheek_colour(crop.image[::2, ::2], crop.landmarks / 2.0)
+    skin = np.zeros(half.shape, np.float32)
+    skin[half] = skin_likeness(to_lab(photo[::2, ::2][half]), own)
+    skin = np.clip((skin - _SKIN_FROM) / (_SKIN_FULL - _SKIN_FROM), 0.0, 1.0)
+    skin = cv2.resize(skin, (size, depth), interpolation=cv2.INTER_LINEAR)
+    opacity = np.rint(255.0 * reach * skin).astype(np.uint8)
+    mapped = cv2.transform(photo, colour_map.T)
+    return NeckStrip(np.dstack([mapped, opacity]), photo, matrix)

@@ -1,0 +1,148 @@
+"""The neck below the crop's square: stylized down to the collar, the collar and suit left."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import scipy.ndimage
+from face_crops import photo_face
+
+from pipeline.align import align_face
+from pipeline.composite import Compositor
+from pipeline.frame import CHIN, JAW, AlignedCrop, Face
+from pipeline.guides import to_lab
+from pipeline.neck import neck_colour_map, neck_strip
+from pipeline.xp import ArrayBackend
+
+SKIN_FROM_CHIN = 45  # frame pixels from the chin to the collar: 30 past the square
+
+
+@pytest.fixture(scope="module")
+def long_neck() -> tuple[np.ndarray, AlignedCrop, dict[str, np.ndarray]]:
+    """Known truth: the astronaut's face above a neck of her own skin colour that goes on
+    past the aligned square's bottom edge down to a white collar, a dark suit either side.
+
+    Returns the frame, its aligned crop, and the regions (frame pixels, ``bool``) ``neck``
+    (below the square), ``collar`` and ``suit``.
+    """
+    photo, astronaut, first = photo_face("astronaut")
+    landmarks = astronaut.landmarks
+    margin = 120
+    frame = np.zeros((photo.shape[0] + margin, photo.shape[1], 3), np.uint8)
+    frame[: photo.shape[0]] = photo
+    face = np.zeros(first.image.shape[:2], np.uint8)
+    cv2.fillPoly(face, [np.rint(first.landmarks[JAW]).astype(np.int32)], 1)
+    skin = np.median(first.image[face.astype(bool)], axis=0)
+    chin = landmarks[CHIN, 1] + 2
+    collar = chin + SKIN_FROM_CHIN
+    rows, columns = np.mgrid[: frame.shape[0], : frame.shape[1]]
+    below = rows > chin
+    column = (columns > landmarks[5, 0]) & (columns < landmarks[11, 0])
+    noise = np.random.default_rng(0).normal(0.0, 6.0, frame.shape)
+    regions = {
+        "neck": below & column & (rows < collar),
+        "collar": below & column & (rows >= collar),
+        "suit": below & ~column,
+    }
+    paint = {"neck": skin, "collar": (235, 235, 235), "suit": (30, 35, 60)}
+    for name, region in regions.items():
+        frame[region] = np.clip(np.asarray(paint[name]) + noise, 0, 255)[region]
+    crop = align_face(frame, landmarks)
+    # Frame pixels under the square, away from every region's edge.
+    under = cv2.warpAffine(
+        np.full(crop.image.shape[:2], 255, np.uint8),
+        crop.matrix,
+        frame.shape[1::-1],
+        flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+    )
+    under = cv2.erode(255 - under, np.ones((9, 9), np.uint8)) > 0
+    under[rows > frame.shape[0] - 4] = False
+    kernel = np.ones((9, 9), np.uint8)
+    inner = {
+        k: cv2.erode(v.astype(np.uint8), kernel).astype(bool) & under for k, v in regions.items()
+    }
+    return frame, crop, inner
+
+
+def _grey(crop: AlignedCrop) -> np.ndarray:
+    """``(1, S, S, 3)``: the crop in grey, a monochrome style known exactly."""
+    return cv2.cvtColor(cv2.cvtColor(crop.image, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)[None]
+
+
+def _chroma(pixels: np.ndarray) -> float:
+    """Mean CIELAB chroma of ``(N, 3)`` ``uint8`` RGB pixels."""
+    return float(np.hypot(*to_lab(pixels)[:, 1:].T).mean())
+
+
+def test_the_neck_below_the_square_takes_the_style_down_to_the_collar(long_neck) -> None:
+    frame, crop, regions = long_neck
+    neck, collar, suit = regions["neck"], regions["collar"], regions["suit"]
+    assert neck.sum() > 300 and collar.sum() > 300 and suit.sum() > 300
+    face = Face(0, np.zeros(4, np.float32), crop.landmarks)
+    shown = Compositor("head").process(frame, [crop], _grey(crop), [face])
+    # The photo's skin is strongly coloured; the style's neck is grey like its face.
+    assert _chroma(frame[neck]) > 15.0
+    assert _chroma(shown[neck]) < 0.2 * _chroma(frame[neck])
+    # Its shading is the photo's own: lightness moves with the photo's.
+    lightness = to_lab(shown[neck])[:, 0], to_lab(frame[neck])[:, 0]
+    assert np.corrcoef(*lightness)[0, 1] > 0.8
+    assert np.abs(shown[collar].astype(int) - frame[collar]).mean() < 3.0
+    np.testing.assert_array_equal(shown[suit], frame[suit])
+
+
+def test_without_the_head_matte_the_neck_stays_the_photos(long_neck) -> None:
+    frame, crop, regions = long_neck
+    face = Face(0, np.zeros(4, np.float32), crop.landmarks)
+    for mode in ("face", "crop"):
+        shown = Compositor(mode).process(frame, [crop], _grey(crop), [face])
+        np.testing.assert_array_equal(shown[regions["neck"]], frame[regions["neck"]])
+
+
+def test_a_matte_that_stops_above_the_square_edge_adds_no_strip(long_neck) -> None:
+    frame, crop, _ = long_neck
+    mask = np.full((crop.size, crop.size), 255, np.uint8)
+    mask[crop.size * 3 // 4 :] = 0
+    assert neck_strip(frame, crop, _grey(crop)[0], mask) is None
+
+
+def test_the_strip_is_placed_in_the_crops_own_coordinates(long_neck) -> None:
+    frame, crop, _ = long_neck
+    mask = Compositor("head").masks([crop])[0]
+    strip = neck_strip(frame, crop, _grey(crop)[0], mask)
+    assert strip is not None
+    rows, size = strip.rgba.shape[0], crop.size
+    assert strip.rgba.shape == (rows, size, 4) and strip.photo.shape == (rows, size, 3)
+    # The crop's matrix shifted down: its first rows are the square's last ones (the
+    # matte's fade), the same photo.
+    fade = round(size / 32)
+    np.testing.assert_allclose(
+        strip.photo[:fade].astype(int), crop.image[-fade:].astype(int), atol=2
+    )
+    np.testing.assert_allclose(strip.matrix[:, :2], crop.matrix[:, :2])
+
+
+def test_the_gpu_code_path_run_on_numpy_places_the_neck_like_the_cpu_path(long_neck) -> None:
+    frame, crop, regions = long_neck
+    face = Face(0, np.zeros(4, np.float32), crop.landmarks)
+    on_cpu = Compositor("head").process(frame, [crop], _grey(crop), [face])
+    ndimage = ArrayBackend("numpy-ndimage", np, scipy.ndimage)
+    on_gpu_path = Compositor("head", device=ndimage).process(frame, [crop], _grey(crop), [face])
+    neck = regions["neck"]
+    assert np.abs(on_gpu_path[neck].astype(int) - on_cpu[neck]).max() <= 2
+
+
+def test_the_colour_map_recovers_a_known_affine_map() -> None:
+    photo = np.random.default_rng(1).uniform(0, 255, (500, 3))
+    known = np.array([[0.3, 0.3, 0.3], [0.5, 0.6, 0.5], [0.1, 0.1, 0.2], [10.0, -5.0, 20.0]])
+    stylized = np.concatenate([photo, np.ones((500, 1))], axis=1) @ known
+    fitted = neck_colour_map(photo, stylized, ridge=0.0)
+    np.testing.assert_allclose(fitted, known, atol=1e-9)
+
+
+def test_one_colour_maps_to_the_stylized_mean() -> None:
+    photo = np.tile([[180.0, 120.0, 90.0]], (100, 1))
+    stylized = np.random.default_rng(2).normal(128.0, 10.0, (100, 3))
+    fitted = neck_colour_map(photo, stylized)
+    mapped = np.array([200.0, 90.0, 60.0, 1.0]) @ fitted
+    np.testing.assert_allclose(mapped, stylized.mean(axis=0), atol=1e-9)
