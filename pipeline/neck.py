@@ -9,7 +9,7 @@ Below the square there is nothing stylized to show, so the style is carried down
 a linear map from the photo's colours to the stylized crop's, fitted on the neck in the
 square's last rows (above the matte's fade), is applied to the frame's neck below it. The
 map keeps the photo's own shading and only changes its palette, which is what a neck in a
-painted portrait mostly is. The extension is a strip of ``S`` columns under the square, in
+painted portrait mostly is. The extension is a strip under the square, in
 the crop's own coordinates (the crop's matrix shifted down), so the compositor places it
 exactly as it places a crop; it starts inside the matte's fade, so the square fades out onto
 it rather than onto the photo.
@@ -58,9 +58,10 @@ class NeckStrip:
     """The neck under one crop's square, stylized, ready to place like a crop.
 
     Attributes:
-        rgba: ``(R, S, 4)`` ``uint8`` RGB + opacity (255 = fully stylized), ``R`` rows from
-            the top of the matte's fade at the square's bottom down.
-        photo: ``(R, S, 3)`` ``uint8`` RGB, the frame under it at the crop's resolution.
+        rgba: ``(R, K, 4)`` ``uint8`` RGB + opacity (255 = fully stylized), ``R`` rows from
+            the top of the matte's fade at the square's bottom down, ``K`` of the crop's
+            columns (those the neck shows in).
+        photo: ``(R, K, 3)`` ``uint8`` RGB, the frame under it at the crop's resolution.
         matrix: ``(2, 3)`` ``float64`` frame pixels -> strip pixels.
     """
 
@@ -137,5 +138,13 @@ def neck_strip(
     skin = np.clip((skin - _SKIN_FROM) / (_SKIN_FULL - _SKIN_FROM), 0.0, 1.0)
     skin = cv2.resize(skin, (size, depth), interpolation=cv2.INTER_LINEAR)
     opacity = np.rint(255.0 * reach * skin).astype(np.uint8)
+    ys, xs = np.nonzero(opacity)
+    if len(xs) == 0:
+        return None
+    # Cut to where it shows (the neck is a third of the strip's width): the compositor warps
+    # and blends all of what it is given.
+    x0, x1, y1 = xs.min(), xs.max() + 1, ys.max() + 1
+    photo = photo[:y1, x0:x1]
+    matrix[0, 2] -= x0
     mapped = cv2.transform(photo, colour_map.T)
-    return NeckStrip(np.dstack([mapped, opacity]), photo, matrix)
+    return NeckStrip(np.dstack([mapped, opacity[:y1, x0:x1]]), photo, matrix)

@@ -111,15 +111,16 @@ def test_the_strip_is_placed_in_the_crops_own_coordinates(long_neck) -> None:
     mask = Compositor("head").masks([crop])[0]
     strip = neck_strip(frame, crop, _grey(crop)[0], mask)
     assert strip is not None
-    rows, size = strip.rgba.shape[0], crop.size
-    assert strip.rgba.shape == (rows, size, 4) and strip.photo.shape == (rows, size, 3)
-    # The crop's matrix shifted down: its first rows are the square's last ones (the
-    # matte's fade), the same photo.
+    (rows, columns), size = strip.rgba.shape[:2], crop.size
+    assert strip.photo.shape == (rows, columns, 3) and columns < size // 2
+    # The crop's matrix shifted down and across: its first rows are the square's last ones
+    # (the matte's fade), the same photo.
+    np.testing.assert_allclose(strip.matrix[:, :2], crop.matrix[:, :2])
+    left = round(crop.matrix[0, 2] - strip.matrix[0, 2])
     fade = round(size / 32)
     np.testing.assert_allclose(
-        strip.photo[:fade].astype(int), crop.image[-fade:].astype(int), atol=2
+        strip.photo[:fade].astype(int), crop.image[-fade:, left : left + columns], atol=2
     )
-    np.testing.assert_allclose(strip.matrix[:, :2], crop.matrix[:, :2])
 
 
 def test_the_gpu_code_path_run_on_numpy_places_the_neck_like_the_cpu_path(long_neck) -> None:
