@@ -32,7 +32,7 @@ from pipeline.align import invert_affine, similarity_scale, transform_points
 from pipeline.frame import BROWS, CHIN, JAW, AlignedCrop, Face
 from pipeline.guides import LUMA_WEIGHTS
 from pipeline.matte import HeadMatte
-from pipeline.neck import neck_strip
+from pipeline.neck import NeckStrip, neck_strip, recolour
 from pipeline.xp import ArrayBackend, Device, select_backend
 
 __all__ = [
@@ -384,12 +384,10 @@ class Compositor:
                 strip = neck_strip(image, crop, self.backend.to_numpy(styled), mask)
                 # First, so the square's fade at its bottom edge blends onto it.
                 if strip is not None:
-                    out = self._place(out, image, strip.rgba, strip.photo, strip.matrix, face)
-            # Crops from a GPU stylizer arrive as CuPy arrays and stay on the GPU.
-            styled = self.backend.to_device(styled)
-            rgba = self.backend.xp.dstack([styled, self.backend.to_device(mask)])
+                    out = self._place_neck(out, image, strip, face.visibility)
             fits = in_place is None or in_place[i]
-            out = self._place(out, image, rgba, crop.image if fits else None, crop.matrix, face)
+            photo = crop.image if fits else None
+            out = self._place(out, image, styled, mask, photo, crop.matrix, face.visibility)
         return out
 
     def masks(self, crops: Sequence[AlignedCrop]) -> list[np.ndarray]:
@@ -417,47 +415,74 @@ class Compositor:
         self,
         out: np.ndarray,
         image: np.ndarray,
-        rgba: Any,
+        styled: Any,
+        mask: np.ndarray,
         photo: np.ndarray | None,
         matrix: np.ndarray,
-        face: Face,
+        weight: float,
     ) -> np.ndarray:
-        """Blend one warped layer (a crop or a neck strip) into ``out``.
+        """Blend one stylized crop into ``out``.
 
         Args:
             out: the frame composited so far: ``image`` itself until something is blended.
             image: ``(H, W, 3)`` ``uint8`` RGB input frame.
-            rgba: ``(R, S, 4)`` ``uint8`` colour + mask in the layer's pixels, NumPy or the
-                backend's array.
-            photo: ``(R, S, 3)`` ``uint8`` the photo the colour was made from, where the
-                frame's fine detail fits it (``None`` where it does not: a reshaped face).
-            matrix: ``(2, 3)`` frame -> layer pixels.
-            face: the face, whose visibility is the layer's opacity.
+            styled: ``(S, S, 3)`` ``uint8`` the stylized crop, NumPy or the backend's.
+            mask: ``(S, S)`` ``uint8`` NumPy, its blend mask.
+            photo: ``(S, S, 3)`` ``uint8`` its aligned crop, where the frame's fine detail
+                fits it; ``None`` where it does not (a face a pack's geometry reshaped).
+            matrix: ``(2, 3)`` frame -> crop pixels.
+            weight: 0-1 overall opacity (the face's visibility).
 
         Returns:
-            ``out``, or a copy of ``image`` with the layer on it when ``out`` was ``image``.
+            ``out``, or a copy of ``image`` with the crop on it when ``out`` was ``image``.
         """
-        backend = self.backend
-        mask = backend.to_numpy(rgba[:, :, 3])
-        region = _frame_region(mask, matrix, image.shape[1], image.shape[0])
+        region = _frame_region(mask, matrix, *image.shape[1::-1])
         if region is None:
             return out
         if out is image:
             out = image.copy()
+        backend = self.backend
+        # Crops from a GPU stylizer arrive as CuPy arrays and stay on the GPU.
+        styled = backend.to_device(styled)
+        rgba = backend.xp.dstack([styled, backend.to_device(mask)])
         detail = None
         if self.fine_detail and photo is not None and magnification(matrix) >= FINE_DETAIL_FROM:
-            detail = fine_detail_gain(
-                backend, backend.to_device(photo), backend.to_device(rgba[:, :, :3])
-            )
-        x0, y0, width, height = region
-        window = out[y0 : y0 + height, x0 : x0 + width]
-        # The detail comes from the input frame: where faces overlap, ``out`` already holds
-        # the one composited before.
-        source = None if detail is None else image[y0 : y0 + height, x0 : x0 + width]
-        rgba = backend.to_device(rgba)
-        mixed = place_crop(backend, window, source, rgba, detail, matrix, region, face.visibility)
+            detail = fine_detail_gain(backend, backend.to_device(photo), styled)
+        window, source = _windows(out, image, region)
+        mixed = place_crop(backend, window, source, rgba, detail, matrix, region, weight)
         window[...] = backend.to_numpy(mixed)
         return out
+
+    def _place_neck(
+        self, out: np.ndarray, image: np.ndarray, strip: NeckStrip, weight: float
+    ) -> np.ndarray:
+        """Blend one neck strip into ``out``: the frame's own pixels recoloured, through the
+        strip's warped opacity (``out`` and the result as for :meth:`_place`)."""
+        region = _frame_region(strip.opacity, strip.matrix, *image.shape[1::-1])
+        if region is None:
+            return out
+        if out is image:
+            out = image.copy()
+        backend, xp = self.backend, self.backend.xp
+        window, source = _windows(out, image, region)
+        # Four layers, the opacity last: OpenCV's fast path, and the GPU warp's layout.
+        layers = np.zeros((*strip.opacity.shape, 4), np.uint8)
+        layers[:, :, 3] = strip.opacity
+        warped = _warp(backend, backend.to_device(layers), strip.matrix, region)
+        colour = recolour(xp, backend.to_device(source), strip.colour_map)
+        rgba = xp.dstack([colour, warped[:, :, 3]])
+        window[...] = backend.to_numpy(blend(xp, backend.to_device(window), rgba, weight))
+        return out
+
+
+def _windows(
+    out: np.ndarray, image: np.ndarray, region: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The region of the frame composited so far (a view to write into) and of the input
+    frame: where faces overlap, ``out`` already holds the one composited before, while the
+    photo's own pixels (fine detail, the neck's colours) come from the input."""
+    x0, y0, width, height = region
+    return out[y0 : y0 + height, x0 : x0 + width], image[y0 : y0 + height, x0 : x0 + width]
 
 
 def _warp(

@@ -415,19 +415,22 @@ def edge_guide(image: np.ndarray) -> np.ndarray:
     return np.minimum(magnitude / np.float32(top), np.float32(1.0))
 
 
-def skin_likeness(lab: np.ndarray, own: np.ndarray) -> np.ndarray:
+def skin_likeness(
+    lab: np.ndarray, own: np.ndarray, widths: np.ndarray = _SKIN_WIDTHS
+) -> np.ndarray:
     """How near each colour is to one skin colour: a Gaussian of the CIELAB distance from
-    ``own``, wider in lightness than in hue (:data:`_SKIN_WIDTHS`), so skin in shadow or in
-    light still reads as skin.
+    ``own``, by default wider in lightness than in hue (:data:`_SKIN_WIDTHS`), so skin in
+    shadow or in light still reads as skin.
 
     Args:
         lab: ``(..., 3)`` ``float32`` CIELAB (OpenCV's float ranges: L 0-100).
         own: ``(3,)`` the skin's own CIELAB colour.
+        widths: ``(3,)`` the Gaussian's widths in L, a and b.
 
     Returns:
         ``(...)`` ``float32`` 0-1, 1 at ``own``.
     """
-    distance = np.square((lab - own) / _SKIN_WIDTHS).sum(axis=-1)
+    distance = np.square((lab - own) / widths).sum(axis=-1)
     return np.exp(np.float32(-0.5) * distance).astype(np.float32)
 
 

@@ -110,17 +110,21 @@ def head_polygon(
     return hull.reshape(-1, 2)
 
 
-def neck_polygon(landmarks: np.ndarray, size: int) -> np.ndarray:
+def neck_polygon(landmarks: np.ndarray, size: int, flare: float = 0.0) -> np.ndarray:
     """The column under the jaw where a neck would be: ``(K, 2)`` ``float32`` crop pixels.
 
-    The lower jaw (points 4-12, about the neck's width) and straight down from its two ends
-    past the crop's bottom edge (``size``). Below the chin it is only a place to look: the
-    face's skin colour, then GrabCut, decide which of it is neck rather than collar, tie or
-    beard (:func:`head_cut`).
+    The lower jaw (points 4-12, about the neck's width) and down from its two ends past
+    the crop's bottom edge (``size``), straight or, with ``flare``, widening by that many
+    pixels either side for each pixel down (a neck meets the shoulders wider than it leaves
+    the jaw). Below the chin it is only a place to look: the face's skin colour, then
+    GrabCut, decide which of it is neck rather than collar, tie or beard (:func:`head_cut`).
     """
     points = np.asarray(landmarks, np.float64)
     lower_jaw = points[_LOWER_JAW]
-    below = lower_jaw[[-1, 0]] + np.array([0.0, float(size)])
+    # Point 12 (the right end), then point 4: right goes on outward to the right.
+    ends = lower_jaw[[-1, 0]]
+    outward = np.array([1.0, -1.0]) * flare * float(size)
+    below = ends + np.stack([outward, np.full(2, float(size))], axis=1)
     return np.concatenate([lower_jaw, below]).astype(np.float32)
 
 

@@ -9,10 +9,11 @@ Below the square there is nothing stylized to show, so the style is carried down
 a linear map from the photo's colours to the stylized crop's, fitted on the neck in the
 square's last rows (above the matte's fade), is applied to the frame's neck below it. The
 map keeps the photo's own shading and only changes its palette, which is what a neck in a
-painted portrait mostly is. The extension is a strip under the square, in
-the crop's own coordinates (the crop's matrix shifted down), so the compositor places it
-exactly as it places a crop; it starts inside the matte's fade, so the square fades out onto
-it rather than onto the photo.
+painted portrait mostly is. The map is applied to the frame's own pixels, at the frame's
+resolution, so the neck keeps all its detail. Where it applies is a strip under the square,
+in the crop's own coordinates (the crop's matrix shifted down), so the compositor warps it
+as it warps a crop's mask; it starts inside the matte's fade, so the square fades out onto
+the recoloured neck rather than onto the photo.
 
 Where: the neck's column under the lower jaw (:func:`pipeline.matte.neck_polygon`), as wide
 as the matte is at the square's edge, where the frame's colour is the face's own skin
@@ -23,15 +24,16 @@ out over the strip's lower half.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
 
 from pipeline.frame import AlignedCrop
 from pipeline.guides import skin_likeness, to_lab
-from pipeline.matte import cheek_colour, fill_polygon, neck_polygon
+from pipeline.matte import fill_polygon, neck_polygon
 
-__all__ = ["NeckStrip", "neck_colour_map", "neck_strip"]
+__all__ = ["NeckStrip", "neck_colour_map", "neck_strip", "recolour"]
 
 # In fractions of the crop side: the strip reaches this far below the square, and the map
 # is fitted on this many rows above the matte's fade (1/32 of the side, :mod:`pipeline.matte`).
@@ -39,9 +41,18 @@ _STRIP_DEPTH = 0.5
 _FIT_ROWS = 1 / 16
 _FADE_ROWS = 1 / 32
 
+# How much wider the neck's column gets each pixel down (:func:`pipeline.matte.neck_polygon`):
+# straight down from the jaw, it left a sliver of the photo's neck beside a V collar.
+_FLARE = 0.3
+
+# The skin test's CIELAB widths (L, a, b) against the neck's own colour: half the face's
+# width in lightness (:func:`pipeline.guides.skin_likeness`), since the neck's own shadow is
+# already in its colour, while the shadows of a collar beside a dark neck are only darker.
+_NECK_WIDTHS = np.array([20.0, 10.0, 14.0], np.float32)
+
 # Skin likeness (0-1) mapped to the strip's opacity: none under the first, full over the second,
 # so the strip's edge at a collar is soft rather than a threshold's jagged line.
-_SKIN_FROM, _SKIN_FULL = 0.25, 0.75
+_SKIN_FROM, _SKIN_FULL = 0.3, 0.6
 
 # The map's regulariser, in squared grey levels a pixel: a neck is nearly one colour, so
 # most directions of its colour carry no information about the map (their slope shrinks to
@@ -55,18 +66,19 @@ _MIN_FIT_PIXELS = 64
 
 @dataclass(frozen=True)
 class NeckStrip:
-    """The neck under one crop's square, stylized, ready to place like a crop.
+    """The neck under one crop's square: where it is stylized, and the colours it takes.
 
     Attributes:
-        rgba: ``(R, K, 4)`` ``uint8`` RGB + opacity (255 = fully stylized), ``R`` rows from
-            the top of the matte's fade at the square's bottom down, ``K`` of the crop's
-            columns (those the neck shows in).
-        photo: ``(R, K, 3)`` ``uint8`` RGB, the frame under it at the crop's resolution.
+        opacity: ``(R, K)`` ``uint8``, 255 = fully stylized, ``R`` rows from the top of the
+            matte's fade at the square's bottom down, ``K`` of the crop's columns (those the
+            neck shows in).
+        colour_map: ``(4, 3)`` ``float64`` from :func:`neck_colour_map`, for the frame's own
+            pixels under the strip (:func:`recolour`).
         matrix: ``(2, 3)`` ``float64`` frame pixels -> strip pixels.
     """
 
-    rgba: np.ndarray
-    photo: np.ndarray
+    opacity: np.ndarray
+    colour_map: np.ndarray
     matrix: np.ndarray
 
 
@@ -116,26 +128,32 @@ def neck_strip(
     width = mask[top - 1].astype(np.float32) / np.float32(255.0)
     if not width.any():
         return None
-    column = fill_polygon(neck_polygon(crop.landmarks, size), top + depth, size)
+    column = fill_polygon(neck_polygon(crop.landmarks, size, _FLARE), top + depth, size)
     neck = (mask[fitted] > 127) & (column[fitted] > 127)
     if np.count_nonzero(neck) < _MIN_FIT_PIXELS:
         return None
-    colour_map = neck_colour_map(crop.image[fitted][neck], stylized[fitted][neck])
+    neck_photo = crop.image[fitted][neck]
+    colour_map = neck_colour_map(neck_photo, stylized[fitted][neck])
+    # The neck's own colour where the square shows it, shadow under the chin and all: the
+    # lit cheeks, lighter and redder, left its shadowed lower part to the photo.
+    own = np.median(to_lab(neck_photo), axis=0)
     matrix = np.asarray(crop.matrix, np.float64).copy()
     matrix[1] -= (0.0, 0.0, float(top))
-    photo = cv2.warpAffine(frame, matrix, (size, depth), flags=cv2.INTER_LINEAR)
     # Full down the strip's upper half, then a cosine to nothing at its bottom.
     rows = np.linspace(0.0, 1.0, depth, dtype=np.float32)
     down = np.where(rows < 0.5, 1.0, 0.5 + 0.5 * np.cos(np.pi * (2.0 * rows - 1.0)))
     reach = column[top:].astype(np.float32) * (width[None, :] * down[:, None] / 255.0)
     # The colour test is most of the strip's cost: made at half resolution (the opacity is
-    # soft anyway), where the strip can show, against the cheeks' median colour (which
-    # needs no more than every other pixel either).
+    # soft anyway), and only where the strip can show.
     half = reach[::2, ::2] > 0.0
-    own = cheek_colour(crop.image[::2, ::2], crop.landmarks / 2.0)
+    photo = cv2.warpAffine(frame, matrix / 2.0, half.shape[::-1], flags=cv2.INTER_LINEAR)
     skin = np.zeros(half.shape, np.float32)
-    skin[half] = skin_likeness(to_lab(photo[::2, ::2][half]), own)
+    skin[half] = skin_likeness(to_lab(photo[half]), own, _NECK_WIDTHS)
     skin = np.clip((skin - _SKIN_FROM) / (_SKIN_FULL - _SKIN_FROM), 0.0, 1.0)
+    # Down each column the neck ends where the first thing that is not skin begins (the
+    # collar): a dark tie under it, or the collar's shadows, read as a dark neck's colour.
+    # Lightly blurred first, so one dark pore does not end a column.
+    skin = np.minimum.accumulate(cv2.blur(skin, (3, 3)), axis=0)
     skin = cv2.resize(skin, (size, depth), interpolation=cv2.INTER_LINEAR)
     opacity = np.rint(255.0 * reach * skin).astype(np.uint8)
     ys, xs = np.nonzero(opacity)
@@ -144,7 +162,24 @@ def neck_strip(
     # Cut to where it shows (the neck is a third of the strip's width): the compositor warps
     # and blends all of what it is given.
     x0, x1, y1 = xs.min(), xs.max() + 1, ys.max() + 1
-    photo = photo[:y1, x0:x1]
     matrix[0, 2] -= x0
-    mapped = cv2.transform(photo, colour_map.T)
-    return NeckStrip(np.dstack([mapped, opacity[:y1, x0:x1]]), photo, matrix)
+    return NeckStrip(opacity[:y1, x0:x1], colour_map, matrix)
+
+
+def recolour(xp: Any, image: Any, colour_map: np.ndarray) -> Any:
+    """``image``'s pixels through an affine colour map (:func:`neck_colour_map`).
+
+    Args:
+        xp: ``numpy`` or ``cupy``.
+        image: ``(H, W, 3)`` ``uint8`` RGB.
+        colour_map: ``(4, 3)``: ``[r, g, b, 1] @ colour_map`` is the new colour.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8``, rounded and clipped.
+    """
+    if xp is np:
+        return cv2.transform(np.ascontiguousarray(image), colour_map.T)
+    slope = xp.asarray(colour_map[:3], xp.float32)
+    bias = xp.asarray(colour_map[3], xp.float32)
+    mapped = image.astype(xp.float32) @ slope + bias
+    return xp.clip(xp.rint(mapped), 0, 255).astype(xp.uint8)

@@ -8,7 +8,7 @@ import pytest
 import scipy.ndimage
 from face_crops import photo_face
 
-from pipeline.align import align_face
+from pipeline.align import align_face, invert_affine, transform_points
 from pipeline.composite import Compositor
 from pipeline.frame import CHIN, JAW, AlignedCrop, Face
 from pipeline.guides import to_lab
@@ -106,21 +106,19 @@ def test_a_matte_that_stops_above_the_square_edge_adds_no_strip(long_neck) -> No
     assert neck_strip(frame, crop, _grey(crop)[0], mask) is None
 
 
-def test_the_strip_is_placed_in_the_crops_own_coordinates(long_neck) -> None:
+def test_the_strip_lies_under_the_square_in_the_crops_own_pixels(long_neck) -> None:
     frame, crop, _ = long_neck
     mask = Compositor("head").masks([crop])[0]
     strip = neck_strip(frame, crop, _grey(crop)[0], mask)
     assert strip is not None
-    (rows, columns), size = strip.rgba.shape[:2], crop.size
-    assert strip.photo.shape == (rows, columns, 3) and columns < size // 2
-    # The crop's matrix shifted down and across: its first rows are the square's last ones
-    # (the matte's fade), the same photo.
+    rows, columns = strip.opacity.shape
+    assert strip.opacity.dtype == np.uint8 and 0 < columns < crop.size // 2 and rows > 0
+    # The crop's matrix shifted down to the matte's fade and across to the neck.
     np.testing.assert_allclose(strip.matrix[:, :2], crop.matrix[:, :2])
-    left = round(crop.matrix[0, 2] - strip.matrix[0, 2])
-    fade = round(size / 32)
-    np.testing.assert_allclose(
-        strip.photo[:fade].astype(int), crop.image[-fade:, left : left + columns], atol=2
-    )
+    corner = transform_points(invert_affine(strip.matrix), np.zeros((1, 2)))
+    left = crop.matrix[0, 2] - strip.matrix[0, 2]
+    top = crop.size - round(crop.size / 32)
+    np.testing.assert_allclose(transform_points(crop.matrix, corner), [[left, top]], atol=1e-9)
 
 
 def test_the_gpu_code_path_run_on_numpy_places_the_neck_like_the_cpu_path(long_neck) -> None:
