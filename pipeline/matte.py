@@ -35,7 +35,6 @@ from pipeline.guides import skin_likeness, to_lab
 
 __all__ = [
     "HeadMatte",
-    "cheek_colour",
     "fill_polygon",
     "head_cut",
     "head_polygon",
@@ -141,7 +140,7 @@ def _face_polygon(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points[JAW], points[BROWS][::-1]])
 
 
-def cheek_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+def _cheek_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """The face's own skin colour: the median CIELAB of the face between the eyes and the
     upper lip (the whole face if that band is empty), ``(3,)`` ``float32``.
 
@@ -214,7 +213,7 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
     # head (white is in the face too, eyes, teeth and highlights, and where the collar is all
     # the white below the chin, nowhere in the background it is shown).
     neck = np.zeros_like(column)
-    neck[column] = skin_likeness(to_lab(window[column]), cheek_colour(window, points)) > 0.5
+    neck[column] = skin_likeness(to_lab(window[column]), _cheek_colour(window, points)) > 0.5
     seeds = np.full((side, side), cv2.GC_BGD, np.uint8)
     seeds[ring & ~below_chin] = cv2.GC_PR_BGD
     seeds[head | neck] = cv2.GC_PR_FGD

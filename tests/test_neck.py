@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import cv2
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from pipeline.align import align_face, invert_affine, transform_points
 from pipeline.composite import Compositor
 from pipeline.frame import CHIN, JAW, AlignedCrop, Face
 from pipeline.guides import to_lab
-from pipeline.neck import neck_colour_map, neck_strip
+from pipeline.neck import neck_colour_map, neck_strip, recolour
 from pipeline.xp import ArrayBackend
 
 SKIN_FROM_CHIN = 45  # frame pixels from the chin to the collar: 30 past the square
@@ -145,3 +147,16 @@ def test_one_colour_maps_to_the_stylized_mean() -> None:
     fitted = neck_colour_map(photo, stylized)
     mapped = np.array([200.0, 90.0, 60.0, 1.0]) @ fitted
     np.testing.assert_allclose(mapped, stylized.mean(axis=0), atol=1e-9)
+
+
+def test_the_gpu_recolouring_run_on_numpy_matches_opencvs() -> None:
+    """The CuPy branch of :func:`recolour` is plain array arithmetic; run on NumPy through
+    a stand-in module it must round and clip as OpenCV's transform does."""
+    image = np.random.default_rng(3).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    colour_map = np.array([[0.5, 0.2, 0.1], [0.4, 0.9, 0.1], [0.1, 0.1, 1.3], [8.0, -30.0, 2.5]])
+    like_cupy = types.SimpleNamespace(
+        **{n: getattr(np, n) for n in dir(np) if not n.startswith("_")}
+    )
+    on_gpu_path = recolour(like_cupy, image, colour_map)
+    assert on_gpu_path.dtype == np.uint8 and on_gpu_path.max() == 255 and on_gpu_path.min() == 0
+    assert np.abs(on_gpu_path.astype(int) - recolour(np, image, colour_map)).max() <= 1
