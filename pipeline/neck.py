@@ -125,25 +125,30 @@ def neck_strip(
     top = size - fade
     fitted = slice(top - max(1, round(size * _FIT_ROWS)), top)
     depth = fade + round(size * _STRIP_DEPTH)
-    # The neck's width at the square's edge, from the matte just above its fade.
-    width = mask[top - 1].astype(np.float32) / np.float32(255.0)
-    if not width.any():
+    # The neck's width at the square's edge, from the matte just above its fade; all that
+    # follows works on those columns alone.
+    columns = np.flatnonzero(mask[top - 1])
+    if len(columns) == 0:
         return None
-    column = fill_polygon(neck_polygon(crop.landmarks, size, _FLARE), top + depth, size)
-    neck = (mask[fitted] > 127) & (column[fitted] > 127)
+    x0, x1 = int(columns[0]), int(columns[-1]) + 1
+    width = mask[top - 1, x0:x1].astype(np.float32) / np.float32(255.0)
+    polygon = neck_polygon(crop.landmarks, size, _FLARE) - np.float32([x0, fitted.start])
+    column = fill_polygon(polygon, top + depth - fitted.start, x1 - x0)
+    under, column = column[: top - fitted.start], column[top - fitted.start :]
+    neck = (mask[fitted, x0:x1] > 127) & (under > 127)
     if np.count_nonzero(neck) < _MIN_FIT_PIXELS:
         return None
-    neck_photo = crop.image[fitted][neck]
-    colour_map = neck_colour_map(neck_photo, stylized[fitted][neck])
+    neck_photo = crop.image[fitted, x0:x1][neck]
+    colour_map = neck_colour_map(neck_photo, stylized[fitted, x0:x1][neck])
     # The neck's own colour where the square shows it, shadow under the chin and all: the
     # lit cheeks, lighter and redder, left its shadowed lower part to the photo.
     own = np.median(to_lab(neck_photo), axis=0)
     matrix = np.asarray(crop.matrix, np.float64).copy()
-    matrix[1] -= (0.0, 0.0, float(top))
+    matrix[:, 2] -= (x0, top)  # crop pixels -> strip pixels
     # Full down the strip's upper half, then a cosine to nothing at its bottom.
     rows = np.linspace(0.0, 1.0, depth, dtype=np.float32)
     down = np.where(rows < 0.5, 1.0, 0.5 + 0.5 * np.cos(np.pi * (2.0 * rows - 1.0)))
-    reach = column[top:].astype(np.float32) * (width[None, :] * down[:, None] / 255.0)
+    reach = column.astype(np.float32) * (width[None, :] * down[:, None] / 255.0)
     # The colour test is most of the strip's cost: made at half resolution (the opacity is
     # soft anyway), and only where the strip can show.
     half = reach[::2, ::2] > 0.0
@@ -155,16 +160,13 @@ def neck_strip(
     # collar): a dark tie under it, or the collar's shadows, read as a dark neck's colour.
     # Lightly blurred first, so one dark pore does not end a column.
     skin = np.minimum.accumulate(cv2.blur(skin, (3, 3)), axis=0)
-    skin = cv2.resize(skin, (size, depth), interpolation=cv2.INTER_LINEAR)
+    skin = cv2.resize(skin, reach.shape[::-1], interpolation=cv2.INTER_LINEAR)
     opacity = np.rint(255.0 * reach * skin).astype(np.uint8)
-    ys, xs = np.nonzero(opacity)
-    if len(xs) == 0:
+    shown = np.flatnonzero(opacity.any(axis=1))
+    if len(shown) == 0:
         return None
-    # Cut to where it shows (the neck is a third of the strip's width): the compositor warps
-    # and blends all of what it is given.
-    x0, x1, y1 = xs.min(), xs.max() + 1, ys.max() + 1
-    matrix[0, 2] -= x0
-    return NeckStrip(opacity[:y1, x0:x1], colour_map, matrix)
+    # Down to its last row that shows: the compositor warps and blends all it is given.
+    return NeckStrip(opacity[: shown[-1] + 1], colour_map, matrix)
 
 
 def recolour(xp: Any, image: Any, colour_map: np.ndarray) -> Any:
