@@ -35,6 +35,7 @@ from pipeline.guides import skin_likeness, to_lab
 
 __all__ = [
     "HeadMatte",
+    "fade_width",
     "fill_polygon",
     "head_cut",
     "head_polygon",
@@ -109,21 +110,17 @@ def head_polygon(
     return hull.reshape(-1, 2)
 
 
-def neck_polygon(landmarks: np.ndarray, size: int, flare: float = 0.0) -> np.ndarray:
+def neck_polygon(landmarks: np.ndarray, size: int) -> np.ndarray:
     """The column under the jaw where a neck would be: ``(K, 2)`` ``float32`` crop pixels.
 
-    The lower jaw (points 4-12, about the neck's width) and down from its two ends past
-    the crop's bottom edge (``size``), straight or, with ``flare``, widening by that many
-    pixels either side for each pixel down (a neck meets the shoulders wider than it leaves
-    the jaw). Below the chin it is only a place to look: the face's skin colour, then
-    GrabCut, decide which of it is neck rather than collar, tie or beard (:func:`head_cut`).
+    The lower jaw (points 4-12, about the neck's width) and straight down from its two ends
+    past the crop's bottom edge (``size``). Below the chin it is only a place to look: the
+    face's skin colour, then GrabCut, decide which of it is neck rather than collar, tie or
+    beard (:func:`head_cut`).
     """
     points = np.asarray(landmarks, np.float64)
     lower_jaw = points[_LOWER_JAW]
-    # Point 12 (the right end), then point 4: right goes on outward to the right.
-    ends = lower_jaw[[-1, 0]]
-    outward = np.array([1.0, -1.0]) * flare * float(size)
-    below = ends + np.stack([outward, np.full(2, float(size))], axis=1)
+    below = lower_jaw[[-1, 0]] + np.array([0.0, float(size)])
     return np.concatenate([lower_jaw, below]).astype(np.float32)
 
 
@@ -140,16 +137,10 @@ def _face_polygon(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points[JAW], points[BROWS][::-1]])
 
 
-def _cheek_colour(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """The face's own skin colour: the median CIELAB of the face between the eyes and the
-    upper lip (the whole face if that band is empty), ``(3,)`` ``float32``.
-
-    Args:
-        image: ``(H, W, 3)`` ``uint8`` RGB holding the face.
-        landmarks: ``(68, 2)`` its landmarks in ``image``'s pixels.
-    """
-    points = np.asarray(landmarks, np.float64)
-    face = fill_polygon(_face_polygon(points), *image.shape[:2]) > 127
+def _cheek_colour(image: np.ndarray, points: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """The face's own skin colour: the median CIELAB of ``face`` (``(H, W)`` ``bool``)
+    between the eyes and the upper lip (all of it if that band is empty), ``(3,)``
+    ``float32``; ``points`` are the landmarks in ``image``'s pixels."""
     rows = np.arange(image.shape[0])[:, None]
     cheeks = face & (rows > points[EYES, 1].max()) & (rows < points[_UPPER_LIP, 1].min())
     return np.median(to_lab(image[cheeks if cheeks.any() else face]), axis=0)
@@ -213,7 +204,7 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
     # head (white is in the face too, eyes, teeth and highlights, and where the collar is all
     # the white below the chin, nowhere in the background it is shown).
     neck = np.zeros_like(column)
-    neck[column] = skin_likeness(to_lab(window[column]), _cheek_colour(window, points)) > 0.5
+    neck[column] = skin_likeness(to_lab(window[column]), _cheek_colour(window, points, face)) > 0.5
     seeds = np.full((side, side), cv2.GC_BGD, np.uint8)
     seeds[ring & ~below_chin] = cv2.GC_PR_BGD
     seeds[head | neck] = cv2.GC_PR_FGD
@@ -252,13 +243,18 @@ def soft_matte(image: np.ndarray, cut: np.ndarray) -> np.ndarray:
     return np.clip(soft, 0.0, 1.0) * _border_fade(size)
 
 
+def fade_width(size: int) -> int:
+    """How many pixels at a crop's border the matte fades out over: 1/32 of its side."""
+    return max(1, size // 32)
+
+
 @functools.lru_cache(maxsize=4)
 def _border_fade(size: int) -> np.ndarray:
     """``(S, S)`` ``float32``: 1 inside, falling to 0 over the outer 1/32 of the crop.
 
     The same for every crop of a size, so made once (read-only) rather than per face and frame.
     """
-    border = max(1, size // 32)
+    border = fade_width(size)
     ramp = np.minimum(np.arange(size) + 0.5, size - 0.5 - np.arange(size)).astype(np.float32)
     ramp = np.clip(ramp / np.float32(border), 0.0, 1.0)
     fade = np.minimum(ramp[:, None], ramp[None, :])

@@ -15,8 +15,7 @@ in the crop's own coordinates (the crop's matrix shifted down), so the composito
 as it warps a crop's mask; it starts inside the matte's fade, so the square fades out onto
 the recoloured neck rather than onto the photo.
 
-Where: the neck's column under the lower jaw (:func:`pipeline.matte.neck_polygon`, widening
-toward the shoulders), as wide as the matte is at the square's edge, where the frame's colour
+Where: the neck's column under the lower jaw (:func:`pipeline.matte.neck_polygon`), as wide as the matte is at the square's edge, where the frame's colour
 is the neck's own (its median in the fitted rows), down each column only as far as the first
 thing that is not: a collar, a tie or a beard stay as they are. It fades out over the strip's
 lower half.
@@ -32,19 +31,14 @@ import numpy as np
 
 from pipeline.frame import AlignedCrop
 from pipeline.guides import skin_likeness, to_lab
-from pipeline.matte import fill_polygon, neck_polygon
+from pipeline.matte import fade_width, fill_polygon, neck_polygon
 
 __all__ = ["NeckStrip", "neck_colour_map", "neck_strip", "recolour"]
 
 # In fractions of the crop side: the strip reaches this far below the square, and the map
-# is fitted on this many rows above the matte's fade (1/32 of the side, :mod:`pipeline.matte`).
+# is fitted on this many rows above the matte's fade (:func:`pipeline.matte.fade_width`).
 _STRIP_DEPTH = 0.5
 _FIT_ROWS = 1 / 16
-_FADE_ROWS = 1 / 32
-
-# How much wider the neck's column gets each pixel down (:func:`pipeline.matte.neck_polygon`):
-# straight down from the jaw, it left a sliver of the photo's neck beside a V collar.
-_FLARE = 0.3
 
 # The skin test's CIELAB widths (L, a, b) against the neck's own colour: half the face's
 # width in lightness (:func:`pipeline.guides.skin_likeness`), since the neck's own shadow is
@@ -121,7 +115,7 @@ def neck_strip(
         neck pixels to fit the colour map on.
     """
     size = crop.size
-    fade = max(1, round(size * _FADE_ROWS))
+    fade = fade_width(size)
     top = size - fade
     fitted = slice(top - max(1, round(size * _FIT_ROWS)), top)
     depth = fade + round(size * _STRIP_DEPTH)
@@ -132,7 +126,7 @@ def neck_strip(
         return None
     x0, x1 = int(columns[0]), int(columns[-1]) + 1
     width = mask[top - 1, x0:x1].astype(np.float32) / np.float32(255.0)
-    polygon = neck_polygon(crop.landmarks, size, _FLARE) - np.float32([x0, fitted.start])
+    polygon = neck_polygon(crop.landmarks, size) - np.float32([x0, fitted.start])
     column = fill_polygon(polygon, top + depth - fitted.start, x1 - x0)
     under, column = column[: top - fitted.start], column[top - fitted.start :]
     neck = (mask[fitted, x0:x1] > 127) & (under > 127)

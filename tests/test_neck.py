@@ -14,6 +14,7 @@ from pipeline.align import align_face, invert_affine, transform_points
 from pipeline.composite import Compositor
 from pipeline.frame import CHIN, JAW, AlignedCrop, Face
 from pipeline.guides import to_lab
+from pipeline.matte import fade_width
 from pipeline.neck import neck_colour_map, neck_strip, recolour
 from pipeline.xp import ArrayBackend
 
@@ -119,7 +120,7 @@ def test_the_strip_lies_under_the_square_in_the_crops_own_pixels(long_neck) -> N
     np.testing.assert_allclose(strip.matrix[:, :2], crop.matrix[:, :2])
     corner = transform_points(invert_affine(strip.matrix), np.zeros((1, 2)))
     left = crop.matrix[0, 2] - strip.matrix[0, 2]
-    top = crop.size - round(crop.size / 32)
+    top = crop.size - fade_width(crop.size)
     np.testing.assert_allclose(transform_points(crop.matrix, corner), [[left, top]], atol=1e-3)
 
 
