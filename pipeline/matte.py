@@ -267,18 +267,22 @@ def snap_to_colour(crop: AlignedCrop, cut: np.ndarray) -> np.ndarray:
     head = cv2.erode(inside, band).astype(np.float32)
     background = cv2.erode(1 - inside, band).astype(np.float32)
     window = (2 * _EDGE_REACH + 1,) * 2
+    # Sums over the three channels by cv2.transform: NumPy's reduction over an axis of three
+    # took half of this function's time.
+    summed = np.ones((1, 3), np.float32)
 
     def mean_colour(weights: np.ndarray) -> np.ndarray:
-        total = cv2.boxFilter(rgb * weights[:, :, None], -1, window, normalize=False)
-        count = cv2.boxFilter(weights, -1, window, normalize=False)
-        return total / np.maximum(count, np.float32(1.0))[:, :, None]
+        total = cv2.boxFilter(cv2.multiply(rgb, cv2.merge([weights] * 3)), -1, window)
+        count = cv2.boxFilter(weights, -1, window)
+        return total / cv2.merge([np.maximum(count, np.float32(1e-3))] * 3)
 
     head_colour, background_colour = mean_colour(head), mean_colour(background)
     apart = head_colour - background_colour
-    distance = np.sqrt((apart * apart).sum(axis=2))
-    along = ((rgb - background_colour) * apart).sum(axis=2) / np.maximum(distance, 1e-3) ** 2
+    squared = cv2.transform(apart * apart, summed)
+    along = cv2.transform((rgb - background_colour) * apart, summed)
+    along /= np.maximum(squared, np.float32(1e-6))
     low, high = _EDGE_CONTRAST
-    trust = np.clip((distance - low) / (high - low), 0.0, 1.0)
+    trust = np.clip((np.sqrt(squared) - low) / (high - low), 0.0, 1.0)
     by_colour = soft + trust * (np.clip(along, 0.0, 1.0) - soft)
     uncertain = 1.0 - head - background
     snapped = head + uncertain * by_colour
