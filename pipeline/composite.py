@@ -381,7 +381,7 @@ class Compositor:
         for i, mask in zip(shown, masks, strict=True):
             crop, styled, face = crops[i], stylized[i], faces[i]
             if self.mode == "head":
-                strip = neck_strip(image, crop, self.backend.to_numpy(styled), mask)
+                strip = neck_strip(image, crop, styled, mask)
                 # First, so the square's fade at its bottom edge blends onto it.
                 if strip is not None:
                     out = self._place_neck(out, image, strip, face.visibility)

@@ -32,6 +32,7 @@ import numpy as np
 from pipeline.frame import AlignedCrop
 from pipeline.guides import skin_likeness, to_lab
 from pipeline.matte import fade_width, fill_polygon, neck_polygon
+from pipeline.xp import to_host
 
 __all__ = ["NeckStrip", "neck_colour_map", "neck_strip", "recolour"]
 
@@ -107,7 +108,8 @@ def neck_strip(
     Args:
         frame: ``(H, W, 3)`` ``uint8`` RGB, the frame the crop was cut from.
         crop: the aligned crop (its matrix, landmarks and photo).
-        stylized: ``(S, S, 3)`` ``uint8`` RGB NumPy, the stylized crop.
+        stylized: ``(S, S, 3)`` ``uint8`` RGB, the stylized crop, NumPy or CuPy (of a
+            crop on the GPU only the few rows the colour map is fitted on are copied).
         mask: ``(S, S)`` ``uint8`` the compositor's head matte for it (255 = stylized).
 
     Returns:
@@ -133,7 +135,7 @@ def neck_strip(
     if np.count_nonzero(neck) < _MIN_FIT_PIXELS:
         return None
     neck_photo = crop.image[fitted, x0:x1][neck]
-    colour_map = neck_colour_map(neck_photo, stylized[fitted, x0:x1][neck])
+    colour_map = neck_colour_map(neck_photo, to_host(stylized[fitted, x0:x1])[neck])
     # The neck's own colour where the square shows it, shadow under the chin and all: the
     # lit cheeks, lighter and redder, left its shadowed lower part to the photo.
     own = np.median(to_lab(neck_photo), axis=0)

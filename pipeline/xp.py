@@ -17,7 +17,7 @@ import numpy as np
 
 from pipeline.errors import DeviceError
 
-__all__ = ["ArrayBackend", "array_module", "cuda_available", "select_backend"]
+__all__ = ["ArrayBackend", "array_module", "cuda_available", "select_backend", "to_host"]
 
 Device = Literal["auto", "cpu", "cuda"]
 
@@ -43,7 +43,12 @@ class ArrayBackend:
 
     def to_numpy(self, array: Any) -> np.ndarray:
         """This backend's array as a NumPy array (a copy from the GPU for CuPy)."""
-        return array.get() if array_module(array) is not np else np.asarray(array)
+        return to_host(array)
+
+
+def to_host(array: Any) -> np.ndarray:
+    """A NumPy or CuPy array as a NumPy array (a copy from the GPU for CuPy)."""
+    return array.get() if array_module(array) is not np else np.asarray(array)
 
 
 def array_module(array: Any) -> ModuleType:
