@@ -75,10 +75,10 @@ __all__ = [
     "clip_tracks",
     "descriptor_distance",
     "evaluate_stylizer",
+    "face_and_hair",
     "face_descriptor",
     "face_descriptors",
     "full_resolution_detail",
-    "head_parts",
     "head_share",
     "identity_report",
     "lab_patches",
@@ -329,7 +329,7 @@ def style_ratio(
     return sliced_wasserstein(shown, reference) / max(photo, 1e-9)
 
 
-def head_parts(crop: AlignedCrop, *, ears: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def face_and_hair(crop: AlignedCrop, *, ears: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The head split into the face and the rest of it (hair, a hat, a turban), each
     ``(S, S)`` ``float32`` 0 or 1.
 
@@ -647,7 +647,7 @@ class StyleReport:
             images' lightness relative to their own head's median): a face kept darker than
             a pale painting has smaller steps of lightness for the same marks.
         input_tone_free_sharpness: the same for the unstylized faces.
-        face_ratio: the median :func:`style_ratio` on the face alone (:func:`head_parts`),
+        face_ratio: the median :func:`style_ratio` on the face alone (:func:`face_and_hair`),
             against the exemplar's face.
         tone_free_face_ratio: the same apart from skin tone.
         hair_ratio: the same on the rest of the head (hair, headwear), against the rest of
@@ -827,7 +827,7 @@ def evaluate_stylizer(
             )
             exemplar_patches[tone] = lab_patches(exemplar.image, reference_head, tone_free=tone)
         exemplar_crop = AlignedCrop(exemplar.image, np.eye(2, 3), exemplar.landmarks)
-        face, hair = head_parts(exemplar_crop, ears=False)
+        face, hair = face_and_hair(exemplar_crop, ears=False)
         part_patches = {
             "face": lab_patches(exemplar.image, face),
             "tone-free face": lab_patches(exemplar.image, face, tone_free=True),
@@ -862,7 +862,7 @@ def evaluate_stylizer(
                 pair = (styled[row], crop.image, head)
                 ratios.append(style_ratio(*pair, exemplar_patches[False]))
                 tone_free.append(style_ratio(*pair, exemplar_patches[True], tone_free=True))
-                face, hair = head_parts(crop)
+                face, hair = face_and_hair(crop)
                 for part, region in (("face", face), ("tone-free face", face), ("hair", hair)):
                     tone = part == "tone-free face"
                     ratio = style_ratio(*pair[:2], region, part_patches[part], tone_free=tone)

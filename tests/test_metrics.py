@@ -18,8 +18,8 @@ from models.metrics import (
     clip_tracks,
     descriptor_distance,
     evaluate_stylizer,
+    face_and_hair,
     face_descriptor,
-    head_parts,
     head_share,
     identity_report,
     lab_patches,
@@ -138,7 +138,7 @@ def _lab(image: np.ndarray) -> np.ndarray:
 
 
 def test_head_parts_keep_vermeers_turban_out_of_her_face(vermeer: AlignedCrop) -> None:
-    face, rest = head_parts(vermeer, ears=False)
+    face, rest = face_and_hair(vermeer, ears=False)
     head = head_prior(vermeer.landmarks, vermeer.size)
     assert face.dtype == rest.dtype == np.float32
     assert not (face * rest).any() and (face + rest <= (head > 0.5)).all()
@@ -153,7 +153,7 @@ def test_the_hair_part_is_the_hair_not_the_wall_above_it() -> None:
     with VideoFileSource(shared_media("obama_weekly_address_clip1.mp4")) as source:
         frame = next(iter(source)).image
     crop = align_face(frame, detect_landmarks(frame)[0])
-    face, hair = head_parts(crop)
+    face, hair = face_and_hair(crop)
     outside_face = (head_prior(crop.landmarks, crop.size) > 0.5) & (face < 0.5)
     light = _lab(crop.image)[..., 0] > 50.0
     assert light[hair > 0.5].mean() < 0.2
@@ -167,8 +167,8 @@ def test_the_style_figure_by_part_asks_for_the_artists_face_on_the_face(
     Vermeer's face, or in that of her blue turban. On the whole head the turban counts as
     style too; on the face only the face's colours do."""
     photo = crops["astronaut"]
-    own_face, _ = head_parts(photo)
-    her_face, her_rest = head_parts(vermeer, ears=False)
+    own_face, _ = face_and_hair(photo)
+    her_face, her_rest = face_and_hair(vermeer, ears=False)
     her_lab = _lab(vermeer.image)
 
     def recoloured(part: np.ndarray) -> np.ndarray:
