@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from models.exemplar import Exemplar, exemplar_from_crop
-from models.geometry import reshape_crops
+from models.geometry import Reshaper
 from models.pack import StylePack
 from models.teacher import Synthesis, TeacherParams, synthesize, toned
 from pipeline.detail import DEFAULT_IDENTITY_SCALE, remove_detail, restore_detail
@@ -316,6 +316,7 @@ class KeyframePainter:
         when = ", painted in the background" if lagging else ""
         self.name = f"{name} (keyframes every {self.settings.every}{when})"
         self.crop_size = exemplar.size
+        self._reshaper = Reshaper(exemplar.landmarks, exemplar.size, geometry)
         self.asked = 0  # keyframes asked for since construction
         # Keyframes shown since construction: one dropped with its track (a live session's
         # warm-up face) is not counted, though the teacher may have painted it.
@@ -390,7 +391,7 @@ class KeyframePainter:
     def reshape(self, crops: Sequence[AlignedCrop]) -> list[AlignedCrop]:
         """``crops`` reshaped as they are painted (``geometry``): what the output lines up
         with (:class:`pipeline.stylizer.ReshapingStylizer`)."""
-        return reshape_crops(crops, self.exemplar.landmarks, self.crop_size, self.geometry)
+        return self._reshaper(crops)
 
     def _fallback(
         self, crops: Sequence[AlignedCrop], reshaped: Sequence[AlignedCrop]

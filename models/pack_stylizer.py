@@ -14,7 +14,7 @@ from torch.nn import functional
 
 from models.canvas import advect_shift, resize_canvas, shifted_canvas
 from models.generator import StudentGenerator
-from models.geometry import reshape_crops
+from models.geometry import Reshaper
 from models.pack import StylePack
 from models.student_input import StudentReference, student_guides, to_unit_rgb
 from pipeline.detail import restore_tone
@@ -254,6 +254,7 @@ class PackStylizer:
         on_cpu = self.device.type == "cpu"
         self._net = as_graph(net, self.crop_size, self.dtype) if on_cpu else net
         self._reference = pack.reference
+        self._reshaper = Reshaper(pack.exemplar_landmarks, pack.crop_size, pack.geometry)
         self._canvas = None if pack.canvas is None else pack.canvas * np.float32(strokes)
         # (luma weights, per-channel gains, offsets) on the device, made once, not per frame.
         self._monochrome = (
@@ -297,9 +298,7 @@ class PackStylizer:
         (:class:`pipeline.stylizer.ReshapingStylizer`)."""
         for crop in crops:
             self._reference_at(crop.size)  # refuses a side the pack does not stylize
-        return reshape_crops(
-            crops, self.pack.exemplar_landmarks, self.crop_size, self.pack.geometry
-        )
+        return self._reshaper(crops)
 
     def stylize(self, crops: Sequence[AlignedCrop]) -> Any:
         """``N`` aligned crops → ``(N, S, S, 3)`` ``uint8`` RGB stylized crops, as an array of

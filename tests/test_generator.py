@@ -18,7 +18,7 @@ from models.generator import (
     StudentGenerator,
     count_flops,
 )
-from models.geometry import toward_exemplar
+from models.geometry import Reshaper, reshape_crops, toward_exemplar
 from models.pack_stylizer import PackStylizer, _warp_crop, default_dtype
 from models.student_input import DEFAULT_GUIDES, StudentReference, guide_channels, student_guides
 from models.train import _random_warps, _warp
@@ -112,6 +112,28 @@ def test_geometry_moves_features_toward_the_exemplar() -> None:
     assert abs(ys.mean() - exemplar[57, 1]) < 1.5 and abs(xs.mean() - exemplar[57, 0]) < 1.5
     with pytest.raises(ValueError, match=r"0\.\.1"):
         toward_exemplar(image, content, exemplar, 1.5)
+
+
+def test_a_frame_s_faces_are_reshaped_once(astronaut: np.ndarray) -> None:
+    """The stylizer reshapes a frame's crops as it prepares them and the restyler asks for
+    them again to line the output up: the same crops give the very same reshaped ones, with
+    no second warp, and a new crop (even of the same face) is warped afresh."""
+    pack = replace(make_pack(), geometry=0.5)
+    stylizer = PackStylizer(pack)
+    crop = align_face(astronaut, detect_landmarks(astronaut)[0], size=pack.crop_size)
+    (first,) = stylizer.reshape([crop])
+    (again,) = stylizer.reshape([crop])
+    assert again is first
+    (expected,) = reshape_crops([crop], pack.exemplar_landmarks, pack.crop_size, 0.5)
+    np.testing.assert_array_equal(first.image, expected.image)
+    (fresh,) = stylizer.reshape([replace(crop)])
+    assert fresh is not first
+    np.testing.assert_array_equal(fresh.image, expected.image)
+    # Only the last crops are kept.
+    reshaper = Reshaper(pack.exemplar_landmarks, pack.crop_size, 0.5, keep=2)
+    crops = [replace(crop, track_id=k) for k in range(3)]
+    made = reshaper(crops)
+    assert reshaper(crops[1:]) == made[1:] and reshaper(crops[:1])[0] is not made[0]
 
 
 def test_bfloat16_and_float32_agree(astronaut: np.ndarray) -> None:
