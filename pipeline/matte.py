@@ -238,18 +238,17 @@ def snap_to_colour(crop: AlignedCrop, cut: np.ndarray) -> np.ndarray:
 
     GrabCut decides at :data:`_CUT_SIDE` pixels a side, a quarter of the crop's, and takes
     pixels that mix hair and wall as head: on the shared clip 1 the matte reached up to 8
-    crop pixels past the short hair, and the blend there mixed the style's painted
-    background into the wall, a pale rim around the head (its middle, where the matte is
-    0.5, about 4 pixels out). Here, at half the crop's side,
-    the pixels within :data:`_EDGE_BAND` of the cut's edge take their opacity from their
-    colour: where it lies on the line between the mean colour of the sure head and of the
-    sure background within :data:`_EDGE_REACH` of them (the colour-line model of alpha
-    matting, with a window's two colours estimated from its sure pixels). Where those two
-    colours are close (dark hair on a dark curtain) colour cannot tell, and the cut stands.
-    So it does below the chin: there a short neck lies between the chin's shadow and a
-    collar, which no two mean colours describe (the astronaut's lit neck, under her chin's
-    shadow and over a white collar, read as 0.6 head), and :func:`head_cut` has already
-    judged it by the cheeks' skin colour.
+    crop pixels past the short hair (its middle, where it is 0.5, about 4), and the blend
+    there mixed the style's painted background into the wall, a pale rim around the head.
+    Here, at half the crop's side, the pixels within :data:`_EDGE_BAND` of the cut's edge
+    take their opacity from their colour: where it lies on the line between the mean colour
+    of the sure head and of the sure background within :data:`_EDGE_REACH` of them (the
+    colour-line model of alpha matting, with a window's two colours estimated from its sure
+    pixels). Where those two colours are close (dark hair on a dark curtain) colour cannot
+    tell, and the cut stands. So it does below the chin: there a short neck lies between
+    the chin's shadow and a collar, which no two mean colours describe (the astronaut's lit
+    neck, under her chin's shadow and over a white collar, read as 0.6 head), and
+    :func:`head_cut` has already judged it by the cheeks' skin colour.
 
     Args:
         crop: the aligned crop and its landmarks.
@@ -295,10 +294,10 @@ def soft_matte(crop: AlignedCrop, cut: np.ndarray) -> np.ndarray:
     """A hard head cut made soft along the crop's own edges, and faded out at its border.
 
     The cut's edge is first moved to where the crop's colour changes
-    (:func:`snap_to_colour`); then it is upsampled and passed through He et al.'s guided filter (OpenCV contrib's
-    ``ximgproc.guidedFilter``) on the crop's luminance, so the edge follows hair strands
-    rather than the cut's blocky outline, then faded to 0 over the outer 1/32 of the crop,
-    where the stylized square ends.
+    (:func:`snap_to_colour`); then the cut is upsampled and passed through He et al.'s
+    guided filter (OpenCV contrib's ``ximgproc.guidedFilter``) on the crop's luminance, so
+    the edge follows hair strands rather than the cut's blocky outline, then faded to 0
+    over the outer 1/32 of the crop, where the stylized square ends.
 
     Args:
         crop: the aligned crop and its landmarks.
