@@ -28,6 +28,7 @@ __all__ = [
     "GuideReference",
     "Guides",
     "appearance_guide",
+    "cheek_rows",
     "compute_guides",
     "edge_guide",
     "guide_reference",
@@ -430,8 +431,19 @@ def skin_likeness(
     Returns:
         ``(...)`` ``float32`` 0-1, 1 at ``own``.
     """
-    distance = np.square((lab - own) / widths).sum(axis=-1)
+    scaled = (lab - own) / widths
+    # einsum rather than ``.sum(axis=-1)``: NumPy's reduction over an axis of three is
+    # slow (1.6 against 0.9 ms a 256² crop, the same bits).
+    distance = np.einsum("...i,...i->...", scaled, scaled)
     return np.exp(np.float32(-0.5) * distance).astype(np.float32)
+
+
+def cheek_rows(landmarks: np.ndarray, height: int) -> np.ndarray:
+    """``(height, 1)`` ``bool``: the rows between the eyes' lowest point and the upper lip's
+    highest, where the cheeks show a face's own skin colour (``landmarks`` ``(68, 2)`` in
+    the image's pixels)."""
+    rows = np.arange(height)[:, None]
+    return (rows > landmarks[36:48, 1].max()) & (rows < landmarks[48:55, 1].min())
 
 
 def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) -> np.ndarray:
@@ -456,11 +468,8 @@ def skin_guide(image: np.ndarray, landmarks: np.ndarray, regions: np.ndarray) ->
         image.astype(np.float32) / np.float32(255.0), (0, 0), size * _SKIN_BLUR
     )
     lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2Lab)
-    rows = np.arange(size, dtype=np.float32)[:, None]
-    eyes_bottom = float(np.max(landmarks[36:48, 1]))
-    lips_top = float(np.min(landmarks[48:55, 1]))
     face = _face_weight(regions)
-    cheeks = (regions[..., REGIONS.index("skin")] > 0.5) & (rows > eyes_bottom) & (rows < lips_top)
+    cheeks = (regions[..., REGIONS.index("skin")] > 0.5) & cheek_rows(landmarks, size)
     if not cheeks.any():
         cheeks = face > 0.5
     own = np.median(lab[cheeks], axis=0) if cheeks.any() else lab.reshape(-1, 3).mean(axis=0)

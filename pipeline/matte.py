@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from pipeline.frame import BROWS, CHIN, EYES, JAW, SURROUND_SCALE, SURROUND_SIDE, AlignedCrop
-from pipeline.guides import skin_likeness, to_lab
+from pipeline.guides import cheek_rows, skin_likeness, to_lab
 
 __all__ = [
     "HeadMatte",
@@ -64,10 +64,8 @@ _SKULL_ACROSS = 1.12
 _SURE_UP = 0.8
 _SURE_ACROSS = 0.85
 
-# The lower jaw, whose width the neck takes, and the upper lip, above which the cheeks
-# give the skin's own colour.
+# The lower jaw, whose width the neck takes.
 _LOWER_JAW = slice(4, 13)
-_UPPER_LIP = slice(48, 55)
 
 # The band around GrabCut's edge that colour decides, and the reach of the sure colours on
 # either side, in pixels at half the crop's side (a cut pixel is two of them): the cut's
@@ -153,8 +151,7 @@ def _cheek_colour(image: np.ndarray, points: np.ndarray, face: np.ndarray) -> np
     """The face's own skin colour: the median CIELAB of ``face`` (``(H, W)`` ``bool``)
     between the eyes and the upper lip (all of it if that band is empty), ``(3,)``
     ``float32``; ``points`` are the landmarks in ``image``'s pixels."""
-    rows = np.arange(image.shape[0])[:, None]
-    cheeks = face & (rows > points[EYES, 1].max()) & (rows < points[_UPPER_LIP, 1].min())
+    cheeks = face & cheek_rows(points, image.shape[0])
     return np.median(to_lab(image[cheeks if cheeks.any() else face]), axis=0)
 
 
