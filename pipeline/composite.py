@@ -32,7 +32,7 @@ from pipeline.align import invert_affine, similarity_scale, transform_points
 from pipeline.frame import BROWS, CHIN, JAW, AlignedCrop, Face
 from pipeline.guides import LUMA_WEIGHTS
 from pipeline.matte import HeadMatte
-from pipeline.neck import NeckStrip, neck_strip, recolour
+from pipeline.neck import FacePalette, NeckStrip, face_palette, neck_opacity, neck_strip, recolour
 from pipeline.xp import ArrayBackend, Device, select_backend
 
 __all__ = [
@@ -380,8 +380,10 @@ class Compositor:
         out = image
         for i, mask in zip(shown, masks, strict=True):
             crop, styled, face = crops[i], stylized[i], faces[i]
-            if self.mode == "head":
-                strip = neck_strip(image, crop, styled, mask)
+            palette = face_palette(crop, styled) if self.mode == "head" else None
+            if palette is not None:
+                styled = self._paint_neck(crop, styled, palette)
+                strip = neck_strip(image, crop, mask, palette)
                 # First, so the square's fade at its bottom edge blends onto it.
                 if strip is not None:
                     out = self._place_neck(out, image, strip, face.visibility)
@@ -452,6 +454,21 @@ class Compositor:
         mixed = place_crop(backend, window, source, rgba, detail, matrix, region, weight)
         window[...] = backend.to_numpy(mixed)
         return out
+
+    def _paint_neck(self, crop: AlignedCrop, styled: Any, palette: FacePalette) -> Any:
+        """``styled`` (NumPy or the backend's) with its neck column under the jaw replaced by
+        the crop's photo in the face's palette (:func:`pipeline.neck.neck_opacity`); a new
+        array, since a stylizer may hand the same crop out again (a keyframe's painting)."""
+        top, opacity = neck_opacity(crop.landmarks, crop.size)
+        if top == crop.size:
+            return styled
+        backend, xp = self.backend, self.backend.xp
+        styled = backend.to_device(styled)
+        colour = recolour(xp, backend.to_device(crop.image[top:]), palette.colour_map)
+        painted = styled.copy()
+        rgba = xp.dstack([colour, backend.to_device(opacity)])
+        painted[top:] = blend(xp, styled[top:], rgba, 1.0)
+        return painted
 
     def _place_neck(
         self, out: np.ndarray, image: np.ndarray, strip: NeckStrip, weight: float

@@ -37,6 +37,7 @@ from pipeline.guides import cheek_rows, skin_likeness, to_lab
 
 __all__ = [
     "HeadMatte",
+    "face_polygon",
     "fade_width",
     "fill_polygon",
     "head_cut",
@@ -142,7 +143,7 @@ def fill_polygon(polygon: np.ndarray, height: int, width: int | None = None) -> 
     return solid
 
 
-def _face_polygon(points: np.ndarray) -> np.ndarray:
+def face_polygon(points: np.ndarray) -> np.ndarray:
     """The face inside the landmarks, jaw line and brows: ``(26, 2)`` pixels."""
     return np.concatenate([points[JAW], points[BROWS][::-1]])
 
@@ -204,7 +205,7 @@ def head_cut(crop: AlignedCrop) -> np.ndarray:
     head = fill_polygon(head_polygon(points), side) > 127
     sure_skull = head_polygon(points, _SURE_UP, _SKULL_ACROSS * _SURE_ACROSS, jaw_centred=True)
     skull = fill_polygon(sure_skull, side) > 127
-    face = fill_polygon(_face_polygon(points), side) > 127
+    face = fill_polygon(face_polygon(points), side) > 127
     sure = cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) | skull
     ring = cv2.dilate(head.astype(np.uint8), np.ones((13, 13), np.uint8)).astype(bool)
     below_chin = np.arange(side)[:, None] > points[CHIN, 1] + 1.0

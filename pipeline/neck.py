@@ -1,22 +1,29 @@
-"""The neck below the crop: the style carried past the aligned square's bottom edge.
+"""The neck: painted in the face's palette, inside the aligned square and past its edge.
+
+The student paints what lies under the jaw by the region it reads there, background, so a
+neck took the artwork's background: sky-blue under a grey-green face for Van Gogh's
+self-portrait, whose background is blue. In a painted portrait the neck is skin, painted
+like the face. So the neck takes the face's palette: a linear map from the photo's colours
+to the stylized crop's, fitted on the cheeks (:func:`face_palette`), applied to the photo's
+own neck. The map keeps the photo's shading and changes only its palette, which is what a
+neck in a painted portrait mostly is.
+
+Inside the square the stylized crop's neck column under the lower jaw is replaced by the
+crop's photo so recoloured (:func:`neck_opacity` says where; the compositor blends it), and
+the head matte decides how much of that column shows (its neck is skin-coloured only, so a
+collar or a tie stays the photo's).
 
 The aligned crop ends a little under the chin (on a 720p talking head about 50 frame pixels
-under it), so a head matte that takes the neck (:func:`pipeline.matte.head_cut`) still
-stops at the square's edge, and below it the photo's neck shows: an engraving's grey head
-sat on a brown neck, a band of it down to the collar.
-
-Below the square there is nothing stylized to show, so the style is carried down by colour:
-a linear map from the photo's colours to the stylized crop's, fitted on the neck in the
-square's last rows (above the matte's fade), is applied to the frame's neck below it. The
-map keeps the photo's own shading and only changes its palette, which is what a neck in a
-painted portrait mostly is. The map is applied to the frame's own pixels, at the frame's
-resolution, so the neck keeps all its detail. Where it applies is a strip under the square,
+under it), so the matte stops at the square's edge, and below it the photo's neck would
+show: an engraving's grey head sat on a brown neck, a band of it down to the collar. There
+the same map is applied to the frame's own pixels, at the frame's resolution, so the neck
+keeps all its detail (:func:`neck_strip`). Where it applies is a strip under the square,
 in the crop's own coordinates (the crop's matrix shifted down), so the compositor warps it
 as it warps a crop's mask; it starts inside the matte's fade, so the square fades out onto
 the recoloured neck rather than onto the photo.
 
-Where: the neck's column under the lower jaw (:func:`pipeline.matte.neck_polygon`), as wide as the matte is at the square's edge, where the frame's colour
-is the neck's own (its median in the fitted rows), down each column only as far as the first
+Where, below the square: the neck's column under the lower jaw (:func:`pipeline.matte.neck_polygon`), as wide as the matte is at the square's edge, where the frame's colour
+is the neck's own (its median in the square's last rows), down each column only as far as the first
 thing that is not: a collar, a tie or a beard stay as they are. It fades out over the strip's
 lower half.
 """
@@ -30,16 +37,29 @@ import cv2
 import numpy as np
 
 from pipeline.frame import AlignedCrop
-from pipeline.guides import skin_likeness, to_lab
-from pipeline.matte import fade_width, fill_polygon, neck_polygon
+from pipeline.guides import cheek_rows, skin_likeness, to_lab
+from pipeline.matte import face_polygon, fade_width, fill_polygon, neck_polygon
 from pipeline.xp import to_host
 
-__all__ = ["NeckStrip", "neck_colour_map", "neck_strip", "recolour"]
+__all__ = [
+    "FacePalette",
+    "NeckStrip",
+    "face_palette",
+    "neck_colour_map",
+    "neck_opacity",
+    "neck_strip",
+    "recolour",
+]
 
-# In fractions of the crop side: the strip reaches this far below the square, and the map
-# is fitted on this many rows above the matte's fade (:func:`pipeline.matte.fade_width`).
+# In fractions of the crop side: the strip reaches this far below the square, and the
+# neck's own colour is measured on this many rows above the matte's fade
+# (:func:`pipeline.matte.fade_width`).
 _STRIP_DEPTH = 0.5
-_FIT_ROWS = 1 / 16
+_OWN_ROWS = 1 / 16
+
+# The painted neck's edge under the jaw line, a Gaussian's sigma in fractions of the crop
+# side: about the student's own softness there (its region masks are blurred by S / 80).
+_JAW_SOFTNESS = 1 / 80
 
 # The skin test's CIELAB widths (L, a, b) against the neck's own colour: half the face's
 # width in lightness (:func:`pipeline.guides.skin_likeness`), since the neck's own shadow is
@@ -47,17 +67,34 @@ _FIT_ROWS = 1 / 16
 _NECK_WIDTHS = np.array([20.0, 10.0, 14.0], np.float32)
 
 # Skin likeness (0-1) mapped to the strip's opacity: none under the first, full over the second,
-# so the strip's edge at a collar is soft rather than a threshold's jagged line.
-_SKIN_FROM, _SKIN_FULL = 0.3, 0.6
+# so the strip's edge at a collar is soft rather than a threshold's jagged line. Under the
+# first a pixel is clearly not the neck (a white collar, a dark suit or a tie read under 0.05
+# on the shared clips), where a fold's shadow on the neck reads 0.4-0.6.
+_SKIN_FROM, _SKIN_FULL = 0.15, 0.4
 
-# The map's regulariser, in squared grey levels a pixel: a neck is nearly one colour, so
-# most directions of its colour carry no information about the map (their slope shrinks to
-# 0 and the strip takes the stylized neck's mean colour there); its shading does.
+# The map's regulariser, in squared grey levels a pixel: skin is nearly one colour, so most
+# directions of its colour carry no information about the map (their slope shrinks to 0 and
+# the neck takes the stylized cheeks' mean colour there); its shading does.
 _RIDGE = 25.0
 
-# Fewer neck pixels than this in the rows fitted on (a face cut by the frame's bottom, a
-# scarf) and the map is left unfitted: no strip.
+# Fewer pixels than this to fit the map on (cheeks) or to measure the neck's own colour on
+# (a face cut by the frame's bottom, a scarf): no map, or no strip.
 _MIN_FIT_PIXELS = 64
+
+
+@dataclass(frozen=True)
+class FacePalette:
+    """The face's skin in the photo and stylized: what the neck takes.
+
+    Attributes:
+        colour_map: ``(4, 3)`` ``float64`` photo -> stylized colours
+            (:func:`neck_colour_map`), fitted on the cheeks.
+        skin: ``(3,)`` ``float32`` the cheeks' median CIELAB in the photo: the skin lit as
+            the face is, where the neck under the chin is mostly its shadow.
+    """
+
+    colour_map: np.ndarray
+    skin: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -68,8 +105,8 @@ class NeckStrip:
         opacity: ``(R, K)`` ``uint8``, 255 = fully stylized, ``R`` rows from the top of the
             matte's fade at the square's bottom down, ``K`` of the crop's columns (those the
             neck shows in).
-        colour_map: ``(4, 3)`` ``float64`` from :func:`neck_colour_map`, for the frame's own
-            pixels under the strip (:func:`recolour`).
+        colour_map: ``(4, 3)`` ``float64``, the face's palette (:func:`face_palette`), for
+            the frame's own pixels under the strip (:func:`recolour`).
         matrix: ``(2, 3)`` ``float64`` frame pixels -> strip pixels.
     """
 
@@ -100,26 +137,74 @@ def neck_colour_map(photo: np.ndarray, stylized: np.ndarray, ridge: float = _RID
     return np.vstack([slope, y_mean - x_mean @ slope])
 
 
+def face_palette(crop: AlignedCrop, stylized: Any) -> FacePalette | None:
+    """The colour map from ``crop``'s photo to its stylized face, fitted on the cheeks.
+
+    The cheeks (the face between the eyes and the upper lip) are the most skin any face
+    shows, and both sides have them at the same pixels; every second pixel each way is
+    plenty for an affine map.
+
+    Args:
+        crop: the aligned crop (its photo and landmarks).
+        stylized: ``(S, S, 3)`` ``uint8`` RGB, the stylized crop, NumPy or CuPy (of a crop
+            on the GPU only the cheeks' rows are copied).
+
+    Returns:
+        The palette, or ``None`` where the landmarks leave too few cheek pixels.
+    """
+    size = crop.size
+    rows = np.flatnonzero(cheek_rows(crop.landmarks, size)[:, 0])
+    if len(rows) == 0:
+        return None
+    band = slice(int(rows[0]), int(rows[-1]) + 1)
+    face = fill_polygon(face_polygon(crop.landmarks), size)[band][::2, ::2] > 127
+    if np.count_nonzero(face) < _MIN_FIT_PIXELS:
+        return None
+    cheeks = crop.image[band][::2, ::2][face]
+    colour_map = neck_colour_map(cheeks, to_host(stylized[band])[::2, ::2][face])
+    return FacePalette(colour_map, np.median(to_lab(cheeks), axis=0))
+
+
+def neck_opacity(landmarks: np.ndarray, size: int) -> tuple[int, np.ndarray]:
+    """Where the neck inside the square takes the face's palette: the column under the lower
+    jaw (:func:`pipeline.matte.neck_polygon`), its edge at the jaw line soft.
+
+    Args:
+        landmarks: ``(68, 2)`` crop pixels.
+        size: crop side ``S``.
+
+    Returns:
+        ``top`` and ``(S - top, S)`` ``uint8`` (255 = the recoloured photo) for the crop's
+        rows from ``top`` down; ``top == S`` where the jaw is below the square.
+    """
+    sigma = size * _JAW_SOFTNESS
+    polygon = neck_polygon(landmarks, size)
+    top = min(max(int(polygon[:, 1].min() - 3.0 * sigma), 0), size)
+    column = fill_polygon(polygon - np.float32([0.0, top]), size - top, size)
+    if top == size:
+        return top, column
+    return top, cv2.GaussianBlur(column, (0, 0), sigma)
+
+
 def neck_strip(
-    frame: np.ndarray, crop: AlignedCrop, stylized: np.ndarray, mask: np.ndarray
+    frame: np.ndarray, crop: AlignedCrop, mask: np.ndarray, palette: FacePalette
 ) -> NeckStrip | None:
     """The stylized neck under ``crop``'s square, or ``None`` where none reaches its edge.
 
     Args:
         frame: ``(H, W, 3)`` ``uint8`` RGB, the frame the crop was cut from.
         crop: the aligned crop (its matrix, landmarks and photo).
-        stylized: ``(S, S, 3)`` ``uint8`` RGB, the stylized crop, NumPy or CuPy (of a
-            crop on the GPU only the few rows the colour map is fitted on are copied).
         mask: ``(S, S)`` ``uint8`` the compositor's head matte for it (255 = stylized).
+        palette: the face's palette (:func:`face_palette`).
 
     Returns:
         The strip, or ``None``: the matte does not reach the square's bottom, or too few
-        neck pixels to fit the colour map on.
+        neck pixels there to measure the neck's own colour on.
     """
     size = crop.size
     fade = fade_width(size)
     top = size - fade
-    fitted = slice(top - max(1, round(size * _FIT_ROWS)), top)
+    measured = slice(top - max(1, round(size * _OWN_ROWS)), top)
     depth = fade + round(size * _STRIP_DEPTH)
     # The neck's width at the square's edge, from the matte just above its fade; all that
     # follows works on those columns alone.
@@ -128,14 +213,13 @@ def neck_strip(
         return None
     x0, x1 = int(columns[0]), int(columns[-1]) + 1
     width = mask[top - 1, x0:x1].astype(np.float32) / np.float32(255.0)
-    polygon = neck_polygon(crop.landmarks, size) - np.float32([x0, fitted.start])
-    column = fill_polygon(polygon, top + depth - fitted.start, x1 - x0)
-    under, column = column[: top - fitted.start], column[top - fitted.start :]
-    neck = (mask[fitted, x0:x1] > 127) & (under > 127)
+    polygon = neck_polygon(crop.landmarks, size) - np.float32([x0, measured.start])
+    column = fill_polygon(polygon, top + depth - measured.start, x1 - x0)
+    under, column = column[: top - measured.start], column[top - measured.start :]
+    neck = (mask[measured, x0:x1] > 127) & (under > 127)
     if np.count_nonzero(neck) < _MIN_FIT_PIXELS:
         return None
-    neck_photo = crop.image[fitted, x0:x1][neck]
-    colour_map = neck_colour_map(neck_photo, to_host(stylized[fitted, x0:x1])[neck])
+    neck_photo = crop.image[measured, x0:x1][neck]
     # The neck's own colour where the square shows it, shadow under the chin and all: the
     # lit cheeks, lighter and redder, left its shadowed lower part to the photo.
     own = np.median(to_lab(neck_photo), axis=0)
@@ -150,19 +234,28 @@ def neck_strip(
     half = reach[::2, ::2] > 0.0
     photo = cv2.warpAffine(frame, matrix / 2.0, half.shape[::-1], flags=cv2.INTER_LINEAR)
     skin = np.zeros(half.shape, np.float32)
-    skin[half] = skin_likeness(to_lab(photo[half]), own, _NECK_WIDTHS)
-    skin = np.clip((skin - _SKIN_FROM) / (_SKIN_FULL - _SKIN_FROM), 0.0, 1.0)
-    # Down each column the neck ends where the first thing that is not skin begins (the
+    # Skin is the neck's own colour, in the shadow under the chin, or the cheeks', where the
+    # neck is lit as the face is: against its shadow alone, the lit half of a neck turned
+    # to the light was left to the photo (clip 1, a pink band above the collar).
+    lab = to_lab(photo[half])
+    skin[half] = np.maximum(
+        skin_likeness(lab, own, _NECK_WIDTHS), skin_likeness(lab, palette.skin, _NECK_WIDTHS)
+    )
+    # Down each column the neck ends where the first thing clearly not skin begins (the
     # collar): a dark tie under it, or the collar's shadows, read as a dark neck's colour.
-    # Lightly blurred first, so one dark pore does not end a column.
-    skin = np.minimum.accumulate(cv2.blur(skin, (3, 3)), axis=0)
+    # Lightly blurred first, so one dark pore does not end a column. Above that each pixel
+    # is as opaque as it is like skin: a fold's shadow on the neck dims itself alone, where
+    # carried down the column it had left a band of photo above the collar.
+    skin = cv2.blur(skin, (3, 3))
+    ended = np.logical_or.accumulate(skin <= _SKIN_FROM, axis=0)
+    skin = np.clip((skin - _SKIN_FROM) / (_SKIN_FULL - _SKIN_FROM), 0.0, 1.0) * ~ended
     skin = cv2.resize(skin, reach.shape[::-1], interpolation=cv2.INTER_LINEAR)
     opacity = np.rint(255.0 * reach * skin).astype(np.uint8)
     shown = np.flatnonzero(opacity.any(axis=1))
     if len(shown) == 0:
         return None
     # Down to its last row that shows: the compositor warps and blends all it is given.
-    return NeckStrip(opacity[: shown[-1] + 1], colour_map, matrix)
+    return NeckStrip(opacity[: shown[-1] + 1], palette.colour_map, matrix)
 
 
 def recolour(xp: Any, image: Any, colour_map: np.ndarray) -> Any:

@@ -13,9 +13,9 @@ from face_crops import photo_face
 from pipeline.align import align_face, invert_affine, transform_points
 from pipeline.composite import Compositor
 from pipeline.frame import CHIN, JAW, AlignedCrop, Face
-from pipeline.guides import to_lab
+from pipeline.guides import REGIONS, region_labels, to_lab
 from pipeline.matte import fade_width
-from pipeline.neck import neck_colour_map, neck_strip, recolour
+from pipeline.neck import face_palette, neck_colour_map, neck_strip, recolour
 from pipeline.xp import ArrayBackend
 
 SKIN_FROM_CHIN = 45  # frame pixels from the chin to the collar: 30 past the square
@@ -94,6 +94,40 @@ def test_the_neck_below_the_square_takes_the_style_down_to_the_collar(long_neck)
     np.testing.assert_array_equal(shown[suit], frame[suit])
 
 
+def test_the_neck_inside_the_square_takes_the_face_s_palette_not_the_background_s(
+    long_neck,
+) -> None:
+    """A student paints what lies under the jaw as background (its region guide says so):
+    Van Gogh's sky-blue on a neck. Shown, the neck is painted as the face is."""
+    frame, crop, _ = long_neck
+    size = crop.size
+    background = region_labels(crop.landmarks, size) == REGIONS.index("background")
+    stylized = _grey(crop)[0].copy()
+    stylized[background] = (60, 120, 230)
+    mask = Compositor("head").masks([crop])[0]
+    face = Face(0, np.zeros(4, np.float32), crop.landmarks)
+    shown = Compositor("head").process(frame, [crop], stylized[None], [face])
+    # Back in the crop's pixels: the neck between the chin and the matte's fade, where the
+    # matte shows it fully.
+    shown_crop = cv2.warpAffine(shown, crop.matrix, (size, size), flags=cv2.INTER_LINEAR)
+    rows = np.arange(size)[:, None]
+    columns = np.arange(size)[None, :]
+    neck = (
+        background
+        & (rows > crop.landmarks[CHIN, 1] + 8)
+        & (rows < size - fade_width(size))
+        & (columns > crop.landmarks[6, 0])
+        & (columns < crop.landmarks[10, 0])
+        & (mask > 240)
+    )
+    assert neck.sum() > 200
+    assert _chroma(stylized[neck]) > 40.0
+    assert _chroma(shown_crop[neck]) < 8.0
+    # The photo's own shading, as on the neck below the square.
+    lightness = to_lab(shown_crop[neck])[:, 0], to_lab(crop.image[neck])[:, 0]
+    assert np.corrcoef(*lightness)[0, 1] > 0.8
+
+
 def test_without_the_head_matte_the_neck_stays_the_photos(long_neck) -> None:
     frame, crop, regions = long_neck
     face = Face(0, np.zeros(4, np.float32), crop.landmarks)
@@ -106,13 +140,17 @@ def test_a_matte_that_stops_above_the_square_edge_adds_no_strip(long_neck) -> No
     frame, crop, _ = long_neck
     mask = np.full((crop.size, crop.size), 255, np.uint8)
     mask[crop.size * 3 // 4 :] = 0
-    assert neck_strip(frame, crop, _grey(crop)[0], mask) is None
+    palette = face_palette(crop, _grey(crop)[0])
+    assert palette is not None
+    assert neck_strip(frame, crop, mask, palette) is None
 
 
 def test_the_strip_lies_under_the_square_in_the_crops_own_pixels(long_neck) -> None:
     frame, crop, _ = long_neck
     mask = Compositor("head").masks([crop])[0]
-    strip = neck_strip(frame, crop, _grey(crop)[0], mask)
+    palette = face_palette(crop, _grey(crop)[0])
+    assert palette is not None
+    strip = neck_strip(frame, crop, mask, palette)
     assert strip is not None
     rows, columns = strip.opacity.shape
     assert strip.opacity.dtype == np.uint8 and 0 < columns < crop.size // 2 and rows > 0
