@@ -459,15 +459,16 @@ class Compositor:
         """``styled`` (NumPy or the backend's) with its neck column under the jaw replaced by
         the crop's photo in the face's palette (:func:`pipeline.neck.neck_opacity`); a new
         array, since a stylizer may hand the same crop out again (a keyframe's painting)."""
-        top, opacity = neck_opacity(crop.landmarks, crop.size)
-        if top == crop.size:
+        top, left, opacity = neck_opacity(crop.landmarks, crop.size)
+        if opacity.size == 0:
             return styled
+        box = (slice(top, None), slice(left, left + opacity.shape[1]))
         backend, xp = self.backend, self.backend.xp
         styled = backend.to_device(styled)
-        colour = recolour(xp, backend.to_device(crop.image[top:]), palette.colour_map)
+        colour = recolour(xp, backend.to_device(crop.image[box]), palette.colour_map)
         painted = styled.copy()
         rgba = xp.dstack([colour, backend.to_device(opacity)])
-        painted[top:] = blend(xp, styled[top:], rgba, 1.0)
+        painted[box] = blend(xp, styled[box], rgba, 1.0)
         return painted
 
     def _place_neck(

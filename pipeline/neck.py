@@ -165,7 +165,7 @@ def face_palette(crop: AlignedCrop, stylized: Any) -> FacePalette | None:
     return FacePalette(colour_map, np.median(to_lab(cheeks), axis=0))
 
 
-def neck_opacity(landmarks: np.ndarray, size: int) -> tuple[int, np.ndarray]:
+def neck_opacity(landmarks: np.ndarray, size: int) -> tuple[int, int, np.ndarray]:
     """Where the neck inside the square takes the face's palette: the column under the lower
     jaw (:func:`pipeline.matte.neck_polygon`), its edge at the jaw line soft.
 
@@ -174,16 +174,20 @@ def neck_opacity(landmarks: np.ndarray, size: int) -> tuple[int, np.ndarray]:
         size: crop side ``S``.
 
     Returns:
-        ``top`` and ``(S - top, S)`` ``uint8`` (255 = the recoloured photo) for the crop's
-        rows from ``top`` down; ``top == S`` where the jaw is below the square.
+        ``top``, ``left`` and ``(S - top, W)`` ``uint8`` (255 = the recoloured photo): the
+        crop's rows from ``top`` down and ``W`` of its columns from ``left`` (the column and
+        its soft edge), empty where the jaw is below the square or beside it.
     """
     sigma = size * _JAW_SOFTNESS
     polygon = neck_polygon(landmarks, size)
-    top = min(max(int(polygon[:, 1].min() - 3.0 * sigma), 0), size)
-    column = fill_polygon(polygon - np.float32([0.0, top]), size - top, size)
-    if top == size:
-        return top, column
-    return top, cv2.GaussianBlur(column, (0, 0), sigma)
+    reach = 3.0 * sigma
+    top = min(max(int(polygon[:, 1].min() - reach), 0), size)
+    left = min(max(int(polygon[:, 0].min() - reach), 0), size)
+    right = min(max(int(np.ceil(polygon[:, 0].max() + reach)), left), size)
+    if top == size or right == left:
+        return top, left, np.zeros((size - top, right - left), np.uint8)
+    column = fill_polygon(polygon - np.float32([left, top]), size - top, right - left)
+    return top, left, cv2.GaussianBlur(column, (0, 0), sigma)
 
 
 def neck_strip(
