@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from pipeline.frame import AlignedCrop
-from pipeline.guides import cheek_rows, skin_likeness, to_lab
+from pipeline.guides import cheek_rows, to_lab
 from pipeline.matte import face_polygon, fade_width, fill_polygon, neck_polygon
 from pipeline.xp import to_host
 
@@ -67,10 +67,8 @@ _JAW_SOFTNESS = 1 / 80
 _NECK_WIDTHS = np.array([20.0, 10.0, 14.0], np.float32)
 
 # Skin likeness (0-1) mapped to the strip's opacity: none under the first, full over the second,
-# so the strip's edge at a collar is soft rather than a threshold's jagged line. Under the
-# first a pixel is clearly not the neck (a white collar, a dark suit or a tie read under 0.05
-# on the shared clips), where a fold's shadow on the neck reads 0.4-0.6.
-_SKIN_FROM, _SKIN_FULL = 0.15, 0.4
+# so the strip's edge at a collar is soft rather than a threshold's jagged line.
+_SKIN_FROM, _SKIN_FULL = 0.3, 0.6
 
 # The map's regulariser, in squared grey levels a pixel: skin is nearly one colour, so most
 # directions of its colour carry no information about the map (their slope shrinks to 0 and
@@ -190,6 +188,34 @@ def neck_opacity(landmarks: np.ndarray, size: int) -> tuple[int, int, np.ndarray
     return top, left, cv2.GaussianBlur(column, (0, 0), sigma)
 
 
+def _neck_likeness(lab: np.ndarray, shadow: np.ndarray, lit: np.ndarray) -> np.ndarray:
+    """How like the neck's skin each colour is: a Gaussian of its distance (in
+    :data:`_NECK_WIDTHS`) from the line between the neck's own colour in the shadow under the
+    chin and the cheeks' colour, lit as the face is.
+
+    A neck turned to the light is as lit as the cheeks, its shadowed part like the square's
+    last rows, and most of it in between: against its shadow alone the lit half of clip 1's
+    neck was left to the photo. The line, not either end: either colour on its own took a dark
+    red tie knot or a lit collar's shadows for a neck somewhere on the shared clips.
+
+    Args:
+        lab: ``(N, 3)`` ``float32`` CIELAB.
+        shadow: ``(3,)`` the neck's own colour.
+        lit: ``(3,)`` the cheeks' colour.
+
+    Returns:
+        ``(N,)`` ``float32`` 0-1.
+    """
+    start = shadow / _NECK_WIDTHS
+    along = lit / _NECK_WIDTHS - start
+    scaled = lab / _NECK_WIDTHS - start
+    length = float(along @ along)
+    share = np.clip(scaled @ along / length, 0.0, 1.0) if length > 0.0 else 0.0
+    off = scaled - np.multiply.outer(share, along)
+    distance = np.einsum("ij,ij->i", off, off)
+    return np.exp(np.float32(-0.5) * distance).astype(np.float32)
+
+
 def neck_strip(
     frame: np.ndarray, crop: AlignedCrop, mask: np.ndarray, palette: FacePalette
 ) -> NeckStrip | None:
@@ -238,21 +264,12 @@ def neck_strip(
     half = reach[::2, ::2] > 0.0
     photo = cv2.warpAffine(frame, matrix / 2.0, half.shape[::-1], flags=cv2.INTER_LINEAR)
     skin = np.zeros(half.shape, np.float32)
-    # Skin is the neck's own colour, in the shadow under the chin, or the cheeks', where the
-    # neck is lit as the face is: against its shadow alone, the lit half of a neck turned
-    # to the light was left to the photo (clip 1, a pink band above the collar).
-    lab = to_lab(photo[half])
-    skin[half] = np.maximum(
-        skin_likeness(lab, own, _NECK_WIDTHS), skin_likeness(lab, palette.skin, _NECK_WIDTHS)
-    )
-    # Down each column the neck ends where the first thing clearly not skin begins (the
+    skin[half] = _neck_likeness(to_lab(photo[half]), own, palette.skin)
+    skin = np.clip((skin - _SKIN_FROM) / (_SKIN_FULL - _SKIN_FROM), 0.0, 1.0)
+    # Down each column the neck ends where the first thing that is not skin begins (the
     # collar): a dark tie under it, or the collar's shadows, read as a dark neck's colour.
-    # Lightly blurred first, so one dark pore does not end a column. Above that each pixel
-    # is as opaque as it is like skin: a fold's shadow on the neck dims itself alone, where
-    # carried down the column it had left a band of photo above the collar.
-    skin = cv2.blur(skin, (3, 3))
-    ended = np.logical_or.accumulate(skin <= _SKIN_FROM, axis=0)
-    skin = np.clip((skin - _SKIN_FROM) / (_SKIN_FULL - _SKIN_FROM), 0.0, 1.0) * ~ended
+    # Lightly blurred first, so one dark pore does not end a column.
+    skin = np.minimum.accumulate(cv2.blur(skin, (3, 3)), axis=0)
     skin = cv2.resize(skin, reach.shape[::-1], interpolation=cv2.INTER_LINEAR)
     opacity = np.rint(255.0 * reach * skin).astype(np.uint8)
     shown = np.flatnonzero(opacity.any(axis=1))
