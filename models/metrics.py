@@ -720,8 +720,9 @@ def _stylize_clip(
     compositor: Compositor,
     half_crops: bool = False,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], float]:
-    """Per track, the stylizer's crops, the crops as shown (stylized, blended over the input
-    by the compositor's mask) and the masks (0-1), fed frame by frame (all faces of a frame
+    """Per track, the stylizer's crops (their necks painted as the compositor paints them),
+    the crops as shown (stylized, blended over the input by the compositor's mask) and the
+    masks (0-1), fed frame by frame (all faces of a frame
     at once, one batch per crop side); and the stylizer's seconds per crop.
 
     With ``half_crops``, a face the render stylizes at half the crop side
@@ -747,9 +748,14 @@ def _stylize_clip(
         start = time.perf_counter()
         styled = stylize_by_side(stylizer, given)
         elapsed += time.perf_counter() - start
-        # The matte of the face as the stylizer drew it (a pack's geometry), as a render's.
-        mattes = compositor.masks(drawn_crops(stylizer, given))
-        for (k, row), crop, image, mask in zip(batch, crops, styled, mattes, strict=True):
+        # The matte of the face as the stylizer drew it (a pack's geometry), as a render's,
+        # and its neck painted as a render paints it.
+        drawn = drawn_crops(stylizer, given)
+        mattes = compositor.masks(drawn)
+        for (k, row), crop, drawn_crop, image, mask in zip(
+            batch, crops, drawn, styled, mattes, strict=True
+        ):
+            image = compositor.backend.to_numpy(compositor.paint_neck(drawn_crop, image)[0])
             if image.shape[0] != crop.size:
                 full = (crop.size, crop.size)
                 image = cv2.resize(image, full, interpolation=cv2.INTER_LINEAR)

@@ -380,9 +380,8 @@ class Compositor:
         out = image
         for i, mask in zip(shown, masks, strict=True):
             crop, styled, face = crops[i], stylized[i], faces[i]
-            palette = face_palette(crop, styled) if self.mode == "head" else None
+            styled, palette = self.paint_neck(crop, styled)
             if palette is not None:
-                styled = self._paint_neck(crop, styled, palette)
                 strip = neck_strip(image, crop, mask, palette)
                 # First, so the square's fade at its bottom edge blends onto it.
                 if strip is not None:
@@ -455,13 +454,24 @@ class Compositor:
         window[...] = backend.to_numpy(mixed)
         return out
 
-    def _paint_neck(self, crop: AlignedCrop, styled: Any, palette: FacePalette) -> Any:
-        """``styled`` (NumPy or the backend's) with its neck column under the jaw replaced by
-        the crop's photo in the face's palette (:func:`pipeline.neck.neck_opacity`); a new
-        array, since a stylizer may hand the same crop out again (a keyframe's painting)."""
+    def paint_neck(self, crop: AlignedCrop, styled: Any) -> tuple[Any, FacePalette | None]:
+        """With the head matte, ``styled`` with its neck column under the jaw replaced by the
+        crop's photo in the face's palette (:mod:`pipeline.neck`), and that palette.
+
+        Args:
+            crop: the aligned crop ``styled`` was made from (as drawn: a pack's geometry
+                reshapes it).
+            styled: ``(S, S, 3)`` ``uint8`` the stylized crop, NumPy or the backend's.
+
+        Returns:
+            A new array (a stylizer may hand the same crop out again, a keyframe's painting)
+            and the palette; ``styled`` itself and ``None`` in the other modes, where no neck
+            shows, or where the landmarks leave too few cheek pixels to fit a palette on.
+        """
+        palette = face_palette(crop, styled) if self.mode == "head" else None
         top, left, opacity = neck_opacity(crop.landmarks, crop.size)
-        if opacity.size == 0:
-            return styled
+        if palette is None or opacity.size == 0:
+            return styled, palette
         box = (slice(top, None), slice(left, left + opacity.shape[1]))
         backend, xp = self.backend, self.backend.xp
         styled = backend.to_device(styled)
@@ -469,7 +479,7 @@ class Compositor:
         painted = styled.copy()
         rgba = xp.dstack([colour, backend.to_device(opacity)])
         painted[box] = blend(xp, styled[box], rgba, 1.0)
-        return painted
+        return painted, palette
 
     def _place_neck(
         self, out: np.ndarray, image: np.ndarray, strip: NeckStrip, weight: float

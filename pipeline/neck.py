@@ -71,8 +71,10 @@ _NECK_WIDTHS = np.array([20.0, 10.0, 14.0], np.float32)
 _SKIN_FROM, _SKIN_FULL = 0.3, 0.6
 
 # The map's regulariser, in squared grey levels a pixel: skin is nearly one colour, so most
-# directions of its colour carry no information about the map (their slope shrinks to 0 and
-# the neck takes the stylized cheeks' mean colour there); its shading does.
+# directions of its colour carry little information about the map; there the map leaves the
+# photo's variation as it is (the slope shrinks toward the identity), where its shading and
+# the style's palette are fitted. A style that leaves the cheeks unchanged leaves the neck
+# unchanged, exactly.
 _RIDGE = 25.0
 
 # Fewer pixels than this to fit the map on (cheeks) or to measure the neck's own colour on
@@ -116,8 +118,9 @@ class NeckStrip:
 def neck_colour_map(photo: np.ndarray, stylized: np.ndarray, ridge: float = _RIDGE) -> np.ndarray:
     """The affine colour map that takes ``photo`` pixels nearest to ``stylized`` ones.
 
-    Ridge-regularised least squares on the centred colours, so the map is defined even on
-    pixels of one colour (it then maps every colour to the stylized mean).
+    Least squares on the centred colours, regularised toward the identity, so the map is
+    defined even on pixels of one colour (it then moves every colour by the difference of
+    the means), and a ``stylized`` equal to ``photo`` gives the identity.
 
     Args:
         photo: ``(N, 3)`` RGB pixels, any real dtype.
@@ -131,7 +134,8 @@ def neck_colour_map(photo: np.ndarray, stylized: np.ndarray, ridge: float = _RID
     y = np.asarray(stylized, np.float64)
     x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - x_mean, y - y_mean
-    slope = np.linalg.solve(xc.T @ xc + ridge * len(x) * np.eye(3), xc.T @ yc)
+    prior = ridge * len(x) * np.eye(3)
+    slope = np.linalg.solve(xc.T @ xc + prior, xc.T @ yc + prior)
     return np.vstack([slope, y_mean - x_mean @ slope])
 
 

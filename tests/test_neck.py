@@ -180,12 +180,18 @@ def test_the_colour_map_recovers_a_known_affine_map() -> None:
     np.testing.assert_allclose(fitted, known, atol=1e-9)
 
 
-def test_one_colour_maps_to_the_stylized_mean() -> None:
+def test_one_colour_moves_by_the_difference_of_the_means() -> None:
     photo = np.tile([[180.0, 120.0, 90.0]], (100, 1))
     stylized = np.random.default_rng(2).normal(128.0, 10.0, (100, 3))
     fitted = neck_colour_map(photo, stylized)
     mapped = np.array([200.0, 90.0, 60.0, 1.0]) @ fitted
-    np.testing.assert_allclose(mapped, stylized.mean(axis=0), atol=1e-9)
+    shift = stylized.mean(axis=0) - photo[0]
+    np.testing.assert_allclose(mapped, np.array([200.0, 90.0, 60.0]) + shift, atol=1e-9)
+
+
+def test_an_unchanged_face_gives_the_identity() -> None:
+    photo = np.random.default_rng(4).normal(150.0, 20.0, (300, 3))
+    np.testing.assert_allclose(neck_colour_map(photo, photo), np.eye(4, 3), atol=1e-9)
 
 
 def test_the_gpu_recolouring_run_on_numpy_matches_opencvs() -> None:
