@@ -22,10 +22,12 @@ in the crop's own coordinates (the crop's matrix shifted down), so the composito
 as it warps a crop's mask; it starts inside the matte's fade, so the square fades out onto
 the recoloured neck rather than onto the photo.
 
-Where, below the square: the neck's column under the lower jaw (:func:`pipeline.matte.neck_polygon`), as wide as the matte is at the square's edge, where the frame's colour
-is the neck's own (its median in the square's last rows), down each column only as far as the first
-thing that is not: a collar, a tie or a beard stay as they are. It fades out over the strip's
-lower half.
+Where, below the square: the neck's column under the lower jaw
+(:func:`pipeline.matte.neck_polygon`), as wide as the matte is at the square's edge, where
+the frame's colour is the neck's (between its own in the square's last rows, in the shadow
+under the chin, and the lit cheeks'), down each column only as far as the first thing that
+is not: a collar, a tie or a beard stay as they are. It fades out over the strip's lower
+half.
 """
 
 from __future__ import annotations
