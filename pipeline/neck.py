@@ -151,7 +151,7 @@ def face_palette(crop: AlignedCrop, stylized: Any) -> FacePalette | None:
     Args:
         crop: the aligned crop (its photo and landmarks).
         stylized: ``(S, S, 3)`` ``uint8`` RGB, the stylized crop, NumPy or CuPy (of a crop
-            on the GPU only the cheeks' rows are copied).
+            on the GPU only every second pixel of the cheeks' rows is copied).
 
     Returns:
         The palette, or ``None`` where the landmarks leave too few cheek pixels.
@@ -165,7 +165,7 @@ def face_palette(crop: AlignedCrop, stylized: Any) -> FacePalette | None:
     if np.count_nonzero(face) < _MIN_FIT_PIXELS:
         return None
     cheeks = crop.image[band][::2, ::2][face]
-    colour_map = neck_colour_map(cheeks, to_host(stylized[band])[::2, ::2][face])
+    colour_map = neck_colour_map(cheeks, to_host(stylized[band][::2, ::2])[face])
     return FacePalette(colour_map, np.median(to_lab(cheeks), axis=0))
 
 
