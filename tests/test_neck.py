@@ -21,13 +21,21 @@ from pipeline.xp import ArrayBackend
 SKIN_FROM_CHIN = 45  # frame pixels from the chin to the collar: 30 past the square
 
 
-@pytest.fixture(scope="module")
-def long_neck() -> tuple[np.ndarray, AlignedCrop, dict[str, np.ndarray]]:
+def _neck_frame(
+    shadow: float = 1.0, lit: bool = False, collar: tuple[int, int, int] = (235, 235, 235)
+) -> tuple[np.ndarray, AlignedCrop, dict[str, np.ndarray]]:
     """Known truth: the astronaut's face above a neck of her own skin colour that goes on
-    past the aligned square's bottom edge down to a white collar, a dark suit either side.
+    past the aligned square's bottom edge down to a collar, a dark suit either side.
 
-    Returns the frame, its aligned crop, and the regions (frame pixels, ``bool``) ``neck``
-    (below the square), ``collar`` and ``suit``.
+    Args:
+        shadow: the neck's colour is her skin's times this (a neck in the chin's shadow).
+        lit: the neck's right half below the square is her skin's own colour, lit as her
+            cheeks are, the rest in shadow.
+        collar: the collar's colour (white, or a tie's knot meeting the neck).
+
+    Returns the frame, its aligned crop, and the regions (frame pixels, ``bool``, away from
+    every region's edge) ``neck`` (below the square), ``collar``, ``suit`` and, with
+    ``lit``, ``lit`` (the lit half of ``neck``).
     """
     photo, astronaut, first = photo_face("astronaut")
     landmarks = astronaut.landmarks
@@ -38,27 +46,32 @@ def long_neck() -> tuple[np.ndarray, AlignedCrop, dict[str, np.ndarray]]:
     cv2.fillPoly(face, [np.rint(first.landmarks[JAW]).astype(np.int32)], 1)
     skin = np.median(first.image[face.astype(bool)], axis=0)
     chin = landmarks[CHIN, 1] + 2
-    collar = chin + SKIN_FROM_CHIN
+    collar_row = chin + SKIN_FROM_CHIN
     rows, columns = np.mgrid[: frame.shape[0], : frame.shape[1]]
     below = rows > chin
     column = (columns > landmarks[5, 0]) & (columns < landmarks[11, 0])
     noise = np.random.default_rng(0).normal(0.0, 6.0, frame.shape)
     regions = {
-        "neck": below & column & (rows < collar),
-        "collar": below & column & (rows >= collar),
+        "neck": below & column & (rows < collar_row),
+        "collar": below & column & (rows >= collar_row),
         "suit": below & ~column,
     }
-    paint = {"neck": skin, "collar": (235, 235, 235), "suit": (30, 35, 60)}
+    paint = {"neck": skin * shadow, "collar": collar, "suit": (30, 35, 60)}
     for name, region in regions.items():
         frame[region] = np.clip(np.asarray(paint[name]) + noise, 0, 255)[region]
+    # Frame pixels under the square.
     crop = align_face(frame, landmarks)
-    # Frame pixels under the square, away from every region's edge.
     under = cv2.warpAffine(
         np.full(crop.image.shape[:2], 255, np.uint8),
         crop.matrix,
         frame.shape[1::-1],
         flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
     )
+    if lit:
+        middle = (landmarks[5, 0] + landmarks[11, 0]) / 2
+        regions["lit"] = regions["neck"] & (under == 0) & (columns > middle)
+        frame[regions["lit"]] = np.clip(skin + noise, 0, 255)[regions["lit"]]
+        crop = align_face(frame, landmarks)
     under = cv2.erode(255 - under, np.ones((9, 9), np.uint8)) > 0
     under[rows > frame.shape[0] - 4] = False
     kernel = np.ones((9, 9), np.uint8)
@@ -66,6 +79,13 @@ def long_neck() -> tuple[np.ndarray, AlignedCrop, dict[str, np.ndarray]]:
         k: cv2.erode(v.astype(np.uint8), kernel).astype(bool) & under for k, v in regions.items()
     }
     return frame, crop, inner
+
+
+@pytest.fixture(scope="module")
+def long_neck() -> tuple[np.ndarray, AlignedCrop, dict[str, np.ndarray]]:
+    """The astronaut's neck in her skin's colour down to a white collar
+    (:func:`_neck_frame`)."""
+    return _neck_frame()
 
 
 def _grey(crop: AlignedCrop) -> np.ndarray:
@@ -126,6 +146,19 @@ def test_the_neck_inside_the_square_takes_the_face_s_palette_not_the_background_
     # The photo's own shading, as on the neck below the square.
     lightness = to_lab(shown_crop[neck])[:, 0], to_lab(crop.image[neck])[:, 0]
     assert np.corrcoef(*lightness)[0, 1] > 0.8
+
+
+def test_a_neck_lit_like_the_cheeks_below_its_shadow_is_the_neck_a_tie_knot_is_not() -> None:
+    """The neck's own colour is measured in the square's last rows, in the chin's shadow;
+    below them half of it is lit as the cheeks are, and a dark red tie knot meets it with
+    no white collar between."""
+    frame, crop, regions = _neck_frame(shadow=0.7, lit=True, collar=(120, 20, 40))
+    lit, knot = regions["lit"], regions["collar"]
+    assert lit.sum() > 100 and knot.sum() > 300
+    face = Face(0, np.zeros(4, np.float32), crop.landmarks)
+    shown = Compositor("head").process(frame, [crop], _grey(crop), [face])
+    assert _chroma(shown[lit]) < 0.2 * _chroma(frame[lit])
+    assert np.abs(shown[knot].astype(int) - frame[knot]).mean() < 3.0
 
 
 def test_without_the_head_matte_the_neck_stays_the_photos(long_neck) -> None:
