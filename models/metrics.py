@@ -755,16 +755,21 @@ def _stylize_clip(
         for (k, row), crop, drawn_crop, image, mask in zip(
             batch, crops, drawn, styled, mattes, strict=True
         ):
-            image = compositor.backend.to_numpy(compositor.paint_neck(drawn_crop, image)[0])
+            image = compositor.paint_neck(drawn_crop, image)[0]
+            # The edge over what lies behind it, as a render shows it.
+            edged, shown_mask = compositor.over_background(drawn_crop, image, mask)
+            image, edged = compositor.backend.to_numpy(image), compositor.backend.to_numpy(edged)
             if image.shape[0] != crop.size:
                 full = (crop.size, crop.size)
-                image = cv2.resize(image, full, interpolation=cv2.INTER_LINEAR)
-                mask = cv2.resize(mask, full, interpolation=cv2.INTER_LINEAR)
+                image, edged, mask, shown_mask = (
+                    cv2.resize(layer, full, interpolation=cv2.INTER_LINEAR)
+                    for layer in (image, edged, mask, shown_mask)
+                )
             painted[k][row] = image
-            alpha = mask.astype(np.float32)[..., None] / np.float32(255.0)
+            alpha = shown_mask.astype(np.float32)[..., None] / np.float32(255.0)
             below = crop.image.astype(np.float32)
-            shown[k][row] = np.rint(below + (image - below) * alpha).astype(np.uint8)
-            masks[k][row] = alpha[..., 0]
+            shown[k][row] = np.rint(below + (edged - below) * alpha).astype(np.uint8)
+            masks[k][row] = mask.astype(np.float32) / np.float32(255.0)
     return painted, shown, masks, elapsed / max(sum(len(t.crops) for t in tracks), 1)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from pipeline.align import invert_affine, similarity_scale, transform_points
 from pipeline.frame import BROWS, CHIN, JAW, AlignedCrop, Face
 from pipeline.guides import LUMA_WEIGHTS
-from pipeline.matte import HeadMatte
+from pipeline.matte import HeadMatte, behind_the_edge
 from pipeline.neck import FacePalette, NeckStrip, face_palette, neck_opacity, neck_strip, recolour
 from pipeline.xp import ArrayBackend, Device, select_backend
 
@@ -49,6 +49,11 @@ __all__ = [
     "warp_crop_ndimage",
     "warp_crop_opencv",
 ]
+
+# How far (mean over RGB, grey levels) the style must move a pixel's colour from the photo's
+# for the head's edge there to be laid over the background alone (Compositor.over_background).
+_CHANGED_FULLY = 16.0
+_CHANNEL_MEAN = np.full((1, 3), 1.0 / 3.0, np.float32)
 
 Mode = Literal["head", "face", "crop"]
 MODES: tuple[Mode, ...] = ("head", "face", "crop")
@@ -386,9 +391,10 @@ class Compositor:
                 # First, so the square's fade at its bottom edge blends onto it.
                 if strip is not None:
                     out = self._place_neck(out, image, strip, face.visibility)
+            styled, shown_mask = self.over_background(crop, styled, mask)
             fits = in_place is None or in_place[i]
             photo = crop.image if fits else None
-            out = self._place(out, image, styled, mask, photo, crop.matrix, face.visibility)
+            out = self._place(out, image, styled, shown_mask, photo, crop.matrix, face.visibility)
         return out
 
     def masks(self, crops: Sequence[AlignedCrop]) -> list[np.ndarray]:
@@ -480,6 +486,37 @@ class Compositor:
         rgba = xp.dstack([colour, backend.to_device(opacity)])
         painted[box] = blend(xp, styled[box], rgba, 1.0)
         return painted, palette
+
+    def over_background(
+        self, crop: AlignedCrop, styled: Any, mask: np.ndarray
+    ) -> tuple[Any, np.ndarray]:
+        """With the head matte, ``styled`` laid over what lies behind the head's soft edge
+        (:func:`pipeline.matte.behind_the_edge`) where the style changed the photo's colour,
+        and the mask that shows the two: blended over the frame through that mask, the edge
+        shows the stylized head over the background, not over the photo's own head once
+        more. Where the style kept the photo's colour there is nothing shown twice, so a
+        style that changes nothing leaves the frame as it was. As they are in the other modes.
+
+        Args:
+            crop: the aligned crop ``styled`` was made from (as drawn).
+            styled: ``(S, S, 3)`` ``uint8`` the stylized crop, NumPy or the backend's.
+            mask: ``(S, S)`` ``uint8`` NumPy, its blend mask from :meth:`masks`.
+
+        Returns:
+            ``(S, S, 3)`` and ``(S, S)`` ``uint8`` NumPy (the stylized crop is copied to the
+            host: about 0.2 MB), the mask 0 where ``mask`` is 0.
+        """
+        if self.mode != "head":
+            return styled, mask
+        styled = np.ascontiguousarray(self.backend.to_numpy(styled))
+        background, cover = behind_the_edge(crop.image, mask)
+        changed = cv2.transform(cv2.absdiff(styled, crop.image), _CHANNEL_MEAN)
+        cover *= np.minimum(changed, np.float32(_CHANGED_FULLY)) * np.float32(1 / _CHANGED_FULLY)
+        head = mask.astype(np.float32) * np.float32(1.0 / 255.0)
+        shown = np.rint((head + cover) * np.float32(255.0)).astype(np.uint8)
+        # OpenCV's fused blend divides by the two weights' sum, as a blend of the head over
+        # the background must where the head's own weight is under 1.
+        return cv2.blendLinear(styled, background, head, cover), shown
 
     def _place_neck(
         self, out: np.ndarray, image: np.ndarray, strip: NeckStrip, weight: float

@@ -37,6 +37,7 @@ from pipeline.guides import cheek_rows, skin_likeness, to_lab
 
 __all__ = [
     "HeadMatte",
+    "behind_the_edge",
     "face_polygon",
     "fade_width",
     "fill_polygon",
@@ -76,6 +77,11 @@ _LOWER_JAW = slice(4, 13)
 _EDGE_BAND = 3
 _EDGE_REACH = 6
 _EDGE_CONTRAST = (0.06, 0.15)
+
+# The matte from which the photo at the head's edge gives way to the background behind it
+# (:func:`behind_the_edge`); below it the photo fades back in, so the frame beyond the matte's
+# faint tail keeps its own pixels.
+_BEHIND_FROM = 0.05
 
 # GrabCut works on the crop at this many pixels a side (hair outlines need no more; about a
 # sixteenth of the cost of the full 256² crop), within the crop's surround.
@@ -309,6 +315,45 @@ def soft_matte(crop: AlignedCrop, cut: np.ndarray) -> np.ndarray:
     grey = cv2.cvtColor(crop.image, cv2.COLOR_RGB2GRAY).astype(np.float32) / np.float32(255.0)
     soft = cv2.ximgproc.guidedFilter(grey, cut, max(1, size // 64), 1e-3, -1)
     return np.clip(soft, 0.0, 1.0) * _border_fade(size)
+
+
+def behind_the_edge(photo: np.ndarray, matte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What lies behind the head's soft edge, and how much of the photo there to replace by it.
+
+    A pixel of the photo at the head's edge is a mix of head and background, and so is the
+    matte there: blending the stylized head over the photo through the matte shows the
+    photo's own head once more in the edge, by up to a quarter at a matte of 0.5. Where the
+    head's outline is thinner than the matte's soft edge it shows as a rim: on the shared
+    clip 1 each ear kept a pink outline around its grey or painted inside. So inside the
+    edge the photo gives way to the background alone — its colours averaged over the pixels
+    around that the matte calls background (weighted by ``(1 - matte) ** 8`` within 1/32 of
+    the crop's side) — as matting separates foreground and background before compositing.
+
+    Args:
+        photo: ``(S, S, 3)`` ``uint8`` the aligned crop.
+        matte: ``(S, S)`` ``uint8`` its blend mask, 255 = head.
+
+    Returns:
+        ``(S, S, 3)`` ``uint8`` the background behind the edge, and ``(S, S)`` ``float32``
+        0-1: how much of the photo to replace by it, ``1 - matte`` from a matte of
+        :data:`_BEHIND_FROM` on, falling to 0 where the matte is 0 (the frame outside the
+        head keeps its own pixels) and over the crop's border fade.
+    """
+    head = matte.astype(np.float32) * np.float32(1.0 / 255.0)
+    outside = 1.0 - head
+    weights = cv2.pow(outside, 8)
+    window = (2 * fade_width(matte.shape[0]) + 1,) * 2
+    total = cv2.boxFilter(
+        cv2.multiply(photo.astype(np.float32), cv2.merge([weights] * 3)), -1, window
+    )
+    count = cv2.merge([np.maximum(cv2.boxFilter(weights, -1, window), np.float32(1e-4))] * 3)
+    background = np.clip(np.rint(total / count), 0, 255).astype(np.uint8)
+    cover = outside * np.clip(head * np.float32(1.0 / _BEHIND_FROM), 0.0, 1.0)
+    # The matte's fade at the crop's border is not the head's edge: the photo there goes on
+    # past the square (a neck, a collar), and its background estimate drew a line across
+    # the neck in the colour of the tie below.
+    fade = _border_fade(matte.shape[0])
+    return background, cover * (fade * fade) ** 2
 
 
 def fade_width(size: int) -> int:
