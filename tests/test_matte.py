@@ -230,6 +230,32 @@ def test_the_neck_is_restyled_down_to_the_collar(crop: AlignedCrop) -> None:
     assert matte[middle(suit)].mean() < 0.05
 
 
+_WALL = (228, 226, 220)
+
+
+def _head_in_a_frame(crop: AlignedCrop) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The crop pasted into a frame a quarter of its side larger each way, a head outline
+    (the skull 0.9 eye-to-chin distances up, as wide as the jaw) drawn round its face, and
+    its landmarks in the frame: ``(F, F, 3)`` ``uint8``, ``(F, F)`` ``uint8`` 0/1,
+    ``(68, 2)``. The caller paints what lies outside the outline."""
+    margin = crop.size // 4
+    side = crop.size + 2 * margin
+    outline = np.zeros((side, side), np.uint8)
+    polygon = head_polygon(crop.landmarks, up=0.9, across=1.0) + margin
+    cv2.fillPoly(outline, [np.rint(polygon).astype(np.int32)], 1)
+    frame = np.zeros((side, side, 3), np.uint8)
+    frame[margin:-margin, margin:-margin] = crop.image
+    return frame, outline, crop.landmarks + margin
+
+
+def _restyled(frame: np.ndarray, landmarks: np.ndarray, grey: int) -> np.ndarray:
+    """``frame`` with its one face restyled a flat ``grey`` through the head matte."""
+    face = Face(0, box_from_landmarks(landmarks), landmarks)
+    crop = align_face(frame, landmarks)
+    painted = np.full_like(crop.image[None], grey)
+    return Compositor("head", device="cpu").process(frame, [crop], painted, [face])
+
+
 def test_the_restyled_head_ends_where_the_hair_meets_the_wall(crop: AlignedCrop) -> None:
     """Known truth: the astronaut's face and hair inside a head outline, a plain pale wall
     outside it. GrabCut decides at a quarter of the crop's side and took pixels mixing hair
@@ -237,22 +263,11 @@ def test_the_restyled_head_ends_where_the_hair_meets_the_wall(crop: AlignedCrop)
     painted background showed there as a rim around the head (on the shared clip 1, the
     engraving's pale paper on a pink wall). Restyled black, the wall just beyond the head
     stays the wall."""
-    margin = crop.size // 4
-    side = crop.size + 2 * margin
-    outline = np.zeros((side, side), np.uint8)
-    polygon = head_polygon(crop.landmarks, up=0.9, across=1.0) + margin
-    cv2.fillPoly(outline, [np.rint(polygon).astype(np.int32)], 1)
+    frame, outline, landmarks = _head_in_a_frame(crop)
     head = outline.astype(bool)
-    frame = np.zeros((side, side, 3), np.uint8)
-    frame[margin:-margin, margin:-margin] = crop.image
     noise = np.random.default_rng(0).normal(0.0, 4.0, frame.shape)
-    frame[~head] = np.clip(np.array([228, 226, 220]) + noise, 0, 255)[~head]
-    landmarks = crop.landmarks + margin
-    painted = np.zeros_like(crop.image[None])
-    face = Face(0, box_from_landmarks(landmarks), landmarks)
-    shown = Compositor("head", device="cpu").process(
-        frame, [align_face(frame, landmarks)], painted, [face]
-    )
+    frame[~head] = np.clip(np.array(_WALL) + noise, 0, 255)[~head]
+    shown = _restyled(frame, landmarks, 0)
     near = cv2.dilate(outline, np.ones((5, 5), np.uint8)).astype(bool)
     ring = cv2.dilate(outline, np.ones((25, 25), np.uint8)).astype(bool) & ~near
     darkened = frame.astype(np.float32) - shown.astype(np.float32)
@@ -268,25 +283,12 @@ def test_a_thin_rim_of_the_head_takes_the_style_not_the_photo_s_colour(crop: Ali
     rim is grey over the wall: the photo under the matte's soft edge gives way to the wall
     behind it, where a blend over the photo showed the red once more (on the shared clip 1
     a pink outline around each grey or painted ear)."""
-    margin = crop.size // 4
-    side = crop.size + 2 * margin
-    outline = np.zeros((side, side), np.uint8)
-    polygon = head_polygon(crop.landmarks, up=0.9, across=1.0) + margin
-    cv2.fillPoly(outline, [np.rint(polygon).astype(np.int32)], 1)
+    frame, outline, landmarks = _head_in_a_frame(crop)
     head = outline.astype(bool)
     rim = head & ~cv2.erode(outline, np.ones((5, 5), np.uint8)).astype(bool)
-    frame = np.zeros((side, side, 3), np.uint8)
-    frame[margin:-margin, margin:-margin] = crop.image
-    frame[~head] = (228, 226, 220)
+    frame[~head] = _WALL
     frame[rim] = (200, 40, 40)
-    landmarks = crop.landmarks + margin
-    painted = np.full_like(crop.image[None], 128)
-    face = Face(0, box_from_landmarks(landmarks), landmarks)
-    shown = (
-        Compositor("head", device="cpu")
-        .process(frame, [align_face(frame, landmarks)], painted, [face])
-        .astype(np.float32)
-    )
+    shown = _restyled(frame, landmarks, 128).astype(np.float32)
     edge = cv2.dilate(rim.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     redness = shown[..., 0] - shown[..., 1:].mean(axis=-1)
     # 160 levels redder than green and blue in the photo. Shown, the rim was 9.0 on average
