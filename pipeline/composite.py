@@ -449,7 +449,8 @@ class Compositor:
         if out is image:
             out = image.copy()
         backend = self.backend
-        # Crops from a GPU stylizer arrive as CuPy arrays and stay on the GPU.
+        # Crops from a GPU stylizer arrive as CuPy arrays, but for the head matte's edge
+        # (over_background, on the host), and are blended on the GPU.
         styled = backend.to_device(styled)
         rgba = backend.xp.dstack([styled, backend.to_device(mask)])
         detail = None
