@@ -510,10 +510,10 @@ class Compositor:
         if self.mode != "head":
             return styled, mask
         styled = np.ascontiguousarray(self.backend.to_numpy(styled))
-        background, cover = behind_the_edge(crop.image, mask)
+        head = mask.astype(np.float32) * np.float32(1.0 / 255.0)
+        background, cover = behind_the_edge(crop.image, head)
         changed = cv2.transform(cv2.absdiff(styled, crop.image), _CHANNEL_MEAN)
         cover *= np.minimum(changed, np.float32(_CHANGED_FULLY)) * np.float32(1 / _CHANGED_FULLY)
-        head = mask.astype(np.float32) * np.float32(1.0 / 255.0)
         shown = np.rint((head + cover) * np.float32(255.0)).astype(np.uint8)
         # OpenCV's fused blend divides by the two weights' sum, as a blend of the head over
         # the background must where the head's own weight is under 1.

@@ -321,7 +321,7 @@ def soft_matte(crop: AlignedCrop, cut: np.ndarray) -> np.ndarray:
     return np.clip(soft, 0.0, 1.0) * _border_fade(size)
 
 
-def behind_the_edge(photo: np.ndarray, matte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def behind_the_edge(photo: np.ndarray, head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """What lies behind the head's soft edge, and how much of the photo there to replace by it.
 
     A pixel of the photo at the head's edge is a mix of head and background, and so is the
@@ -330,23 +330,22 @@ def behind_the_edge(photo: np.ndarray, matte: np.ndarray) -> tuple[np.ndarray, n
     head's outline is thinner than the matte's soft edge it shows as a rim: on the shared
     clip 1 each ear kept a pink outline around its grey or painted inside. So inside the
     edge the photo gives way to the background alone — its colours averaged over the pixels
-    around that the matte calls background (weighted by ``(1 - matte) ** 8`` within 1/64 of
+    around that the matte calls background (weighted by ``(1 - head) ** 8`` within 1/64 of
     the crop's side) — as matting separates foreground and background before compositing.
 
     Args:
         photo: ``(S, S, 3)`` ``uint8`` the aligned crop.
-        matte: ``(S, S)`` ``uint8`` its blend mask, 255 = head.
+        head: ``(S, S)`` ``float32`` 0-1, its blend mask (1 = head).
 
     Returns:
         ``(S, S, 3)`` ``uint8`` the background behind the edge, and ``(S, S)`` ``float32``
-        0-1: how much of the photo to replace by it, ``1 - matte`` from a matte of
+        0-1: how much of the photo to replace by it, ``1 - head`` from a matte of
         :data:`_BEHIND_FROM` on, falling to 0 where the matte is 0 (the frame outside the
         head keeps its own pixels) and over the crop's border fade.
     """
-    head = matte.astype(np.float32) * np.float32(1.0 / 255.0)
     outside = 1.0 - head
     weights = cv2.pow(outside, 8)
-    window = (2 * max(1, matte.shape[0] // 64) + 1,) * 2
+    window = (2 * max(1, head.shape[0] // 64) + 1,) * 2
     total = cv2.boxFilter(
         cv2.multiply(photo.astype(np.float32), cv2.merge([weights] * 3)), -1, window
     )
@@ -356,7 +355,7 @@ def behind_the_edge(photo: np.ndarray, matte: np.ndarray) -> tuple[np.ndarray, n
     # The matte's fade at the crop's border is not the head's edge: the photo there goes on
     # past the square (a neck, a collar), and its background estimate drew a line across
     # the neck in the colour of the tie below.
-    fade = _border_fade(matte.shape[0])
+    fade = _border_fade(head.shape[0])
     return background, cover * (fade * fade) ** 2
 
 
