@@ -161,6 +161,27 @@ def test_a_neck_lit_like_the_cheeks_below_its_shadow_is_the_neck_a_tie_knot_is_n
     assert np.abs(shown[knot].astype(int) - frame[knot]).mean() < 3.0
 
 
+def test_the_square_s_bottom_edge_over_the_neck_is_painted_as_the_neck(long_neck) -> None:
+    """The matte fades out over the square's border, which is not the head's edge: the photo
+    goes on past it. Laid over a background estimated there (as the head's soft edge is,
+    :func:`pipeline.matte.behind_the_edge`), the fade drew a line across the neck in the
+    photo's colours (on the shared clip 3, the red of the tie below)."""
+    frame, crop, _ = long_neck
+    size, fade = crop.size, fade_width(crop.size)
+    bottom = np.zeros((size, size), np.uint8)
+    jaw = crop.landmarks[JAW]
+    bottom[size - fade :, round(jaw[6, 0]) : round(jaw[10, 0])] = 255
+    edge = cv2.warpAffine(
+        bottom, crop.matrix, frame.shape[1::-1], flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP
+    ).astype(bool)
+    assert edge.sum() > 100
+    face = Face(0, np.zeros(4, np.float32), crop.landmarks)
+    shown = Compositor("head").process(frame, [crop], _grey(crop), [face])
+    # Grey as the neck below it (chroma 3.5): the edge 3.0, and 6.5 with the fade laid over
+    # the background (the photo there 20.7).
+    assert _chroma(shown[edge]) < 4.5
+
+
 def test_without_the_head_matte_the_neck_stays_the_photos(long_neck) -> None:
     frame, crop, regions = long_neck
     face = Face(0, np.zeros(4, np.float32), crop.landmarks)
